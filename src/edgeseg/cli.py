@@ -1,0 +1,125 @@
+"""The ``edgeseg`` command line: a thin Typer layer over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from edgeseg.io import atomic_write_text
+
+app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")):
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_time=False, show_path=False)], force=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def metrics_table(title: str, rows: dict[str, dict]) -> Table:
+    """Rows of {name: SegmentationMetrics.to_dict()} as a rich table."""
+    table = Table(title=title)
+    for col in ("", "pixel acc", "mIoU", "fg IoU", "IoU pet", "IoU bg", "IoU border"):
+        table.add_column(col, justify="right" if col else "left")
+    for name, m in rows.items():
+        iou = m["iou"]
+        table.add_row(name, *(f"{v:.4f}" for v in (m["pixel_accuracy"], m["mean_iou"], m["foreground_iou"],
+                                                   iou["pet"], iou["background"], iou["border"])))
+    return table
+
+
+def _print_json_or_table(obj: dict, table: Table, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(obj, indent=2))
+    else:
+        console.print(table)
+
+
+@app.command()
+def train(
+    model: str = typer.Option("unet_mobilenetv2", help="Model name (see edgeseg.trainer.models.MODELS)."),
+    data: str = typer.Option("oxford_iiit_pet", help="'oxford_iiit_pet' (tfds) or a dataset folder."),
+    out: Path = typer.Option(Path("runs/unet_mobilenetv2"), help="Run folder."),
+    epochs: int = typer.Option(20, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    img_size: int = typer.Option(128, min=32, help="Square input side, a multiple of 32."),
+    encoder_weights: str = typer.Option("imagenet", help="'imagenet', 'none' or a .weights.h5 path."),
+    alpha: float = typer.Option(1.0, help="Encoder width multiplier."),
+    fine_tune: int = typer.Option(0, min=0, help="Unfreeze the top N encoder blocks."),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9),
+    learning_rate: float = typer.Option(1e-3, "--lr"),
+    lr_schedule: str = typer.Option("constant", help="constant or cosine."),
+    class_weights: str = typer.Option("none", help="none, balanced, or weights like 2,1,2 (pet,bg,border)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment"),
+    early_stopping: int = typer.Option(5, min=0, help="Patience in epochs; 0 disables."),
+    mixed_precision: bool = typer.Option(False, "--mixed-precision"),
+    strategy: str = typer.Option("auto", help="auto, default, mirrored or multiworker (TF_CONFIG)."),
+    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5),
+    seed: int = 0,
+    limit: Optional[int] = typer.Option(None, help="At most this many images per split."),
+    data_dir: Optional[str] = typer.Option(None, help="tfds data_dir."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run in --out."),
+):
+    """Train a segmentation model; run the same command again to resume an interrupted run."""
+    from edgeseg.trainer.data import DataError
+    from edgeseg.trainer.train import TrainConfig, train as run_training
+
+    config = TrainConfig(
+        model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
+        encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, class_weights=class_weights, augment=augment,
+        early_stopping=early_stopping, mixed_precision=mixed_precision, strategy=strategy,
+        val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
+    )
+    try:
+        report = run_training(config)
+    except (DataError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        raise fail(str(exc))
+    console.print(metrics_table(f"{model}: test split", {"best model": report.test_metrics.to_dict()}))
+    skipped = sum(len(d["skipped"]) for d in report.data.values())
+    console.print(f"{report.epochs_run} epochs in {report.wall_time_s:.0f} s "
+                  f"({report.train_images_per_s:.1f} images/s); {skipped} unreadable images skipped; "
+                  f"run folder: {report.run_dir}")
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="A .keras model or a run folder."),
+    data: str = typer.Option(..., help="'oxford_iiit_pet' or a dataset folder."),
+    split: str = typer.Option("test", help="train, val or test."),
+    limit: Optional[int] = typer.Option(None, help="At most this many images."),
+    out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Pixel accuracy, per-class IoU, mIoU and foreground IoU of a Keras model."""
+    from edgeseg.trainer.data import DataError
+    from edgeseg.trainer.evaluate import evaluate as run_eval
+
+    try:
+        report = run_eval(model, data, split, limit, progress=not as_json)
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc))
+    result = report.to_dict()
+    if out:
+        atomic_write_text(out, json.dumps(result, indent=2))
+    _print_json_or_table(result, metrics_table(f"{model} on {data} ({split}, {report.images} images)",
+                                                {model.name: result["metrics"]}), as_json)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Training stack (needs the `train` extra: pip install "edgeseg[train]")."""

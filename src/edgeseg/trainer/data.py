@@ -1,0 +1,311 @@
+"""Datasets for training and evaluation: tfds ``oxford_iiit_pet`` and local folders.
+
+Every source yields RGB uint8 images and 0-based masks (0 = pet, 1 = background, 2 = border).
+Local folders are read once, validated (mask values, sizes), resized and held in memory; the tf.data
+pipeline then shuffles, augments (identical geometry for image and mask), batches and prefetches.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("edgeseg")
+
+TFDS_NAME = "oxford_iiit_pet"
+TFDS_HOST = ("thor.robots.ox.ac.uk", 443)  # where tfds downloads oxford_iiit_pet 4.0.0 from
+OXFORD_TRIMAP_VALUES = (1, 2, 3)  # pet, background, border; shifted to 0, 1, 2
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used: missing, empty, or with a bad mask (the message names the file)."""
+
+
+@dataclass
+class SegmentationData:
+    """Images and masks of one split, resized to ``size`` and held in memory."""
+
+    images: np.ndarray  # (N, size, size, 3) uint8 RGB
+    masks: np.ndarray  # (N, size, size) uint8, 0-based classes
+    names: list[str]
+    source: str
+    split: str
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def summary(self) -> dict:
+        return {"source": self.source, "split": self.split, "images": len(self), "skipped": self.skipped}
+
+
+def detect_layout(root: Path) -> str:
+    """'oxford' (images/ + annotations/trimaps/) or 'masks' (images/ + masks/)."""
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist")
+    if (root / "images").is_dir() and (root / "annotations" / "trimaps").is_dir():
+        return "oxford"
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return "masks"
+    raise DataError(
+        f"{root} is not a dataset folder: expected images/ with annotations/trimaps/ (Oxford-IIIT Pet layout) "
+        "or images/ with masks/ (binary masks of the same file names)"
+    )
+
+
+def _split_names(names: list[str], split: str, val_fraction: float, seed: int) -> list[str]:
+    """Deterministic train/val split of a trainval list (val = the last ``val_fraction`` of a shuffle)."""
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_val = int(round(len(names) * val_fraction))
+    keep = order[len(names) - n_val:] if split == "val" else order[: len(names) - n_val]
+    return [names[i] for i in sorted(keep)]
+
+
+def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
+    list_file = root / "annotations" / ("test.txt" if split == "test" else "trainval.txt")
+    if not list_file.is_file():
+        raise DataError(f"{list_file} not found: the Oxford-IIIT Pet layout needs annotations/trainval.txt and test.txt")
+    names = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if split != "test":
+        names = _split_names(names, split, val_fraction, seed)
+    return [(n, root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
+
+
+def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
+    masks = {p.stem: p for p in (root / "masks").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    images = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    pairs = []
+    for image in images:
+        if image.stem not in masks:
+            raise DataError(f"no mask for {image}: expected {root / 'masks' / image.stem}.png")
+        pairs.append((image.stem, image, masks[image.stem]))
+    # No official split: test = 10%, then val = val_fraction of the rest, both fixed by the seed.
+    names = [p[0] for p in pairs]
+    test = set(_split_names(names, "val", 0.1, seed))
+    if split == "test":
+        return [p for p in pairs if p[0] in test]
+    rest = [p for p in pairs if p[0] not in test]
+    kept = set(_split_names([p[0] for p in rest], split, val_fraction, seed))
+    return [p for p in rest if p[0] in kept]
+
+
+def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
+    if mask.ndim == 3:
+        if not np.all(mask == mask[..., :1]):
+            raise DataError(f"mask {path} has {mask.shape[2]} differing channels; expected a single-channel label image")
+        mask = mask[..., 0]
+    values = np.unique(mask)
+    if layout == "oxford":
+        if not set(values.tolist()) <= set(OXFORD_TRIMAP_VALUES):
+            raise DataError(f"trimap {path} has values {values.tolist()}; expected 1 (pet), 2 (background), 3 (border)")
+        return (mask - 1).astype(np.uint8)
+    if set(values.tolist()) <= {0, 1}:
+        fg = mask == 1
+    elif set(values.tolist()) <= {0, 255}:
+        fg = mask == 255
+    else:
+        raise DataError(f"mask {path} has values {values[:8].tolist()}; expected a binary mask of 0/1 or 0/255")
+    return np.where(fg, 0, 1).astype(np.uint8)  # foreground -> pet, rest -> background
+
+
+def _read_pair(pair, layout: str, size: int):
+    name, image_path, mask_path = pair
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    if image is None:
+        return name, None, None
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise DataError(f"mask {mask_path} for image {image_path} is missing or unreadable")
+    if mask.shape[:2] != image.shape[:2]:
+        raise DataError(
+            f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
+            f"{image.shape[1]}x{image.shape[0]}; they must match"
+        )
+    mask = _convert_mask(mask, layout, mask_path)
+    image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return name, image, resize_mask(mask, size)
+
+
+def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize a label mask with nearest neighbour, so no label appears that was not there."""
+    w, h = (size, size) if isinstance(size, int) else size
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def load_folder(
+    root: str | Path, split: str, size: int, val_fraction: float = 0.1, seed: int = 0,
+    limit: int | None = None, progress: bool = True,
+) -> SegmentationData:
+    """Read one split of a local dataset folder into memory, resized to ``size`` x ``size``.
+
+    Unreadable images are skipped with a warning (and listed in ``skipped``); a bad or missing mask is a
+    :class:`DataError` naming the file.
+    """
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {SPLITS}, received {split!r}")
+    root = Path(root)
+    layout = detect_layout(root)
+    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
+    if limit:
+        pairs = pairs[:limit]
+    if not pairs:
+        raise DataError(f"{root} has no images in its {split} split")
+    images, masks, names, skipped = [], [], [], []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = pool.map(lambda p: _read_pair(p, layout, size), pairs)
+        if progress:
+            from rich.progress import track
+
+            results = track(results, total=len(pairs), description=f"Reading {split} ({len(pairs)} images)")
+        for name, image, mask in results:
+            if image is None:
+                log.warning("skipping unreadable image %s", root / "images" / name)
+                skipped.append(name)
+                continue
+            names.append(name)
+            images.append(image)
+            masks.append(mask)
+    if not names:
+        raise DataError(f"none of the {len(pairs)} images in {root} ({split}) could be read")
+    return SegmentationData(np.stack(images), np.stack(masks), names, str(root), split, skipped)
+
+
+def _tfds_split(split: str, val_fraction: float) -> str:
+    cut = int(round(100 * (1 - val_fraction)))
+    return {"train": f"train[:{cut}%]", "val": f"train[{cut}%:]", "test": "test"}[split]
+
+
+def _can_reach(host: tuple[str, int], timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(host, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_tfds(
+    split: str, size: int, data_dir: str | None = None, val_fraction: float = 0.1,
+    limit: int | None = None, progress: bool = True,
+):
+    """Oxford-IIIT Pet from tensorflow-datasets (downloads on first use), as :class:`SegmentationData`.
+
+    Fails within seconds, not minutes of retries, when the dataset is not prepared and its host cannot
+    be reached.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
+    if not builder.is_prepared():
+        if not _can_reach(TFDS_HOST):
+            raise DataError(
+                f"tfds dataset {TFDS_NAME} is not downloaded and {TFDS_HOST[0]} cannot be reached (offline?). "
+                "Point --data at a local copy in the Oxford-IIIT Pet layout (images/, annotations/trimaps/, "
+                "annotations/trainval.txt, annotations/test.txt) or at a folder with images/ and masks/."
+            )
+        builder.download_and_prepare()
+    ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
+    if limit:
+        ds = ds.take(limit)
+    images, masks, names = [], [], []
+    items = tfds.as_numpy(ds)
+    if progress:
+        from rich.progress import track
+
+        items = track(items, description=f"Reading {TFDS_NAME} {split}")
+    for item in items:
+        image = cv2.resize(item["image"], (size, size), interpolation=cv2.INTER_AREA)
+        images.append(image)
+        masks.append(resize_mask(item["segmentation_mask"][..., 0] - 1, size))
+        names.append(item["file_name"].decode())
+    if not names:
+        raise DataError(f"tfds {TFDS_NAME} split {split} is empty")
+    return SegmentationData(np.stack(images), np.stack(masks), names, f"tfds:{TFDS_NAME}", split)
+
+
+def load_split(source: str, split: str, size: int, **kwargs) -> SegmentationData:
+    """Load ``split`` of ``source``: 'oxford_iiit_pet' (tfds) or a local folder path."""
+    if source == TFDS_NAME:
+        return load_tfds(split, size, **kwargs)
+    if not Path(source).exists():
+        raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
+    return load_folder(source, split, size, **kwargs)
+
+
+def class_frequencies(masks: np.ndarray, num_classes: int = 3) -> np.ndarray:
+    """Fraction of pixels of each class."""
+    counts = np.bincount(masks.reshape(-1), minlength=num_classes)[:num_classes]
+    return counts / max(counts.sum(), 1)
+
+
+def balanced_class_weights(masks: np.ndarray, num_classes: int = 3) -> np.ndarray:
+    """Median-frequency balancing: weight_c = median(freq) / freq_c (absent classes get weight 0)."""
+    freq = class_frequencies(masks, num_classes)
+    present = freq > 0
+    weights = np.zeros(num_classes)
+    weights[present] = np.median(freq[present]) / freq[present]
+    return weights
+
+
+def make_dataset(
+    data: SegmentationData,
+    img_size: int,
+    batch_size: int,
+    training: bool,
+    augment: bool = True,
+    class_weights: np.ndarray | None = None,
+    seed: int = 0,
+):
+    """tf.data pipeline over in-memory data: shuffle, augment, batch, prefetch.
+
+    Training data should be stored larger than ``img_size`` (see :func:`cache_size`): augmentation takes
+    a random square crop of 64-100% of the area and resizes it to ``img_size`` (bilinear image, nearest
+    mask), flips horizontally and jitters brightness, contrast and saturation. Evaluation data is passed
+    through at ``img_size``. Yields ``(image float32 0-255, mask int32[, per-pixel weight])``.
+    """
+    import tensorflow as tf
+
+    stored = data.images.shape[1]
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.masks))
+    if training:
+        ds = ds.shuffle(min(len(data), 4096), seed=seed, reshuffle_each_iteration=True)
+
+    def prepare(image, mask):
+        if training and augment:
+            image, mask = _augment(tf, image, mask, stored, img_size)
+        elif stored != img_size:
+            image = tf.image.resize(image, (img_size, img_size), method="area")
+            mask = tf.image.resize(mask[..., None], (img_size, img_size), method="nearest")[..., 0]
+        image = tf.cast(image, tf.float32)
+        mask = tf.cast(mask, tf.int32)
+        if class_weights is not None:
+            return image, mask, tf.gather(tf.constant(class_weights, tf.float32), mask)
+        return image, mask
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def cache_size(img_size: int) -> int:
+    """Side at which training images are held, so random crops keep detail: 1.25 x ``img_size``."""
+    return int(round(img_size * 1.25))
+
+
+def _augment(tf, image, mask, stored: int, img_size: int):
+    crop = tf.random.uniform([], int(stored * 0.8), stored + 1, dtype=tf.int32)
+    stacked = tf.concat([image, mask[..., None]], axis=-1)
+    stacked = tf.image.random_crop(stacked, tf.stack([crop, crop, 4]))
+    stacked = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(stacked), lambda: stacked)
+    image = tf.image.resize(tf.cast(stacked[..., :3], tf.float32), (img_size, img_size), method="bilinear")
+    mask = tf.image.resize(stacked[..., 3:], (img_size, img_size), method="nearest")[..., 0]
+    image = tf.image.random_brightness(image, 25.0)
+    image = tf.image.random_contrast(image, 0.8, 1.2)
+    image = tf.image.random_saturation(image, 0.8, 1.2)
+    return tf.clip_by_value(image, 0.0, 255.0), mask

@@ -1,0 +1,307 @@
+"""Training: ``edgeseg train`` as a library call returning a :class:`TrainReport`.
+
+A run folder holds everything a run produces: ``model.keras`` (best validation loss), ``metrics.json``,
+``run.json`` (settings, versions, data summary), ``history.csv``, TensorBoard logs, ``curves.png`` and
+``predictions.png``. Running the same command again after an interruption resumes from ``backup/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg import __version__
+from edgeseg.io import atomic_write_text
+from edgeseg.trainer import data as data_mod
+from edgeseg.trainer.metrics import CLASS_NAMES, FOREGROUND_CLASSES, SegmentationMetrics
+
+log = logging.getLogger("edgeseg")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (all recorded in run.json)."""
+
+    model: str = "unet_mobilenetv2"
+    data: str = "oxford_iiit_pet"
+    out: str = "runs/unet_mobilenetv2"
+    epochs: int = 20
+    batch_size: int = 32
+    img_size: int = 128
+    encoder_weights: str = "imagenet"
+    alpha: float = 1.0
+    fine_tune: int = 0
+    dropout: float = 0.0
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine"
+    class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
+    augment: bool = True
+    early_stopping: int = 5  # patience in epochs, 0 disables
+    mixed_precision: bool = False
+    strategy: str = "auto"  # auto, default, mirrored, multiworker
+    val_fraction: float = 0.1
+    seed: int = 0
+    limit: int | None = None  # use at most this many images per split (quick runs)
+    data_dir: str | None = None  # tfds data_dir
+    overwrite: bool = False
+
+
+@dataclass
+class TrainReport:
+    """What a run produced and how well the best model does on the test split."""
+
+    run_dir: str
+    model_path: str
+    epochs_run: int
+    resumed_from_epoch: int
+    wall_time_s: float
+    train_images_per_s: float
+    test_metrics: SegmentationMetrics
+    data: dict
+    history: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["test_metrics"] = self.test_metrics.to_dict()
+        return d
+
+
+def choose_strategy(name: str):
+    """``tf.distribute`` strategy: multi-worker when TF_CONFIG names several workers, mirrored over
+    several GPUs, else the default (one device, the GPU when there is one)."""
+    import tensorflow as tf
+
+    if name == "auto":
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+        if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+            name = "multiworker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"strategy must be auto, default, mirrored or multiworker, received {name!r}")
+
+
+def _is_chief() -> bool:
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type", "worker") in ("chief", "worker") and task.get("index", 0) == 0
+
+
+def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3) -> np.ndarray | None:
+    if spec == "none":
+        return None
+    if spec == "balanced":
+        return data_mod.balanced_class_weights(train_masks, num_classes)
+    try:
+        weights = np.array([float(w) for w in spec.split(",")])
+    except ValueError:
+        weights = np.array([])
+    if weights.shape != (num_classes,) or np.any(weights < 0):
+        raise ValueError(
+            f"class weights must be 'none', 'balanced' or {num_classes} non-negative numbers like 2,1,2; received {spec!r}"
+        )
+    return weights
+
+
+def _callbacks(keras, run: Path, work: Path, config: TrainConfig, best_val_loss: float | None):
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(work / "checkpoints" / "best.keras"), monitor="val_loss", save_best_only=True,
+            initial_value_threshold=best_val_loss,
+        ),
+        keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(work / "logs")),
+    ]
+    if config.early_stopping:
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping, restore_best_weights=False))
+    return cbs
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch history from the CSV log (it spans interrupted and resumed attempts)."""
+    if not path.is_file():
+        return {}
+    rows: dict[int, dict] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row  # a resumed epoch overwrites its interrupted attempt
+    keys = [k for k in (next(iter(rows.values())) if rows else {}) if k != "epoch"]
+    return {"epoch": sorted(rows), **{k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}}
+
+
+def _compile(keras, model, config: TrainConfig, steps_per_epoch: int):
+    lr = config.learning_rate
+    if config.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, config.epochs * steps_per_epoch))
+    elif config.lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', received {config.lr_schedule!r}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.MeanIoU(num_classes=len(CLASS_NAMES), sparse_y_pred=False, name="miou"),
+        ],
+    )
+
+
+def train(config: TrainConfig, progress: bool = True) -> TrainReport:
+    """Train ``config.model`` on ``config.data`` and write the run folder ``config.out``."""
+    run = Path(config.out)
+    if (run / "model.keras").exists() and not (run / "backup").exists() and not config.overwrite:
+        raise FileExistsError(f"{run} already holds a finished run; choose another --out or pass --overwrite")
+    if config.overwrite and run.exists():
+        shutil.rmtree(run)
+
+    # Read and validate the data before TensorFlow starts: bad data fails fast, with the file named.
+    load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress)
+    if config.data == data_mod.TFDS_NAME:
+        load["data_dir"] = config.data_dir
+    train_data = data_mod.load_split(
+        config.data, "train", data_mod.cache_size(config.img_size) if config.augment else config.img_size, **load)
+    val_data = data_mod.load_split(config.data, "val", config.img_size, **load)
+    test_data = data_mod.load_split(config.data, "test", config.img_size, **load)
+    class_weights = parse_class_weights(config.class_weights, train_data.masks)
+    if len(train_data) < config.batch_size:
+        raise data_mod.DataError(
+            f"{config.data} has {len(train_data)} training images, fewer than one batch of {config.batch_size}")
+
+    import keras
+    import tensorflow as tf
+
+    from edgeseg.trainer.models import build_model
+
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = choose_strategy(config.strategy)
+    chief = _is_chief()
+    # Non-chief workers of a multi-worker run write their copies to a scratch folder.
+    work = run if chief else Path(tempfile.mkdtemp(prefix="edgeseg-worker-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    steps = len(train_data) // config.batch_size
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = data_mod.make_dataset(
+        train_data, config.img_size, config.batch_size, True, config.augment, class_weights, config.seed
+    ).with_options(options)
+    val_ds = data_mod.make_dataset(val_data, config.img_size, config.batch_size, False).with_options(options)
+
+    with strategy.scope():
+        model = build_model(
+            config.model, config.img_size, len(CLASS_NAMES), config.encoder_weights,
+            config.fine_tune, config.alpha, config.dropout,
+        )
+        _compile(keras, model, config, steps)
+
+    history_path = work / "history.csv"
+    previous = read_history(history_path)
+    resumed_from = len(previous.get("epoch", []))
+    best = min(previous["val_loss"]) if previous.get("val_loss") else None
+    _write_run_json(run, config, strategy, [train_data, val_data, test_data], class_weights, chief)
+
+    start = time.perf_counter()
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=config.epochs,
+        callbacks=_callbacks(keras, run, work, config, best),
+        verbose=(1 if progress else 0) if chief else 0,
+    )
+    wall = time.perf_counter() - start
+    history = read_history(history_path)
+    epochs_now = len(history.get("epoch", [])) - resumed_from
+
+    best_path = work / "checkpoints" / "best.keras"
+    if best_path.exists():
+        model = keras.models.load_model(best_path)
+    test_metrics = evaluate_model(model, test_data, config.batch_size)
+    report = TrainReport(
+        run_dir=str(run), model_path=str(run / "model.keras"),
+        epochs_run=len(history.get("epoch", [])), resumed_from_epoch=resumed_from, wall_time_s=round(wall, 1),
+        train_images_per_s=round(epochs_now * steps * config.batch_size / wall, 2) if wall and epochs_now else 0.0,
+        test_metrics=test_metrics,
+        data={"train": train_data.summary(), "val": val_data.summary(), "test": test_data.summary()},
+        history=history,
+    )
+    if not chief:
+        shutil.rmtree(work, ignore_errors=True)
+        return report
+
+    _save_model_atomic(model, run / "model.keras")
+    atomic_write_text(run / "metrics.json", json.dumps(report.to_dict(), indent=2))
+    from edgeseg.trainer.plots import plot_curves, plot_predictions
+
+    plot_curves(history, run / "curves.png")
+    images, masks = test_data.images[:6], test_data.masks[:6]
+    plot_predictions(images, masks, predict_labels(model, images), predict_probs(model, images), run / "predictions.png")
+    return report
+
+
+def _save_model_atomic(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _write_run_json(run: Path, config: TrainConfig, strategy, splits, class_weights, chief: bool) -> None:
+    if not chief:
+        return
+    import keras
+    import tensorflow as tf
+
+    info = {
+        "config": asdict(config),
+        "edgeseg_version": __version__,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "device": {"platform": platform.platform(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                   "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync},
+        "classes": list(CLASS_NAMES),
+        "foreground_classes": list(FOREGROUND_CLASSES),
+        "class_weights": None if class_weights is None else [float(w) for w in class_weights],
+        "data": {d.split: d.summary() for d in splits},
+    }
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run / "run.json", json.dumps(info, indent=2))
+
+
+def predict_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (N, H, W, C) of a Keras model on uint8 RGB images."""
+    import tensorflow as tf
+
+    logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return tf.nn.softmax(logits.astype(np.float32), axis=-1).numpy()
+
+
+def predict_labels(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return np.argmax(logits, axis=-1).astype(np.uint8)
+
+
+def evaluate_model(model, data: data_mod.SegmentationData, batch_size: int = 32) -> SegmentationMetrics:
+    """Test metrics of a Keras model on in-memory data at the model's input size."""
+    from edgeseg.trainer.metrics import confusion_matrix, metrics_from_confusion
+
+    cm = np.zeros((len(CLASS_NAMES),) * 2, np.int64)
+    for i in range(0, len(data), 256):
+        cm += confusion_matrix(data.masks[i:i + 256], predict_labels(model, data.images[i:i + 256], batch_size),
+                               len(CLASS_NAMES))
+    return metrics_from_confusion(cm)
