@@ -17,7 +17,7 @@ from edgeseg.io import atomic_write_text
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # no hard wraps inside file names
 
 
 @app.callback()

@@ -254,8 +254,7 @@ def conv_deconv(input_size: int = 128, num_classes: int = 3) -> keras.Model:
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
     for i, f in enumerate((16, 32, 64)):
         x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}")(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv4")(x)
-    for i, f in enumerate((32, 16)):
+    for i, f in enumerate((52, 16)):
         x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name=f"deconv{i + 1}")(x)
     logits = layers.Conv2DTranspose(num_classes, 3, strides=2, padding="same", name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="conv_deconv")
@@ -274,6 +273,18 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
 PRETRAINED_ENCODER = {"unet_mobilenetv2", "unet_mobilenetv2_edge", "unet_mobilenetv3_small", "unet_mobilenetv3_large"}
 
 
+def check_model_name(name: str) -> None:
+    """Raise ValueError with the choices (and the closest one) for a name not in :data:`MODELS`."""
+    if name not in MODELS:
+        import difflib
+
+        hint = difflib.get_close_matches(name, MODELS, n=1)
+        raise ValueError(
+            f"unknown model {name!r}; choose one of {', '.join(MODELS)}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+
+
 def build_model(
     name: str,
     input_size: int = 128,
@@ -284,14 +295,7 @@ def build_model(
     dropout: float = 0.0,
 ) -> keras.Model:
     """Build a model from :data:`MODELS` by name; encoder options are ignored by encoder-less models."""
-    if name not in MODELS:
-        import difflib
-
-        hint = difflib.get_close_matches(name, MODELS, n=1)
-        raise ValueError(
-            f"unknown model {name!r}; choose one of {', '.join(MODELS)}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        )
+    check_model_name(name)
     if name in PRETRAINED_ENCODER:
         return MODELS[name](
             input_size=input_size, num_classes=num_classes, encoder_weights=encoder_weights,

@@ -93,9 +93,7 @@ def choose_strategy(name: str):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise ValueError(f"strategy must be auto, default, mirrored or multiworker, received {name!r}")
+    return tf.distribute.get_strategy()
 
 
 def _is_chief() -> bool:
@@ -117,6 +115,19 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
             f"class weights must be 'none', 'balanced' or {num_classes} non-negative numbers like 2,1,2; received {spec!r}"
         )
     return weights
+
+
+def _validate(config: TrainConfig) -> None:
+    """Reject bad settings before any data is read."""
+    from edgeseg.trainer.models import check_model_name
+
+    check_model_name(config.model)
+    if config.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', received {config.lr_schedule!r}")
+    if config.strategy not in ("auto", "default", "mirrored", "multiworker"):
+        raise ValueError(f"strategy must be auto, default, mirrored or multiworker, received {config.strategy!r}")
+    if config.class_weights not in ("none", "balanced"):
+        parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
 
 
 def _callbacks(keras, run: Path, work: Path, config: TrainConfig, best_val_loss: float | None):
@@ -151,8 +162,6 @@ def _compile(keras, model, config: TrainConfig, steps_per_epoch: int):
     lr = config.learning_rate
     if config.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, config.epochs * steps_per_epoch))
-    elif config.lr_schedule != "constant":
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', received {config.lr_schedule!r}")
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -165,11 +174,12 @@ def _compile(keras, model, config: TrainConfig, steps_per_epoch: int):
 
 def train(config: TrainConfig, progress: bool = True) -> TrainReport:
     """Train ``config.model`` on ``config.data`` and write the run folder ``config.out``."""
+    _validate(config)
     run = Path(config.out)
     if (run / "model.keras").exists() and not (run / "backup").exists() and not config.overwrite:
         raise FileExistsError(f"{run} already holds a finished run; choose another --out or pass --overwrite")
-    if config.overwrite and run.exists():
-        shutil.rmtree(run)
+    if config.overwrite and _is_chief():
+        shutil.rmtree(run, ignore_errors=True)
 
     # Read and validate the data before TensorFlow starts: bad data fails fast, with the file named.
     load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress)
@@ -212,6 +222,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
             config.fine_tune, config.alpha, config.dropout,
         )
         _compile(keras, model, config, steps)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _multiworker_workarounds(tf, model, next(iter(train_ds)))
 
     history_path = work / "history.csv"
     previous = read_history(history_path)
@@ -253,6 +265,21 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
     images, masks = test_data.images[:6], test_data.masks[:6]
     plot_predictions(images, masks, predict_labels(model, images), predict_probs(model, images), run / "predictions.png")
     return report
+
+
+def _multiworker_workarounds(tf, model, batch) -> None:
+    """Make Keras 3 fit() work under MultiWorkerMirroredStrategy (keras-team/keras#20585), on this instance.
+
+    1. fit() builds the model by reducing a distributed batch, which fails ("Attempt to convert a value
+       (PerReplica...)"): build model, loss and metrics from a local batch instead.
+    2. fit() reduces each step's scalar logs with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
+       rank-0 tensors: return the logs as rank-1 tensors of one element.
+    """
+    model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    for step in ("train_step", "test_step"):
+        original = getattr(model, step)
+        setattr(model, step, lambda data, f=original: {k: tf.reshape(v, [1]) for k, v in f(data).items()})
 
 
 def _save_model_atomic(model, path: Path) -> None:

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny synthetic pet datasets (shapes on noise, with Oxford-style trimaps)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def synthetic_sample(rng: np.random.Generator, size: int = 64):
+    """An RGB noise image with one bright ellipse, and its trimap (1 pet, 2 background, 3 border)."""
+    image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+    fg = np.zeros((size, size), np.uint8)
+    center = tuple(int(c) for c in rng.integers(size // 3, 2 * size // 3, 2))
+    axes = tuple(int(a) for a in rng.integers(size // 6, size // 3, 2))
+    cv2.ellipse(fg, center, axes, float(rng.integers(0, 180)), 0, 360, 1, -1)
+    color = rng.integers(150, 256, 3)
+    image[fg == 1] = color
+    kernel = np.ones((3, 3), np.uint8)
+    border = cv2.dilate(fg, kernel) - cv2.erode(fg, kernel)
+    trimap = np.where(fg == 1, 1, 2).astype(np.uint8)
+    trimap[border == 1] = 3
+    return image, trimap
+
+
+def write_oxford(root: Path, n_trainval: int = 24, n_test: int = 8, size: int = 64, seed: int = 0) -> Path:
+    """Oxford-IIIT Pet layout: images/*.jpg, annotations/trimaps/*.png, trainval.txt, test.txt."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True)
+    names = []
+    for i in range(n_trainval + n_test):
+        image, trimap = synthetic_sample(rng, size)
+        name = f"Pet_{i}"
+        cv2.imwrite(str(root / "images" / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(root / "annotations" / "trimaps" / f"{name}.png"), trimap)
+        names.append(name)
+    for fname, part in (("trainval.txt", names[:n_trainval]), ("test.txt", names[n_trainval:])):
+        (root / "annotations" / fname).write_text("".join(f"{n} 1 1 1\n" for n in part))
+    return root
+
+
+def write_mask_folder(root: Path, n: int = 20, size: int = 64, seed: int = 0, scale: int = 255) -> Path:
+    """images/ + masks/ layout with binary masks (0/255 by default)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    for i in range(n):
+        image, trimap = synthetic_sample(rng, size)
+        cv2.imwrite(str(root / "images" / f"cat_{i}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"cat_{i}.png"), ((trimap != 2) * scale).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def oxford_dir(tmp_path) -> Path:
+    return write_oxford(tmp_path / "pets")
+
+
+@pytest.fixture(scope="session")
+def oxford_session_dir(tmp_path_factory) -> Path:
+    return write_oxford(tmp_path_factory.mktemp("data") / "pets", n_trainval=40, n_test=12)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not (SHARED / "data" / "pets-pseudo").is_dir():
+        pytest.skip("../shared is not present")
+    return SHARED

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeseg.cli import app
+
+pytest.importorskip("keras")
+runner = CliRunner()
+
+
+def test_train_then_evaluate(oxford_session_dir, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(oxford_session_dir), "--model", "conv_deconv",
+                                 "--img-size", "32", "--batch-size", "8", "--epochs", "1",
+                                 "--encoder-weights", "none", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "pixel acc" in result.output and (out / "model.keras").is_file()
+
+    metrics_json = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--out", str(metrics_json)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(metrics_json.read_text())
+    assert report["images"] == 12 and 0 <= report["metrics"]["mean_iou"] <= 1
+
+    result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--json"])
+    assert json.loads(result.stdout)["metrics"] == report["metrics"]
+
+
+def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "not found" in result.output
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--model", "unet", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "unknown model 'unet'" in result.output
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nope.keras"), "--data", str(oxford_dir)])
+    assert result.exit_code == 1 and "nope.keras not found" in result.output
+    (tmp_path / "bad.keras").write_text("not a model")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "bad.keras"), "--data", str(oxford_dir)])
+    assert result.exit_code == 1 and "is not a Keras model" in result.output
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--class-weights", "x", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "class weights must be" in result.output

@@ -1,0 +1,116 @@
+import cv2
+import numpy as np
+import pytest
+
+from edgeseg.trainer import data as data_mod
+from edgeseg.trainer.data import DataError, load_folder, resize_mask
+from tests.conftest import write_mask_folder
+
+
+def test_resize_mask_keeps_label_set():
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 3, (37, 53)).astype(np.uint8)
+    for size in (16, 128, (40, 20)):
+        out = resize_mask(mask, size)
+        assert set(np.unique(out)) <= {0, 1, 2}
+    # bilinear would invent 1 between 0 and 2; nearest must not
+    step = np.zeros((8, 8), np.uint8)
+    step[:, 4:] = 2
+    assert 1 not in np.unique(resize_mask(step, 13))
+
+
+def test_oxford_folder_loads_splits(oxford_dir):
+    train = load_folder(oxford_dir, "train", 32, val_fraction=0.25, progress=False)
+    val = load_folder(oxford_dir, "val", 32, val_fraction=0.25, progress=False)
+    test = load_folder(oxford_dir, "test", 32, progress=False)
+    assert (len(train), len(val), len(test)) == (18, 6, 8)
+    assert not set(train.names) & set(val.names)
+    assert train.images.shape == (18, 32, 32, 3) and train.images.dtype == np.uint8
+    assert train.masks.shape == (18, 32, 32)
+    assert set(np.unique(train.masks)) == {0, 1, 2}  # shifted from 1, 2, 3
+
+
+def test_mask_folder_binary_masks(tmp_path):
+    root = write_mask_folder(tmp_path / "cats", n=20)
+    train = load_folder(root, "train", 32, val_fraction=0.1, progress=False)
+    test = load_folder(root, "test", 32, progress=False)
+    assert len(test) == 2 and len(train) == 16
+    assert set(np.unique(train.masks)) == {0, 1}
+
+
+def test_unreadable_image_is_skipped_and_counted(oxford_dir, caplog):
+    (oxford_dir / "images" / "Pet_30.jpg").write_bytes(b"garbage")
+    test = load_folder(oxford_dir, "test", 32, progress=False)
+    assert test.skipped == ["Pet_30"] and len(test) == 7
+    assert "Pet_30" in caplog.text
+
+
+def test_bad_mask_values_name_the_file(oxford_dir):
+    path = oxford_dir / "annotations" / "trimaps" / "Pet_25.png"
+    cv2.imwrite(str(path), np.full((64, 64), 7, np.uint8))
+    with pytest.raises(DataError, match=r"Pet_25\.png has values \[7\]"):
+        load_folder(oxford_dir, "test", 32, progress=False)
+
+
+def test_mask_size_mismatch_names_the_file(oxford_dir):
+    cv2.imwrite(str(oxford_dir / "annotations" / "trimaps" / "Pet_26.png"), np.ones((10, 12), np.uint8))
+    with pytest.raises(DataError, match=r"Pet_26\.png is 12x10 but its image .*Pet_26\.jpg is 64x64"):
+        load_folder(oxford_dir, "test", 32, progress=False)
+
+
+def test_missing_and_empty_datasets(tmp_path, oxford_dir):
+    with pytest.raises(DataError, match="does not exist"):
+        load_folder(tmp_path / "nope", "train", 32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="not a dataset folder"):
+        load_folder(tmp_path / "empty", "train", 32)
+    (oxford_dir / "annotations" / "test.txt").write_text("")
+    with pytest.raises(DataError, match="no images in its test split"):
+        load_folder(oxford_dir, "test", 32)
+    with pytest.raises(DataError, match="not found"):
+        data_mod.load_split(str(tmp_path / "nowhere"), "train", 32)
+
+
+def test_binary_mask_with_other_values_is_an_error(tmp_path):
+    root = write_mask_folder(tmp_path / "cats", n=4)
+    cv2.imwrite(str(root / "masks" / "cat_0.png"), np.full((64, 64), 128, np.uint8))
+    with pytest.raises(DataError, match=r"cat_0\.png has values \[128\]"):
+        load_folder(root, "train", 32, val_fraction=0.0, progress=False)
+
+
+def test_tfds_offline_fails_fast(monkeypatch, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class NotPrepared:
+        def is_prepared(self):
+            return False
+
+    monkeypatch.setattr(tfds, "builder", lambda *a, **k: NotPrepared())
+    monkeypatch.setattr(data_mod, "_can_reach", lambda host, timeout=3.0: False)
+    with pytest.raises(DataError, match="Point --data at a local copy"):
+        data_mod.load_tfds("train", 32, data_dir=str(tmp_path))
+
+
+def test_augmentation_moves_image_and_mask_together(oxford_dir):
+    pytest.importorskip("tensorflow")
+    train = load_folder(oxford_dir, "train", data_mod.cache_size(32), progress=False)
+    # Paint each pixel with the colour of its class: after augmentation the dominant channel must still
+    # be the class wherever geometry was applied identically.
+    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    train.images = palette[train.masks]
+    ds = data_mod.make_dataset(train, 32, batch_size=8, training=True, augment=True, seed=1)
+    images, masks = next(iter(ds))
+    assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32)
+    assert set(np.unique(masks.numpy())) <= {0, 1, 2}
+    agreement = np.mean(np.argmax(images.numpy(), -1) == masks.numpy())
+    assert agreement > 0.95
+
+
+def test_class_weights_go_with_pixels(oxford_dir):
+    pytest.importorskip("tensorflow")
+    test = load_folder(oxford_dir, "test", 32, progress=False)
+    weights = data_mod.balanced_class_weights(test.masks)
+    assert weights[1] < weights[0] < weights[2]  # background most common, border rarest
+    ds = data_mod.make_dataset(test, 32, batch_size=4, training=False, class_weights=weights)
+    _, masks, sample_weights = next(iter(ds))
+    np.testing.assert_allclose(sample_weights.numpy(), weights[masks.numpy()], rtol=1e-6)

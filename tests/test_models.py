@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from edgeseg.trainer.models import MOBILENETV2_SKIPS, MODELS, build_model, unet_mobilenetv2  # noqa: E402
+
+
+def test_tutorial_model_shapes_and_skips():
+    model = unet_mobilenetv2(64, encoder_weights="none", alpha=0.35)
+    assert model.input_shape == (None, 64, 64, 3)
+    assert model.output_shape == (None, 64, 64, 3)
+    encoder = model.get_layer("encoder")
+    strides = [64 // encoder.get_layer(n).output.shape[1] for n in MOBILENETV2_SKIPS]
+    assert strides == [2, 4, 8, 16, 32]
+    assert model.get_layer("preprocess") is not None
+    deconvs = [model.get_layer(f"decoder_up{i}_deconv") for i in range(1, 5)]
+    assert [d.filters for d in deconvs] == [512, 256, 128, 64]
+    assert all(not d.use_bias and d.strides == (2, 2) for d in deconvs)
+
+
+def test_encoder_frozen_by_default_and_fine_tune_unfreezes_top_blocks():
+    frozen = unet_mobilenetv2(64, encoder_weights="none", alpha=0.35)
+    assert not frozen.get_layer("encoder").trainable
+    tuned = unet_mobilenetv2(64, encoder_weights="none", alpha=0.35, fine_tune=2)
+    enc = tuned.get_layer("encoder")
+    assert enc.get_layer("block_16_project").trainable and enc.get_layer("block_15_expand").trainable
+    assert not enc.get_layer("block_14_expand").trainable and not enc.get_layer("Conv1").trainable
+
+
+def test_model_takes_uint8_range_input():
+    model = unet_mobilenetv2(64, encoder_weights="none", alpha=0.35)
+    out = model(np.full((1, 64, 64, 3), 255, np.float32))
+    assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_builds(name):
+    model = build_model(name, 64, encoder_weights="none")
+    assert model.output_shape == (None, 64, 64, 3)
+
+
+def test_conv_deconv_is_small():
+    assert 55_000 < build_model("conv_deconv", 128).count_params() < 70_000
+
+
+def test_bad_arguments_say_what_was_expected(tmp_path):
+    with pytest.raises(ValueError, match="did you mean 'unet_mobilenetv2'"):
+        build_model("unet_mobilenet_v2")
+    with pytest.raises(ValueError, match="multiple of 32, received 100"):
+        unet_mobilenetv2(100, encoder_weights="none")
+    with pytest.raises(FileNotFoundError, match="missing.weights.h5"):
+        unet_mobilenetv2(64, encoder_weights=tmp_path / "missing.weights.h5")
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="do not fit MobileNetV2"):
+        unet_mobilenetv2(64, encoder_weights=bad)
+    with pytest.raises(ValueError, match="between 0 and 16"):
+        unet_mobilenetv2(64, encoder_weights="none", fine_tune=17)
+
+
+def test_shared_encoder_weights_load(shared_dir):
+    path = shared_dir / "weights" / "mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5"
+    model = unet_mobilenetv2(128, encoder_weights=path)
+    reference = keras.applications.MobileNetV2((128, 128, 3), include_top=False, weights=None)
+    reference.load_weights(path)
+    for name in ("Conv1", "block_16_project"):
+        got = model.get_layer("encoder").get_layer(name).get_weights()[0]
+        np.testing.assert_array_equal(got, reference.get_layer(name).get_weights()[0])

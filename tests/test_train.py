@@ -1,0 +1,107 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from edgeseg.trainer import train as train_mod  # noqa: E402
+from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
+from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
+from tests.conftest import synthetic_sample  # noqa: E402
+
+
+def tiny_config(data, out, **kw) -> TrainConfig:
+    base = dict(model="conv_deconv", data=str(data), out=str(out), epochs=2, batch_size=8, img_size=32,
+                encoder_weights="none", val_fraction=0.2, early_stopping=0)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    rng = np.random.default_rng(0)
+    pairs = [synthetic_sample(rng, 64) for _ in range(8)]
+    x = np.stack([p[0] for p in pairs]).astype(np.float32)
+    y = np.stack([p[1] for p in pairs]).astype(np.int32) - 1
+    model = unet_mobilenetv2(64, encoder_weights="none", alpha=0.35)
+    train_mod._compile(keras, model, TrainConfig(learning_rate=3e-3), steps_per_epoch=1)
+    # Training-mode loss: BatchNorm's moving averages need far more than 15 steps to settle.
+    losses = model.fit(x, y, epochs=15, batch_size=8, verbose=0).history["loss"]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
+    report = train(tiny_config(oxford_session_dir, tmp_path / "run", class_weights="balanced"), progress=False)
+    run = tmp_path / "run"
+    for name in ("model.keras", "metrics.json", "run.json", "curves.png", "predictions.png", "history.csv"):
+        assert (run / name).is_file(), name
+    assert any((run / "logs").rglob("*tfevents*"))
+    assert report.epochs_run == 2 and report.resumed_from_epoch == 0
+    assert 0.0 <= report.test_metrics.mean_iou <= 1.0
+    info = json.loads((run / "run.json").read_text())
+    assert info["config"]["model"] == "conv_deconv" and info["versions"]["keras"].startswith("3.")
+    assert info["data"]["train"]["images"] == 32 and len(info["class_weights"]) == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["history"]) >= {"loss", "val_loss", "accuracy", "miou", "val_miou"}
+    with pytest.raises(FileExistsError, match="already holds a finished run"):
+        train(tiny_config(oxford_session_dir, run), progress=False)
+
+
+def test_interrupted_run_resumes(oxford_session_dir, tmp_path, monkeypatch):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated kill")
+
+    real = train_mod._callbacks
+    monkeypatch.setattr(train_mod, "_callbacks", lambda *a: real(*a) + [Interrupt()])
+    config = tiny_config(oxford_session_dir, tmp_path / "run", epochs=4)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    assert (tmp_path / "run" / "backup").is_dir() and not (tmp_path / "run" / "model.keras").exists()
+
+    monkeypatch.setattr(train_mod, "_callbacks", real)
+    report = train(config, progress=False)
+    assert report.resumed_from_epoch == 2
+    assert report.history["epoch"] == [0, 1, 2, 3]
+    assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
+
+
+def test_class_weight_parsing():
+    masks = np.array([[0, 1, 1, 1, 2]])
+    assert parse_class_weights("none", masks) is None
+    np.testing.assert_allclose(parse_class_weights("2,1,0.5", masks), [2, 1, 0.5])
+    np.testing.assert_allclose(parse_class_weights("balanced", masks), [1, 1 / 3, 1])
+    with pytest.raises(ValueError, match="3 non-negative numbers"):
+        parse_class_weights("1,2", masks)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_worker_distributed_run(oxford_session_dir, tmp_path):
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                      "task": {"type": "worker", "index": index}}),
+               "CUDA_VISIBLE_DEVICES": "-1"}
+        cmd = [sys.executable, "-m", "edgeseg", "train", "--data", str(oxford_session_dir), "--model", "conv_deconv",
+               "--img-size", "32", "--batch-size", "8", "--epochs", "2", "--encoder-weights", "none",
+               "--early-stopping", "0", "--out", str(tmp_path / "run")]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
+    assert info["device"]["strategy"] in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
+    assert info["device"]["replicas"] == 2
+    assert (tmp_path / "run" / "model.keras").is_file()
