@@ -17,6 +17,8 @@ from edgeseg.io import atomic_write_text
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
+if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
+    console = Console(width=160)
 err = Console(stderr=True, soft_wrap=True)  # no hard wraps inside file names
 
 
@@ -119,6 +121,68 @@ def evaluate(
         atomic_write_text(out, json.dumps(result, indent=2))
     _print_json_or_table(result, metrics_table(f"{model} on {data} ({split}, {report.images} images)",
                                                 {model.name: result["metrics"]}), as_json)
+
+
+def _split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command("export")
+def export_cmd(
+    source: Path = typer.Argument(..., help="A run folder or a .keras model."),
+    int8: bool = typer.Option(False, "--int8", help="Full-integer int8 artifacts (uint8 input)."),
+    fp16: bool = typer.Option(False, "--fp16", help="float16-weight artifacts (TFLite)."),
+    fp32: bool = typer.Option(False, "--fp32", help="fp32 artifacts (the default with no precision flag)."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic-range TFLite (slow on x86; on request only)."),
+    formats: str = typer.Option("tflite,onnx", help="Comma-separated formats: tflite, onnx."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN/export)."),
+    calib_data: Optional[str] = typer.Option(None, help="Dataset, image folder or .npy for int8 calibration."),
+    calib_size: int = typer.Option(300, min=1, help="Calibration images."),
+    eval_data: Optional[str] = typer.Option(None, help="Dataset for the accuracy checks (default: training data)."),
+    eval_size: Optional[int] = typer.Option(None, min=1, help="Evaluation images (default: the whole test split)."),
+    batch_size: int = typer.Option(1, min=1, help="Static batch size of the exported input."),
+    uint8_output: bool = typer.Option(False, "--uint8-output", help="int8 TFLite with uint8 output."),
+    force: bool = typer.Option(False, "--force", help="Quantize even with fewer than 32 calibration images."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+):
+    """Export to TFLite / ONNX and check every artifact against the Keras model; exit 1 if a check fails."""
+    from edgeseg.export.base import ExportError, Precision, ToleranceError
+    from edgeseg.export.exporter import ExportOptions, export_model
+
+    chosen = [p for flag, p in ((fp32, Precision.FP32), (fp16, Precision.FP16), (int8, Precision.INT8),
+                                (dynamic, Precision.DYNAMIC)) if flag] or [Precision.FP32]
+    options = ExportOptions(formats=_split_list(formats), precisions=chosen, out=str(out) if out else None,
+                            calib_data=calib_data, calib_size=calib_size, eval_data=eval_data, eval_size=eval_size,
+                            batch_size=batch_size, uint8_output=uint8_output, force=force)
+    try:
+        report = export_model(source, options, progress=not as_json)
+    except ExportError as exc:
+        raise fail(str(exc))
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        console.print(export_table(report))
+        console.print(f"report: {Path(report.out_dir) / 'export_report.json'}")
+    try:
+        report.raise_for_failures()
+    except ToleranceError as exc:
+        raise fail(str(exc))
+
+
+def export_table(report) -> Table:
+    table = Table(title=f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, "
+                        f"fg IoU {report.keras_foreground_iou:.4f}, {report.eval_images} images)")
+    for col in ("artifact", "MB", "agreement", "max |dp|", "mean |dp|", "mIoU", "dmIoU pts", "fg IoU",
+                "dfg pts", "check"):
+        table.add_column(col, justify="left" if col in ("artifact", "check") else "right")
+    for a in report.artifacts:
+        status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + "; ".join(a.failures)
+        table.add_row(Path(a.path).name or a.name, f"{a.size_mb:.2f}", f"{a.agreement:.4%}",
+                      f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
+                      f"{a.delta_miou_points:+.2f}", f"{a.foreground_iou:.4f}", f"{a.delta_fg_iou_points:+.2f}", status)
+    return table
 
 
 def main() -> None:

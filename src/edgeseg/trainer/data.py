@@ -175,7 +175,7 @@ def load_folder(
             masks.append(mask)
     if not names:
         raise DataError(f"none of the {len(pairs)} images in {root} ({split}) could be read")
-    return SegmentationData(np.stack(images), np.stack(masks), names, str(root), split, skipped)
+    return SegmentationData(np.stack(images), np.stack(masks), names, str(root.resolve()), split, skipped)
 
 
 def _tfds_split(split: str, val_fraction: float) -> str:

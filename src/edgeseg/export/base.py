@@ -1,0 +1,131 @@
+"""Shared export types: the format table (single source of truth), precisions, gates and reports."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"  # float16 weights
+    INT8 = "int8"  # full-integer: int8 weights and activations, uint8 input
+    DYNAMIC = "dynamic"  # dynamic-range (int8 weights, float activations): only on explicit request
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    suffix: str
+    precisions: tuple[Precision, ...]
+    backend: str  # the runtime backend that runs it
+
+
+FORMATS: dict[str, Format] = {
+    "tflite": Format("tflite", ".tflite", (Precision.FP32, Precision.FP16, Precision.INT8, Precision.DYNAMIC), "litert"),
+    "onnx": Format("onnx", ".onnx", (Precision.FP32, Precision.INT8), "onnxruntime"),
+}
+
+
+class ExportError(ValueError):
+    """Bad export input: a missing model, unusable data, an unwritable folder, an unknown format."""
+
+
+class ToleranceError(RuntimeError):
+    """One or more artifacts failed their accuracy gate (the message lists every failure)."""
+
+
+class ShapeMismatchError(ExportError):
+    """Data whose shape does not fit the model."""
+
+
+def get_format(name: str) -> Format:
+    """Look a format up by name, with a did-you-mean for typos."""
+    if name in FORMATS:
+        return FORMATS[name]
+    hint = difflib.get_close_matches(name, FORMATS, n=1)
+    raise ExportError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}"
+                      + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+
+
+@dataclass
+class Gates:
+    """Accuracy gates per precision. Agreement is the fraction of pixels whose argmax equals Keras's;
+    mIoU deltas are in points (percentage points) against the Keras model on the same data."""
+
+    fp32_min_agreement: float = 0.999
+    fp32_max_abs_prob: float = 1e-3
+    fp16_min_delta_miou: float = -0.2
+    int8_min_delta_miou: float = -1.0
+    int8_min_agreement: float = 0.97
+
+    def check(self, precision: Precision, agreement: float, max_abs_prob: float, delta_miou: float) -> list[str]:
+        """Failure messages of one artifact (empty when it passes)."""
+        failures = []
+        if precision is Precision.FP32:
+            if agreement < self.fp32_min_agreement:
+                failures.append(f"agreement {agreement:.4%} < {self.fp32_min_agreement:.2%}")
+            if max_abs_prob > self.fp32_max_abs_prob:
+                failures.append(f"max |dprob| {max_abs_prob:.2e} > {self.fp32_max_abs_prob:.0e}")
+        elif precision is Precision.FP16:
+            if delta_miou < self.fp16_min_delta_miou:
+                failures.append(f"delta mIoU {delta_miou:+.2f} points < {self.fp16_min_delta_miou:+.2f}")
+        else:
+            if delta_miou < self.int8_min_delta_miou:
+                failures.append(f"delta mIoU {delta_miou:+.2f} points < {self.int8_min_delta_miou:+.2f}")
+            if agreement < self.int8_min_agreement:
+                failures.append(f"agreement {agreement:.2%} < {self.int8_min_agreement:.0%}")
+        return failures
+
+
+@dataclass
+class ArtifactReport:
+    """One exported file and how it compares with the Keras model."""
+
+    format: str
+    precision: str
+    path: str
+    size_mb: float = 0.0
+    agreement: float = float("nan")
+    max_abs_prob_diff: float = float("nan")
+    mean_abs_prob_diff: float = float("nan")
+    mean_iou: float = float("nan")
+    foreground_iou: float = float("nan")
+    delta_miou_points: float = float("nan")
+    delta_fg_iou_points: float = float("nan")
+    passed: bool = False
+    failures: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.format} {self.precision}"
+
+
+@dataclass
+class ExportReport:
+    """Every artifact of one export, the Keras reference and the data the checks used."""
+
+    source: str
+    out_dir: str
+    eval_images: int
+    calib_images: int
+    keras_mean_iou: float
+    keras_foreground_iou: float
+    artifacts: list[ArtifactReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.artifacts)
+
+    def failures(self) -> list[str]:
+        return [f"{a.name} ({a.path}): {f}" for a in self.artifacts for f in a.failures]
+
+    def raise_for_failures(self) -> None:
+        if not self.passed:
+            raise ToleranceError("accuracy check failed:\n  " + "\n  ".join(self.failures()))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}

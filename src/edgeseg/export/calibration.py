@@ -1,0 +1,91 @@
+"""Calibration images for int8 quantization: one source feeding TFLite and ONNX Runtime alike."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from edgeseg.export.base import ExportError, ShapeMismatchError
+from edgeseg.trainer.data import IMAGE_SUFFIXES, DataError, load_split
+
+log = logging.getLogger("edgeseg")
+MIN_IMAGES = 32
+RECOMMENDED_IMAGES = 300
+
+
+def load_calibration(source: str | Path, size: int, count: int = RECOMMENDED_IMAGES, force: bool = False,
+                     progress: bool = True) -> np.ndarray:
+    """Up to ``count`` RGB uint8 images (N, size, size, 3) from a dataset (its train split), a folder of
+    images, or a ``.npy`` array. Fewer than 300 warns; fewer than 32 is refused unless ``force``: a tiny
+    calibration set silently ruins int8 accuracy."""
+    path = Path(str(source))
+    if path.suffix == ".npy":
+        if not path.is_file():
+            raise ExportError(f"calibration array {path} not found")
+        images = np.load(path)
+        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
+            raise ShapeMismatchError(
+                f"calibration array {path} has shape {images.shape}; expected (N, {size}, {size}, 3) RGB images")
+        images = images[:count]
+    elif path.is_dir() and not (path / "images").is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+        decoded = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
+        images = np.stack([cv2.cvtColor(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+                           for im in decoded if im is not None]) if any(im is not None for im in decoded) else np.empty((0,))
+    else:
+        try:
+            images = load_split(str(source), "train", size, limit=count, progress=progress).images
+        except DataError as exc:
+            raise ExportError(f"calibration data: {exc}") from exc
+    n = len(images)
+    if n < MIN_IMAGES and not force:
+        raise ExportError(f"calibration data {source} has {n} images; int8 needs at least {MIN_IMAGES} "
+                          f"({RECOMMENDED_IMAGES} recommended). Pass --force to quantize anyway.")
+    if n < RECOMMENDED_IMAGES:
+        log.warning("calibrating int8 on %d images (%d recommended): accuracy may suffer", n, RECOMMENDED_IMAGES)
+    return images.astype(np.uint8)
+
+
+def calibration_batches(images: np.ndarray) -> Iterator[np.ndarray]:
+    """Float32 batches of one image in the model's input range [0, 255].
+
+    The first batch has one pixel set to 0 and one to 255, pinning the observed input range to
+    [0, 255]: the int8 model's uint8 input then has scale 1 and zero point 0, so camera pixels go in
+    unchanged.
+    """
+    for i, image in enumerate(images):
+        batch = image[None].astype(np.float32)
+        if i == 0:
+            batch[0, 0, 0, :] = 0.0
+            batch[0, -1, -1, :] = 255.0
+        yield batch
+
+
+def tflite_representative_dataset(images: np.ndarray):
+    """TFLiteConverter.representative_dataset over :func:`calibration_batches`."""
+    def generator():
+        for batch in calibration_batches(images):
+            yield [batch]
+    return generator
+
+
+def ort_calibration_reader(images: np.ndarray, input_name: str):
+    """onnxruntime.quantization CalibrationDataReader over :func:`calibration_batches`."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = calibration_batches(images)
+
+        def get_next(self):
+            batch = next(self._it, None)
+            return None if batch is None else {input_name: batch}
+
+        def rewind(self):
+            self._it = calibration_batches(images)
+
+    return Reader()

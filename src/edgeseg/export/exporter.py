@@ -1,0 +1,214 @@
+"""``edgeseg export``: convert a trained Keras model to edge artifacts and check each against Keras."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.export import onnx as onnx_export
+from edgeseg.export import tflite as tflite_export
+from edgeseg.export.base import ArtifactReport, ExportError, ExportReport, Gates, Precision, get_format
+from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
+from edgeseg.export.metadata import artifact_metadata
+from edgeseg.export.validate import compare, keras_reference
+from edgeseg.io import atomic_write_bytes, atomic_write_text
+from edgeseg.trainer.data import DataError, load_split
+
+log = logging.getLogger("edgeseg")
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how to check it."""
+
+    formats: list[str] = field(default_factory=lambda: ["tflite", "onnx"])
+    precisions: list[Precision] = field(default_factory=lambda: [Precision.FP32])
+    out: str | None = None  # default: <run>/export
+    calib_data: str | None = None  # default: the training data named in run.json
+    calib_size: int = RECOMMENDED_IMAGES
+    eval_data: str | None = None  # default: the training data's test split
+    eval_size: int | None = None  # default: the whole split
+    batch_size: int = 1
+    uint8_output: bool = False
+    force: bool = False
+    gates: Gates = field(default_factory=Gates)
+    onnx_reduce_range: tuple[bool, ...] = (False, True)  # candidates, tried in order until one passes
+
+
+def _resolve_source(source: str | Path) -> tuple[Path, dict]:
+    path = Path(source)
+    model_path = path / "model.keras" if path.is_dir() else path
+    if not model_path.is_file():
+        raise ExportError(f"model {model_path} not found; expected a run folder or a .keras file")
+    run_json = model_path.parent / "run.json"
+    return model_path, json.loads(run_json.read_text()) if run_json.is_file() else {}
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ExportError(f"cannot write to output folder {out}: {exc.strerror or exc}") from exc
+
+
+def _load_model(path: Path):
+    from edgeseg.trainer.evaluate import load_keras_model
+
+    try:
+        return load_keras_model(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ExportError(str(exc)) from exc
+
+
+def plan(options: ExportOptions) -> tuple[list[tuple[str, Precision]], list[str]]:
+    """(format, precision) pairs to write, and notes on requested pairs a format does not support."""
+    pairs, notes = [], []
+    for name in options.formats:
+        fmt = get_format(name)
+        for precision in options.precisions:
+            if precision in fmt.precisions:
+                pairs.append((fmt.name, precision))
+            else:
+                notes.append(f"{fmt.name} has no {precision.value} export (supported: "
+                             f"{', '.join(p.value for p in fmt.precisions)}); skipped")
+    if not pairs:
+        raise ExportError("nothing to export: " + "; ".join(notes))
+    return pairs, notes
+
+
+def export_model(source: str | Path, options: ExportOptions | None = None, progress: bool = True) -> ExportReport:
+    """Export ``source`` (run folder or .keras) to every requested format x precision and check each one.
+
+    Returns the report; artifacts that fail their gate stay on disk, marked failed. Call
+    ``report.raise_for_failures()`` to turn failures into a :class:`ToleranceError`.
+    """
+    options = options or ExportOptions()
+    pairs, notes = plan(options)
+    model_path, run_info = _resolve_source(source)
+    out = Path(options.out) if options.out else model_path.parent / "export"
+    _check_writable(out)
+    model = _load_model(model_path)
+    size = int(model.input_shape[1])
+    # The absolute dataset path recorded at training time (the configured one may be relative).
+    train_data = run_info.get("data", {}).get("train", {}).get("source") or run_info.get("config", {}).get("data")
+
+    eval_source = options.eval_data or train_data
+    if not eval_source:
+        raise ExportError(f"{model_path} has no run.json naming its data: pass --eval-data for the accuracy checks")
+    try:
+        evaluation = load_split(eval_source, "test", size, limit=options.eval_size, progress=progress)
+    except DataError as exc:
+        raise ExportError(f"evaluation data: {exc}") from exc
+
+    calibration = None
+    if any(p in (Precision.INT8, Precision.DYNAMIC) for _, p in pairs):
+        calib_source = options.calib_data or train_data
+        if not calib_source:
+            raise ExportError(f"{model_path} has no run.json naming its training data: pass --calib-data for int8")
+        calibration = load_calibration(calib_source, size, options.calib_size, options.force, progress)
+
+    reference = keras_reference(model, evaluation.images, evaluation.masks)
+    source_metrics = _source_metrics(model_path.parent)
+    report = ExportReport(str(model_path), str(out), len(evaluation), 0 if calibration is None else len(calibration),
+                          reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
+
+    def metadata_for(fmt: str, precision: Precision, input_dtype: str) -> dict:
+        return artifact_metadata(model.name, size, input_dtype, fmt, precision.value, str(model_path), source_metrics)
+
+    def check(artifact: ArtifactReport) -> ArtifactReport:
+        if artifact.path:
+            artifact.size_mb = round(Path(artifact.path).stat().st_size / 2**20, 3)
+            compare(artifact, reference, options.gates)
+        return artifact
+
+    steps = _steps(model, pairs, options, calibration, metadata_for, out, check)
+    if progress:
+        from rich.progress import track
+
+        steps = track(steps, total=len(pairs), description="Exporting and checking")
+    report.artifacts.extend(steps)
+    atomic_write_text(out / "export_report.json", json.dumps(report.to_dict(), indent=2))
+    return report
+
+
+def _source_metrics(run_dir: Path) -> dict:
+    metrics = run_dir / "metrics.json"
+    if not metrics.is_file():
+        return {}
+    test = json.loads(metrics.read_text()).get("test_metrics", {})
+    return {k: test[k] for k in ("pixel_accuracy", "mean_iou", "foreground_iou") if k in test}
+
+
+def _steps(model, pairs, options: ExportOptions, calibration, metadata_for, out: Path, check):
+    """Write and check each artifact, yielding its report. A conversion error is recorded on the
+    artifact and leaves no file behind."""
+    stem = out / model.name
+    tflite = [p for f, p in pairs if f == "tflite"]
+    if tflite:
+        try:
+            blobs = tflite_export.export_tflite(
+                model, tflite, lambda p: metadata_for("tflite", p, "uint8" if p is Precision.INT8 else "float32"),
+                calibration, options.batch_size, options.uint8_output)
+        except Exception as exc:  # the converter raises many types; record it, keep going with ONNX
+            blobs = {p: exc for p in tflite}
+        for precision in tflite:
+            yield check(_write(Path(f"{stem}_{precision.value}.tflite"), "tflite", precision, blobs[precision]))
+    onnx_precisions = [p for f, p in pairs if f == "onnx"]
+    if not onnx_precisions:
+        return
+    settings = {"opset": onnx_export.OPSET, "converter": "tf2onnx.convert.from_keras"}
+    try:
+        proto = onnx_export.convert_fp32(model, options.batch_size)
+        onnx_export.set_metadata(proto, metadata_for("onnx", Precision.FP32, "float32"))
+        fp32_blob = proto.SerializeToString()
+    except Exception as exc:  # tf2onnx / onnx.checker failures
+        fp32_blob = exc
+    if Precision.FP32 in onnx_precisions:
+        yield check(_write(Path(f"{stem}_fp32.onnx"), "onnx", Precision.FP32, fp32_blob, settings))
+    if Precision.INT8 in onnx_precisions:
+        yield _onnx_int8(fp32_blob, calibration, options, metadata_for("onnx", Precision.INT8, "float32"),
+                         Path(f"{stem}_int8.onnx"), settings, check)
+
+
+def _write(path: Path, fmt: str, precision: Precision, blob, settings: dict | None = None) -> ArtifactReport:
+    report = ArtifactReport(fmt, precision.value, str(path), settings=dict(settings or {}))
+    if isinstance(blob, Exception):
+        report.failures.append(f"conversion failed: {type(blob).__name__}: {blob}")
+        report.path = ""
+        return report
+    atomic_write_bytes(path, blob)
+    return report
+
+
+def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: dict, path: Path, settings: dict, check):
+    """Quantize with each ``reduce_range`` candidate until one passes its gate (the accuracy check, not an
+    assumption about the CPU, picks the setting); keep the best one when none passes."""
+    if isinstance(fp32_blob, Exception):
+        return _write(path, "onnx", Precision.INT8, fp32_blob)
+    best, best_blob = None, None
+    with tempfile.TemporaryDirectory(prefix="edgeseg-onnx-") as tmp:
+        fp32_path = Path(tmp) / "fp32.onnx"
+        fp32_path.write_bytes(fp32_blob)
+        for reduce_range in options.onnx_reduce_range:
+            candidate = {**settings, "quantization": "static QDQ, per-channel, MinMax", "reduce_range": reduce_range}
+            try:
+                blob = onnx_export.quantize_int8(fp32_path, calibration, reduce_range, metadata)
+            except Exception as exc:  # onnxruntime.quantization raises many types
+                blob = exc
+            report = check(_write(path, "onnx", Precision.INT8, blob, candidate))
+            if best is None or report.agreement > best.agreement:
+                best, best_blob = report, blob
+            if report.passed:
+                return report
+            log.info("onnx int8 with reduce_range=%s failed its gate: %s", reduce_range, "; ".join(report.failures))
+    if best_blob is not None and not isinstance(best_blob, Exception):
+        atomic_write_bytes(path, best_blob)
+    best.settings["tried_reduce_range"] = list(options.onnx_reduce_range)
+    return best

@@ -1,0 +1,101 @@
+"""LiteRT (``ai-edge-litert``) backend for ``.tflite`` models, XNNPACK by default."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.runtime.backends.base import METADATA_KEY, BackendError, TensorSpec, dequantize_output, quantize_input
+
+log = logging.getLogger("edgeseg")
+
+
+def _import_interpreter():
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError as exc:
+        raise ImportError("running .tflite models needs LiteRT: pip install ai-edge-litert") from exc
+    return interpreter
+
+
+def read_tflite_metadata(content: bytes) -> dict:
+    """The edgeseg metadata entry of a TFLite flatbuffer ({} when absent), read without TensorFlow."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(content, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() and entry.Name().decode() == METADATA_KEY:
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            return json.loads(bytes(data).decode()) if isinstance(data, np.ndarray) else {}
+    return {}
+
+
+def _spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]),
+                      float(scale), int(zero_point))
+
+
+class LiteRTBackend:
+    """A ``.tflite`` model in a LiteRT interpreter.
+
+    Tries the default op resolver (with the XNNPACK delegate) first, then the builtin resolver without
+    default delegates; some models load only with one of them (MediaPipe's selfie models need XNNPACK
+    for a custom op, the DeepLab anchor is rejected by XNNPACK). ``details['delegate']`` says which ran.
+    """
+
+    name = "litert"
+
+    def __init__(self, path: str | Path, threads: int | None = None, delegate: str = "auto"):
+        interpreter = _import_interpreter()
+        self.path = Path(path)
+        content = self.path.read_bytes()
+        resolvers = {
+            "xnnpack": interpreter.OpResolverType.AUTO,
+            "none": interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        }
+        order = list(resolvers) if delegate == "auto" else [delegate]
+        errors = []
+        for kind in order:
+            try:
+                self._interp = interpreter.Interpreter(
+                    model_content=content, num_threads=threads, experimental_op_resolver_type=resolvers[kind])
+                self._interp.allocate_tensors()
+                break
+            except (ValueError, RuntimeError) as exc:
+                errors.append(f"{kind}: {exc}")
+                log.debug("LiteRT could not load %s with %s: %s", path, kind, exc)
+        else:
+            raise BackendError(f"LiteRT cannot load {path}: " + "; ".join(errors))
+        try:
+            self.metadata = read_tflite_metadata(content)
+        except Exception:  # a malformed metadata entry must not stop a model that runs
+            self.metadata = {}
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        self._in, self._out = inputs[0]["index"], outputs[0]["index"]
+        self.input, self.output = _spec(inputs[0]), _spec(outputs[0])
+        self.details = {"delegate": kind, "threads": threads, "fallback_errors": errors}
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = quantize_input(batch, self.input)
+        if batch.shape[0] == self.input.shape[0]:
+            return self._invoke(batch)
+        return np.concatenate([self._invoke(batch[i:i + 1]) for i in range(batch.shape[0])])
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        self._interp.set_tensor(self._in, batch)
+        self._interp.invoke()
+        return dequantize_output(self._interp.get_tensor(self._out), self.output)
+
+    def close(self) -> None:
+        self._interp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,71 @@
+"""ONNX Runtime backend for ``.onnx`` models (CPU by default; other execution providers on request)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.runtime.backends.base import METADATA_KEY, BackendError, TensorSpec
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+           "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def _spec(arg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape)
+    return TensorSpec(arg.name, shape, np.dtype(_DTYPES.get(arg.type, np.float32)))
+
+
+class OnnxRuntimeBackend:
+    """An ``.onnx`` model in an ONNX Runtime session.
+
+    ``providers`` picks execution providers (e.g. ``["CUDAExecutionProvider"]``); CPU is always the
+    fallback. Asking for a provider this onnxruntime build lacks is an error that lists the ones it has.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None, providers: list[str] | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError("running .onnx models needs ONNX Runtime: pip install onnxruntime") from exc
+        self.path = Path(path)
+        available = ort.get_available_providers()
+        wanted = list(providers or [])
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise BackendError(f"execution providers {missing} are not in this onnxruntime build; available: {available}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=wanted + ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.metadata = json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+        self.input = _spec(self._session.get_inputs()[0])
+        self.output = _spec(self._session.get_outputs()[0])
+        self.details = {"providers": self._session.get_providers(), "threads": threads}
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.dtype != self.input.dtype:
+            batch = batch.astype(self.input.dtype)
+        fixed = self.input.shape[0]
+        if fixed > 0 and batch.shape[0] != fixed:
+            return np.concatenate([self.run(batch[i:i + fixed]) for i in range(0, batch.shape[0], fixed)])
+        out = self._session.run([self.output.name], {self.input.name: batch})[0]
+        return out.astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self._session = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
