@@ -143,6 +143,7 @@ def export_cmd(
     batch_size: int = typer.Option(1, min=1, help="Static batch size of the exported input."),
     uint8_output: bool = typer.Option(False, "--uint8-output", help="int8 TFLite with uint8 output."),
     force: bool = typer.Option(False, "--force", help="Quantize even with fewer than 32 calibration images."),
+    gate: list[str] = typer.Option([], help="Override a gate, e.g. --gate int8_min_agreement=0.95 (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Export to TFLite / ONNX and check every artifact against the Keras model; exit 1 if a check fails."""
@@ -153,7 +154,8 @@ def export_cmd(
                                 (dynamic, Precision.DYNAMIC)) if flag] or [Precision.FP32]
     options = ExportOptions(formats=_split_list(formats), precisions=chosen, out=str(out) if out else None,
                             calib_data=calib_data, calib_size=calib_size, eval_data=eval_data, eval_size=eval_size,
-                            batch_size=batch_size, uint8_output=uint8_output, force=force)
+                            batch_size=batch_size, uint8_output=uint8_output, force=force,
+                            gates=_parse_gates(gate))
     try:
         report = export_model(source, options, progress=not as_json)
     except ExportError as exc:
@@ -169,6 +171,24 @@ def export_cmd(
         report.raise_for_failures()
     except ToleranceError as exc:
         raise fail(str(exc))
+
+
+def _parse_gates(specs: list[str]):
+    from dataclasses import fields
+
+    from edgeseg.export.base import Gates
+
+    names = [f.name for f in fields(Gates)]
+    values = {}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        if name not in names:
+            raise typer.BadParameter(f"unknown gate {name!r}; gates: {', '.join(names)}", param_hint="--gate")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{spec!r}: expected NAME=NUMBER", param_hint="--gate") from None
+    return Gates(**values)
 
 
 def export_table(report) -> Table:

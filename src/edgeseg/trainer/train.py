@@ -233,7 +233,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
 
     start = time.perf_counter()
     model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs,
+        train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
         callbacks=_callbacks(keras, run, work, config, best),
         verbose=(1 if progress else 0) if chief else 0,
     )

@@ -1,0 +1,185 @@
+"""Export round trips (every format x precision), accuracy gates that must fail, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("tf2onnx")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from edgeseg.cli import app  # noqa: E402
+from edgeseg.export import tflite as tflite_export  # noqa: E402
+from edgeseg.export.base import ExportError, Gates, Precision, ShapeMismatchError, ToleranceError, get_format  # noqa: E402
+from edgeseg.export.exporter import ExportOptions, export_model  # noqa: E402
+from edgeseg.export.validate import compare, keras_reference  # noqa: E402
+from edgeseg.export.base import ArtifactReport  # noqa: E402
+from edgeseg.runtime.backends import open_backend  # noqa: E402
+from edgeseg.trainer.data import load_folder  # noqa: E402
+from edgeseg.trainer.train import TrainConfig, train  # noqa: E402
+
+ALL = [Precision.FP32, Precision.FP16, Precision.INT8]
+EXPECTED = [("tflite", Precision.FP32), ("tflite", Precision.FP16), ("tflite", Precision.INT8),
+            ("onnx", Precision.FP32), ("onnx", Precision.INT8)]  # onnx has no fp16
+
+
+@pytest.fixture(scope="session")
+def trained_run(oxford_session_dir, tmp_path_factory):
+    """A conv-deconv model trained briefly on the synthetic pets: confident enough for int8 gates."""
+    out = tmp_path_factory.mktemp("export") / "run"
+    train(TrainConfig(model="conv_deconv", data=str(oxford_session_dir), out=str(out), epochs=8, batch_size=8,
+                      img_size=32, learning_rate=1e-2, early_stopping=0, val_fraction=0.1), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run):
+    options = ExportOptions(precisions=ALL, calib_size=40)
+    return export_model(trained_run, options, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_unet_run(oxford_session_dir, tmp_path_factory):
+    """The tutorial architecture (random weights, 32 px, narrow encoder) saved as a run folder."""
+    from edgeseg.trainer.models import unet_mobilenetv2
+
+    run = tmp_path_factory.mktemp("unet") / "run"
+    run.mkdir()
+    unet_mobilenetv2(32, encoder_weights="none", alpha=0.35).save(run / "model.keras")
+    (run / "run.json").write_text(json.dumps({"data": {"train": {"source": str(oxford_session_dir)}}}))
+    return run
+
+
+def test_format_table_is_the_source_of_truth():
+    assert get_format("onnx").precisions == (Precision.FP32, Precision.INT8)
+    with pytest.raises(ExportError, match="did you mean 'tflite'"):
+        get_format("tflte")
+
+
+def test_every_format_and_precision_is_written_and_checked(exported):
+    assert [(a.format, Precision(a.precision)) for a in exported.artifacts] == EXPECTED
+    assert any("onnx has no fp16" in n for n in exported.notes)
+    for a in exported.artifacts:
+        assert a.passed, (a.name, a.failures)
+        assert a.size_mb > 0 and 0.97 <= a.agreement <= 1.0
+    fp32 = [a for a in exported.artifacts if a.precision == "fp32"]
+    assert all(a.max_abs_prob_diff < 1e-4 for a in fp32)
+    with open(f"{exported.out_dir}/export_report.json") as f:
+        report = json.load(f)
+    assert report["passed"] and len(report["artifacts"]) == 5
+
+
+@pytest.mark.parametrize("fmt,precision", EXPECTED, ids=[f"{f}-{p.value}" for f, p in EXPECTED])
+def test_round_trip_metadata_and_runtime(exported, fmt, precision):
+    artifact = next(a for a in exported.artifacts if a.format == fmt and a.precision == precision.value)
+    with open_backend(artifact.path) as backend:
+        meta = backend.metadata
+        assert meta["format"] == fmt and meta["precision"] == precision.value
+        assert meta["input"]["size"] == [32, 32] and meta["output"]["classes"] == ["pet", "background", "border"]
+        assert meta["output"]["foreground_classes"] == [0, 2] and meta["source_model"].endswith("model.keras")
+        assert backend.input.shape == (1, 32, 32, 3) and backend.output.shape[-1] == 3
+        if fmt == "tflite" and precision is Precision.INT8:
+            # uint8 camera pixels go straight in: scale 1, zero point 0
+            assert backend.input.dtype == np.uint8 and (backend.input.scale, backend.input.zero_point) == (1.0, 0)
+
+
+def test_int8_onnx_records_the_setting_the_gate_picked(exported):
+    onnx_int8 = exported.artifacts[-1]
+    assert onnx_int8.settings["reduce_range"] is False and onnx_int8.settings["opset"] == 17
+
+
+@pytest.mark.slow
+def test_tutorial_architecture_round_trip(tiny_unet_run, tmp_path):
+    report = export_model(tiny_unet_run, ExportOptions(precisions=ALL, calib_size=40, out=str(tmp_path)),
+                          progress=False)
+    assert [(a.format, Precision(a.precision)) for a in report.artifacts] == EXPECTED
+    for a in report.artifacts:
+        assert a.path and np.isfinite(a.agreement), a.failures
+        if a.precision == "fp32":
+            assert a.passed and a.max_abs_prob_diff < 1e-4
+
+
+def test_perturbed_weights_fail_the_fp32_gate(trained_run, oxford_session_dir, tmp_path):
+    model = keras.models.load_model(trained_run / "model.keras")
+    data = load_folder(oxford_session_dir, "test", 32, progress=False)
+    reference = keras_reference(model, data.images, data.masks)
+    rng = np.random.default_rng(0)
+    model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.get_weights()])
+    blobs = tflite_export.export_tflite(model, [Precision.FP32], lambda p: {}, None)
+    path = tmp_path / "broken.tflite"
+    path.write_bytes(blobs[Precision.FP32])
+    report = compare(ArtifactReport("tflite", "fp32", str(path)), reference, Gates())
+    assert not report.passed
+    assert any("max |dprob|" in f for f in report.failures)
+
+
+def test_blank_calibration_fails_the_int8_gate(trained_run, tmp_path):
+    blank = tmp_path / "blank.npy"
+    np.save(blank, np.zeros((40, 32, 32, 3), np.uint8))
+    report = export_model(trained_run, ExportOptions(formats=["tflite"], precisions=[Precision.INT8],
+                                                     calib_data=str(blank), out=str(tmp_path / "out")),
+                          progress=False)
+    (artifact,) = report.artifacts
+    assert not artifact.passed and artifact.failures
+    assert (tmp_path / "out" / "conv_deconv_int8.tflite").is_file()  # kept on disk, marked failed
+    saved = json.loads((tmp_path / "out" / "export_report.json").read_text())
+    assert saved["passed"] is False and saved["artifacts"][0]["failures"]
+    with pytest.raises(ToleranceError, match="tflite int8"):
+        report.raise_for_failures()
+
+
+def test_fp16_and_int8_gate_logic():
+    gates = Gates()
+    assert gates.check(Precision.FP16, 1.0, 0.0, -0.1) == []
+    assert gates.check(Precision.FP16, 1.0, 0.0, -0.3)
+    assert gates.check(Precision.INT8, 0.99, 0.5, -0.9) == []
+    assert len(gates.check(Precision.INT8, 0.96, 0.5, -1.1)) == 2
+
+
+def test_bad_input_gives_clear_errors_and_no_files(trained_run, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match="missing.keras not found"):
+        export_model(tmp_path / "missing.keras", ExportOptions(out=str(out)), progress=False)
+    junk = tmp_path / "junk.keras"
+    junk.write_text("not a model")
+    with pytest.raises(ExportError, match="is not a Keras model"):
+        export_model(junk, ExportOptions(out=str(out), eval_data=str(tmp_path)), progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ExportError, match="cannot write to output folder"):
+        export_model(trained_run, ExportOptions(out=str(blocker / "sub")), progress=False)
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((40, 64, 64, 3), np.uint8))
+    with pytest.raises(ShapeMismatchError, match=r"shape \(40, 64, 64, 3\); expected \(N, 32, 32, 3\)"):
+        export_model(trained_run, ExportOptions(precisions=[Precision.INT8], calib_data=str(wrong), out=str(out)),
+                     progress=False)
+    few = tmp_path / "few.npy"
+    np.save(few, np.zeros((5, 32, 32, 3), np.uint8))
+    with pytest.raises(ExportError, match="has 5 images; int8 needs at least 32"):
+        export_model(trained_run, ExportOptions(precisions=[Precision.INT8], calib_data=str(few), out=str(out)),
+                     progress=False)
+    assert not out.exists() or not any(p.suffix in (".tflite", ".onnx") for p in out.iterdir())
+
+
+def test_failed_conversion_leaves_no_partial_artifact(trained_run, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(tflite_export, "convert", broken)
+    report = export_model(trained_run, ExportOptions(formats=["tflite"], out=str(tmp_path)), progress=False)
+    assert not report.passed and "converter crashed" in report.artifacts[0].failures[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export_report.json"]
+
+
+def test_cli_exit_code_follows_the_gates(trained_run, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(trained_run), "--formats", "onnx", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "conv_deconv_fp32.onnx" in result.output and "pass" in result.output
+    result = runner.invoke(app, ["export", str(trained_run), "--formats", "onnx", "--out", str(tmp_path / "b"),
+                                 "--gate", "fp32_min_agreement=1.5"])
+    assert result.exit_code == 1 and "accuracy check failed" in result.output and "onnx fp32" in result.output
+    result = runner.invoke(app, ["export", str(trained_run), "--gate", "nope=1"])
+    assert result.exit_code == 2 and "unknown gate 'nope'" in result.output
