@@ -74,3 +74,49 @@ def shared_dir() -> Path:
     if not (SHARED / "data" / "pets-pseudo").is_dir():
         pytest.skip("../shared is not present")
     return SHARED
+
+
+ALL_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@pytest.fixture(scope="session")
+def trained_run(oxford_session_dir, tmp_path_factory):
+    """A conv-deconv model trained briefly on the synthetic pets: confident enough for int8 gates."""
+    pytest.importorskip("keras")
+    from edgeseg.trainer.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("export") / "run"
+    train(TrainConfig(model="conv_deconv", data=str(oxford_session_dir), out=str(out), epochs=8, batch_size=8,
+                      img_size=32, learning_rate=1e-2, early_stopping=0, val_fraction=0.1), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run):
+    """Every artifact (TFLite fp32/fp16/int8, ONNX fp32/int8) of :func:`trained_run`, checked."""
+    pytest.importorskip("tf2onnx")
+    from edgeseg.export.base import Precision
+    from edgeseg.export.exporter import ExportOptions, export_model
+
+    options = ExportOptions(precisions=[Precision(p) for p in ALL_PRECISIONS], calib_size=40)
+    return export_model(trained_run, options, progress=False)
+
+
+@pytest.fixture(scope="session")
+def artifact(exported):
+    """Path of one exported artifact: artifact("tflite", "int8")."""
+    def find(fmt: str, precision: str) -> str:
+        return next(a.path for a in exported.artifacts if a.format == fmt and a.precision == precision)
+    return find
+
+
+def write_video(path: Path, frames: int = 12, size=(160, 120), seed: int = 0) -> Path:
+    """A synthetic MJPG video of a moving bright ellipse on noise."""
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    for i in range(frames):
+        frame = rng.integers(0, 80, (size[1], size[0], 3), dtype=np.uint8)
+        cv2.ellipse(frame, (40 + 5 * i, size[1] // 2), (30, 40), 0, 0, 360, (200, 220, 240), -1)
+        writer.write(frame)
+    writer.release()
+    return path

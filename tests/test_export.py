@@ -18,26 +18,12 @@ from edgeseg.export.validate import compare, keras_reference  # noqa: E402
 from edgeseg.export.base import ArtifactReport  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
 from edgeseg.trainer.data import load_folder  # noqa: E402
-from edgeseg.trainer.train import TrainConfig, train  # noqa: E402
 
-ALL = [Precision.FP32, Precision.FP16, Precision.INT8]
+from tests.conftest import ALL_PRECISIONS  # noqa: E402
+
+ALL = [Precision(p) for p in ALL_PRECISIONS]
 EXPECTED = [("tflite", Precision.FP32), ("tflite", Precision.FP16), ("tflite", Precision.INT8),
             ("onnx", Precision.FP32), ("onnx", Precision.INT8)]  # onnx has no fp16
-
-
-@pytest.fixture(scope="session")
-def trained_run(oxford_session_dir, tmp_path_factory):
-    """A conv-deconv model trained briefly on the synthetic pets: confident enough for int8 gates."""
-    out = tmp_path_factory.mktemp("export") / "run"
-    train(TrainConfig(model="conv_deconv", data=str(oxford_session_dir), out=str(out), epochs=8, batch_size=8,
-                      img_size=32, learning_rate=1e-2, early_stopping=0, val_fraction=0.1), progress=False)
-    return out
-
-
-@pytest.fixture(scope="session")
-def exported(trained_run):
-    options = ExportOptions(precisions=ALL, calib_size=40)
-    return export_model(trained_run, options, progress=False)
 
 
 @pytest.fixture(scope="session")

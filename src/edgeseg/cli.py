@@ -13,6 +13,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from edgeseg.io import atomic_write_text
+from edgeseg.runtime.effects import Effect
 
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -203,6 +204,142 @@ def export_table(report) -> Table:
                       f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
                       f"{a.delta_miou_points:+.2f}", f"{a.foreground_iou:.4f}", f"{a.delta_fg_iou_points:+.2f}", status)
     return table
+
+
+def _background(value: Optional[str]):
+    """--background: an image file or a colour as #RRGGBB (returned as BGR)."""
+    if value is None:
+        return None
+    if value.startswith("#") and len(value) == 7:
+        try:
+            r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a #RRGGBB colour", param_hint="--background") from None
+        return (b, g, r)
+    import cv2
+
+    image = cv2.imread(value, cv2.IMREAD_COLOR)
+    if image is None:
+        raise typer.BadParameter(f"{value} is not a readable image or a #RRGGBB colour", param_hint="--background")
+    return image
+
+
+def _segmenter_options(model, mode, threads, smoothing, threshold, feather, mask_every, input_range, output_kind,
+                       foreground):
+    from edgeseg.runtime.packaged import NoPackagedModel, packaged_model
+    from edgeseg.runtime.segmenter import SegmenterOptions
+
+    if model is None:
+        try:
+            model = packaged_model()
+        except NoPackagedModel as exc:
+            raise fail(str(exc))
+    fg = [int(v) for v in _split_list(foreground)] if foreground else None
+    return SegmenterOptions(model=model, running_mode=mode, threads=threads, smoothing=smoothing, threshold=threshold,
+                            feather=feather, mask_every=mask_every, input_range=input_range, output_kind=output_kind,
+                            foreground=fg)
+
+
+MODEL_HELP = "A .tflite or .onnx model (default: the model shipped with edgeseg)."
+
+
+@app.command()
+def webcam(
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    source: str = typer.Option("0", help="Camera index or device, video file, rtsp/http URL, image or folder."),
+    effect: Effect = typer.Option(Effect.GRAYSCALE_BG, help="Background effect."),
+    background: Optional[str] = typer.Option(None, help="replace-bg / remove-bg: image file or #RRGGBB."),
+    output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
+    serve: Optional[str] = typer.Option(None, help="Serve an MJPEG stream and page on HOST:PORT."),
+    token: Optional[str] = typer.Option(None, help="Access token the stream requires."),
+    window: Optional[bool] = typer.Option(None, "--window/--no-window", help="Show a window (default: if a display exists)."),
+    virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send frames to a virtual camera (pyvirtualcam)."),
+    hud: bool = typer.Option(True, "--hud/--no-hud", help="FPS and per-stage latency overlay."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Interpreter threads."),
+    smoothing: float = typer.Option(0.6, min=0.01, max=1.0, help="Weight of the newest mask (1 = no smoothing)."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Soft threshold on the mask."),
+    feather: int = typer.Option(0, min=0, help="Edge feathering radius in pixels."),
+    mask_every: int = typer.Option(1, min=1, help="Compute a new mask every N frames."),
+    max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after N frames."),
+    input_range: Optional[str] = typer.Option(None, help="Models without metadata: 0-255, 0-1 or -1-1."),
+    output_kind: Optional[str] = typer.Option(None, help="Models without metadata: logits, probability, class-index."),
+    foreground: Optional[str] = typer.Option(None, help="Foreground class ids, e.g. 8,12 (cat, dog in PASCAL VOC)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
+):
+    """Live background effects on a camera or stream (q quits, e cycles effects, h toggles the HUD)."""
+    from dataclasses import asdict
+
+    from edgeseg.runtime.backends import BackendError
+    from edgeseg.runtime.outputs import display_available
+    from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
+    from edgeseg.runtime.segmenter import RunningMode, Segmenter
+    from edgeseg.runtime.sources import SourceError, open_source
+
+    options = _segmenter_options(model, RunningMode.LIVE_STREAM, threads, smoothing, threshold, feather, mask_every,
+                                 input_range, output_kind, foreground)
+    try:
+        src = open_source(source)
+    except SourceError as exc:
+        raise fail(str(exc))
+    show = display_available() if window is None else window
+    if not (show or output or serve or virtual_cam or as_json) or (show and not display_available()):
+        src.close()
+        raise fail("no display here (DISPLAY is not set): pass --output FILE.mp4, --serve 127.0.0.1:8080 or "
+                   "--virtual-cam to see the result")
+    try:
+        with src, Segmenter(options) as segmenter:
+            report = run_pipeline(src, segmenter, PipelineOptions(
+                effect=effect, background=_background(background), hud=hud, window=show,
+                output=str(output) if output else None, serve=serve, token=token, virtual_cam=virtual_cam,
+                max_frames=max_frames), name=source)
+    except (BackendError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
+        raise fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2))
+    else:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items())
+        console.print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} FPS; median ms: {stages}); "
+                      f"{report.ended}" + (f"; wrote {report.output}" if report.output else ""))
+    if report.ended.startswith("source lost"):
+        raise fail(report.ended)
+
+
+@app.command()
+def predict(
+    images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    effect: Effect = typer.Option(Effect.GRAYSCALE_BG, help="Background effect."),
+    background: Optional[str] = typer.Option(None, help="replace-bg / remove-bg: image file or #RRGGBB."),
+    out: Path = typer.Option(Path("predictions"), help="Output folder."),
+    threads: Optional[int] = typer.Option(None, min=1),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0),
+    feather: int = typer.Option(0, min=0),
+    input_range: Optional[str] = typer.Option(None, help="Models without metadata: 0-255, 0-1 or -1-1."),
+    output_kind: Optional[str] = typer.Option(None, help="Models without metadata: logits, probability, class-index."),
+    foreground: Optional[str] = typer.Option(None, help="Foreground class ids, e.g. 8,12."),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Apply a background effect to still images (remove-bg writes PNGs with transparency)."""
+    from dataclasses import asdict
+
+    from edgeseg.runtime.backends import BackendError
+    from edgeseg.runtime.pipeline import predict_images
+    from edgeseg.runtime.segmenter import RunningMode
+    from edgeseg.runtime.sources import SourceError
+
+    options = _segmenter_options(model, RunningMode.IMAGE, threads, 1.0, threshold, feather, 1, input_range,
+                                 output_kind, foreground)
+    try:
+        report = predict_images(images, options, effect, out, _background(background))
+    except (BackendError, SourceError, FileNotFoundError, ValueError, OSError) as exc:
+        raise fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2))
+    else:
+        for path in report.outputs:
+            console.print(path)
+        console.print(f"{len(report.outputs)} images; median ms: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()))
 
 
 def main() -> None:

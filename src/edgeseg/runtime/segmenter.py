@@ -1,0 +1,160 @@
+"""``Segmenter``: BGR frames of any size in, soft foreground masks at frame size out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.runtime.backends import open_backend
+from edgeseg.runtime.model_info import ModelInfo, OutputKind, resolve_model_info
+
+
+class RunningMode(str, Enum):
+    IMAGE = "image"  # independent images: no temporal state
+    VIDEO = "video"  # frames of one stream in order: temporal smoothing, mask reuse
+    LIVE_STREAM = "live"  # like video, frames may be dropped upstream
+
+
+@dataclass
+class SegmenterOptions:
+    """How to run a model and shape its mask.
+
+    Args:
+        model: ``.tflite`` or ``.onnx`` file.
+        running_mode: image, video or live (smoothing and ``mask_every`` need video or live).
+        threads: interpreter threads (None: the backend's default).
+        smoothing: weight of the newest mask in the exponential moving average (1 disables it).
+        threshold: centre of a soft threshold on the foreground probability (None: none).
+        feather: edge feathering radius in pixels at frame size (0: none).
+        mask_every: compute a new mask every N frames and reuse it in between (slow devices).
+        input_range, output_kind, foreground: overrides for models without edgeseg metadata.
+    """
+
+    model: str | Path
+    running_mode: RunningMode = RunningMode.IMAGE
+    threads: int | None = None
+    smoothing: float = 0.6
+    threshold: float | None = None
+    feather: int = 0
+    mask_every: int = 1
+    input_range: str | None = None
+    output_kind: str | None = None
+    foreground: list[int] | None = None
+    backend_options: dict = field(default_factory=dict)
+
+
+STAGES = ("preprocess", "inference", "postprocess")
+
+
+class Segmenter:
+    """Foreground probability masks from a segmentation model (context manager).
+
+    Example:
+        >>> with Segmenter(SegmenterOptions("model.tflite", RunningMode.VIDEO)) as seg:  # doctest: +SKIP
+        ...     alpha = seg.segment(frame)  # float32 (H, W) in [0, 1]
+    """
+
+    def __init__(self, options: SegmenterOptions):
+        mode = RunningMode(options.running_mode)
+        if not 0 < options.smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], received {options.smoothing}")
+        if options.mask_every < 1:
+            raise ValueError(f"mask_every must be >= 1, received {options.mask_every}")
+        self.options = options
+        self.mode = mode
+        still = mode is RunningMode.IMAGE  # temporal settings mean nothing for independent images
+        self._smoothing = 1.0 if still else options.smoothing
+        self._every = 1 if still else options.mask_every
+        self.backend = open_backend(options.model, threads=options.threads, **options.backend_options)
+        try:
+            self.info: ModelInfo = resolve_model_info(
+                self.backend, options.input_range, options.output_kind, options.foreground)
+        except Exception:
+            self.backend.close()
+            raise
+        h, w = self.info.input_size
+        self._rgb = np.empty((h, w, 3), np.uint8)
+        self._input = np.empty((1, h, w, 3), np.uint8 if self.backend.input.dtype == np.uint8 else np.float32)
+        lo, hi = self.info.input_range
+        self._scale, self._offset = (hi - lo) / 255.0, lo
+        self._fg = np.array(self.info.foreground_classes)
+        self._state: np.ndarray | None = None  # smoothed mask at model resolution
+        self._frames = 0
+        self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)  # seconds, last frame
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def reset(self) -> None:
+        """Forget temporal state (start of a new stream)."""
+        self._state, self._frames = None, 0
+
+    def segment(self, frame: np.ndarray) -> np.ndarray:
+        """Foreground probability (float32, frame height x width, in [0, 1]) of a BGR uint8 frame."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 frame (H, W, 3), received {frame.dtype} {frame.shape}")
+        reuse = self._state is not None and self._frames % self._every != 0
+        self._frames += 1
+        if reuse:
+            self.timings.update(preprocess=0.0, inference=0.0)
+        else:
+            t0 = time.perf_counter()
+            self._preprocess(frame)
+            t1 = time.perf_counter()
+            output = self.backend.run(self._input)
+            t2 = time.perf_counter()
+            self.timings.update(preprocess=t1 - t0, inference=t2 - t1)
+        t3 = time.perf_counter()
+        if not reuse:
+            mask = self._foreground(output)
+            a = self._smoothing
+            self._state = mask if self._state is None or a == 1.0 else cv2.addWeighted(mask, a, self._state, 1 - a, 0)
+        alpha = self._to_frame(self._state, frame.shape[1], frame.shape[0])
+        self.timings["postprocess"] = time.perf_counter() - t3
+        return alpha
+
+    def _preprocess(self, frame: np.ndarray) -> None:
+        h, w = self.info.input_size
+        cv2.cvtColor(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB, dst=self._rgb)
+        if self._input.dtype == np.uint8:
+            self._input[0] = self._rgb
+        else:
+            np.multiply(self._rgb, np.float32(self._scale), out=self._input[0], casting="unsafe")
+            if self._offset:
+                self._input += np.float32(self._offset)
+
+    def _foreground(self, output: np.ndarray) -> np.ndarray:
+        kind = self.info.output_kind
+        out = output[0]
+        if kind is OutputKind.CLASS_INDEX:
+            labels = out.astype(np.int64)
+            return (np.isin(labels, self._fg) if self._fg.size else labels != 0).astype(np.float32)
+        if kind is OutputKind.PROBABILITY:
+            p = out[..., 0] if out.ndim == 3 else out
+            if p.min() < 0 or p.max() > 1:
+                p = 1 / (1 + np.exp(-p))
+            return np.ascontiguousarray(p, dtype=np.float32)
+        e = np.exp(out - out.max(-1, keepdims=True))
+        return (e[..., self._fg].sum(-1) / e.sum(-1)).astype(np.float32)
+
+    def _to_frame(self, mask: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
+        alpha = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+        t = self.options.threshold
+        if t is not None:  # a steep ramp around t keeps edges soft while cleaning up the interior
+            alpha = np.clip((alpha - (t - 0.1)) * 5.0, 0.0, 1.0, out=alpha)
+        if self.options.feather:
+            k = 2 * self.options.feather + 1
+            alpha = cv2.GaussianBlur(alpha, (k, k), 0)
+        return alpha

@@ -1,0 +1,213 @@
+"""Frame sources: cameras, video files, stream URLs, images and image folders.
+
+Live sources (cameras, URLs) are read by a capture thread that keeps only the newest frame, so latency
+does not build up when processing is slower than the camera. Files are read in order, every frame.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("edgeseg")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened, or a live source that was lost for good."""
+
+
+@dataclass
+class Frame:
+    image: np.ndarray  # BGR uint8
+    index: int
+    capture_s: float  # time spent waiting for / reading this frame
+    name: str = ""
+
+
+def no_camera_message(tried: list[str]) -> str:
+    return (f"no camera could be opened (tried {', '.join(tried)}). This machine may have no camera, or it is in "
+            "use. Pick one with --source N or --source /dev/videoN, run on a video with --source VIDEO.mp4, or "
+            "segment still images with: edgeseg predict IMAGES... --effect grayscale-bg")
+
+
+def _is_live(spec: str) -> bool:
+    return spec.isdigit() or spec.startswith("/dev/video") or "://" in spec
+
+
+def open_source(spec: str | int, reconnect_s: float = 10.0) -> "Source":
+    """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder."""
+    spec = str(spec)
+    if _is_live(spec):
+        return LiveSource(spec, reconnect_s)
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return ImageSource(files)
+    if not path.exists():
+        matches = sorted(glob.glob(spec))
+        if matches:
+            return ImageSource([Path(m) for m in matches])
+        raise SourceError(f"source {spec!r} not found: give a camera index, a device, a video or image file, "
+                          "a folder of images or a stream URL")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource([path])
+    return VideoFileSource(path)
+
+
+class Source:
+    live = False
+    fps: float = 30.0
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ImageSource(Source):
+    def __init__(self, files: list[Path]):
+        self.files = files
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.files):
+            t = time.perf_counter()
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("skipping unreadable image %s", path)
+                continue
+            yield Frame(image, i, time.perf_counter() - t, path.name)
+
+
+class VideoFileSource(Source):
+    def __init__(self, path: Path):
+        self.path = path
+        self.cap = cv2.VideoCapture(str(path))
+        if not self.cap.isOpened():
+            raise SourceError(f"cannot open video {path} (not a video, or a codec OpenCV lacks)")
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def __iter__(self) -> Iterator[Frame]:
+        i = 0
+        while True:
+            t = time.perf_counter()
+            ok, image = self.cap.read()
+            if not ok:
+                return  # end of file
+            yield Frame(image, i, time.perf_counter() - t, self.path.name)
+            i += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class LiveSource(Source):
+    """A camera or stream URL read by a background thread that keeps only the newest frame.
+
+    A source that stops delivering is reopened with exponential back-off for up to ``reconnect_s``
+    seconds; after that iteration raises :class:`SourceError`.
+    """
+
+    live = True
+
+    def __init__(self, spec: str, reconnect_s: float = 10.0):
+        self.spec = spec
+        self.reconnect_s = reconnect_s
+        self.cap = self._open()
+        if self.cap is None:
+            raise SourceError(self._open_error())
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self._cond = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._seq = 0
+        self._error: str | None = None
+        self._running = True
+        self._thread = threading.Thread(target=self._reader, name="edgeseg-capture", daemon=True)
+        self._thread.start()
+
+    def _target(self):
+        return int(self.spec) if self.spec.isdigit() else self.spec
+
+    def _open(self):
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says what failed
+        try:
+            cap = cv2.VideoCapture(self._target())
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if cap.isOpened():
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            return cap
+        cap.release()
+        return None
+
+    def _open_error(self) -> str:
+        if self.spec.isdigit() or self.spec.startswith("/dev/video"):
+            tried = [f"--source {self.spec}"]
+            others = sorted(glob.glob("/dev/video*"))
+            tried += [d for d in others if d != self.spec] or ["(no /dev/video* devices present)"]
+            return no_camera_message(tried)
+        return f"cannot open stream {self.spec} (unreachable, wrong URL, or a protocol OpenCV lacks)"
+
+    def _reader(self) -> None:
+        while self._running:
+            ok, image = self.cap.read()
+            if ok:
+                with self._cond:
+                    self._frame, self._seq = image, self._seq + 1
+                    self._cond.notify_all()
+                continue
+            if not self._reconnect():
+                with self._cond:
+                    self._error = (f"source {self.spec} stopped delivering frames and could not be reopened "
+                                   f"within {self.reconnect_s:.0f} s")
+                    self._cond.notify_all()
+                return
+
+    def _reconnect(self) -> bool:
+        self.cap.release()
+        deadline, delay = time.monotonic() + self.reconnect_s, 0.25
+        while self._running and time.monotonic() < deadline:
+            log.warning("lost %s; reconnecting in %.2f s", self.spec, delay)
+            time.sleep(delay)
+            cap = self._open()
+            if cap is not None:
+                self.cap = cap
+                return True
+            delay = min(delay * 2, 2.0)
+        return False
+
+    def __iter__(self) -> Iterator[Frame]:
+        seen, i = 0, 0
+        while True:
+            t = time.perf_counter()
+            with self._cond:
+                self._cond.wait_for(lambda: self._seq != seen or self._error is not None, timeout=self.reconnect_s + 5)
+                if self._seq == seen:
+                    raise SourceError(self._error or f"no frame from {self.spec} in {self.reconnect_s + 5:.0f} s")
+                image, seen = self._frame, self._seq
+            yield Frame(image, i, time.perf_counter() - t, self.spec)
+            i += 1
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2)
+        self.cap.release()

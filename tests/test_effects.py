@@ -1,0 +1,73 @@
+"""Effects on synthetic frames with known masks (numpy + OpenCV only)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeseg.runtime.effects import Effect, apply_effect, blur_bg, grayscale_bg, remove_bg, replace_bg
+
+
+@pytest.fixture
+def scene():
+    """A red disc (the subject, alpha 1) on a green/blue striped background (alpha 0), soft ramp between."""
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[:, :, 1] = 160
+    frame[::8, :, 0] = 200  # stripes so the background has structure to blur
+    subject = np.zeros((120, 160), np.uint8)
+    cv2.circle(subject, (80, 60), 30, 1, -1)
+    frame[subject == 1] = (0, 0, 255)
+    alpha = cv2.GaussianBlur(subject.astype(np.float32), (7, 7), 0)
+    alpha[subject == 1] = np.maximum(alpha[subject == 1], 0)
+    return frame, subject, alpha
+
+
+def test_grayscale_keeps_subject_and_greys_background(scene):
+    frame, subject, alpha = scene
+    out = grayscale_bg(frame, alpha)
+    ones, zeros = alpha == 1.0, alpha == 0.0
+    assert ones.any() and zeros.any()
+    np.testing.assert_array_equal(out[ones], frame[ones])
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(out[zeros], np.repeat(gray[zeros][:, None], 3, axis=1))
+    mid = (alpha > 0.3) & (alpha < 0.7)
+    expected = alpha[mid, None] * frame[mid] + (1 - alpha[mid, None]) * gray[mid, None]
+    assert np.abs(out[mid] - expected).max() <= 1.0  # a blend, not a hard cut
+
+
+def test_blur_has_no_halo(scene):
+    frame, subject, alpha = scene
+    hard = subject.astype(np.float32)
+    out = blur_bg(frame, hard, strength=31)
+    ring = (cv2.dilate(subject, np.ones((15, 15), np.uint8)) == 1) & (subject == 0)
+    # Background pixels just outside the outline carry none of the subject's red.
+    assert out[ring][:, 2].max() <= 2
+    # A naive blur of the whole frame would smear red there.
+    naive = cv2.GaussianBlur(frame, (31, 31), 0)
+    assert naive[ring][:, 2].max() > 50
+    # And the background is actually blurred: the stripes are smoothed away.
+    far = cv2.dilate(subject, np.ones((41, 41), np.uint8)) == 0
+    assert out[far][:, 0].std() < frame[far][:, 0].std() / 3
+
+
+def test_replace_and_remove(scene):
+    frame, subject, alpha = scene
+    out = replace_bg(frame, alpha, (255, 0, 0))
+    assert (out[alpha == 0] == (255, 0, 0)).all() and (out[alpha == 1] == frame[alpha == 1]).all()
+    image_bg = np.full((60, 80, 3), 77, np.uint8)  # resized to the frame
+    assert (replace_bg(frame, alpha, image_bg)[alpha == 0] == 77).all()
+    rgba = remove_bg(frame, alpha)
+    assert rgba.shape == (120, 160, 4)
+    assert (rgba[..., 3][alpha == 0] == 0).all() and (rgba[..., 3][alpha == 1] == 255).all()
+
+
+@pytest.mark.parametrize("effect", list(Effect))
+def test_every_effect_keeps_frame_size(scene, effect):
+    frame, _, alpha = scene
+    out = apply_effect(effect, frame, alpha)
+    assert out.shape[:2] == frame.shape[:2] and out.dtype == np.uint8
+
+
+def test_mask_of_wrong_size_is_rejected(scene):
+    frame, _, alpha = scene
+    with pytest.raises(ValueError, match="does not match frame"):
+        apply_effect(Effect.BLUR_BG, frame, alpha[:10])

@@ -1,0 +1,161 @@
+"""Runtime: segmenter, pipeline end to end on both backends, no TensorFlow, sources and CLI."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeseg.cli import app
+from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
+from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+from edgeseg.runtime.sources import LiveSource, SourceError, open_source
+from tests.conftest import write_video
+
+BACKENDS = [("tflite", "int8"), ("onnx", "fp32")]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "pets.avi", frames=12)
+
+
+@pytest.mark.parametrize("fmt,precision", BACKENDS + [("tflite", "fp32"), ("onnx", "int8")])
+def test_segmenter_gives_frame_sized_probabilities(artifact, fmt, precision):
+    frame = np.random.default_rng(0).integers(0, 255, (97, 131, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(artifact(fmt, precision))) as seg:
+        alpha = seg.segment(frame)
+        assert seg.info.source == "metadata" and seg.info.foreground_classes == (0, 2)
+    assert alpha.shape == (97, 131) and alpha.dtype == np.float32
+    assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+
+
+def test_mask_belongs_to_its_frame_and_reuse_is_explicit(artifact, video):
+    frames = [f.image for f in open_source(str(video))]
+    with Segmenter(SegmenterOptions(artifact("tflite", "fp32"))) as still:
+        expected = [still.segment(f) for f in frames]
+    live = SegmenterOptions(artifact("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0)
+    with Segmenter(live) as seg:
+        for frame, want in zip(frames, expected):
+            np.testing.assert_allclose(seg.segment(frame), want, atol=1e-6)  # never one frame behind
+    reuse = SegmenterOptions(artifact("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0, mask_every=3)
+    with Segmenter(reuse) as seg:
+        masks, inferences = [], []
+        for frame in frames[:6]:
+            masks.append(seg.segment(frame))
+            inferences.append(seg.timings["inference"])
+    assert [t > 0 for t in inferences] == [True, False, False, True, False, False]
+    np.testing.assert_array_equal(masks[1], masks[0])
+    np.testing.assert_allclose(masks[3], expected[3], atol=1e-6)
+
+
+def test_smoothing_is_an_exponential_moving_average(artifact, video):
+    frames = [f.image for f in open_source(str(video))][:2]
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"))) as still:
+        m0, m1 = (still.segment(f) for f in frames)
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), RunningMode.VIDEO, smoothing=0.5)) as seg:
+        seg.segment(frames[0])
+        smoothed = seg.segment(frames[1])
+    # smoothing happens at model resolution, then resizing (linear) commutes with the average
+    np.testing.assert_allclose(smoothed, 0.5 * m0 + 0.5 * m1, atol=1e-4)
+
+
+@pytest.mark.parametrize("effect", list(Effect))
+@pytest.mark.parametrize("fmt,precision", BACKENDS)
+def test_video_end_to_end(artifact, video, tmp_path, effect, fmt, precision):
+    out = tmp_path / "out.mp4"
+    options = SegmenterOptions(artifact(fmt, precision), RunningMode.VIDEO)
+    with open_source(str(video)) as source, Segmenter(options) as seg:
+        report = run_pipeline(source, seg, PipelineOptions(effect=effect, output=str(out)), name=str(video))
+    assert report.frames == 12 and report.ended == "end of input"
+    assert set(report.stage_ms) == {"capture", "preprocess", "inference", "postprocess", "effect"}
+    cap = cv2.VideoCapture(str(out))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == 12
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_runtime_never_imports_tensorflow(artifact, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+        from edgeseg.runtime.effects import apply_effect
+        from edgeseg.runtime.pipeline import predict_images
+        from edgeseg.cli import app
+        frame = np.zeros((48, 64, 3), np.uint8)
+        for path in ({artifact("tflite", "int8")!r}, {artifact("onnx", "int8")!r}):
+            with Segmenter(SegmenterOptions(path)) as seg:
+                apply_effect("blur-bg", frame, seg.segment(frame))
+        assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_predict_cli_writes_images(artifact, tmp_path):
+    images = tmp_path / "in"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"pet{i}.jpg"), np.full((50, 70, 3), 100 + i, np.uint8))
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(images), "--model", artifact("tflite", "int8"), "--effect", "remove-bg",
+                                 "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    outputs = json.loads(result.stdout)["outputs"]
+    assert len(outputs) == 2
+    assert cv2.imread(outputs[0], cv2.IMREAD_UNCHANGED).shape == (50, 70, 4)  # transparency kept
+
+
+def test_webcam_cli_on_a_video_file(artifact, video, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(app, ["webcam", "--model", artifact("onnx", "int8"), "--source", str(video),
+                                      "--effect", "blur-bg", "--output", str(out), "--no-window", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["frames"] == 12 and report["output"] == str(out) and out.is_file()
+
+
+def test_missing_camera_says_what_was_tried_and_what_to_do(artifact):
+    result = CliRunner().invoke(app, ["webcam", "--model", artifact("onnx", "int8"), "--source", "7"])
+    assert result.exit_code == 1
+    assert "no camera could be opened (tried --source 7" in result.output
+    assert "edgeseg predict" in result.output and "--source VIDEO" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_sources_and_models(tmp_path):
+    with pytest.raises(SourceError, match="not found"):
+        open_source(str(tmp_path / "nothing.mp4"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="holds no images"):
+        open_source(str(tmp_path / "empty"))
+    (tmp_path / "model.txt").write_text("x")
+    result = CliRunner().invoke(app, ["predict", str(tmp_path), "--model", str(tmp_path / "model.txt")])
+    assert result.exit_code == 1 and "unknown model type '.txt'" in result.output
+
+
+def test_lost_live_source_is_retried_then_reported(video, tmp_path):
+    copy = tmp_path / "cam.avi"
+    copy.write_bytes(video.read_bytes())
+    source = LiveSource(str(copy), reconnect_s=1.0)
+    copy.unlink()  # the "camera" goes away: reopening fails
+    frames = 0
+    with pytest.raises(SourceError, match="could not be reopened within 1 s"):
+        for _ in source:
+            frames += 1
+    source.close()
+    assert frames >= 1
