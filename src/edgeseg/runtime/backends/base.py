@@ -46,8 +46,13 @@ class Backend(Protocol):
 
 
 def quantize_input(batch: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Cast (and quantize, for integer inputs) ``batch`` to the input's dtype; identity when it already fits."""
-    if batch.dtype == spec.dtype and (not spec.quantized or (spec.scale == 1.0 and spec.zero_point == 0)):
+    """Bring ``batch`` to the input's dtype.
+
+    A batch already in that dtype passes unchanged: uint8 pixels *are* the quantized input of uint8
+    models (their scale and zero point describe the model's own normalisation, as in DeepLab's
+    [-1, 1]). Float batches are quantized with the input's scale and zero point, or cast.
+    """
+    if batch.dtype == spec.dtype:
         return batch
     if spec.quantized:
         info = np.iinfo(spec.dtype)
