@@ -342,5 +342,60 @@ def predict(
                       + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()))
 
 
+@app.command()
+def bench(
+    models: list[str] = typer.Argument(..., help="Run folders and model files; or 'report' then result files."),
+    data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
+    threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and all cores)."),
+    warmup: int = typer.Option(10, min=0),
+    runs: int = typer.Option(50, min=1, help="Timed runs (at least)."),
+    min_seconds: float = typer.Option(0.0, min=0.0, help="Keep timing for at least this long."),
+    eval_size: int = typer.Option(100, min=1, help="Test images for accuracy."),
+    foreground: Optional[str] = typer.Option(None, help="Foreground ids for third-party class models, e.g. 8,12."),
+    device: Optional[str] = typer.Option(None, help="Device name recorded in the results."),
+    out: Optional[Path] = typer.Option(None, help="Results JSON (bench) or report folder (bench report)."),
+):
+    """Benchmark models (every backend, precision and thread count), or merge results: bench report FILES."""
+    if models[0] == "report":
+        from edgeseg.benchmarks.report import ResultsError, write_report
+
+        try:
+            written = write_report(models[1:], out or Path("benchmarks/report"))
+        except ResultsError as exc:
+            raise fail(str(exc))
+        for path in written:
+            console.print(str(path))
+        return
+    from edgeseg.benchmarks.runner import BenchOptions, run_bench
+
+    if data is None:
+        run_json = next((Path(m) / "run.json" for m in models if (Path(m) / "run.json").is_file()), None)
+        data = json.loads(run_json.read_text())["data"]["train"]["source"] if run_json else None
+    options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
+                           foreground=[int(v) for v in _split_list(foreground)] if foreground else None, device=device)
+    if threads:
+        options.threads = [int(t) for t in _split_list(threads)]
+    try:
+        result = run_bench(models, options)
+    except FileNotFoundError as exc:
+        raise fail(str(exc))
+    if out:
+        atomic_write_text(out, json.dumps(result, indent=2))
+    console.print(bench_table(result))
+
+
+def bench_table(result: dict) -> Table:
+    table = Table(title=f"{result['device']['name']}: {result['device']['cpu']} ({result['device']['cores']} cores)")
+    for col in ("model", "thr", "status", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "mIoU", "fg IoU", "MB", "RSS MB"):
+        table.add_column(col, justify="left" if col in ("model", "status") else "right")
+    for r in result["rows"]:
+        lat = r.get("latency_ms", {})
+        cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("miou"),
+                 r.get("fg_iou"), r.get("size_mb"), r.get("peak_rss_mb")]
+        status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {r.get('error', '')[:60]}"
+        table.add_row(r["model"], str(r["threads"]), status, *("–" if c is None else f"{c:.3g}" for c in cells))
+    return table
+
+
 def main() -> None:
     app()

@@ -119,8 +119,13 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     report = ExportReport(str(model_path), str(out), len(evaluation), 0 if calibration is None else len(calibration),
                           reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
 
+    from edgeseg.benchmarks.flops import keras_macs
+
+    macs = keras_macs(model)["total"]
+
     def metadata_for(fmt: str, precision: Precision, input_dtype: str) -> dict:
-        return artifact_metadata(model.name, size, input_dtype, fmt, precision.value, str(model_path), source_metrics)
+        return artifact_metadata(model.name, size, input_dtype, fmt, precision.value, str(model_path), source_metrics,
+                                 macs)
 
     def check(artifact: ArtifactReport) -> ArtifactReport:
         if artifact.path:

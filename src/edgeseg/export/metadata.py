@@ -9,7 +9,7 @@ from edgeseg.trainer.metrics import CLASS_NAMES, FOREGROUND_CLASSES
 
 
 def artifact_metadata(model_name: str, input_size: int, input_dtype: str, fmt: str, precision: str,
-                      source: str, source_metrics: dict | None) -> dict:
+                      source: str, source_metrics: dict | None, macs: int | None = None) -> dict:
     """The ``edgeseg`` metadata entry: input spec, normalisation, classes, provenance."""
     return {
         "edgeseg_version": __version__,
@@ -22,5 +22,6 @@ def artifact_metadata(model_name: str, input_size: int, input_dtype: str, fmt: s
         "output": {"kind": "logits", "classes": list(CLASS_NAMES), "foreground_classes": list(FOREGROUND_CLASSES)},
         "source_model": source,
         "source_metrics": source_metrics or {},
+        "macs": macs,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -81,4 +81,8 @@ def open_backend(path: str | Path, threads: int | None = None, **options) -> Bac
         from edgeseg.runtime.backends.onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, threads=threads, **options)
+    if suffix == ".keras":  # the reference model; needs the train extra
+        from edgeseg.runtime.backends.keras import KerasBackend
+
+        return KerasBackend(path, threads=threads)
     raise BackendError(f"{path}: unknown model type {suffix!r}; expected .tflite (LiteRT) or .onnx (ONNX Runtime)")

@@ -1,0 +1,119 @@
+"""Merge benchmark result files of any number of devices into a markdown table and PNG charts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgeseg.io import atomic_path, atomic_write_text
+
+SUPPORTED_SCHEMAS = (1,)
+
+
+class ResultsError(ValueError):
+    pass
+
+
+def load_results(path: str | Path) -> dict:
+    """A results file of any supported schema version, upgraded to the current one."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path} is not a readable benchmark result ({exc})") from exc
+    version = doc.get("schema_version")
+    if version not in SUPPORTED_SCHEMAS:
+        raise ResultsError(f"{path} has schema_version {version!r}; this edgeseg reads {SUPPORTED_SCHEMAS}")
+    return doc
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(results: list[dict]) -> str:
+    """One table over all devices, rows sorted by device, model and threads (deterministic)."""
+    lines = ["| device | model | threads | status | p50 ms | p90 ms | FPS | pipeline FPS | x floor | mIoU | fg IoU "
+             "| MB | RSS MB |", "|" + "---|" * 13]
+    for doc in sorted(results, key=lambda d: d["device"]["name"]):
+        for r in sorted(doc["rows"], key=lambda r: (r["model"], r["threads"])):
+            lat = r.get("latency_ms", {})
+            lines.append("| " + " | ".join([
+                doc["device"]["name"], r["model"], str(r["threads"]), r["status"], _fmt(lat.get("p50")),
+                _fmt(lat.get("p90")), _fmt(r.get("fps"), ".1f"), _fmt(r.get("pipeline_fps"), ".1f"),
+                _fmt(r.get("x_floor"), ".1f"), _fmt(r.get("miou"), ".3f"), _fmt(r.get("fg_iou"), ".3f"),
+                _fmt(r.get("size_mb")), _fmt(r.get("peak_rss_mb"), ".0f")]) + " |")
+    devices = ["", "Devices:"] + [
+        f"- **{d['device']['name']}**: {d['device']['cpu']}, {d['device']['cores']} cores, {d['device']['os']}, "
+        f"Python {d['device']['python']}, edgeseg {d['device']['edgeseg']} ({d['device'].get('commit') or 'no commit'}), "
+        f"{d['device']['date']}; peak fp32 GFLOP/s by threads {d['peak_gflops']}"
+        for d in sorted(results, key=lambda d: d["device"]["name"])]
+    return "\n".join(lines + devices) + "\n"
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def charts(results: list[dict], out: Path) -> list[Path]:
+    """latency.png: p50 per model and device (each device at its most threads); accuracy.png: fg IoU vs latency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs = sorted(results, key=lambda d: d["device"]["name"])
+    best = {}
+    for doc in docs:
+        top = max(r["threads"] for r in doc["rows"])
+        for r in doc["rows"]:
+            if r["threads"] == top and "latency_ms" in r:
+                best[(doc["device"]["name"], r["model"])] = r
+    models = sorted({m for _, m in best})
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) * max(1, len(docs)) + 1.5))
+    height = 0.8 / max(1, len(docs))
+    for i, doc in enumerate(docs):
+        name = doc["device"]["name"]
+        ys = [j + i * height for j, m in enumerate(models) if (name, m) in best]
+        xs = [best[(name, m)]["latency_ms"]["p50"] for m in models if (name, m) in best]
+        ax.barh(ys, xs, height=height, label=name)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(models))], models)
+    ax.set_xlabel("p50 latency, ms (lower is better)")
+    ax.set_xscale("log")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend()
+    ax.invert_yaxis()
+    _save(fig, out / "latency.png")
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for doc in docs:
+        name = doc["device"]["name"]
+        pts = [(r["latency_ms"]["p50"], r["fg_iou"], m) for (d, m), r in sorted(best.items())
+               if d == name and r.get("fg_iou") is not None]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=name)
+        for x, y, m in pts:
+            ax.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, ms")
+    ax.set_ylabel("foreground IoU (test split)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, out / "accuracy.png")
+    return [out / "latency.png", out / "accuracy.png"]
+
+
+def write_report(paths: list[str | Path], out: str | Path) -> list[Path]:
+    """Merge result files into out/README.md (the table) and the charts; returns the written files."""
+    out = Path(out)
+    results = [load_results(p) for p in paths]
+    if not results:
+        raise ResultsError("no result files given")
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(results)
+    atomic_write_text(out / "README.md", "# edgeseg benchmarks\n\n" + table
+                      + "\n![latency](latency.png)\n\n![accuracy vs latency](accuracy.png)\n")
+    return [out / "README.md", *charts(results, out)]

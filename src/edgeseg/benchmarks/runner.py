@@ -1,0 +1,132 @@
+"""``edgeseg bench``: latency, throughput, memory and accuracy of every artifact, one process each."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgeseg.benchmarks.device import device_info
+from edgeseg.benchmarks.flops import compute_peak_gflops
+
+SCHEMA_VERSION = 1
+ORDER = {"keras": 0, "tflite": 1, "onnx": 2}
+PRECISION_ORDER = {"fp32": 0, "fp16": 1, "int8": 2, "dynamic": 3}
+
+
+@dataclass
+class BenchOptions:
+    threads: list[int] = field(default_factory=lambda: [1, os.cpu_count() or 1])
+    warmup: int = 10
+    runs: int = 50
+    min_seconds: float = 0.0
+    data: str | None = None
+    eval_size: int = 100
+    foreground: list[int] | None = None  # for third-party class models (e.g. 8,12: cat, dog in VOC)
+    device: str | None = None
+    timeout_s: float = 900
+
+
+@dataclass
+class ModelEntry:
+    path: str
+    label: str
+    format: str
+    precision: str
+    export_passed: bool | None = None  # from export_report.json, when the artifact has one
+
+
+def collect_models(inputs: list[str]) -> list[ModelEntry]:
+    """Run folders expand to model.keras plus every artifact in RUN/export; files are taken as given."""
+    entries: list[ModelEntry] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            keras_path = path / "model.keras"
+            if keras_path.is_file():
+                entries.append(ModelEntry(str(keras_path), f"{path.name} keras fp32", "keras", "fp32"))
+            report = path / "export" / "export_report.json"
+            verdicts = {}
+            if report.is_file():
+                verdicts = {Path(a["path"]).name: a["passed"] for a in json.loads(report.read_text())["artifacts"]}
+            artifacts = sorted((path / "export").glob("*.tflite")) + sorted((path / "export").glob("*.onnx"))
+            for a in artifacts:
+                fmt, precision = a.suffix[1:], a.stem.rsplit("_", 1)[-1]
+                entries.append(ModelEntry(str(a), f"{path.name} {fmt} {precision}", fmt, precision, verdicts.get(a.name)))
+            if not entries:
+                raise FileNotFoundError(f"{path} holds no model.keras and no export/ artifacts")
+        elif path.is_file():
+            entries.append(ModelEntry(str(path), path.stem, path.suffix[1:], "as shipped"))
+        else:
+            raise FileNotFoundError(f"model or run folder {path} not found")
+    return entries
+
+
+def _status(entry: ModelEntry, ok: bool) -> str:
+    if not ok:
+        return "failed"
+    return "accuracy failed" if entry.export_passed is False else "ok"
+
+
+def _macs(path: str) -> int | None:
+    from edgeseg.benchmarks.flops import tflite_macs
+
+    if path.endswith(".tflite"):
+        return tflite_macs(path)
+    if path.endswith(".onnx"):
+        from edgeseg.runtime.backends import open_backend
+
+        with open_backend(path) as backend:
+            return backend.metadata.get("macs")
+    return None  # .keras: measured by the worker, which loads the model anyway
+
+
+def bench_one(entry: ModelEntry, threads: int, options: BenchOptions) -> dict:
+    """One row: run the worker in a subprocess; a crash or timeout becomes a 'failed' row."""
+    request = {"model": entry.path, "threads": threads, "warmup": options.warmup, "runs": options.runs,
+               "min_seconds": options.min_seconds, "data": options.data, "eval_size": options.eval_size,
+               "foreground": options.foreground}
+    row = {"model": entry.label, "path": entry.path, "format": entry.format, "precision": entry.precision,
+           "threads": threads, "size_mb": round(Path(entry.path).stat().st_size / 2**20, 3)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edgeseg.benchmarks.worker", json.dumps(request)],
+                              capture_output=True, text=True, timeout=options.timeout_s, env=env)
+        ok = proc.returncode == 0
+        if ok:
+            row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        else:
+            row["error"] = (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1][:500]
+    except subprocess.TimeoutExpired:
+        ok, row["error"] = False, f"timed out after {options.timeout_s:.0f} s"
+    row["status"] = _status(entry, ok)
+    return row
+
+
+def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: bool = True) -> dict:
+    """Benchmark every model of ``inputs`` at every thread count; returns the result document."""
+    options = options or BenchOptions()
+    entries = collect_models(inputs)
+    peaks = {str(t): compute_peak_gflops(t) for t in options.threads}
+    jobs = [(e, t) for e in entries for t in options.threads]
+    if progress:
+        from rich.progress import track
+
+        jobs = track(jobs, description=f"Benchmarking {len(entries)} models")
+    rows = []
+    macs_cache: dict[str, int | None] = {}
+    for entry, threads in jobs:
+        row = bench_one(entry, threads, options)
+        if entry.path not in macs_cache:
+            macs_cache[entry.path] = row.get("macs") or _macs(entry.path)
+        row["macs"] = macs_cache[entry.path]
+        if row["macs"] and "latency_ms" in row:
+            floor = 2 * row["macs"] / (peaks[str(threads)] * 1e9) * 1000
+            row["floor_ms"] = round(floor, 3)
+            row["x_floor"] = round(row["latency_ms"]["p50"] / floor, 2)
+        rows.append(row)
+    return {"schema_version": SCHEMA_VERSION, "device": device_info(options.device),
+            "options": asdict(options), "peak_gflops": peaks, "command": " ".join(sys.argv), "rows": rows}

@@ -1,0 +1,106 @@
+"""Benchmark one model at one thread count, in its own process (``python -m edgeseg.benchmarks.worker``).
+
+A process per measurement keeps peak memory per backend honest and lets a crashing backend fail alone.
+Reads a JSON request from argv[1], prints a JSON row on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import cv2
+import numpy as np
+
+
+def _stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
+            "p90": round(float(np.percentile(a, 90)), 3), "p99": round(float(np.percentile(a, 99)), 3),
+            "n": int(a.size)}
+
+
+def _timed(fn, warmup: int, runs: int, min_seconds: float) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times, start = [], time.perf_counter()
+    while len(times) < runs or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict:
+    """mIoU (3-class edgeseg models) and foreground IoU on the data's test split."""
+    from edgeseg.runtime.backends import open_backend
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+    from edgeseg.trainer.data import load_split
+    from edgeseg.trainer.metrics import FOREGROUND_CLASSES, segmentation_metrics
+
+    with open_backend(path, threads=threads) as backend:
+        if backend.metadata:  # edgeseg model: class metrics at its input size, as the export checks
+            size = backend.input.shape[1]
+            test = load_split(data, "test", size, limit=eval_size, progress=False)
+            batch = test.images if backend.input.dtype == np.uint8 else test.images.astype(np.float32)
+            labels = backend.run(batch).argmax(-1)
+            m = segmentation_metrics(test.masks, labels)
+            return {"miou": round(m.mean_iou, 4), "fg_iou": round(m.foreground_iou, 4)}
+    # Other models: foreground masks at 256 px through the segmenter (their classes differ from ours).
+    test = load_split(data, "test", 256, limit=eval_size, progress=False)
+    truth = np.isin(test.masks, FOREGROUND_CLASSES)
+    inter = union = 0
+    with Segmenter(SegmenterOptions(path, threads=threads, foreground=foreground)) as seg:
+        for image, t in zip(test.images, truth):
+            pred = seg.segment(cv2.cvtColor(image, cv2.COLOR_RGB2BGR)) > 0.5
+            inter += int((pred & t).sum())
+            union += int((pred | t).sum())
+    return {"miou": None, "fg_iou": round(inter / union, 4) if union else None}
+
+
+def measure(req: dict) -> dict:
+    from edgeseg.runtime.backends import open_backend
+    from edgeseg.runtime.effects import apply_effect
+    from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+
+    path, threads = req["model"], req["threads"]
+    row: dict = {}
+    t = time.perf_counter()
+    backend = open_backend(path, threads=threads)
+    row["load_ms"] = round((time.perf_counter() - t) * 1000, 2)
+    row["backend"] = backend.name
+    row["details"] = {k: v for k, v in backend.details.items() if k != "fallback_errors"}
+    spec = backend.input
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, spec.shape).astype(np.uint8 if spec.dtype == np.uint8 else np.float32)
+    if spec.dtype != np.uint8 and not backend.metadata:
+        x = x.astype(np.float32) / 255.0  # models without metadata take [0, 1] floats by default
+    t = time.perf_counter()
+    backend.run(x)
+    row["first_inference_ms"] = round((time.perf_counter() - t) * 1000, 2)
+    times = _timed(lambda: backend.run(x), req["warmup"], req["runs"], req["min_seconds"])
+    row["latency_ms"] = _stats(times)
+    row["fps"] = round(1000 / row["latency_ms"]["p50"], 2)
+    if backend.name == "keras":
+        from edgeseg.benchmarks.flops import keras_macs
+
+        row["macs"] = keras_macs(backend.model)["total"]
+    backend.close()
+
+    frame = cv2.resize(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (640, 480))
+    options = SegmenterOptions(path, RunningMode.LIVE_STREAM, threads=threads, foreground=req.get("foreground"))
+    with Segmenter(options) as seg:
+        times = _timed(lambda: apply_effect("grayscale-bg", frame, seg.segment(frame)), req["warmup"], req["runs"],
+                       req["min_seconds"])
+    row["pipeline_ms"] = _stats(times)
+    row["pipeline_fps"] = round(1000 / row["pipeline_ms"]["p50"], 2)
+    if req.get("data"):
+        row.update(_accuracy(path, req["data"], req["eval_size"], threads, req.get("foreground")))
+    row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return row
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
