@@ -120,9 +120,9 @@ def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: 
     macs_cache: dict[str, int | None] = {}
     for entry, threads in jobs:
         row = bench_one(entry, threads, options)
-        if entry.path not in macs_cache:
+        if row["status"] != "failed" and entry.path not in macs_cache:
             macs_cache[entry.path] = row.get("macs") or _macs(entry.path)
-        row["macs"] = macs_cache[entry.path]
+        row["macs"] = macs_cache.get(entry.path)
         if row["macs"] and "latency_ms" in row:
             floor = 2 * row["macs"] / (peaks[str(threads)] * 1e9) * 1000
             row["floor_ms"] = round(floor, 3)

@@ -1,0 +1,84 @@
+"""edgeseg bench on a tiny exported model; report merging; schema versions."""
+
+import json
+import shutil
+
+import pytest
+
+from edgeseg.benchmarks.report import ResultsError, load_results, markdown, write_report
+from edgeseg.benchmarks.runner import BenchOptions, collect_models, run_bench
+from tests.conftest import SHARED  # noqa: F401
+
+pytest.importorskip("keras")
+OLD_RESULT = "tests/data/bench_schema_v1.json"
+COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status", "load_ms", "first_inference_ms",
+           "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "peak_rss_mb", "macs", "floor_ms",
+           "x_floor"}
+
+
+@pytest.fixture(scope="module")
+def bench_result(exported, trained_run, oxford_session_dir, tmp_path_factory):
+    broken = tmp_path_factory.mktemp("broken") / "broken.tflite"
+    broken.write_bytes(b"TFL3 not really a model")
+    options = BenchOptions(threads=[1], warmup=1, runs=3, data=str(oxford_session_dir), eval_size=6)
+    return run_bench([str(trained_run), str(broken)], options, progress=False)
+
+
+def test_every_model_gets_every_column(bench_result):
+    rows = [r for r in bench_result["rows"] if r["status"] == "ok"]
+    assert [r["model"].split(" ", 1)[1] for r in rows] == [
+        "keras fp32", "tflite fp16", "tflite fp32", "tflite int8", "onnx fp32", "onnx int8"]
+    for row in rows:
+        assert COLUMNS <= set(row), COLUMNS - set(row)
+        assert set(row["latency_ms"]) == {"mean", "p50", "p90", "p99", "n"} and row["latency_ms"]["n"] >= 3
+        assert 0 <= row["miou"] <= 1 and 0 <= row["fg_iou"] <= 1 and row["x_floor"] > 0
+    assert len({r["macs"] for r in rows}) == 1  # the same network in every format
+    device = bench_result["device"]
+    assert {"cpu", "cores", "os", "python", "libraries", "edgeseg", "commit", "date"} <= set(device)
+    assert bench_result["schema_version"] == 1 and bench_result["peak_gflops"]["1"] > 0
+
+
+def test_a_failing_backend_is_reported_and_the_run_continues(bench_result):
+    failed = bench_result["rows"][-1]
+    assert failed["model"] == "broken" and failed["status"] == "failed" and failed["error"]
+    assert sum(r["status"] == "ok" for r in bench_result["rows"]) == 6
+
+
+def test_export_verdicts_become_status(exported, trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    report = json.loads((run / "export" / "export_report.json").read_text())
+    report["artifacts"][0]["passed"] = False
+    (run / "export" / "export_report.json").write_text(json.dumps(report))
+    entries = {e.label.split(" ", 1)[1]: e for e in collect_models([str(run)])}
+    assert entries["tflite fp32"].export_passed is False and entries["onnx int8"].export_passed is True
+    with pytest.raises(FileNotFoundError, match="not found"):
+        collect_models([str(tmp_path / "nope")])
+
+
+def test_report_merges_devices_deterministically(bench_result, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(bench_result))
+    other = json.loads(json.dumps(bench_result))
+    other["device"]["name"] = "second-device"
+    b.write_text(json.dumps(other))
+    written = write_report([a, b, OLD_RESULT], tmp_path / "r1")
+    assert [p.name for p in written] == ["README.md", "latency.png", "accuracy.png"]
+    text = (tmp_path / "r1" / "README.md").read_text()
+    for device in (bench_result["device"]["name"], "second-device", "pi5"):
+        assert f"| {device} |" in text
+    write_report([b, OLD_RESULT, a], tmp_path / "r2")  # order of the inputs does not matter
+    for name in ("README.md", "latency.png", "accuracy.png"):
+        assert (tmp_path / "r1" / name).read_bytes() == (tmp_path / "r2" / name).read_bytes(), name
+
+
+def test_schema_versions(tmp_path):
+    old = load_results(OLD_RESULT)  # a file written by schema 1 stays readable
+    assert "| pi5 | x tflite int8 | 4 | ok | 20.00 |" in markdown([old])
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({**old, "schema_version": 99}))
+    with pytest.raises(ResultsError, match="schema_version 99"):
+        load_results(future)
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(ResultsError, match="not a readable benchmark result"):
+        load_results(tmp_path / "junk.json")
