@@ -87,29 +87,42 @@ def test_tutorial_architecture_round_trip(tiny_unet_run, tmp_path):
             assert a.passed and a.max_abs_prob_diff < 1e-4
 
 
-def test_perturbed_weights_fail_the_fp32_gate(trained_run, oxford_session_dir, tmp_path):
+def _perturbed_artifact(trained_run, data_dir, tmp_path, precision, noise, calibration=None):
+    """(reference of the trained model, report skeleton of an artifact exported from perturbed weights)."""
     model = keras.models.load_model(trained_run / "model.keras")
-    data = load_folder(oxford_session_dir, "test", 32, progress=False)
+    data = load_folder(data_dir, "test", 32, progress=False)
     reference = keras_reference(model, data.images, data.masks)
     rng = np.random.default_rng(0)
-    model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.get_weights()])
-    blobs = tflite_export.export_tflite(model, [Precision.FP32], lambda p: {}, None)
-    path = tmp_path / "broken.tflite"
-    path.write_bytes(blobs[Precision.FP32])
-    report = compare(ArtifactReport("tflite", "fp32", str(path)), reference, Gates())
+    model.set_weights([w + rng.normal(0, noise * (w.std() + 1e-3), w.shape).astype(w.dtype) for w in model.get_weights()])
+    blob = tflite_export.export_tflite(model, [precision], lambda p: {}, calibration)[precision]
+    path = tmp_path / f"broken_{precision.value}.tflite"
+    path.write_bytes(blob)
+    return reference, ArtifactReport("tflite", precision.value, str(path))
+
+
+def test_perturbed_weights_fail_the_fp32_gate(trained_run, oxford_session_dir, tmp_path):
+    reference, artifact = _perturbed_artifact(trained_run, oxford_session_dir, tmp_path, Precision.FP32, noise=0.05)
+    report = compare(artifact, reference, Gates())
     assert not report.passed
     assert any("max |dprob|" in f for f in report.failures)
 
 
-def test_blank_calibration_fails_the_int8_gate(trained_run, tmp_path):
-    blank = tmp_path / "blank.npy"
-    np.save(blank, np.zeros((40, 32, 32, 3), np.uint8))
-    report = export_model(trained_run, ExportOptions(formats=["tflite"], precisions=[Precision.INT8],
-                                                     calib_data=str(blank), out=str(tmp_path / "out")),
-                          progress=False)
+def test_perturbed_weights_fail_the_int8_gate(trained_run, oxford_session_dir, tmp_path):
+    calibration = load_folder(oxford_session_dir, "train", 32, progress=False).images
+    reference, artifact = _perturbed_artifact(trained_run, oxford_session_dir, tmp_path, Precision.INT8, noise=1.0,
+                                              calibration=calibration)
+    report = compare(artifact, reference, Gates())
+    assert not report.passed
+    assert any(f.startswith("agreement") for f in report.failures), report.failures
+
+
+def test_failed_artifact_stays_on_disk_marked_failed(trained_run, tmp_path):
+    strict = Gates(int8_min_agreement=1.01)  # unreachable: this artifact must fail
+    report = export_model(trained_run, ExportOptions(formats=["tflite"], precisions=[Precision.INT8], calib_size=40,
+                                                     out=str(tmp_path / "out"), gates=strict), progress=False)
     (artifact,) = report.artifacts
-    assert not artifact.passed and artifact.failures
-    assert (tmp_path / "out" / "conv_deconv_int8.tflite").is_file()  # kept on disk, marked failed
+    assert not artifact.passed and f"agreement {artifact.agreement:.2%} < 101%" in artifact.failures
+    assert (tmp_path / "out" / "conv_deconv_int8.tflite").is_file()
     saved = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert saved["passed"] is False and saved["artifacts"][0]["failures"]
     with pytest.raises(ToleranceError, match="tflite int8"):

@@ -92,7 +92,7 @@ def train(
     try:
         report = run_training(config)
     except (DataError, FileNotFoundError, FileExistsError, ValueError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     console.print(metrics_table(f"{model}: test split", {"best model": report.test_metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
     console.print(f"{report.epochs_run} epochs in {report.wall_time_s:.0f} s "
@@ -116,7 +116,7 @@ def evaluate(
     try:
         report = run_eval(model, data, split, limit, progress=not as_json)
     except (DataError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     result = report.to_dict()
     if out:
         atomic_write_text(out, json.dumps(result, indent=2))
@@ -160,7 +160,7 @@ def export_cmd(
     try:
         report = export_model(source, options, progress=not as_json)
     except ExportError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     for note in report.notes:
         err.print(f"[yellow]note:[/] {note}")
     if as_json:
@@ -171,7 +171,7 @@ def export_cmd(
     try:
         report.raise_for_failures()
     except ToleranceError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
 
 
 def _parse_gates(specs: list[str]):
@@ -233,7 +233,7 @@ def _segmenter_options(model, mode, threads, smoothing, threshold, feather, mask
         try:
             model = packaged_model()
         except NoPackagedModel as exc:
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
     fg = [int(v) for v in _split_list(foreground)] if foreground else None
     return SegmenterOptions(model=model, running_mode=mode, threads=threads, smoothing=smoothing, threshold=threshold,
                             feather=feather, mask_every=mask_every, input_range=input_range, output_kind=output_kind,
@@ -280,7 +280,7 @@ def webcam(
     try:
         src = open_source(source)
     except SourceError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     show = display_available() if window is None else window
     if not (show or output or serve or virtual_cam or as_json) or (show and not display_available()):
         src.close()
@@ -293,7 +293,7 @@ def webcam(
                 output=str(output) if output else None, serve=serve, token=token, virtual_cam=virtual_cam,
                 max_frames=max_frames), name=source)
     except (BackendError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
     else:
@@ -332,7 +332,7 @@ def predict(
     try:
         report = predict_images(images, options, effect, out, _background(background))
     except (BackendError, SourceError, FileNotFoundError, ValueError, OSError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
     else:
@@ -362,7 +362,7 @@ def bench(
         try:
             written = write_report(models[1:], out or Path("benchmarks/report"))
         except ResultsError as exc:
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
         for path in written:
             console.print(str(path))
         return
@@ -378,7 +378,7 @@ def bench(
     try:
         result = run_bench(models, options)
     except FileNotFoundError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if out:
         atomic_write_text(out, json.dumps(result, indent=2))
     console.print(bench_table(result))

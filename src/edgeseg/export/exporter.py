@@ -8,7 +8,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from edgeseg.export import onnx as onnx_export
 from edgeseg.export import tflite as tflite_export

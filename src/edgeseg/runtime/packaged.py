@@ -32,3 +32,9 @@ def packaged_model(name: str | None = None) -> Path:
 
 def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def verify() -> dict[str, bool]:
+    """{file: checksum matches the manifest} for every shipped model file."""
+    return {name: (MODELS_DIR / name).is_file() and sha256(MODELS_DIR / name) == entry["sha256"]
+            for name, entry in manifest()["files"].items()}

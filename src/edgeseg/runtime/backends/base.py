@@ -45,6 +45,19 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class ClosingBackend:
+    """Context-manager plumbing shared by the backend classes: ``with`` closes the interpreter."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def quantize_input(batch: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Bring ``batch`` to the input's dtype.
 

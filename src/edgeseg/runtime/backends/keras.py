@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.backends.base import TensorSpec
+from edgeseg.runtime.backends.base import ClosingBackend, TensorSpec
 
 
-class KerasBackend:
+class KerasBackend(ClosingBackend):
     name = "keras"
 
     def __init__(self, path: str | Path, threads: int | None = None):
@@ -39,9 +39,3 @@ class KerasBackend:
 
     def close(self) -> None:
         self.model = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.backends.base import METADATA_KEY, BackendError, TensorSpec, dequantize_output, quantize_input
+from edgeseg.runtime.backends.base import (
+    METADATA_KEY,
+    BackendError,
+    ClosingBackend,
+    TensorSpec,
+    dequantize_output,
+    quantize_input,
+)
 
 log = logging.getLogger("edgeseg")
 
@@ -40,7 +47,7 @@ def _spec(detail: dict) -> TensorSpec:
                       float(scale), int(zero_point))
 
 
-class LiteRTBackend:
+class LiteRTBackend(ClosingBackend):
     """A ``.tflite`` model in a LiteRT interpreter.
 
     Tries the default op resolver (with the XNNPACK delegate) first, then the builtin resolver without
@@ -93,9 +100,3 @@ class LiteRTBackend:
 
     def close(self) -> None:
         self._interp = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

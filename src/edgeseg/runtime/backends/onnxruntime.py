@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.backends.base import METADATA_KEY, BackendError, TensorSpec
+from edgeseg.runtime.backends.base import METADATA_KEY, BackendError, ClosingBackend, TensorSpec
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
            "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -18,7 +18,7 @@ def _spec(arg) -> TensorSpec:
     return TensorSpec(arg.name, shape, np.dtype(_DTYPES.get(arg.type, np.float32)))
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ClosingBackend):
     """An ``.onnx`` model in an ONNX Runtime session.
 
     ``providers`` picks execution providers (e.g. ``["CUDAExecutionProvider"]``); CPU is always the
@@ -63,9 +63,3 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self._session = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
