@@ -70,6 +70,16 @@ def test_interrupted_run_resumes(oxford_session_dir, tmp_path, monkeypatch):
     assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
 
 
+def test_init_from_continues_from_a_trained_model(oxford_session_dir, tmp_path):
+    first = train(tiny_config(oxford_session_dir, tmp_path / "a", epochs=3, learning_rate=1e-2), progress=False)
+    second = train(tiny_config(oxford_session_dir, tmp_path / "b", epochs=1, learning_rate=1e-9,
+                                init_from=first.model_path), progress=False)
+    # with a learning rate of ~0, the second run is the first model: same test metrics
+    assert second.test_metrics.mean_iou == pytest.approx(first.test_metrics.mean_iou, abs=1e-3)
+    with pytest.raises(FileNotFoundError, match="--init-from model"):
+        train(tiny_config(oxford_session_dir, tmp_path / "c", init_from=str(tmp_path / "none.keras")), progress=False)
+
+
 def test_class_weight_parsing():
     masks = np.array([[0, 1, 1, 1, 2]])
     assert parse_class_weights("none", masks) is None

@@ -76,6 +76,7 @@ def train(
     seed: int = 0,
     limit: Optional[int] = typer.Option(None, help="At most this many images per split."),
     data_dir: Optional[str] = typer.Option(None, help="tfds data_dir."),
+    init_from: Optional[Path] = typer.Option(None, help="Start from this .keras model's weights (e.g. to fine-tune)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run in --out."),
 ):
     """Train a segmentation model; run the same command again to resume an interrupted run."""
@@ -88,6 +89,7 @@ def train(
         learning_rate=learning_rate, lr_schedule=lr_schedule, class_weights=class_weights, augment=augment,
         early_stopping=early_stopping, mixed_precision=mixed_precision, strategy=strategy,
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
+        init_from=str(init_from) if init_from else None,
     )
     try:
         report = run_training(config)

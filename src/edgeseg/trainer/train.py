@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # use at most this many images per split (quick runs)
     data_dir: str | None = None  # tfds data_dir
+    init_from: str | None = None  # start from this .keras model's weights (same architecture), e.g. to fine-tune
     overwrite: bool = False
 
 
@@ -126,6 +127,8 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', received {config.lr_schedule!r}")
     if config.strategy not in ("auto", "default", "mirrored", "multiworker"):
         raise ValueError(f"strategy must be auto, default, mirrored or multiworker, received {config.strategy!r}")
+    if config.init_from and not Path(config.init_from).is_file():
+        raise FileNotFoundError(f"--init-from model {config.init_from} not found")
     if config.class_weights not in ("none", "balanced"):
         parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
 
@@ -221,6 +224,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
             config.model, config.img_size, len(CLASS_NAMES), config.encoder_weights,
             config.fine_tune, config.alpha, config.dropout,
         )
+        if config.init_from:
+            model.load_weights(config.init_from)  # matched by layer structure, whatever is trainable now
         _compile(keras, model, config, steps)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(tf, model, next(iter(train_ds)))
