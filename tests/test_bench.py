@@ -20,14 +20,17 @@ COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status
 def bench_result(exported, trained_run, oxford_session_dir, tmp_path_factory):
     broken = tmp_path_factory.mktemp("broken") / "broken.tflite"
     broken.write_bytes(b"TFL3 not really a model")
-    options = BenchOptions(threads=[1], warmup=1, runs=3, data=str(oxford_session_dir), eval_size=6)
+    options = BenchOptions(threads=[1, 2], warmup=1, runs=3, data=str(oxford_session_dir), eval_size=6)
     return run_bench([str(trained_run), str(broken)], options, progress=False)
 
 
 def test_every_model_gets_every_column(bench_result):
     rows = [r for r in bench_result["rows"] if r["status"] == "ok"]
-    assert [r["model"].split(" ", 1)[1] for r in rows] == [
-        "keras fp32", "tflite fp16", "tflite fp32", "tflite int8", "onnx fp32", "onnx int8"]
+    assert [(r["model"].split(" ", 1)[1], r["threads"]) for r in rows] == [
+        (name, t) for name in ("keras fp32", "tflite fp16", "tflite fp32", "tflite int8", "onnx fp32", "onnx int8")
+        for t in (1, 2)]
+    for one, two in zip(rows[::2], rows[1::2]):  # accuracy is measured once per model, shared by thread counts
+        assert (one["miou"], one["fg_iou"]) == (two["miou"], two["fg_iou"])
     for row in rows:
         assert COLUMNS <= set(row), COLUMNS - set(row)
         assert set(row["latency_ms"]) == {"mean", "p50", "p90", "p99", "n"} and row["latency_ms"]["n"] >= 3
@@ -41,7 +44,7 @@ def test_every_model_gets_every_column(bench_result):
 def test_a_failing_backend_is_reported_and_the_run_continues(bench_result):
     failed = bench_result["rows"][-1]
     assert failed["model"] == "broken" and failed["status"] == "failed" and failed["error"]
-    assert sum(r["status"] == "ok" for r in bench_result["rows"]) == 6
+    assert sum(r["status"] == "ok" for r in bench_result["rows"]) == 12
 
 
 def test_export_verdicts_become_status(exported, trained_run, tmp_path):

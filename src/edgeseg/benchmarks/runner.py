@@ -84,10 +84,11 @@ def _macs(path: str) -> int | None:
     return None  # .keras: measured by the worker, which loads the model anyway
 
 
-def bench_one(entry: ModelEntry, threads: int, options: BenchOptions) -> dict:
+def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: bool = True) -> dict:
     """One row: run the worker in a subprocess; a crash or timeout becomes a 'failed' row."""
     request = {"model": entry.path, "threads": threads, "warmup": options.warmup, "runs": options.runs,
-               "min_seconds": options.min_seconds, "data": options.data, "eval_size": options.eval_size,
+               "min_seconds": options.min_seconds, "data": options.data if accuracy else None,
+               "eval_size": options.eval_size,
                "foreground": options.foreground}
     row = {"model": entry.label, "path": entry.path, "format": entry.format, "precision": entry.precision,
            "threads": threads, "size_mb": round(Path(entry.path).stat().st_size / 2**20, 3)}
@@ -111,15 +112,21 @@ def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: 
     options = options or BenchOptions()
     entries = collect_models(inputs)
     peaks = {str(t): compute_peak_gflops(t) for t in options.threads}
-    jobs = [(e, t) for e in entries for t in options.threads]
+    # Most threads first: accuracy (thread-independent) is measured there and copied to the other rows.
+    threads_order = sorted(options.threads, reverse=True)
+    jobs = [(e, t) for e in entries for t in threads_order]
     if progress:
         from rich.progress import track
 
         jobs = track(jobs, description=f"Benchmarking {len(entries)} models")
     rows = []
     macs_cache: dict[str, int | None] = {}
+    accuracy: dict[str, dict] = {}
     for entry, threads in jobs:
-        row = bench_one(entry, threads, options)
+        row = bench_one(entry, threads, options, accuracy=entry.path not in accuracy)
+        if row["status"] != "failed":
+            accuracy.setdefault(entry.path, {k: row.get(k) for k in ("miou", "fg_iou")})
+            row.update({k: v for k, v in accuracy[entry.path].items() if k not in row})
         if row["status"] != "failed" and entry.path not in macs_cache:
             macs_cache[entry.path] = row.get("macs") or _macs(entry.path)
         row["macs"] = macs_cache.get(entry.path)
@@ -128,5 +135,6 @@ def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: 
             row["floor_ms"] = round(floor, 3)
             row["x_floor"] = round(row["latency_ms"]["p50"] / floor, 2)
         rows.append(row)
+    rows.sort(key=lambda r: (next(i for i, e in enumerate(entries) if e.path == r["path"]), r["threads"]))
     return {"schema_version": SCHEMA_VERSION, "device": device_info(options.device),
             "options": asdict(options), "peak_gflops": peaks, "command": " ".join(sys.argv), "rows": rows}

@@ -133,7 +133,7 @@ def _validate(config: TrainConfig) -> None:
         parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
 
 
-def _callbacks(keras, run: Path, work: Path, config: TrainConfig, best_val_loss: float | None):
+def _callbacks(keras, work: Path, config: TrainConfig, best_val_loss: float | None):
     cbs = [
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
@@ -239,7 +239,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
     start = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
-        callbacks=_callbacks(keras, run, work, config, best),
+        callbacks=_callbacks(keras, work, config, best),
         verbose=(1 if progress else 0) if chief else 0,
     )
     wall = time.perf_counter() - start
