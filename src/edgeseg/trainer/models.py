@@ -100,7 +100,12 @@ def _decoder(x, skips, filters, num_classes: int, dropout: float, separable: boo
 
 
 def _freeze_encoder(encoder: keras.Model, fine_tune: int, block_of: Callable[[str], int | None], n_blocks: int):
-    """Freeze the encoder except its top ``fine_tune`` blocks (0 freezes everything)."""
+    """Freeze the encoder except its top ``fine_tune`` blocks (0 freezes everything).
+
+    BatchNormalization layers stay frozen even in unfrozen blocks: a trainable BatchNormalization
+    normalises with batch statistics, which wrecks pretrained features (and BN folded into the
+    convolutions, as in the offline weights, entirely).
+    """
     if fine_tune < 0 or fine_tune > n_blocks:
         raise ValueError(f"fine_tune must be between 0 and {n_blocks} encoder blocks, received {fine_tune}")
     encoder.trainable = fine_tune > 0
@@ -109,7 +114,8 @@ def _freeze_encoder(encoder: keras.Model, fine_tune: int, block_of: Callable[[st
     first_trainable = n_blocks - fine_tune + 1
     for layer in encoder.layers:
         block = block_of(layer.name)
-        layer.trainable = block is not None and block >= first_trainable
+        layer.trainable = (block is not None and block >= first_trainable
+                           and not isinstance(layer, layers.BatchNormalization))
 
 
 def _mobilenetv2_block(name: str) -> int | None:
