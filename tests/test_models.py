@@ -26,7 +26,7 @@ def test_encoder_frozen_by_default_and_fine_tune_unfreezes_top_blocks():
     enc = tuned.get_layer("encoder")
     assert enc.get_layer("block_16_project").trainable and enc.get_layer("block_15_expand").trainable
     assert not enc.get_layer("block_14_expand").trainable and not enc.get_layer("Conv1").trainable
-    assert not enc.get_layer("block_16_project_BN").trainable  # BN stays in inference mode
+    assert not enc.get_layer("block_16_expand_BN").trainable  # BN stays in inference mode
 
 
 def test_model_takes_uint8_range_input():
