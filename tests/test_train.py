@@ -80,6 +80,14 @@ def test_init_from_continues_from_a_trained_model(oxford_session_dir, tmp_path):
         train(tiny_config(oxford_session_dir, tmp_path / "c", init_from=str(tmp_path / "none.keras")), progress=False)
 
 
+def test_mixed_precision_run_keeps_float32_logits(oxford_session_dir, tmp_path):
+    report = train(tiny_config(oxford_session_dir, tmp_path / "run", epochs=1, mixed_precision=True), progress=False)
+    model = keras.models.load_model(report.model_path)
+    assert model.get_layer("conv1").compute_dtype == "float16"
+    assert model.get_layer("logits").compute_dtype == "float32"  # softmax/loss in float32
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the global policy is restored
+
+
 def test_class_weight_parsing():
     masks = np.array([[0, 1, 1, 1, 2]])
     assert parse_class_weights("none", masks) is None

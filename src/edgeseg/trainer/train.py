@@ -177,6 +177,16 @@ def _compile(keras, model, config: TrainConfig, steps_per_epoch: int):
 
 def train(config: TrainConfig, progress: bool = True) -> TrainReport:
     """Train ``config.model`` on ``config.data`` and write the run folder ``config.out``."""
+    import keras
+
+    policy = keras.mixed_precision.dtype_policy()
+    try:
+        return _train(config, progress)
+    finally:
+        keras.mixed_precision.set_dtype_policy(policy)  # --mixed-precision must not outlive the run
+
+
+def _train(config: TrainConfig, progress: bool) -> TrainReport:
     _validate(config)
     run = Path(config.out)
     if (run / "model.keras").exists() and not (run / "backup").exists() and not config.overwrite:
