@@ -159,3 +159,21 @@ def test_lost_live_source_is_retried_then_reported(video, tmp_path):
             frames += 1
     source.close()
     assert frames >= 1
+
+
+def test_ctrl_c_finalises_a_playable_video(artifact, video, tmp_path):
+    from edgeseg.runtime.sources import Frame, Source
+
+    class InterruptedSource(Source):  # a user pressing Ctrl-C after five frames
+        def __iter__(self):
+            for frame in open_source(str(video)):
+                if frame.index == 5:
+                    raise KeyboardInterrupt
+                yield Frame(frame.image, frame.index, 0.0)
+
+    out = tmp_path / "out.mp4"
+    with Segmenter(SegmenterOptions(artifact("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(InterruptedSource(), seg, PipelineOptions(output=str(out)))
+    assert report.ended == "stopped by user" and report.frames == 5 and report.output == str(out)
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and cap.read()[0]

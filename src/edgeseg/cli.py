@@ -143,7 +143,7 @@ def export_cmd(
     calib_size: int = typer.Option(300, min=1, help="Calibration images."),
     eval_data: Optional[str] = typer.Option(None, help="Dataset for the accuracy checks (default: training data)."),
     eval_size: Optional[int] = typer.Option(None, min=1, help="Evaluation images (default: the whole test split)."),
-    batch_size: int = typer.Option(1, min=1, help="Static batch size of the exported input."),
+    batch_size: int = typer.Option(1, min=0, help="Static batch size of the exported input (0: dynamic)."),
     uint8_output: bool = typer.Option(False, "--uint8-output", help="int8 TFLite with uint8 output."),
     force: bool = typer.Option(False, "--force", help="Quantize even with fewer than 32 calibration images."),
     gate: list[str] = typer.Option([], help="Override a gate, e.g. --gate int8_min_agreement=0.95 (repeatable)."),

@@ -32,7 +32,7 @@ class ExportOptions:
     calib_size: int = RECOMMENDED_IMAGES
     eval_data: str | None = None  # default: the training data's test split
     eval_size: int | None = None  # default: the whole split
-    batch_size: int = 1
+    batch_size: int = 1  # static batch of the exported input; 0 = dynamic
     uint8_output: bool = False
     force: bool = False
     gates: Gates = field(default_factory=Gates)

@@ -27,7 +27,7 @@ def set_metadata(model_proto, metadata: dict) -> None:
 
 
 def convert_fp32(model, batch_size: int = 1, opset: int = OPSET):
-    """An ``onnx.ModelProto`` of the Keras model with a static ``[batch_size, H, W, 3]`` input ``image``."""
+    """An ``onnx.ModelProto`` of the Keras model with a ``[batch_size, H, W, 3]`` input ``image`` (0: dynamic)."""
     import logging
 
     import onnx
@@ -37,7 +37,7 @@ def convert_fp32(model, batch_size: int = 1, opset: int = OPSET):
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     _, h, w, c = model.input_shape
     proto, _ = tf2onnx.convert.from_keras(
-        model, input_signature=[tf.TensorSpec([batch_size, h, w, c], tf.float32, name="image")], opset=opset)
+        model, input_signature=[tf.TensorSpec([batch_size or None, h, w, c], tf.float32, name="image")], opset=opset)
     onnx.checker.check_model(proto)
     return proto
 

@@ -19,12 +19,12 @@ from edgeseg.runtime.backends.base import METADATA_KEY
 
 
 def export_saved_model(model, directory: Path, batch_size: int = 1) -> Path:
-    """A SavedModel of ``model`` with a static ``[batch_size, H, W, 3]`` float input named ``image``."""
+    """A SavedModel of ``model`` with a ``[batch_size, H, W, 3]`` float input named ``image`` (0: dynamic)."""
     import tensorflow as tf
 
     _, h, w, c = model.input_shape
     model.export(str(directory), format="tf_saved_model", verbose=False,
-                 input_signature=[tf.TensorSpec([batch_size, h, w, c], tf.float32, name="image")])
+                 input_signature=[tf.TensorSpec([batch_size or None, h, w, c], tf.float32, name="image")])
     return directory
 
 
