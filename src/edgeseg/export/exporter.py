@@ -8,10 +8,17 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
+from edgeseg.benchmarks.flops import keras_macs
 from edgeseg.export import onnx as onnx_export
 from edgeseg.export import tflite as tflite_export
-from edgeseg.export.base import ArtifactReport, ExportError, ExportReport, Gates, Precision, get_format
+from edgeseg.export.base import (
+    ArtifactReport,
+    ExportError,
+    ExportReport,
+    Gates,
+    Precision,
+    get_format,
+)
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.metadata import artifact_metadata
 from edgeseg.export.validate import compare, keras_reference
@@ -107,7 +114,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         raise ExportError(f"evaluation data: {exc}") from exc
 
     calibration = None
-    if any(p in (Precision.INT8, Precision.DYNAMIC) for _, p in pairs):
+    if any(p is Precision.INT8 for _, p in pairs):  # dynamic-range quantization needs no calibration
         calib_source = options.calib_data or train_data
         if not calib_source:
             raise ExportError(f"{model_path} has no run.json naming its training data: pass --calib-data for int8")
@@ -117,8 +124,6 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     source_metrics = _source_metrics(model_path.parent)
     report = ExportReport(str(model_path), str(out), len(evaluation), 0 if calibration is None else len(calibration),
                           reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
-
-    from edgeseg.benchmarks.flops import keras_macs
 
     macs = keras_macs(model)["total"]
 
