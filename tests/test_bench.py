@@ -12,7 +12,8 @@ from tests.conftest import SHARED  # noqa: F401
 pytest.importorskip("keras")
 OLD_RESULT = "tests/data/bench_schema_v1.json"
 COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status", "load_ms", "first_inference_ms",
-           "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "peak_rss_mb", "macs", "floor_ms",
+           "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "fg_iou_256", "peak_rss_mb", "macs",
+           "floor_ms",
            "x_floor"}
 
 
@@ -34,7 +35,7 @@ def test_every_model_gets_every_column(bench_result):
     for row in rows:
         assert COLUMNS <= set(row), COLUMNS - set(row)
         assert set(row["latency_ms"]) == {"mean", "p50", "p90", "p99", "n"} and row["latency_ms"]["n"] >= 3
-        assert 0 <= row["miou"] <= 1 and 0 <= row["fg_iou"] <= 1 and row["x_floor"] > 0
+        assert 0 <= row["miou"] <= 1 and 0 <= row["fg_iou"] <= 1 and 0 <= row["fg_iou_256"] <= 1 and row["x_floor"] > 0
     assert len({r["macs"] for r in rows}) == 1  # the same network in every format
     device = bench_result["device"]
     assert {"cpu", "cores", "os", "python", "libraries", "edgeseg", "commit", "date"} <= set(device)

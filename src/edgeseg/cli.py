@@ -388,12 +388,13 @@ def bench(
 
 def bench_table(result: dict) -> Table:
     table = Table(title=f"{result['device']['name']}: {result['device']['cpu']} ({result['device']['cores']} cores)")
-    for col in ("model", "thr", "status", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "mIoU", "fg IoU", "MB", "RSS MB"):
+    for col in ("model", "thr", "status", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "mIoU", "fg IoU",
+                "fg IoU 256", "MB", "RSS MB"):
         table.add_column(col, justify="left" if col in ("model", "status") else "right")
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
         cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("miou"),
-                 r.get("fg_iou"), r.get("size_mb"), r.get("peak_rss_mb")]
+                 r.get("fg_iou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {r.get('error', '')[:60]}"
         table.add_row(r["model"], str(r["threads"]), status, *("–" if c is None else f"{c:.3g}" for c in cells))
     return table

@@ -34,7 +34,7 @@ def _fmt(value, spec: str = ".2f") -> str:
 def markdown(results: list[dict]) -> str:
     """One table over all devices, rows sorted by device, model and threads (deterministic)."""
     lines = ["| device | model | threads | status | p50 ms | p90 ms | FPS | pipeline FPS | x floor | mIoU | fg IoU "
-             "| MB | RSS MB |", "|" + "---|" * 13]
+             "| fg IoU 256 | MB | RSS MB |", "|" + "---|" * 14]
     for doc in sorted(results, key=lambda d: d["device"]["name"]):
         for r in sorted(doc["rows"], key=lambda r: (r["model"], r["threads"])):
             lat = r.get("latency_ms", {})
@@ -42,7 +42,7 @@ def markdown(results: list[dict]) -> str:
                 doc["device"]["name"], r["model"], str(r["threads"]), r["status"], _fmt(lat.get("p50")),
                 _fmt(lat.get("p90")), _fmt(r.get("fps"), ".1f"), _fmt(r.get("pipeline_fps"), ".1f"),
                 _fmt(r.get("x_floor"), ".1f"), _fmt(r.get("miou"), ".3f"), _fmt(r.get("fg_iou"), ".3f"),
-                _fmt(r.get("size_mb")), _fmt(r.get("peak_rss_mb"), ".0f")]) + " |")
+                _fmt(r.get("fg_iou_256"), ".3f"), _fmt(r.get("size_mb")), _fmt(r.get("peak_rss_mb"), ".0f")]) + " |")
     devices = ["", "Devices:"] + [
         f"- **{d['device']['name']}**: {d['device']['cpu']}, {d['device']['cores']} cores, {d['device']['os']}, "
         f"Python {d['device']['python']}, edgeseg {d['device']['edgeseg']} ({d['device'].get('commit') or 'no commit'}), "
@@ -92,14 +92,14 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5))
     for doc in docs:
         name = doc["device"]["name"]
-        pts = [(r["latency_ms"]["p50"], r["fg_iou"], m) for (d, m), r in sorted(best.items())
-               if d == name and r.get("fg_iou") is not None]
+        pts = [(r["latency_ms"]["p50"], r.get("fg_iou_256", r.get("fg_iou")), m) for (d, m), r in sorted(best.items())
+               if d == name and r.get("fg_iou_256", r.get("fg_iou")) is not None]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=name)
         for x, y, m in pts:
             ax.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, ms")
-    ax.set_ylabel("foreground IoU (test split)")
+    ax.set_ylabel("foreground IoU at 256 px (test split)")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, out / "accuracy.png")
