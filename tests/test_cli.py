@@ -39,3 +39,13 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     assert result.exit_code == 1 and "is not a Keras model" in result.output
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--class-weights", "x", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "class weights must be" in result.output
+
+
+def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
+    for args in (["train"], ["evaluate", "m.keras", "--data", "d"], ["export", "run"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and 'pip install "edgeseg[train]"' in result.output, args

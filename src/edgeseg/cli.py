@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from edgeseg.io import atomic_write_text
@@ -29,8 +30,17 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
                         handlers=[RichHandler(console=err, show_time=False, show_path=False)], force=True)
 
 
+def _need_train_extra() -> None:
+    from edgeseg.trainer import require_train_extra
+
+    try:
+        require_train_extra()
+    except ImportError as exc:
+        raise fail(str(exc)) from None
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")  # messages hold paths and [extras], not markup
     return typer.Exit(code)
 
 
@@ -80,6 +90,7 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run in --out."),
 ):
     """Train a segmentation model; run the same command again to resume an interrupted run."""
+    _need_train_extra()
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.train import TrainConfig, train as run_training
 
@@ -112,6 +123,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Pixel accuracy, per-class IoU, mIoU and foreground IoU of a Keras model."""
+    _need_train_extra()
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.evaluate import evaluate as run_eval
 
@@ -150,6 +162,7 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Export to TFLite / ONNX and check every artifact against the Keras model; exit 1 if a check fails."""
+    _need_train_extra()
     from edgeseg.export.base import ExportError, Precision, ToleranceError
     from edgeseg.export.exporter import ExportOptions, export_model
 
@@ -164,7 +177,7 @@ def export_cmd(
     except ExportError as exc:
         raise fail(str(exc)) from None
     for note in report.notes:
-        err.print(f"[yellow]note:[/] {note}")
+        err.print(f"[yellow]note:[/] {escape(note)}")
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -201,7 +214,7 @@ def export_table(report) -> Table:
                 "dfg pts", "check"):
         table.add_column(col, justify="left" if col in ("artifact", "check") else "right")
     for a in report.artifacts:
-        status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + "; ".join(a.failures)
+        status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + escape("; ".join(a.failures))
         table.add_row(Path(a.path).name or a.name, f"{a.size_mb:.2f}", f"{a.agreement:.4%}",
                       f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
                       f"{a.delta_miou_points:+.2f}", f"{a.foreground_iou:.4f}", f"{a.delta_fg_iou_points:+.2f}", status)
@@ -395,7 +408,7 @@ def bench_table(result: dict) -> Table:
         lat = r.get("latency_ms", {})
         cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("miou"),
                  r.get("fg_iou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
-        status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {r.get('error', '')[:60]}"
+        status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {escape(r.get('error', '')[:60])}"
         table.add_row(r["model"], str(r["threads"]), status, *("–" if c is None else f"{c:.3g}" for c in cells))
     return table
 
