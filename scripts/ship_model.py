@@ -21,6 +21,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifacts", nargs="+", type=Path)
     parser.add_argument("--default", type=Path, required=True, help="the artifact used when no --model is given")
+    parser.add_argument("--alias", action="append", default=[], metavar="NAME=FILE",
+                        help="a short name for --model, e.g. edge=unet_mobilenetv2_edge_int8.tflite")
     args = parser.parse_args()
     files = {}
     for path in dict.fromkeys([args.default, *args.artifacts]):
@@ -31,7 +33,11 @@ def main() -> None:
         shutil.copyfile(path, MODELS_DIR / path.name)
         files[path.name] = {"sha256": sha256(path), "bytes": path.stat().st_size,
                             "mean_iou": round(verdict["mean_iou"], 4), "foreground_iou": round(verdict["foreground_iou"], 4)}
-    manifest = {"default": args.default.name, "files": files}
+    aliases = dict(a.split("=", 1) for a in args.alias)
+    unknown = [f for f in aliases.values() if f not in files]
+    if unknown:
+        raise SystemExit(f"aliases name files that are not shipped: {unknown}")
+    manifest = {"default": args.default.name, "aliases": aliases, "files": files}
     atomic_write_text(MODELS_DIR / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(manifest, indent=2))
 

@@ -40,3 +40,12 @@ def test_missing_shipped_model_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(packaged, "MODELS_DIR", tmp_path)
     result = CliRunner().invoke(app, ["predict", str(tmp_path)])
     assert result.exit_code == 1 and "ships no model: pass --model PATH" in result.output
+
+
+def test_shipped_models_by_alias_and_clear_errors(tmp_path):
+    assert packaged.resolve_model("edge").name == "unet_mobilenetv2_edge_int8.tflite"
+    assert packaged.resolve_model(None) == packaged.packaged_model()
+    with pytest.raises(packaged.NoPackagedModel, match="shipped: .*edge"):
+        packaged.resolve_model("edgy")
+    with pytest.raises(FileNotFoundError, match="model models/missing.tflite not found"):
+        packaged.resolve_model("models/missing.tflite")

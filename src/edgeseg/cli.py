@@ -241,26 +241,25 @@ def _background(value: Optional[str]):
 
 def _segmenter_options(model, mode, threads, smoothing, threshold, feather, mask_every, input_range, output_kind,
                        foreground):
-    from edgeseg.runtime.packaged import NoPackagedModel, packaged_model
+    from edgeseg.runtime.packaged import resolve_model
     from edgeseg.runtime.segmenter import SegmenterOptions
 
-    if model is None:
-        try:
-            model = packaged_model()
-        except NoPackagedModel as exc:
-            raise fail(str(exc)) from None
+    try:
+        model = resolve_model(model)
+    except FileNotFoundError as exc:  # NoPackagedModel included
+        raise fail(str(exc)) from None
     fg = [int(v) for v in _split_list(foreground)] if foreground else None
     return SegmenterOptions(model=model, running_mode=mode, threads=threads, smoothing=smoothing, threshold=threshold,
                             feather=feather, mask_every=mask_every, input_range=input_range, output_kind=output_kind,
                             foreground=fg)
 
 
-MODEL_HELP = "A .tflite or .onnx model (default: the model shipped with edgeseg)."
+MODEL_HELP = "A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default)."
 
 
 @app.command()
 def webcam(
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     source: str = typer.Option("0", help="Camera index or device, video file, rtsp/http URL, image or folder."),
     effect: Effect = typer.Option(Effect.GRAYSCALE_BG, help="Background effect."),
     background: Optional[str] = typer.Option(None, help="replace-bg / remove-bg: image file or #RRGGBB."),
@@ -322,7 +321,7 @@ def webcam(
 @app.command()
 def predict(
     images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    model: Optional[Path] = typer.Option(None, help=MODEL_HELP),
+    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
     effect: Effect = typer.Option(Effect.GRAYSCALE_BG, help="Background effect."),
     background: Optional[str] = typer.Option(None, help="replace-bg / remove-bg: image file or #RRGGBB."),
     out: Path = typer.Option(Path("predictions"), help="Output folder."),

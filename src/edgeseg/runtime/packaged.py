@@ -22,12 +22,22 @@ def manifest() -> dict:
 
 
 def packaged_model(name: str | None = None) -> Path:
-    """Path of a shipped model file: ``name`` (a key of the manifest's files) or the default."""
+    """Path of a shipped model file: the default, a file name from the manifest, or an alias ('edge')."""
     info = manifest()
-    name = name or info["default"]
+    name = info.get("aliases", {}).get(name, name) or info["default"]
     if name not in info["files"]:
-        raise NoPackagedModel(f"no shipped model {name!r}; shipped: {', '.join(info['files'])}")
+        choices = [*info["files"], *info.get("aliases", {})]
+        raise NoPackagedModel(f"no shipped model {name!r}; shipped: {', '.join(choices)}")
     return MODELS_DIR / name
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """A model path: an existing file, else a shipped model's name or alias, else the shipped default."""
+    if model is not None and Path(model).exists():
+        return Path(model)
+    if model is not None and Path(model).suffix in (".tflite", ".onnx", ".keras") and "/" in str(model):
+        raise FileNotFoundError(f"model {model} not found")
+    return packaged_model(None if model is None else str(model))
 
 
 def sha256(path: str | Path) -> str:
