@@ -21,7 +21,9 @@ COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status
 def bench_result(exported, trained_run, oxford_session_dir, tmp_path_factory):
     broken = tmp_path_factory.mktemp("broken") / "broken.tflite"
     broken.write_bytes(b"TFL3 not really a model")
-    options = BenchOptions(threads=[1, 2], warmup=1, runs=3, data=str(oxford_session_dir), eval_size=6)
+    # --foreground is for third-party models: it must not override the exported models' own classes
+    options = BenchOptions(threads=[1, 2], warmup=1, runs=3, data=str(oxford_session_dir), eval_size=6,
+                           foreground=[8, 12])
     return run_bench([str(trained_run), str(broken)], options, progress=False)
 
 

@@ -137,6 +137,11 @@ def test_missing_camera_says_what_was_tried_and_what_to_do(artifact):
     assert "Traceback" not in result.output
 
 
+def test_foreground_override_is_checked(artifact):
+    with pytest.raises(ValueError, match=r"foreground classes \[8, 12\] do not exist in a model with 3 classes"):
+        Segmenter(SegmenterOptions(artifact("tflite", "int8"), foreground=[8, 12]))
+
+
 def test_bad_sources_and_models(tmp_path):
     with pytest.raises(SourceError, match="not found"):
         open_source(str(tmp_path / "nothing.mp4"))

@@ -72,4 +72,6 @@ def resolve_model_info(backend: Backend, input_range: str | None = None, output_
         kind, source = OutputKind(output_kind), "overrides"
     if foreground is not None:
         fg, source = tuple(foreground), "overrides"
+    if kind is OutputKind.LOGITS and any(not 0 <= c < out.shape[-1] for c in fg):
+        raise ValueError(f"foreground classes {list(fg)} do not exist in a model with {out.shape[-1]} classes")
     return ModelInfo(size, rng, kind, fg, names, source)
