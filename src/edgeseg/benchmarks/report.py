@@ -89,19 +89,23 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.invert_yaxis()
     _save(fig, out / "latency.png")
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for doc in docs:
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    colors = plt.get_cmap("tab20")
+    markers = "osD^v<>P*X"
+    for d, doc in enumerate(docs):  # colour = model, marker = device
         name = doc["device"]["name"]
-        pts = [(r["latency_ms"]["p50"], r.get("fg_iou_256", r.get("fg_iou")), m) for (d, m), r in sorted(best.items())
-               if d == name and r.get("fg_iou_256", r.get("fg_iou")) is not None]
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=name)
-        for x, y, m in pts:
-            ax.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for i, model in enumerate(models):
+            r = best.get((name, model))
+            accuracy = None if r is None else r.get("fg_iou_256", r.get("fg_iou"))
+            if accuracy is not None:
+                label = model if len(docs) == 1 else f"{model} ({name})"
+                ax.scatter(r["latency_ms"]["p50"], accuracy, color=colors(i % 20), marker=markers[d % len(markers)],
+                           s=50, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, ms")
     ax.set_ylabel("foreground IoU at 256 px (test split)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, out / "accuracy.png")
     return [out / "latency.png", out / "accuracy.png"]
 
