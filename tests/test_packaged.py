@@ -49,3 +49,6 @@ def test_shipped_models_by_alias_and_clear_errors(tmp_path):
         packaged.resolve_model("edgy")
     with pytest.raises(FileNotFoundError, match="model models/missing.tflite not found"):
         packaged.resolve_model("models/missing.tflite")
+    with pytest.raises(FileNotFoundError, match="model mymodel.onnx not found"):
+        packaged.resolve_model("mymodel.onnx")
+    assert packaged.resolve_model("unet_mobilenetv2_edge_int8.tflite") == packaged.resolve_model("edge")

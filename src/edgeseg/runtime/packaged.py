@@ -33,11 +33,16 @@ def packaged_model(name: str | None = None) -> Path:
 
 def resolve_model(model: str | Path | None) -> Path:
     """A model path: an existing file, else a shipped model's name or alias, else the shipped default."""
-    if model is not None and Path(model).exists():
+    if model is None:
+        return packaged_model()
+    if Path(model).exists():
         return Path(model)
-    if model is not None and Path(model).suffix in (".tflite", ".onnx", ".keras") and "/" in str(model):
-        raise FileNotFoundError(f"model {model} not found")
-    return packaged_model(None if model is None else str(model))
+    try:
+        return packaged_model(str(model))
+    except NoPackagedModel:
+        if Path(model).suffix in (".tflite", ".onnx", ".keras"):  # meant as a file path
+            raise FileNotFoundError(f"model {model} not found") from None
+        raise
 
 
 def sha256(path: str | Path) -> str:
