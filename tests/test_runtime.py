@@ -142,6 +142,12 @@ def test_foreground_override_is_checked(artifact):
         Segmenter(SegmenterOptions(artifact("tflite", "int8"), foreground=[8, 12]))
 
 
+def test_bad_serve_address_is_a_usage_error(artifact, video):
+    result = CliRunner().invoke(app, ["webcam", "--model", artifact("onnx", "int8"), "--source", str(video),
+                                      "--serve", "localhost"])
+    assert result.exit_code == 2 and "expected HOST:PORT" in result.output
+
+
 def test_bad_sources_and_models(tmp_path):
     with pytest.raises(SourceError, match="not found"):
         open_source(str(tmp_path / "nothing.mp4"))
@@ -182,3 +188,33 @@ def test_ctrl_c_finalises_a_playable_video(artifact, video, tmp_path):
     assert report.ended == "stopped by user" and report.frames == 5 and report.output == str(out)
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and cap.read()[0]
+
+
+def test_pipeline_serves_its_frames(artifact, video, monkeypatch):
+    import urllib.request
+
+    from edgeseg.runtime.server import MjpegServer
+
+    urls, seen = [], {}
+    real_start = MjpegServer.start
+
+    def start(self):  # note the URL the pipeline's server gets
+        urls.append(self.url)
+        return real_start(self)
+
+    monkeypatch.setattr(MjpegServer, "start", start)
+
+    class Watched:  # a video source that fetches the served frame while the pipeline runs
+        fps = 10.0
+
+        def __iter__(self):
+            for frame in open_source(str(video)):
+                yield frame
+                if frame.index == 3:
+                    with urllib.request.urlopen(urls[0].replace("/?", "/frame.jpg?"), timeout=5) as resp:
+                        seen["type"] = resp.headers["Content-Type"]
+
+    with Segmenter(SegmenterOptions(artifact("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(Watched(), seg, PipelineOptions(serve="127.0.0.1:0", token="t0k"))
+    assert report.frames == 12 and report.url.startswith("http://127.0.0.1:") and "token=t0k" in report.url
+    assert seen["type"] == "image/jpeg"

@@ -291,6 +291,8 @@ def webcam(
     from edgeseg.runtime.segmenter import RunningMode, Segmenter
     from edgeseg.runtime.sources import SourceError, open_source
 
+    if serve and not serve.rpartition(":")[2].isdigit():
+        raise typer.BadParameter(f"{serve!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", param_hint="--serve")
     options = _segmenter_options(model, RunningMode.LIVE_STREAM, threads, smoothing, threshold, feather, mask_every,
                                  input_range, output_kind, foreground)
     try:

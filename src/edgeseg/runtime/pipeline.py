@@ -101,8 +101,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
             for k in ALL_STAGES:
                 history[k].append(timings[k] * 1000)
             report.frames += 1
-            elapsed = t2 - start
-            fps = 0.9 * fps + 0.1 / max(t2 - t0 + frame.capture_s, 1e-6) if fps else report.frames / max(elapsed, 1e-6)
+            instant = 1.0 / max(t2 - t0 + frame.capture_s, 1e-6)
+            fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
             if hud:
                 _draw_hud(out, fps, {k: history[k][-1] for k in ALL_STAGES}, effect)
             if writer:
