@@ -49,7 +49,7 @@ def test_every_format_and_precision_is_written_and_checked(exported):
     assert any("onnx has no fp16" in n for n in exported.notes)
     for a in exported.artifacts:
         assert a.passed, (a.name, a.failures)
-        assert a.size_mb > 0 and 0.97 <= a.agreement <= 1.0
+        assert a.size_mb > 0 and 0.90 <= a.agreement <= 1.0
     fp32 = [a for a in exported.artifacts if a.precision == "fp32"]
     assert all(a.max_abs_prob_diff < 1e-4 for a in fp32)
     with open(f"{exported.out_dir}/export_report.json") as f:
