@@ -16,12 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeseg.runtime.sources import IMAGE_SUFFIXES
+
 log = logging.getLogger("edgeseg")
 
 TFDS_NAME = "oxford_iiit_pet"
 TFDS_HOST = ("thor.robots.ox.ac.uk", 443)  # where tfds downloads oxford_iiit_pet 4.0.0 from
 OXFORD_TRIMAP_VALUES = (1, 2, 3)  # pet, background, border; shifted to 0, 1, 2
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLITS = ("train", "val", "test")
 
 

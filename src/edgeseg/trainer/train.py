@@ -278,7 +278,8 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
 
     plot_curves(history, run / "curves.png")
     images, masks = test_data.images[:6], test_data.masks[:6]
-    plot_predictions(images, masks, predict_labels(model, images), predict_probs(model, images), run / "predictions.png")
+    probs = predict_probs(model, images)
+    plot_predictions(images, masks, probs.argmax(-1), probs, run / "predictions.png")
     return report
 
 
