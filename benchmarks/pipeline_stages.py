@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeseg.benchmarks.device import device_info
 from edgeseg.io import atomic_write_text
-from edgeseg.runtime.effects import apply_effect
+from edgeseg.runtime.pipeline import FrameProcessor
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 STAGES = ("preprocess", "inference", "postprocess", "effect")
@@ -33,17 +33,15 @@ def stage_times(model: str, frame: np.ndarray, threads: int, warmup: int, frames
     samples = {k: [] for k in STAGES}
     totals = []
     with Segmenter(SegmenterOptions(model, RunningMode.LIVE_STREAM, threads=threads)) as seg:
+        process = FrameProcessor(seg, effect)  # exactly the step `edgeseg webcam` runs per frame
         for i in range(warmup + frames):
             t0 = time.perf_counter()
-            alpha = seg.segment(frame)
+            _, stage_s = process(frame)
             t1 = time.perf_counter()
-            apply_effect(effect, frame, alpha)
-            t2 = time.perf_counter()
             if i >= warmup:
-                for k in ("preprocess", "inference", "postprocess"):
-                    samples[k].append(seg.timings[k] * 1000)
-                samples["effect"].append((t2 - t1) * 1000)
-                totals.append((t2 - t0) * 1000)
+                for k in STAGES:
+                    samples[k].append(stage_s[k] * 1000)
+                totals.append((t1 - t0) * 1000)
         backend, details = seg.backend.name, seg.backend.details
     med = {k: round(statistics.median(v), 3) for k, v in samples.items()}
     overhead = med["preprocess"] + med["postprocess"] + med["effect"]

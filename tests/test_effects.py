@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from edgeseg.runtime.effects import Effect, apply_effect, blur_bg, grayscale_bg, remove_bg, replace_bg
+from edgeseg.runtime.scratch import Scratch
 
 
 @pytest.fixture
@@ -71,3 +72,16 @@ def test_mask_of_wrong_size_is_rejected(scene):
     frame, _, alpha = scene
     with pytest.raises(ValueError, match="does not match frame"):
         apply_effect(Effect.BLUR_BG, frame, alpha[:10])
+
+
+def test_scratch_reuses_arrays_without_changing_results(scene):
+    frame, _, alpha = scene
+    scratch = Scratch()
+    for effect in [*Effect, *Effect]:  # twice round, switching effects as the window's e key does
+        np.testing.assert_array_equal(apply_effect(effect, frame, alpha, scratch=scratch),
+                                      apply_effect(effect, frame, alpha), err_msg=effect.value)
+    first = apply_effect(Effect.BLUR_BG, frame, alpha, scratch=scratch)
+    assert apply_effect(Effect.BLUR_BG, frame, alpha, scratch=scratch) is first  # no new result array
+    half = np.ascontiguousarray(frame[:60]), np.ascontiguousarray(alpha[:60])  # a new frame size
+    np.testing.assert_array_equal(apply_effect(Effect.BLUR_BG, *half, scratch=scratch),
+                                  apply_effect(Effect.BLUR_BG, *half))

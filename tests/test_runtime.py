@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.runtime.effects import Effect
-from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
+from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import LiveSource, SourceError, open_source
 from tests.conftest import write_video
@@ -63,6 +64,37 @@ def test_smoothing_is_an_exponential_moving_average(artifact, video):
         smoothed = seg.segment(frames[1])
     # smoothing happens at model resolution, then resizing (linear) commutes with the average
     np.testing.assert_allclose(smoothed, 0.5 * m0 + 0.5 * m1, atol=1e-4)
+
+
+def test_threshold_and_feather_shape_the_mask(artifact):
+    frame = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"))) as seg:
+        raw = seg.segment(frame)
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), threshold=0.5)) as seg:
+        ramp = seg.segment(frame)
+    np.testing.assert_allclose(ramp, np.clip((raw - 0.4) * 5.0, 0, 1), atol=1e-5)  # 0 below 0.4, 1 above 0.6
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), threshold=0.5, feather=3)) as seg:
+        out = np.empty((60, 80), np.float32)
+        feathered = seg.segment(frame, out=out)
+    assert feathered is out  # written into the caller's array
+    np.testing.assert_allclose(feathered, cv2.GaussianBlur(ramp, (7, 7), 0), atol=1e-5)
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"))) as seg, pytest.raises(ValueError, match="out must"):
+        seg.segment(frame, out=np.empty((80, 60), np.float32))
+
+
+def test_live_step_allocates_no_frame_sized_arrays(artifact):
+    """After the first frame the live loop reuses every frame-sized array (page faults cost more than the blend)."""
+    frame = np.random.default_rng(2).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(artifact("tflite", "int8"), RunningMode.LIVE_STREAM)) as seg:
+        for effect in Effect:
+            process = FrameProcessor(seg, effect)
+            process(frame)
+            tracemalloc.start()
+            for _ in range(3):
+                process(frame)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak < frame.size // 4, f"{effect.value}: {peak} bytes allocated per frame"  # frame: 230 kB
 
 
 @pytest.mark.parametrize("effect", list(Effect))

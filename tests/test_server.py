@@ -124,3 +124,17 @@ def test_page_shows_changing_frames_in_chromium(server, tmp_path):
     patch_a, patch_b = first[8:40, 136:184].astype(int), second[8:40, 136:184].astype(int)
     assert patch_a.std() < 10 and patch_b.std() < 10  # a flat frame, not page chrome
     assert abs(patch_a.mean() - patch_b.mean()) > 5
+
+
+def test_published_frame_is_a_copy():
+    """The live loop reuses its output array; a frame being served must not change under the encoder."""
+    srv = MjpegServer("127.0.0.1", 0).start()
+    try:
+        frame = np.full((48, 64, 3), 200, np.uint8)
+        srv.publish(frame)
+        frame[:] = 0  # the pipeline overwrites its buffer with the next frame
+        _, resp = _get(srv, "/frame.jpg")
+        image = cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR)
+        assert abs(float(image.mean()) - 200) < 3
+    finally:
+        srv.close()

@@ -11,6 +11,8 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from edgeseg.runtime.scratch import Scratch
+
 
 class Effect(str, Enum):
     GRAYSCALE_BG = "grayscale-bg"
@@ -21,18 +23,21 @@ class Effect(str, Enum):
     NONE = "none"
 
 
-def _blend(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def _blend(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray, s: Scratch) -> np.ndarray:
     """alpha * frame + (1 - alpha) * background, in OpenCV's SIMD blend (both uint8)."""
-    return cv2.blendLinear(frame, background, alpha, 1.0 - alpha)
+    inverse = np.subtract(np.float32(1), alpha, out=s.array("inverse", alpha.shape, np.float32))
+    return cv2.blendLinear(frame, background, alpha, inverse, dst=s.array("out", frame.shape))
 
 
-def grayscale_bg(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
     """Subject in colour, background in grey."""
-    gray = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    return _blend(frame, gray, alpha)
+    s = scratch or Scratch()
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=s.array("gray", frame.shape[:2]))
+    return _blend(frame, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR, dst=s.array("background", frame.shape)), alpha, s)
 
 
-def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, downscale: int = 4) -> np.ndarray:
+def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, downscale: int = 4,
+            scratch: Scratch | None = None) -> np.ndarray:
     """Blurred background without halo.
 
     A plain blur of the frame smears the subject's colours into the background around its outline.
@@ -40,45 +45,57 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, downscale:
     ``bg = 1 - alpha``, so only background pixels contribute to it. Both terms are area-downscaled
     first (an exact box prefilter of the same sums), which makes a wide blur cheap.
     """
+    s = scratch or Scratch()
     h, w = frame.shape[:2]
-    small = (max(1, w // downscale), max(1, h // downscale))
-    bg = 1.0 - alpha
-    weighted = cv2.multiply(frame, cv2.merge([bg, bg, bg]), dtype=cv2.CV_32F)
-    num = cv2.resize(weighted, small, interpolation=cv2.INTER_AREA)
-    den = cv2.resize(bg, small, interpolation=cv2.INTER_AREA)
+    sw, sh = max(1, w // downscale), max(1, h // downscale)
+    bg = np.subtract(np.float32(1), alpha, out=s.array("inverse", alpha.shape, np.float32))
+    bg3 = cv2.merge([bg, bg, bg], dst=s.array("inverse3", frame.shape, np.float32))
+    weighted = cv2.multiply(frame, bg3, dtype=cv2.CV_32F, dst=s.array("weighted", frame.shape, np.float32))
+    num = cv2.resize(weighted, (sw, sh), dst=s.array("num", (sh, sw, 3), np.float32), interpolation=cv2.INTER_AREA)
+    den = cv2.resize(bg, (sw, sh), dst=s.array("den", (sh, sw), np.float32), interpolation=cv2.INTER_AREA)
     k = max(3, (strength // downscale) | 1)
-    num = cv2.GaussianBlur(num, (k, k), 0)
-    den = cv2.GaussianBlur(den, (k, k), 0)
+    cv2.GaussianBlur(num, (k, k), 0, dst=num)
+    cv2.GaussianBlur(den, (k, k), 0, dst=den)
     # Where no background is near (deep inside the subject) alpha is ~1 and the value is not used.
-    blurred = num / np.maximum(den, 1e-3)[..., None]
-    blurred = cv2.resize(np.clip(blurred, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
-    return _blend(frame, blurred, alpha)
+    np.divide(num, np.maximum(den, np.float32(1e-3), out=den)[..., None], out=num)
+    small = cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
+    blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
+    return _blend(frame, blurred, alpha, s)
 
 
-def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int]) -> np.ndarray:
+def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],
+               scratch: Scratch | None = None) -> np.ndarray:
     """Replace the background with an image (resized to the frame) or a BGR colour."""
+    s = scratch or Scratch()
     h, w = frame.shape[:2]
     if isinstance(background, np.ndarray):
-        bg = background if background.shape[:2] == (h, w) else cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+        bg = background if background.shape[:2] == (h, w) else cv2.resize(
+            background, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_AREA)
     else:
-        bg = np.empty_like(frame)
+        bg = s.array("background", frame.shape)
         bg[:] = background
-    return _blend(frame, bg, alpha)
+    return _blend(frame, bg, alpha, s)
 
 
-def remove_bg(frame: np.ndarray, alpha: np.ndarray, key: tuple[int, int, int] | None = None) -> np.ndarray:
+def remove_bg(frame: np.ndarray, alpha: np.ndarray, key: tuple[int, int, int] | None = None,
+              scratch: Scratch | None = None) -> np.ndarray:
     """RGBA-style BGRA image with the mask as alpha, or (``key`` given) the background set to a flat colour."""
     if key is not None:
-        return replace_bg(frame, alpha, key)
-    return cv2.merge([*cv2.split(frame), cv2.convertScaleAbs(alpha, alpha=255.0)])
+        return replace_bg(frame, alpha, key, scratch)
+    s = scratch or Scratch()
+    out = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA, dst=s.array("out", (*frame.shape[:2], 4)))
+    out[..., 3] = cv2.convertScaleAbs(alpha, alpha=255.0, dst=s.array("gray", frame.shape[:2]))
+    return out
 
 
-def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = (0, 200, 255), opacity: float = 0.5):
+def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = (0, 200, 255), opacity: float = 0.5,
+            scratch: Scratch | None = None) -> np.ndarray:
     """Tint the subject with ``color`` (BGR) at ``opacity``, weighted by the mask."""
-    tinted = np.empty_like(frame)
+    s = scratch or Scratch()
+    tinted = s.array("background", frame.shape)
     tinted[:] = color
-    tinted = cv2.addWeighted(frame, 1 - opacity, tinted, opacity, 0)
-    return _blend(tinted, frame, alpha)
+    cv2.addWeighted(frame, 1 - opacity, tinted, opacity, 0, dst=tinted)
+    return _blend(tinted, frame, alpha, s)
 
 
 def apply_effect(
@@ -87,19 +104,28 @@ def apply_effect(
     alpha: np.ndarray,
     background: np.ndarray | tuple[int, int, int] | None = None,
     blur_strength: int = 21,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
-    """Apply ``effect`` to a BGR uint8 frame given a float mask of the frame's size."""
+    """Apply ``effect`` to a BGR uint8 frame given a float mask of the frame's size.
+
+    With a ``scratch``, every work array and the result are reused from call to call (the live loop);
+    the returned image is then overwritten by the next call.
+    """
     effect = Effect(effect)
     if alpha.shape != frame.shape[:2]:
         raise ValueError(f"mask shape {alpha.shape} does not match frame {frame.shape[:2]}")
+    s = scratch or Scratch()
     if effect is Effect.GRAYSCALE_BG:
-        return grayscale_bg(frame, alpha)
+        return grayscale_bg(frame, alpha, s)
     if effect is Effect.BLUR_BG:
-        return blur_bg(frame, alpha, blur_strength)
+        return blur_bg(frame, alpha, blur_strength, scratch=s)
     if effect is Effect.REPLACE_BG:
-        return replace_bg(frame, alpha, (0, 177, 64) if background is None else background)
+        return replace_bg(frame, alpha, (0, 177, 64) if background is None else background, s)
     if effect is Effect.REMOVE_BG:
-        return remove_bg(frame, alpha, None if background is None or isinstance(background, np.ndarray) else background)
+        key = None if background is None or isinstance(background, np.ndarray) else background
+        return remove_bg(frame, alpha, key, s)
     if effect is Effect.OVERLAY:
-        return overlay(frame, alpha)
-    return frame.copy()
+        return overlay(frame, alpha, scratch=s)
+    out = s.array("out", frame.shape)
+    np.copyto(out, frame)
+    return out

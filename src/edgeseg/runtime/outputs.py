@@ -71,17 +71,29 @@ class Window:
 
 
 class VirtualCamera:
-    """A virtual camera through pyvirtualcam (optional: pip install pyvirtualcam)."""
+    """A virtual camera through pyvirtualcam (optional: pip install pyvirtualcam), opened at the first
+    frame's size. Missing pyvirtualcam is an ImportError at construction, a missing device an OSError."""
 
-    def __init__(self, width: int, height: int, fps: float):
+    def __init__(self, fps: float):
         try:
             import pyvirtualcam
         except ImportError as exc:
             raise ImportError("--virtual-cam needs pyvirtualcam: pip install pyvirtualcam") from exc
-        self.cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR)
+        self._pyvirtualcam = pyvirtualcam
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self.cam = None
 
     def write(self, frame: np.ndarray) -> None:
+        if self.cam is None:
+            h, w = frame.shape[:2]
+            try:
+                self.cam = self._pyvirtualcam.Camera(w, h, self.fps, fmt=self._pyvirtualcam.PixelFormat.BGR)
+            except RuntimeError as exc:  # pyvirtualcam's error when no virtual camera device exists
+                raise OSError(f"no virtual camera to send to ({exc}); Linux: sudo modprobe v4l2loopback, "
+                              "Windows and macOS: install OBS Studio") from exc
+            log.info("virtual camera %s", self.cam.device)
         self.cam.send(frame)
 
     def close(self) -> None:
-        self.cam.close()
+        if self.cam is not None:
+            self.cam.close()

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import Effect, apply_effect
+from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import Source, SourceError, open_source
 
@@ -58,12 +59,31 @@ def _draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect:
         cv2.putText(frame, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def composite(effect: Effect, frame: np.ndarray, alpha: np.ndarray, options: PipelineOptions, video: bool) -> np.ndarray:
-    """Apply the effect; for video-like outputs remove-bg keys the background to a flat colour."""
-    background = options.background
-    if effect is Effect.REMOVE_BG and video:
-        background = background if isinstance(background, tuple) else KEY_COLOR
-    return apply_effect(effect, frame, alpha, background, options.blur)
+class FrameProcessor:
+    """The live loop's step: a BGR frame in, the composited frame and per-stage seconds out.
+
+    Every frame-sized array (mask, effect work arrays, result) is reused from frame to frame, so the
+    returned image is overwritten by the next call: copy it to keep it. ``effect`` may change between
+    calls. For video-like outputs (``video=True``) remove-bg keys the background to a flat colour.
+    """
+
+    def __init__(self, segmenter: Segmenter, effect: Effect, background=None, blur: int = 21, video: bool = True):
+        self.segmenter, self.effect, self.blur, self.video = segmenter, Effect(effect), blur, video
+        self._background = background
+        self._scratch = Scratch()
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        h, w = image.shape[:2]
+        alpha = self.segmenter.segment(image, out=self._scratch.array("alpha", (h, w), np.float32))
+        t = time.perf_counter()
+        background = self._background
+        if isinstance(background, np.ndarray) and background.shape[:2] != (h, w):
+            # resize a background image once per frame size, not once per frame
+            background = self._background = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+        if self.effect is Effect.REMOVE_BG and self.video:
+            background = background if isinstance(background, tuple) else KEY_COLOR
+        out = apply_effect(self.effect, image, alpha, background, self.blur, self._scratch)
+        return out, {**self.segmenter.timings, "effect": time.perf_counter() - t}
 
 
 def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions, name: str = "") -> RunReport:
@@ -76,8 +96,9 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
 
     report = RunReport(source=name, delegate=segmenter.backend.details)
     effects = list(Effect)
-    effect = Effect(options.effect)
+    process = FrameProcessor(segmenter, options.effect, options.background, options.blur)
     history: dict[str, list[float]] = {k: [] for k in ALL_STAGES}
+    camera = VirtualCamera(source.fps) if options.virtual_cam else None  # first: may fail on a missing import
     writer = VideoOutput(options.output, source.fps) if options.output else None
     window = Window() if options.window else None
     server = None
@@ -86,31 +107,27 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
         server = MjpegServer(host or "127.0.0.1", int(port), options.token).start()
         report.url = server.url
         log.info("serving %s", server.url)
-    camera = None
     hud = options.hud
     start = time.perf_counter()
     fps = 0.0
     try:
         for frame in source:
             t0 = time.perf_counter()
-            alpha = segmenter.segment(frame.image)
+            out, stage_s = process(frame.image)
             t1 = time.perf_counter()
-            out = composite(effect, frame.image, alpha, options, video=True)
-            t2 = time.perf_counter()
-            timings = {"capture": frame.capture_s, **segmenter.timings, "effect": t2 - t1}
+            timings = {"capture": frame.capture_s, **stage_s}
             for k in ALL_STAGES:
                 history[k].append(timings[k] * 1000)
             report.frames += 1
-            instant = 1.0 / max(t2 - t0 + frame.capture_s, 1e-6)
+            instant = 1.0 / max(t1 - t0 + frame.capture_s, 1e-6)
             fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
             if hud:
-                _draw_hud(out, fps, {k: history[k][-1] for k in ALL_STAGES}, effect)
+                _draw_hud(out, fps, {k: history[k][-1] for k in ALL_STAGES}, process.effect)
             if writer:
                 writer.write(out)
             if server:
                 server.publish(out)
-            if options.virtual_cam:
-                camera = camera or VirtualCamera(out.shape[1], out.shape[0], source.fps)
+            if camera:
                 camera.write(out)
             if window:
                 key = window.show(out)
@@ -118,7 +135,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                     report.ended = "stopped by user"
                     break
                 if key == ord("e"):
-                    effect = effects[(effects.index(effect) + 1) % len(effects)]
+                    process.effect = effects[(effects.index(process.effect) + 1) % len(effects)]
                 elif key == ord("h"):
                     hud = not hud
             if options.max_frames and report.frames >= options.max_frames:
@@ -156,13 +173,11 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     options.running_mode = RunningMode.IMAGE
     outputs, history = [], {k: [] for k in (*STAGES, "effect")}
     with Segmenter(options) as segmenter:
+        process = FrameProcessor(segmenter, effect, background, video=False)
         for spec in images:
             with open_source(spec) as source:
                 for frame in source:
-                    alpha = segmenter.segment(frame.image)
-                    t = time.perf_counter()
-                    result = apply_effect(effect, frame.image, alpha, background)
-                    timings = {**segmenter.timings, "effect": time.perf_counter() - t}
+                    result, timings = process(frame.image)
                     for k in history:
                         history[k].append(timings[k] * 1000)
                     path = out_dir / f"{Path(frame.name).stem}_{effect.value}.png"

@@ -79,6 +79,7 @@ class Segmenter:
             raise
         h, w = self.info.input_size
         self._rgb = np.empty((h, w, 3), np.uint8)
+        self._double = np.empty((2 * h, 2 * w, 3), np.uint8)
         self._input = np.empty((1, h, w, 3), np.uint8 if self.backend.input.dtype == np.uint8 else np.float32)
         lo, hi = self.info.input_range
         self._scale, self._offset = (hi - lo) / 255.0, lo
@@ -100,10 +101,16 @@ class Segmenter:
         """Forget temporal state (start of a new stream)."""
         self._state, self._frames = None, 0
 
-    def segment(self, frame: np.ndarray) -> np.ndarray:
-        """Foreground probability (float32, frame height x width, in [0, 1]) of a BGR uint8 frame."""
+    def segment(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Foreground probability (float32, frame height x width, in [0, 1]) of a BGR uint8 frame.
+
+        ``out``: a float32 array of the frame's height x width to write the mask into (live loops reuse
+        one), else a new array is returned.
+        """
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 frame (H, W, 3), received {frame.dtype} {frame.shape}")
+        if out is not None and (out.shape != frame.shape[:2] or out.dtype != np.float32):
+            raise ValueError(f"out must be float32 {frame.shape[:2]}, received {out.dtype} {out.shape}")
         reuse = self._state is not None and self._frames % self._every != 0
         self._frames += 1
         if reuse:
@@ -120,7 +127,7 @@ class Segmenter:
             mask = self._foreground(output)
             a = self._smoothing
             self._state = mask if self._state is None or a == 1.0 else cv2.addWeighted(mask, a, self._state, 1 - a, 0)
-        alpha = self._to_frame(self._state, frame.shape[1], frame.shape[0])
+        alpha = self._to_frame(self._state, frame.shape[1], frame.shape[0], out)
         self.timings["postprocess"] = time.perf_counter() - t3
         return alpha
 
@@ -129,7 +136,7 @@ class Segmenter:
         if frame.shape[0] > 2 * h and frame.shape[1] > 2 * w:
             # INTER_AREA at a fractional scale is ~20x slower than this: bilinear to 2x the input, then an
             # exact 2x2 area step (within 0.5 grey levels of INTER_AREA, which training uses).
-            frame = cv2.resize(frame, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+            frame = cv2.resize(frame, (2 * w, 2 * h), dst=self._double, interpolation=cv2.INTER_LINEAR)
         cv2.cvtColor(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB, dst=self._rgb)
         if self._input.dtype == np.uint8:
             self._input[0] = self._rgb
@@ -155,13 +162,14 @@ class Segmenter:
         exps = [np.exp(p - peak) for p in planes]
         return sum(exps[c] for c in self._fg) / sum(exps)
 
-    def _to_frame(self, mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    def _to_frame(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
         """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
-        alpha = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+        alpha = cv2.resize(mask, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
         t = self.options.threshold
         if t is not None:  # a steep ramp around t keeps edges soft while cleaning up the interior
-            alpha = np.clip((alpha - (t - 0.1)) * 5.0, 0.0, 1.0, out=alpha)
+            np.subtract(alpha, t - 0.1, out=alpha)
+            np.clip(np.multiply(alpha, 5.0, out=alpha), 0.0, 1.0, out=alpha)
         if self.options.feather:
             k = 2 * self.options.feather + 1
-            alpha = cv2.GaussianBlur(alpha, (k, k), 0)
+            alpha = cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
         return alpha

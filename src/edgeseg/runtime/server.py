@@ -97,7 +97,8 @@ class MjpegServer:
         return self
 
     def publish(self, frame: np.ndarray) -> None:
-        """Offer a BGR frame to clients; never blocks on them."""
+        """Offer a BGR frame to clients (a copy: the caller may reuse its array); never blocks on them."""
+        frame = frame.copy()
         with self._cond:
             self._frame, self._seq = frame, self._seq + 1
             self._cond.notify_all()

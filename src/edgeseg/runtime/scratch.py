@@ -1,0 +1,24 @@
+"""Reusable work arrays for per-frame code.
+
+Allocating a frame-sized array per frame is not just a malloc: large blocks come straight from the
+kernel, so every frame pays page faults for them. On the 2-core VM that tripled the grayscale effect's
+cost (0.8 -> 2.2 ms) while a LiteRT interpreter was alive. Per-frame code asks a ``Scratch`` instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Scratch:
+    """Named arrays, reused from call to call while the requested shape and dtype stay the same."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
+        """The array called ``name`` (uninitialised when new), reallocated only if shape or dtype change."""
+        a = self._arrays.get(name)
+        if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(shape, dtype)
+        return a

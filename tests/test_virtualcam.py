@@ -1,0 +1,81 @@
+"""--virtual-cam through the real pyvirtualcam, with a recording backend in place of a camera device."""
+
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeseg.cli import app
+from tests.conftest import write_video
+
+pyvirtualcam = pytest.importorskip("pyvirtualcam")
+from pyvirtualcam import camera as pvc_camera  # noqa: E402
+
+
+class Recorder:
+    """A pyvirtualcam backend (its documented Backend interface) that keeps what it is sent."""
+
+    opened: list[dict] = []
+    frames: list[np.ndarray] = []
+    closed = 0
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        Recorder.opened.append({"width": width, "height": height, "fps": fps, "fourcc": fourcc})
+
+    def send(self, frame):
+        Recorder.frames.append(frame.copy())
+
+    def close(self):
+        Recorder.closed += 1
+
+    def device(self):
+        return "recorder"
+
+    def native_fourcc(self):
+        return None
+
+
+class NoDevice(Recorder):
+    def __init__(self, **kw):
+        raise RuntimeError("No v4l2 loopback device found at /dev/video[0-99].")
+
+
+@pytest.fixture
+def video(tmp_path):
+    return write_video(tmp_path / "clip.avi", frames=5)
+
+
+def _webcam(artifact, video, *extra):
+    return CliRunner().invoke(app, ["webcam", "--model", artifact("tflite", "int8"), "--source", str(video),
+                                    "--virtual-cam", "--no-window", *extra])
+
+
+@pytest.mark.parametrize("effect", ["grayscale-bg", "remove-bg"])
+def test_frames_reach_the_virtual_camera(artifact, video, monkeypatch, effect):
+    monkeypatch.setattr(pvc_camera, "BACKENDS", {"recorder": Recorder})
+    monkeypatch.setattr(Recorder, "opened", [])
+    monkeypatch.setattr(Recorder, "frames", [])
+    monkeypatch.setattr(Recorder, "closed", 0)
+    result = _webcam(artifact, video, "--effect", effect)
+    assert result.exit_code == 0, result.output
+    assert Recorder.opened == [{"width": 160, "height": 120, "fps": 10.0,
+                                "fourcc": pyvirtualcam.util.encode_fourcc(pyvirtualcam.PixelFormat.BGR.value)}]
+    assert len(Recorder.frames) == 5 and Recorder.closed == 1
+    assert len({f.tobytes() for f in Recorder.frames}) == 5  # each frame its own, not one reused buffer
+    if effect == "remove-bg":  # no alpha channel on a camera: the background is keyed to a flat colour
+        assert all(f.size == 160 * 120 * 3 for f in Recorder.frames)
+
+
+def test_missing_device_is_a_clear_error(artifact, video, monkeypatch):
+    monkeypatch.setattr(pvc_camera, "BACKENDS", {"v4l2loopback": NoDevice})
+    result = _webcam(artifact, video)
+    assert result.exit_code == 1
+    assert "no virtual camera" in result.output and "modprobe v4l2loopback" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_pyvirtualcam_is_a_clear_error(artifact, video, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import fails as if not installed
+    result = _webcam(artifact, video)
+    assert result.exit_code == 1 and "pip install pyvirtualcam" in result.output
