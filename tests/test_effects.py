@@ -85,3 +85,12 @@ def test_scratch_reuses_arrays_without_changing_results(scene):
     half = np.ascontiguousarray(frame[:60]), np.ascontiguousarray(alpha[:60])  # a new frame size
     np.testing.assert_array_equal(apply_effect(Effect.BLUR_BG, *half, scratch=scratch),
                                   apply_effect(Effect.BLUR_BG, *half))
+
+
+def test_overlay_tints_only_the_subject(scene):
+    frame, _, alpha = scene
+    out = apply_effect(Effect.OVERLAY, frame, alpha)
+    ones, zeros = alpha == 1.0, alpha == 0.0
+    np.testing.assert_array_equal(out[zeros], frame[zeros])
+    tint = 0.5 * frame[ones].astype(np.float32) + 0.5 * np.array((0, 200, 255), np.float32)
+    assert np.abs(out[ones] - tint).max() <= 1.0

@@ -23,6 +23,13 @@ class Effect(str, Enum):
     NONE = "none"
 
 
+def _fill(image: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    """Fill a BGR image with one colour (row-wise: numpy's broadcast of a 3-vector is ~40x slower)."""
+    h, w = image.shape[:2]
+    image.reshape(h, w * 3)[:] = np.tile(np.asarray(color, np.uint8), w)
+    return image
+
+
 def _blend(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray, s: Scratch) -> np.ndarray:
     """alpha * frame + (1 - alpha) * background, in OpenCV's SIMD blend (both uint8)."""
     inverse = np.subtract(np.float32(1), alpha, out=s.array("inverse", alpha.shape, np.float32))
@@ -72,8 +79,7 @@ def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tu
         bg = background if background.shape[:2] == (h, w) else cv2.resize(
             background, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_AREA)
     else:
-        bg = s.array("background", frame.shape)
-        bg[:] = background
+        bg = _fill(s.array("background", frame.shape), background)
     return _blend(frame, bg, alpha, s)
 
 
@@ -92,9 +98,8 @@ def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = 
             scratch: Scratch | None = None) -> np.ndarray:
     """Tint the subject with ``color`` (BGR) at ``opacity``, weighted by the mask."""
     s = scratch or Scratch()
-    tinted = s.array("background", frame.shape)
-    tinted[:] = color
-    cv2.addWeighted(frame, 1 - opacity, tinted, opacity, 0, dst=tinted)
+    tinted = cv2.convertScaleAbs(frame, alpha=1 - opacity, dst=s.array("background", frame.shape))
+    cv2.add(tinted, (*(c * opacity for c in color), 0), dst=tinted)
     return _blend(tinted, frame, alpha, s)
 
 
