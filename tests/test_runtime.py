@@ -82,6 +82,26 @@ def test_threshold_and_feather_shape_the_mask(artifact):
         seg.segment(frame, out=np.empty((80, 60), np.float32))
 
 
+class _AllBackground:
+    """A stand-in segmenter whose mask says 'background' everywhere."""
+
+    timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+
+    def segment(self, image, out):
+        out[:] = 0.0
+        return out
+
+
+def test_background_image_is_fitted_to_each_frame_size():
+    background = np.random.default_rng(3).integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    process = FrameProcessor(_AllBackground(), Effect.REPLACE_BG, background)
+    for h, w in [(48, 64), (60, 80), (48, 64)]:  # from the original each time, never a resize of a resize
+        out, _ = process(np.zeros((h, w, 3), np.uint8))
+        np.testing.assert_array_equal(out, cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA))
+    keyed, _ = FrameProcessor(_AllBackground(), Effect.REMOVE_BG)(np.zeros((48, 64, 3), np.uint8))
+    assert keyed.shape == (48, 64, 3) and (keyed == (0, 177, 64)).all()  # video outputs get a key colour
+
+
 def test_live_step_allocates_no_frame_sized_arrays(artifact):
     """After the first frame the live loop reuses every frame-sized array (page faults cost more than the blend)."""
     frame = np.random.default_rng(2).integers(0, 255, (240, 320, 3), dtype=np.uint8)

@@ -69,17 +69,19 @@ class FrameProcessor:
 
     def __init__(self, segmenter: Segmenter, effect: Effect, background=None, blur: int = 21, video: bool = True):
         self.segmenter, self.effect, self.blur, self.video = segmenter, Effect(effect), blur, video
-        self._background = background
+        self.background = background
+        self._sized: np.ndarray | None = None  # a background image at the current frame size
         self._scratch = Scratch()
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         h, w = image.shape[:2]
         alpha = self.segmenter.segment(image, out=self._scratch.array("alpha", (h, w), np.float32))
         t = time.perf_counter()
-        background = self._background
-        if isinstance(background, np.ndarray) and background.shape[:2] != (h, w):
-            # resize a background image once per frame size, not once per frame
-            background = self._background = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+        background = self.background
+        if isinstance(background, np.ndarray):  # resized once per frame size, not once per frame
+            if self._sized is None or self._sized.shape[:2] != (h, w):
+                self._sized = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+            background = self._sized
         if self.effect is Effect.REMOVE_BG and self.video:
             background = background if isinstance(background, tuple) else KEY_COLOR
         out = apply_effect(self.effect, image, alpha, background, self.blur, self._scratch)
