@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 
 import cv2
@@ -270,3 +271,71 @@ def test_pipeline_serves_its_frames(artifact, video, monkeypatch):
         report = run_pipeline(Watched(), seg, PipelineOptions(serve="127.0.0.1:0", token="t0k"))
     assert report.frames == 12 and report.url.startswith("http://127.0.0.1:") and "token=t0k" in report.url
     assert seen["type"] == "image/jpeg"
+
+
+def test_live_source_hands_over_the_newest_frame(monkeypatch):
+    from edgeseg.runtime import sources
+
+    class Camera:  # a camera delivering a numbered frame every 2 ms
+        n = 0
+
+        def isOpened(self):
+            return True
+
+        def set(self, *args):
+            return True
+
+        def get(self, prop):
+            return 500.0
+
+        def read(self):
+            time.sleep(0.002)
+            self.n += 1
+            return True, np.full((4, 4, 3), (self.n // 256, self.n % 256, 0), np.uint8)
+
+        def release(self):
+            pass
+
+    camera = Camera()
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda target: camera)
+    source = LiveSource("0")
+    got = []
+    for frame in source:
+        got.append(256 * int(frame.image[0, 0, 0]) + int(frame.image[0, 0, 1]))
+        assert camera.n - got[-1] <= 3  # the newest frame at hand-over, not an old one from a queue
+        if len(got) == 5:
+            break
+        time.sleep(0.05)  # a slow consumer: about 25 frames arrive meanwhile
+    source.close()
+    assert all(b - a > 3 for a, b in zip(got, got[1:])), got  # the backlog was dropped
+
+
+def test_window_keys_cycle_effects_toggle_the_hud_and_quit(artifact, video, monkeypatch):
+    from edgeseg.runtime import outputs
+
+    keys = [ord("e")] * 5 + [ord("h"), ord("q")]  # five effects on (to 'none'), HUD off, quit
+    shown = []
+
+    class ScriptedWindow:
+        def __init__(self, title="edgeseg"):
+            pass
+
+        def show(self, frame):
+            shown.append(frame.copy())
+            return keys[len(shown) - 1]
+
+        def closed(self):
+            return False
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(outputs, "Window", ScriptedWindow)
+    frames = [f.image for f in open_source(str(video))]
+    with open_source(str(video)) as source, Segmenter(SegmenterOptions(artifact("tflite", "int8"))) as seg:
+        report = run_pipeline(source, seg, PipelineOptions(window=True))
+    assert report.ended == "stopped by user" and report.frames == 7
+    hud_white = [int((s[:140, :160] == 255).all(axis=2).sum()) for s in shown]
+    assert hud_white[0] > 20 and hud_white[5] > 20 and hud_white[6] == 0  # the HUD, then not
+    np.testing.assert_array_equal(shown[6], frames[6])  # effect 'none' without HUD: the frame itself
+    assert not np.array_equal(shown[0][60:, :], frames[0][60:, :])  # grayscale-bg changed the frame

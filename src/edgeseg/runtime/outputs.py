@@ -53,7 +53,7 @@ def display_available() -> bool:
 
 
 class Window:
-    """An OpenCV window; ``poll()`` returns the key pressed (or -1)."""
+    """An OpenCV window; ``show()`` returns the key pressed (or 255 when none)."""
 
     def __init__(self, title: str = "edgeseg"):
         self.title = title
