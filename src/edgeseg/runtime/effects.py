@@ -43,24 +43,36 @@ def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None =
     return _blend(frame, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR, dst=s.array("background", frame.shape)), alpha, s)
 
 
-def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, downscale: int = 4,
-            scratch: Scratch | None = None) -> np.ndarray:
+def _halve(image: np.ndarray, times: int, s: Scratch, name: str) -> np.ndarray:
+    """Box-downscale by 2**times: a bilinear halving is an exact 2x2 mean, ~6x faster than INTER_AREA."""
+    for i in range(times):
+        h, w = image.shape[:2]
+        size = (max(1, w // 2), max(1, h // 2))
+        image = cv2.resize(image, size, dst=s.array(f"{name}{i}", (size[1], size[0], *image.shape[2:]), image.dtype),
+                           interpolation=cv2.INTER_LINEAR)
+    return image
+
+
+def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: Scratch | None = None) -> np.ndarray:
     """Blurred background without halo.
 
     A plain blur of the frame smears the subject's colours into the background around its outline.
     Here the background is blurred by normalised convolution, ``blur(frame * bg) / blur(bg)`` with
-    ``bg = 1 - alpha``, so only background pixels contribute to it. Both terms are area-downscaled
-    first (an exact box prefilter of the same sums), which makes a wide blur cheap.
+    ``bg = 1 - alpha``, so only background pixels contribute to it. The products are formed at full size
+    in uint8, then both terms are box-downscaled 4x (the same sums, so still halo-free), blurred, divided
+    and upscaled: the wide blur costs little and nothing frame-sized is float except the final blend.
     """
     s = scratch or Scratch()
     h, w = frame.shape[:2]
-    sw, sh = max(1, w // downscale), max(1, h // downscale)
-    bg = np.subtract(np.float32(1), alpha, out=s.array("inverse", alpha.shape, np.float32))
-    bg3 = cv2.merge([bg, bg, bg], dst=s.array("inverse3", frame.shape, np.float32))
-    weighted = cv2.multiply(frame, bg3, dtype=cv2.CV_32F, dst=s.array("weighted", frame.shape, np.float32))
-    num = cv2.resize(weighted, (sw, sh), dst=s.array("num", (sh, sw, 3), np.float32), interpolation=cv2.INTER_AREA)
-    den = cv2.resize(bg, (sw, sh), dst=s.array("den", (sh, sw), np.float32), interpolation=cv2.INTER_AREA)
-    k = max(3, (strength // downscale) | 1)
+    bg = cv2.convertScaleAbs(alpha, alpha=-255.0, beta=255.0, dst=s.array("bg", (h, w)))  # 255 * (1 - alpha)
+    weighted = cv2.multiply(frame, cv2.merge([bg, bg, bg], dst=s.array("bg3", frame.shape)), scale=1 / 255,
+                            dst=s.array("weighted", frame.shape))
+    small_weighted, small_bg = _halve(weighted, 2, s, "weighted"), _halve(bg, 2, s, "bg")
+    num = s.array("num", small_weighted.shape, np.float32)
+    den = s.array("den", small_bg.shape, np.float32)
+    np.copyto(num, small_weighted)
+    np.multiply(small_bg, np.float32(1 / 255), out=den)
+    k = max(3, (strength // 4) | 1)
     cv2.GaussianBlur(num, (k, k), 0, dst=num)
     cv2.GaussianBlur(den, (k, k), 0, dst=den)
     # Where no background is near (deep inside the subject) alpha is ~1 and the value is not used.
