@@ -94,3 +94,15 @@ def test_overlay_tints_only_the_subject(scene):
     np.testing.assert_array_equal(out[zeros], frame[zeros])
     tint = 0.5 * frame[ones].astype(np.float32) + 0.5 * np.array((0, 200, 255), np.float32)
     assert np.abs(out[ones] - tint).max() <= 1.0
+
+
+def test_fixed_point_blend_is_exact_at_0_and_1_and_close_between():
+    rng = np.random.default_rng(5)
+    frame, background = (rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(2))
+    alpha = rng.random((64, 96), dtype=np.float32)
+    alpha[:8], alpha[-8:] = 0.0, 1.0
+    out = replace_bg(frame, alpha, background)
+    np.testing.assert_array_equal(out[:8], background[:8])
+    np.testing.assert_array_equal(out[-8:], frame[-8:])
+    expected = alpha[..., None] * frame + (1 - alpha[..., None]) * background
+    assert np.abs(out - expected).max() <= 1.5

