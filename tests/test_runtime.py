@@ -190,6 +190,21 @@ def test_missing_camera_says_what_was_tried_and_what_to_do(artifact):
     assert "Traceback" not in result.output
 
 
+def test_execution_providers_are_asked_for_by_name(artifact, tmp_path):
+    image = tmp_path / "pet.jpg"
+    cv2.imwrite(str(image), np.full((40, 60, 3), 90, np.uint8))
+    base = ["predict", str(image), "--out", str(tmp_path / "out"), "--json"]
+    onnx = ["--model", artifact("onnx", "fp32")]
+    runner = CliRunner()
+    ok = runner.invoke(app, [*base, *onnx, "--provider", "CPUExecutionProvider"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["delegate"]["providers"] == ["CPUExecutionProvider"]
+    missing = runner.invoke(app, [*base, *onnx, "--provider", "NoSuchExecutionProvider"])
+    assert missing.exit_code == 1 and "not in this onnxruntime build; available" in missing.output
+    tflite = runner.invoke(app, [*base, "--model", artifact("tflite", "int8"), "--provider", "CUDAExecutionProvider"])
+    assert tflite.exit_code == 2 and "execution providers are for .onnx models" in tflite.output
+
+
 def test_foreground_override_is_checked(artifact):
     with pytest.raises(ValueError, match=r"foreground classes \[8, 12\] do not exist in a model with 3 classes"):
         Segmenter(SegmenterOptions(artifact("tflite", "int8"), foreground=[8, 12]))

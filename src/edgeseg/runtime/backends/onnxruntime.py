@@ -42,8 +42,9 @@ class OnnxRuntimeBackend(ClosingBackend):
         if threads:
             options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        fallback = [] if "CPUExecutionProvider" in wanted else ["CPUExecutionProvider"]
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=wanted + ["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(path), options, providers=wanted + fallback)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         meta = self._session.get_modelmeta().custom_metadata_map
