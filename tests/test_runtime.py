@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
+from edgeseg.runtime.backends.base import TensorSpec
 from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
@@ -83,6 +84,38 @@ def test_threshold_and_feather_shape_the_mask(artifact):
         seg.segment(frame, out=np.empty((80, 60), np.float32))
 
 
+class _LogitsBackend:
+    """A stand-in backend that returns fixed logits (metadata: 0-255 input, the given foreground classes)."""
+
+    name, details = "fixed", {}
+
+    def __init__(self, logits: np.ndarray, foreground: list[int]):
+        self.logits = logits
+        self.input = TensorSpec("image", (1, *logits.shape[:2], 3), np.dtype(np.uint8))
+        self.output = TensorSpec("logits", (1, *logits.shape), np.dtype(np.float32))
+        self.metadata = {"input": {"range": [0, 255]}, "output": {"kind": "logits", "foreground_classes": foreground}}
+
+    def run(self, batch):
+        return self.logits[None].copy()
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("classes,foreground", [(3, [0, 2]), (2, [1]), (4, [1, 2])])  # one or two background classes
+def test_foreground_probability_is_the_softmax_sum_even_for_extreme_logits(monkeypatch, classes, foreground):
+    logits = np.random.default_rng(classes).normal(0, 4, (8, 8, classes)).astype(np.float32)
+    logits[0, :, 0], logits[1, :, -1], logits[2, :, :] = 200.0, -200.0, 0.0  # overflow territory, and a tie
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: _LogitsBackend(logits, foreground))
+    with Segmenter(SegmenterOptions("fixed.tflite")) as seg:
+        alpha = seg.segment(np.zeros((8, 8, 3), np.uint8))
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    expected = p[..., foreground].sum(-1) / p.sum(-1)
+    assert np.isfinite(alpha).all()
+    np.testing.assert_allclose(alpha, expected, atol=1e-6)
+
+
 class _AllBackground:
     """A stand-in segmenter whose mask says 'background' everywhere."""
 
@@ -148,6 +181,7 @@ def test_runtime_never_imports_tensorflow(artifact, tmp_path):
         from edgeseg.runtime.effects import apply_effect
         from edgeseg.runtime.pipeline import predict_images
         from edgeseg.cli import app
+from edgeseg.runtime.backends.base import TensorSpec
         frame = np.zeros((48, 64, 3), np.uint8)
         for path in ({artifact("tflite", "int8")!r}, {artifact("onnx", "int8")!r}):
             with Segmenter(SegmenterOptions(path)) as seg:

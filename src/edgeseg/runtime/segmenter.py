@@ -158,6 +158,17 @@ class Segmenter:
             return np.ascontiguousarray(p, dtype=np.float32)
         # Softmax on per-class planes: numpy reductions over a 3-wide last axis are ~6x slower.
         planes = cv2.split(np.ascontiguousarray(out, dtype=np.float32))
+        background = [c for c in range(len(planes)) if c not in self._fg]
+        if len(background) == 1 and self._fg.size:
+            # One background class b: p_fg = S / (1 + S) with S = sum of exp(l_c - l_b) over the foreground,
+            # computed as 1 - 1 / (1 + S), which stays exact where S overflows to inf. Half a full softmax.
+            ref, total = planes[background[0]], None
+            with np.errstate(over="ignore"):
+                for c in self._fg:
+                    e = np.exp(np.subtract(planes[c], ref, out=planes[c]), out=planes[c])
+                    total = e if total is None else np.add(total, e, out=total)
+            return np.subtract(np.float32(1), np.reciprocal(np.add(total, np.float32(1), out=total), out=total),
+                               out=total)
         peak = np.maximum.reduce(planes)
         exps = [np.exp(p - peak) for p in planes]
         return sum(exps[c] for c in self._fg) / sum(exps)
