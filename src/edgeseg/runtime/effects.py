@@ -31,23 +31,27 @@ def _fill(image: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def _blend(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray, s: Scratch) -> np.ndarray:
-    """alpha * frame + (1 - alpha) * background in 8-bit fixed point.
+    """alpha * frame + (1 - alpha) * background in 8-bit fixed point; ``background`` BGR or one-channel grey.
 
     Exact where alpha is 0 or 1, within 1.5 grey levels of the float blend in between, and ~1.6x faster
-    than ``cv2.blendLinear`` (which divides by the weight sum at every pixel).
+    than ``cv2.blendLinear`` (which divides by the weight sum at every pixel). A grey background is
+    weighted in one channel and expanded afterwards: a third of the work for that term.
     """
     a = cv2.convertScaleAbs(alpha, alpha=255.0, dst=s.array("alpha8", alpha.shape))
     a3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("alpha3", frame.shape))
     ours = cv2.multiply(frame, a3, scale=1 / 255, dst=s.array("ours", frame.shape))
-    theirs = cv2.multiply(background, cv2.bitwise_not(a3, dst=a3), scale=1 / 255, dst=s.array("theirs", frame.shape))
+    if background.ndim == 2:
+        grey = cv2.multiply(background, cv2.bitwise_not(a, dst=a), scale=1 / 255, dst=s.array("theirs1", alpha.shape))
+        theirs = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR, dst=s.array("theirs", frame.shape))
+    else:
+        theirs = cv2.multiply(background, cv2.bitwise_not(a3, dst=a3), scale=1 / 255, dst=s.array("theirs", frame.shape))
     return cv2.add(ours, theirs, dst=s.array("out", frame.shape))
 
 
 def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
     """Subject in colour, background in grey."""
     s = scratch or Scratch()
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=s.array("gray", frame.shape[:2]))
-    return _blend(frame, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR, dst=s.array("background", frame.shape)), alpha, s)
+    return _blend(frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=s.array("gray", frame.shape[:2])), alpha, s)
 
 
 def _halve(image: np.ndarray, times: int, s: Scratch, name: str) -> np.ndarray:
