@@ -181,7 +181,6 @@ def test_runtime_never_imports_tensorflow(artifact, tmp_path):
         from edgeseg.runtime.effects import apply_effect
         from edgeseg.runtime.pipeline import predict_images
         from edgeseg.cli import app
-from edgeseg.runtime.backends.base import TensorSpec
         frame = np.zeros((48, 64, 3), np.uint8)
         for path in ({artifact("tflite", "int8")!r}, {artifact("onnx", "int8")!r}):
             with Segmenter(SegmenterOptions(path)) as seg:
