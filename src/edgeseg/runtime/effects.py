@@ -71,7 +71,7 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     Here the background is blurred by normalised convolution, ``blur(frame * bg) / blur(bg)`` with
     ``bg = 1 - alpha``, so only background pixels contribute to it. The products are formed at full size
     in uint8, then both terms are box-downscaled 4x (the same sums, so still halo-free), blurred, divided
-    and upscaled: the wide blur costs little and nothing frame-sized is float except the final blend.
+    and upscaled: the wide blur costs little and no frame-sized work is in float.
     """
     s = scratch or Scratch()
     h, w = frame.shape[:2]
