@@ -87,6 +87,13 @@ def test_scratch_reuses_arrays_without_changing_results(scene):
                                   apply_effect(Effect.BLUR_BG, *half))
 
 
+@pytest.mark.parametrize("effect", list(Effect))
+def test_an_8_bit_mask_gives_what_its_float_mask_gives(scene, effect):
+    frame, _, alpha = scene
+    alpha8 = np.rint(alpha * 255).astype(np.uint8)
+    np.testing.assert_array_equal(apply_effect(effect, frame, alpha8), apply_effect(effect, frame, alpha))
+
+
 def test_overlay_tints_only_the_subject(scene):
     frame, _, alpha = scene
     out = apply_effect(Effect.OVERLAY, frame, alpha)

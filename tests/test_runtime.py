@@ -84,6 +84,20 @@ def test_threshold_and_feather_shape_the_mask(artifact):
         seg.segment(frame, out=np.empty((80, 60), np.float32))
 
 
+@pytest.mark.parametrize("threshold,feather", [(None, 0), (0.5, 0), (0.5, 3)])
+def test_an_8_bit_mask_is_the_probability_in_0_to_255(artifact, threshold, feather):
+    frame = np.random.default_rng(2).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    options = SegmenterOptions(artifact("onnx", "fp32"), threshold=threshold, feather=feather)
+    with Segmenter(options) as seg:
+        probability = seg.segment(frame)
+        out = np.empty((60, 80), np.uint8)
+        assert seg.segment(frame, out=out) is out
+    assert np.ptp(probability) > 0.1  # a mask with something in it
+    # rounded at model resolution, resized in 8-bit fixed point and rounded again: within 1.5 levels of the float
+    # mask; a threshold's ramp (slope 5) multiplies that
+    assert np.abs(out - probability * 255).max() <= (1.5 if threshold is None else 5 * 1.5 + 0.5)
+
+
 class _LogitsBackend:
     """A stand-in backend that returns fixed logits (metadata: 0-255 input, the given foreground classes)."""
 

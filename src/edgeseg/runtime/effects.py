@@ -1,7 +1,8 @@
 """Background effects: composite a BGR frame with a soft foreground mask.
 
-All effects blend with the soft mask ``alpha`` (float32 in [0, 1], 1 = subject), never a hard cut:
-``out = alpha * frame + (1 - alpha) * background`` (in 8-bit fixed point, see ``_blend``).
+All effects blend with the soft mask ``alpha`` (float32 in [0, 1] or uint8 in [0, 255], 1 or 255 =
+subject), never a hard cut: ``out = alpha * frame + (1 - alpha) * background`` (in 8-bit fixed point,
+see ``_blend``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _fill(image: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def _alpha8(alpha: np.ndarray, s: Scratch) -> np.ndarray:
-    """The float mask as 0-255 uint8 (rounded), converted once per frame for every use."""
+    """The mask as 0-255 uint8: as given if it is one, else the float mask rounded (once per frame)."""
+    if alpha.dtype == np.uint8:
+        return alpha
     return cv2.convertScaleAbs(alpha, alpha=255.0, dst=s.array("alpha8", alpha.shape))
 
 
@@ -141,7 +144,7 @@ def apply_effect(
     blur_strength: int = 21,
     scratch: Scratch | None = None,
 ) -> np.ndarray:
-    """Apply ``effect`` to a BGR uint8 frame given a float mask of the frame's size.
+    """Apply ``effect`` to a BGR uint8 frame given a mask of the frame's size (float in [0, 1] or uint8).
 
     With a ``scratch``, every work array and the result are reused from call to call (the live loop);
     the returned image is then overwritten by the next call.

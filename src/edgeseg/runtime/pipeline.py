@@ -75,7 +75,7 @@ class FrameProcessor:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         h, w = image.shape[:2]
-        alpha = self.segmenter.segment(image, out=self._scratch.array("alpha", (h, w), np.float32))
+        alpha = self.segmenter.segment(image, out=self._scratch.array("alpha", (h, w)))  # uint8, as the effects blend
         t = time.perf_counter()
         background = self.background
         if isinstance(background, np.ndarray):  # resized once per frame size, not once per frame
