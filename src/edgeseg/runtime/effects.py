@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edgeseg.runtime.scratch import Scratch
+from edgeseg.runtime.shrink import halve
 
 
 class Effect(str, Enum):
@@ -63,16 +64,6 @@ def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None =
     return _blend(frame, gray, _alpha8(alpha, s), s)
 
 
-def _halve(image: np.ndarray, times: int, s: Scratch, name: str) -> np.ndarray:
-    """Box-downscale by 2**times: a bilinear halving is an exact 2x2 mean, far cheaper than INTER_AREA."""
-    for i in range(times):
-        h, w = image.shape[:2]
-        size = (max(1, w // 2), max(1, h // 2))
-        image = cv2.resize(image, size, dst=s.array(f"{name}{i}", (size[1], size[0], *image.shape[2:]), image.dtype),
-                           interpolation=cv2.INTER_LINEAR)
-    return image
-
-
 def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: Scratch | None = None) -> np.ndarray:
     """Blurred background without halo.
 
@@ -88,7 +79,9 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     bg = cv2.bitwise_not(a, dst=s.array("bg", (h, w)))  # 255 * (1 - alpha)
     weighted = cv2.multiply(frame, cv2.merge([bg, bg, bg], dst=s.array("bg3", frame.shape)), scale=1 / 255,
                             dst=s.array("weighted", frame.shape))
-    small_weighted, small_bg = _halve(weighted, 2, s, "weighted"), _halve(bg, 2, s, "bg")
+    small_weighted, small_bg = weighted, bg
+    for i in range(2):
+        small_weighted, small_bg = halve(small_weighted, s, f"weighted{i}"), halve(small_bg, s, f"bg{i}")
     num = s.array("num", small_weighted.shape, np.float32)
     den = s.array("den", small_bg.shape, np.float32)
     np.copyto(num, small_weighted)
