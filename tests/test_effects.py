@@ -39,6 +39,7 @@ def test_blur_has_no_halo(scene):
     frame, subject, alpha = scene
     hard = subject.astype(np.float32)
     out = blur_bg(frame, hard, strength=31)
+    np.testing.assert_array_equal(out[subject == 1], frame[subject == 1])  # the subject is untouched
     ring = (cv2.dilate(subject, np.ones((15, 15), np.uint8)) == 1) & (subject == 0)
     # Background pixels just outside the outline carry none of the subject's red.
     assert out[ring][:, 2].max() <= 2

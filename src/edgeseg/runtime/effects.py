@@ -76,24 +76,28 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     s = scratch or Scratch()
     h, w = frame.shape[:2]
     a = _alpha8(alpha, s)
-    bg = cv2.bitwise_not(a, dst=s.array("bg", (h, w)))  # 255 * (1 - alpha)
-    weighted = cv2.multiply(frame, cv2.merge([bg, bg, bg], dst=s.array("bg3", frame.shape)), scale=1 / 255,
-                            dst=s.array("weighted", frame.shape))
-    small_weighted, small_bg = weighted, bg
+    bg3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("bg3", frame.shape))
+    cv2.bitwise_not(bg3, dst=bg3)  # 255 * (1 - alpha) in each channel
+    weighted = cv2.multiply(frame, bg3, scale=1 / 255, dst=s.array("weighted", frame.shape))  # frame * bg
+    small_weighted, small_alpha = weighted, a
     for i in range(2):
-        small_weighted, small_bg = halve(small_weighted, s, f"weighted{i}"), halve(small_bg, s, f"bg{i}")
+        small_weighted, small_alpha = halve(small_weighted, s, f"weighted{i}"), halve(small_alpha, s, f"alpha{i}")
     num = s.array("num", small_weighted.shape, np.float32)
-    den = s.array("den", small_bg.shape, np.float32)
+    den = s.array("den", small_alpha.shape, np.float32)
     np.copyto(num, small_weighted)
-    np.multiply(small_bg, np.float32(1 / 255), out=den)
+    np.subtract(np.float32(1), np.multiply(small_alpha, np.float32(1 / 255), out=den), out=den)
     k = max(3, (strength // 4) | 1)
     cv2.GaussianBlur(num, (k, k), 0, dst=num)
     cv2.GaussianBlur(den, (k, k), 0, dst=den)
     # Where no background is near (deep inside the subject) alpha is ~1 and the value is not used.
-    np.divide(num, np.maximum(den, np.float32(1e-3), out=den)[..., None], out=num)
+    np.maximum(den, np.float32(1e-3), out=den)
+    cv2.divide(num, cv2.cvtColor(den, cv2.COLOR_GRAY2BGR, dst=s.array("den3", num.shape, np.float32)), dst=num)
     small = cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
     blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
-    return _blend(frame, blurred, a, s)
+    # alpha * frame is frame - frame * bg: exact in 8 bits (a rounding tie would need 2 * frame * alpha8 = 255 * odd)
+    ours = cv2.subtract(frame, weighted, dst=s.array("ours", frame.shape))
+    theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=s.array("theirs", frame.shape))
+    return cv2.add(ours, theirs, dst=s.array("out", frame.shape))
 
 
 def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],
