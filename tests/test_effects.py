@@ -95,6 +95,14 @@ def test_an_8_bit_mask_gives_what_its_float_mask_gives(scene, effect):
     np.testing.assert_array_equal(apply_effect(effect, frame, alpha8), apply_effect(effect, frame, alpha))
 
 
+def test_scratch_fills_a_colour_once_per_shape_and_colour():
+    scratch = Scratch()
+    green = scratch.filled((4, 5, 3), (0, 177, 64))
+    assert (green == (0, 177, 64)).all() and scratch.filled((4, 5, 3), (0, 177, 64)) is green
+    assert (scratch.filled((4, 5, 3), (9, 8, 7)) == (9, 8, 7)).all() and (green == (0, 177, 64)).all()
+    assert (scratch.filled((6, 2, 3), (0, 177, 64)) == (0, 177, 64)).all()
+
+
 def test_overlay_tints_only_the_subject(scene):
     frame, _, alpha = scene
     out = apply_effect(Effect.OVERLAY, frame, alpha)
