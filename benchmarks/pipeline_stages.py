@@ -1,13 +1,13 @@
-"""Per-stage cost of the live pipeline on 640x480 frames, per exported model and backend.
+"""Per-stage cost of the live pipeline on 640x480 frames, per exported model, backend and effect.
 
 Stages: preprocess (resize, colour, cast), inference, postprocess (softmax, smoothing, mask resize to
 the frame) and effect, timed inside the same ``FrameProcessor`` step ``edgeseg webcam`` runs. Target:
 everything except inference costs < 25% of inference for the int8 128 px model. Frames cycle through
-the --image photos (resized to 640x480); medians over --frames frames after --warmup, one thread count.
+the --image photos (resized to 640x480); every (model, effect) row gets --frames frames, measured in
+turns of --block frames so that load from elsewhere on the machine hits every row alike; medians.
 
-    python benchmarks/pipeline_stages.py runs/unet_mobilenetv2_pets128_ft/export/*int8.tflite \\
-        runs/unet_mobilenetv2_pets128_ft/export/*.onnx ... --image ../shared/data/pets-pseudo/images/Abyssinian_1*.jpg \\
-        --out benchmarks/results/pipeline_stages.json
+    python benchmarks/pipeline_stages.py src/edgeseg/models/unet_mobilenetv2_{int8.tflite,int8.onnx} \
+        --image ../shared/data/pets-pseudo/images/Abyssinian_1*.jpg --effect grayscale-bg,blur-bg --out stages.json
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
@@ -24,31 +25,48 @@ import numpy as np
 
 from edgeseg.benchmarks.device import device_info
 from edgeseg.io import atomic_write_text
+from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.pipeline import FrameProcessor
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 STAGES = ("preprocess", "inference", "postprocess", "effect")
 
 
-def stage_times(model: str, images: list[np.ndarray], threads: int, warmup: int, frames: int, effect: str) -> dict:
-    samples = {k: [] for k in STAGES}
-    totals = []
-    with Segmenter(SegmenterOptions(model, RunningMode.LIVE_STREAM, threads=threads)) as seg:
-        process = FrameProcessor(seg, effect)  # exactly the step `edgeseg webcam` runs per frame
-        for i in range(warmup + frames):
-            t0 = time.perf_counter()
-            _, stage_s = process(images[i % len(images)])
-            t1 = time.perf_counter()
-            if i >= warmup:
-                for k in STAGES:
-                    samples[k].append(stage_s[k] * 1000)
-                totals.append((t1 - t0) * 1000)
-        backend, details = seg.backend.name, seg.backend.details
-    med = {k: round(statistics.median(v), 3) for k, v in samples.items()}
-    overhead = med["preprocess"] + med["postprocess"] + med["effect"]
-    return {"model": Path(model).name, "effect": effect, "backend": backend, "delegate": details.get("delegate"), "stage_ms": med,
-            "total_ms_p50": round(statistics.median(totals), 3), "fps": round(1000 / statistics.median(totals), 1),
-            "overhead_over_inference": round(overhead / med["inference"], 3)}
+def stage_times(models: list[str], effects: list[str], images: list[np.ndarray], threads: int, warmup: int,
+                frames: int, block: int) -> list[dict]:
+    """Median stage times per (model, effect), measured in turns of ``block`` frames each.
+
+    Taking turns spreads a noisy neighbour over every row alike; the first frames of each turn (a cold
+    interpreter, another effect's arrays in cache) are not counted.
+    """
+    with ExitStack() as stack:
+        processors = {m: FrameProcessor(stack.enter_context(Segmenter(SegmenterOptions(
+            m, RunningMode.LIVE_STREAM, threads=threads))), effects[0]) for m in models}  # the step `edgeseg webcam` runs
+        samples = {(m, e): {k: [] for k in (*STAGES, "total")} for m in models for e in effects}
+        n = 0
+        while any(len(s["total"]) < frames for s in samples.values()):
+            for (model, effect), s in samples.items():
+                process = processors[model]
+                process.effect = Effect(effect)
+                for i in range(warmup + block):
+                    t0 = time.perf_counter()
+                    _, stage_s = process(images[n % len(images)])
+                    t1 = time.perf_counter()
+                    n += 1
+                    if i >= warmup and len(s["total"]) < frames:
+                        for k in STAGES:
+                            s[k].append(stage_s[k] * 1000)
+                        s["total"].append((t1 - t0) * 1000)
+        rows = []
+        for (model, effect), s in samples.items():
+            backend = processors[model].segmenter.backend
+            med = {k: round(statistics.median(v), 3) for k, v in s.items()}
+            total = med.pop("total")
+            overhead = med["preprocess"] + med["postprocess"] + med["effect"]
+            rows.append({"model": Path(model).name, "effect": effect, "backend": backend.name,
+                         "delegate": backend.details.get("delegate"), "stage_ms": med, "total_ms_p50": total,
+                         "fps": round(1000 / total, 1), "overhead_over_inference": round(overhead / med["inference"], 3)})
+    return rows
 
 
 def main() -> None:
@@ -56,8 +74,9 @@ def main() -> None:
     parser.add_argument("models", nargs="+")
     parser.add_argument("--image", nargs="+", default=[], help="photos to cycle through as frames; default: noise")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10, help="frames not counted at the start of each turn")
+    parser.add_argument("--frames", type=int, default=1000, help="frames counted per model and effect")
+    parser.add_argument("--block", type=int, default=50, help="frames counted per turn")
     parser.add_argument("--effect", default="grayscale-bg", help="one effect or a comma-separated list")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline_stages.json"))
     args = parser.parse_args()
@@ -65,8 +84,7 @@ def main() -> None:
     if any(image is None for image in images):
         parser.error(f"cannot read {[p for p, i in zip(args.image, images) if i is None]}")
     images = [cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA) for image in images]
-    rows = [stage_times(m, images, args.threads, args.warmup, args.frames, e)
-            for m in args.models for e in args.effect.split(",")]
+    rows = stage_times(args.models, args.effect.split(","), images, args.threads, args.warmup, args.frames, args.block)
     lines = ["| model | backend | effect | pre ms | inference ms | post ms | effect ms | overhead / inference | FPS |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -76,7 +94,8 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     atomic_write_text(args.out, json.dumps({"device": device_info(), "frame": [640, 480], "threads": args.threads,
-                                            "images": [Path(p).name for p in args.image], "frames": args.frames, "rows": rows,
+                                            "images": [Path(p).name for p in args.image], "frames": args.frames, "block": args.block,
+                                            "warmup": args.warmup, "rows": rows,
                                             "table": table}, indent=2))
 
 
