@@ -41,8 +41,8 @@ def _blend(frame: np.ndarray, background: np.ndarray | tuple[int, int, int], a: 
     A colour is filled into an image once (``cv2.multiply`` by a scalar is ~3x slower than by an image).
     """
     a3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("alpha3", frame.shape))
-    ours = cv2.multiply(frame, a3, scale=1 / 255, dst=s.array("ours", frame.shape))
-    theirs = s.array("theirs", frame.shape)
+    out = cv2.multiply(frame, a3, scale=1 / 255, dst=s.array("out", frame.shape))
+    theirs = a3  # a3 is used up: the background term goes in its place (fewer arrays, more of them in cache)
     if isinstance(background, tuple):
         background = s.filled(frame.shape, background)
     if background.ndim == 2:
@@ -51,7 +51,7 @@ def _blend(frame: np.ndarray, background: np.ndarray | tuple[int, int, int], a: 
         cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR, dst=theirs)
     else:
         cv2.multiply(background, cv2.bitwise_not(a3, dst=a3), scale=1 / 255, dst=theirs)
-    return cv2.add(ours, theirs, dst=s.array("out", frame.shape))
+    return cv2.add(out, theirs, dst=out)
 
 
 def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
@@ -92,9 +92,9 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     small = cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
     blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
     # alpha * frame is frame - frame * bg: exact in 8 bits (a rounding tie would need 2 * frame * alpha8 = 255 * odd)
-    ours = cv2.subtract(frame, weighted, dst=s.array("ours", frame.shape))
-    theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=s.array("theirs", frame.shape))
-    return cv2.add(ours, theirs, dst=s.array("out", frame.shape))
+    out = cv2.subtract(frame, weighted, dst=s.array("out", frame.shape))
+    theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=bg3)
+    return cv2.add(out, theirs, dst=out)
 
 
 def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],
