@@ -47,8 +47,7 @@ def _blend(frame: np.ndarray, background: np.ndarray | tuple[int, int, int], a: 
         background = s.filled(frame.shape, background)
     if background.ndim == 2:
         inverse = cv2.bitwise_not(a, dst=s.array("inverse8", a.shape))
-        grey = cv2.multiply(background, inverse, scale=1 / 255, dst=s.array("theirs1", a.shape))
-        cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR, dst=theirs)
+        cv2.cvtColor(cv2.multiply(background, inverse, scale=1 / 255, dst=inverse), cv2.COLOR_GRAY2BGR, dst=theirs)
     else:
         cv2.multiply(background, cv2.bitwise_not(a3, dst=a3), scale=1 / 255, dst=theirs)
     return cv2.add(out, theirs, dst=out)
