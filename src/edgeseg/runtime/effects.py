@@ -65,8 +65,8 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
 
     A plain blur of the frame smears the subject's colours into the background around its outline.
     Here the background is blurred by normalised convolution, ``blur(frame * bg) / blur(bg)`` with
-    ``bg = 1 - alpha``, so only background pixels contribute to it. The products are formed at full size
-    in uint8, then both terms are box-downscaled 4x (the same sums, so still halo-free), blurred, divided
+    ``bg = 1 - alpha``, so only background pixels contribute to it. ``frame * bg`` is formed at full size
+    in uint8, then it and ``bg`` are box-downscaled 4x (the same sums, so still halo-free), blurred, divided
     and upscaled: the wide blur costs little and no frame-sized work is in float.
     """
     s = scratch or Scratch()
@@ -74,10 +74,12 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     a = _alpha8(alpha, s)
     bg3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("bg3", frame.shape))
     cv2.bitwise_not(bg3, dst=bg3)  # 255 * (1 - alpha) in each channel
-    weighted = cv2.multiply(frame, bg3, scale=1 / 255, dst=s.array("weighted", frame.shape))  # frame * bg
+    weighted = cv2.multiply(frame, bg3, scale=1 / 255, dst=s.array("out", frame.shape))  # frame * bg
     small_weighted, small_alpha = weighted, a
     for i in range(2):
         small_weighted, small_alpha = halve(small_weighted, s, f"weighted{i}"), halve(small_alpha, s, f"alpha{i}")
+    # alpha * frame is frame - frame * bg: exact in 8 bits (a rounding tie would need 2 * frame * alpha8 = 255 * odd)
+    out = cv2.subtract(frame, weighted, dst=weighted)
     num = s.array("num", small_weighted.shape, np.float32)
     den = s.array("den", small_alpha.shape, np.float32)
     np.copyto(num, small_weighted)
@@ -90,8 +92,6 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     cv2.divide(num, cv2.cvtColor(den, cv2.COLOR_GRAY2BGR, dst=s.array("den3", num.shape, np.float32)), dst=num)
     small = cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
     blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
-    # alpha * frame is frame - frame * bg: exact in 8 bits (a rounding tie would need 2 * frame * alpha8 = 255 * odd)
-    out = cv2.subtract(frame, weighted, dst=s.array("out", frame.shape))
     theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=bg3)
     return cv2.add(out, theirs, dst=out)
 
