@@ -125,6 +125,7 @@ def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = 
     ``1 - opacity * alpha``.
     """
     s = scratch or Scratch()
+    # 255 * (1 - opacity * alpha): the frame's weight (never negative, so the "Abs" changes nothing)
     keep = cv2.convertScaleAbs(_alpha8(alpha, s), alpha=-opacity, beta=255, dst=s.array("keep", frame.shape[:2]))
     return _blend(frame, tuple(color), keep, s)
 
