@@ -32,19 +32,16 @@ def _alpha8(alpha: np.ndarray, s: Scratch) -> np.ndarray:
     return cv2.convertScaleAbs(alpha, alpha=255.0, dst=s.array("alpha8", alpha.shape))
 
 
-def _blend(frame: np.ndarray, background: np.ndarray | tuple[int, int, int], a: np.ndarray, s: Scratch) -> np.ndarray:
-    """a/255 * frame + (1 - a/255) * background for a uint8 mask ``a``; ``background`` BGR, grey or a BGR colour.
+def _blend(frame: np.ndarray, background: np.ndarray, a: np.ndarray, s: Scratch) -> np.ndarray:
+    """a/255 * frame + (1 - a/255) * background for a uint8 mask ``a``; ``background`` BGR or one-channel grey.
 
     8-bit fixed point: exact where the mask is 0 or 255, within 1.5 grey levels of the float blend in
     between, and cheaper than ``cv2.blendLinear`` (which divides by the weight sum at every pixel). A grey
     background is weighted in one channel and expanded afterwards: a third of the work for that term.
-    A colour is filled into an image once (``cv2.multiply`` by a scalar is ~3x slower than by an image).
     """
     a3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("alpha3", frame.shape))
     out = cv2.multiply(frame, a3, scale=1 / 255, dst=s.array("out", frame.shape))
     theirs = a3  # a3 is used up: the background term goes in its place (fewer arrays, more of them in cache)
-    if isinstance(background, tuple):
-        background = s.filled(frame.shape, background)
     if background.ndim == 2:
         inverse = cv2.bitwise_not(a, dst=s.array("inverse8", a.shape))
         cv2.cvtColor(cv2.multiply(background, inverse, scale=1 / 255, dst=inverse), cv2.COLOR_GRAY2BGR, dst=theirs)
@@ -101,9 +98,11 @@ def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tu
     """Replace the background with an image (resized to the frame) or a BGR colour."""
     s = scratch or Scratch()
     h, w = frame.shape[:2]
-    if isinstance(background, np.ndarray) and background.shape[:2] != (h, w):
+    if not isinstance(background, np.ndarray):  # ``cv2.multiply`` by a scalar colour is ~3x slower than by an image
+        background = s.filled(frame.shape, background)
+    elif background.shape[:2] != (h, w):
         background = cv2.resize(background, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_AREA)
-    return _blend(frame, background if isinstance(background, np.ndarray) else tuple(background), _alpha8(alpha, s), s)
+    return _blend(frame, background, _alpha8(alpha, s), s)
 
 
 def remove_bg(frame: np.ndarray, alpha: np.ndarray, key: tuple[int, int, int] | None = None,
@@ -127,7 +126,7 @@ def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = 
     s = scratch or Scratch()
     # 255 * (1 - opacity * alpha): the frame's weight (never negative, so the "Abs" changes nothing)
     keep = cv2.convertScaleAbs(_alpha8(alpha, s), alpha=-opacity, beta=255, dst=s.array("keep", frame.shape[:2]))
-    return _blend(frame, tuple(color), keep, s)
+    return _blend(frame, s.filled(frame.shape, color), keep, s)
 
 
 def apply_effect(
