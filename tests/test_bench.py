@@ -7,7 +7,7 @@ import pytest
 
 from edgeseg.benchmarks.report import ResultsError, load_results, markdown, write_report
 from edgeseg.benchmarks.runner import BenchOptions, collect_models, run_bench
-from tests.conftest import SHARED  # noqa: F401
+from tests.helpers import SHARED  # noqa: F401
 
 pytest.importorskip("keras")
 OLD_RESULT = "tests/data/bench_schema_v1.json"

@@ -4,7 +4,7 @@ import pytest
 
 from edgeseg.trainer import data as data_mod
 from edgeseg.trainer.data import DataError, load_folder, resize_mask
-from tests.conftest import write_mask_folder
+from tests.helpers import write_mask_folder
 
 
 def test_resize_mask_keeps_label_set():

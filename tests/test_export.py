@@ -19,7 +19,7 @@ from edgeseg.export.base import ArtifactReport  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
 from edgeseg.trainer.data import load_folder  # noqa: E402
 
-from tests.conftest import ALL_PRECISIONS  # noqa: E402
+from tests.helpers import ALL_PRECISIONS  # noqa: E402
 
 ALL = [Precision(p) for p in ALL_PRECISIONS]
 EXPECTED = [("tflite", Precision.FP32), ("tflite", Precision.FP16), ("tflite", Precision.INT8),

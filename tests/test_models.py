@@ -68,3 +68,32 @@ def test_shared_encoder_weights_load(shared_dir):
     for name in ("Conv1", "block_16_project"):
         got = model.get_layer("encoder").get_layer(name).get_weights()[0]
         np.testing.assert_array_equal(got, reference.get_layer(name).get_weights()[0])
+
+
+@pytest.mark.parametrize("name", ["unet_mobilenetv2", "unet_mobilenetv2_edge"])
+def test_bilinear_upsampling_has_no_transposed_convolutions(name):
+    model = build_model(name, 64, encoder_weights="none", alpha=0.35, upsampling="bilinear")
+    assert model.output_shape == (None, 64, 64, 3)
+    assert not [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    with pytest.raises(ValueError, match="upsampling must be one of transpose, bilinear"):
+        build_model(name, 64, encoder_weights="none", upsampling="cubic")
+
+
+def test_dice_term_scores_the_pet_and_ignores_the_border():
+    from edgeseg.trainer.losses import CrossEntropyDice, make_loss
+
+    labels = np.zeros((1, 8, 8), np.int32)
+    labels[:, :, 4:] = 1  # background on the right
+    labels[:, :, 3:5] = 2  # a border band between
+    perfect = np.eye(3, dtype=np.float32)[labels] * 30
+    loss = CrossEntropyDice()
+    assert float(loss(labels, perfect)) < 1e-3
+    # Calling the border pet or background changes the cross-entropy only, never the Dice term.
+    border_as_pet = perfect.copy()
+    border_as_pet[labels == 2] = np.eye(3, dtype=np.float32)[0] * 30
+    ce_only = make_loss("ce")
+    assert float(loss(labels, border_as_pet)) == pytest.approx(float(ce_only(labels, border_as_pet)), abs=1e-3)
+    # A pet called background costs the Dice term too.
+    pet_missed = perfect.copy()
+    pet_missed[:, :, :2] = np.eye(3, dtype=np.float32)[1] * 30
+    assert float(loss(labels, pet_missed)) > float(ce_only(labels, pet_missed)) + 0.3

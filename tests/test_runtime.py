@@ -18,7 +18,7 @@ from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import LiveSource, SourceError, open_source
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 BACKENDS = [("tflite", "int8"), ("onnx", "fp32")]
 

@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
 from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
-from tests.conftest import synthetic_sample  # noqa: E402
+from tests.helpers import synthetic_sample  # noqa: E402
 
 
 def tiny_config(data, out, **kw) -> TrainConfig:

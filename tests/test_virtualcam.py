@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
-from tests.conftest import write_video
+from tests.helpers import write_video
 
 pyvirtualcam = pytest.importorskip("pyvirtualcam")
 from pyvirtualcam import camera as pvc_camera  # noqa: E402

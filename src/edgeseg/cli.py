@@ -76,6 +76,8 @@ def train(
     alpha: float = typer.Option(1.0, help="Encoder width multiplier."),
     fine_tune: int = typer.Option(0, min=0, help="Unfreeze the top N encoder blocks."),
     dropout: float = typer.Option(0.0, min=0.0, max=0.9),
+    upsampling: str = typer.Option("transpose", help="Decoder upsampling: transpose (the tutorial) or bilinear."),
+    loss: str = typer.Option("ce", help="ce (cross-entropy) or ce+dice (adds Dice on the pet, border ignored)."),
     learning_rate: float = typer.Option(1e-3, "--lr"),
     lr_schedule: str = typer.Option("constant", help="constant or cosine."),
     class_weights: str = typer.Option("none", help="none, balanced, or weights like 2,1,2 (pet,bg,border)."),
@@ -98,7 +100,7 @@ def train(
     config = TrainConfig(
         model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
         encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
-        learning_rate=learning_rate, lr_schedule=lr_schedule, class_weights=class_weights, augment=augment,
+        upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule, class_weights=class_weights, augment=augment,
         early_stopping=early_stopping, mixed_precision=mixed_precision, strategy=strategy,
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
         init_from=str(init_from) if init_from else None,

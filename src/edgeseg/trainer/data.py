@@ -222,22 +222,29 @@ def load_tfds(
 
         items = track(items, description=f"Reading {TFDS_NAME} {split}")
     for item in items:
-        image = cv2.resize(item["image"], (size, size), interpolation=cv2.INTER_AREA)
-        images.append(image)
-        masks.append(resize_mask(item["segmentation_mask"][..., 0] - 1, size))
-        names.append(item["file_name"].decode())
+        name = item["file_name"].decode()
+        mask = _convert_mask(item["segmentation_mask"], "oxford", Path(f"tfds:{TFDS_NAME}/{name}"))
+        images.append(cv2.resize(item["image"], (size, size), interpolation=cv2.INTER_AREA))
+        masks.append(resize_mask(mask, size))
+        names.append(name)
     if not names:
         raise DataError(f"tfds {TFDS_NAME} split {split} is empty")
     return SegmentationData(np.stack(images), np.stack(masks), names, f"tfds:{TFDS_NAME}", split)
 
 
-def load_split(source: str, split: str, size: int, **kwargs) -> SegmentationData:
-    """Load ``split`` of ``source``: 'oxford_iiit_pet' (tfds) or a local folder path."""
+def load_split(
+    source: str, split: str, size: int, *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
+    progress: bool = True, data_dir: str | None = None,
+) -> SegmentationData:
+    """Load ``split`` of ``source``: 'oxford_iiit_pet' (tfds, stored under ``data_dir``) or a local folder.
+
+    tfds splits are fixed slices of its train split, so ``seed`` only shuffles a folder's split.
+    """
     if source == TFDS_NAME:
-        return load_tfds(split, size, **kwargs)
+        return load_tfds(split, size, data_dir=data_dir, val_fraction=val_fraction, limit=limit, progress=progress)
     if not Path(source).exists():
         raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
-    return load_folder(source, split, size, **kwargs)
+    return load_folder(source, split, size, val_fraction=val_fraction, seed=seed, limit=limit, progress=progress)
 
 
 def class_frequencies(masks: np.ndarray, num_classes: int = 3) -> np.ndarray:

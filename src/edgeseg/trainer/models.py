@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +28,9 @@ MOBILENETV2_SKIPS = (
     "block_16_project",
 )
 TUTORIAL_DECODER_FILTERS = (512, 256, 128, 64)
+# How the decoder doubles resolution: stride-2 transposed convolutions (the tutorial's; they leave a
+# checkerboard in the probabilities, which int8 makes worse) or bilinear resizes followed by convolutions.
+UPSAMPLING = ("transpose", "bilinear")
 ENCODER_WEIGHTS_CHOICES = "'imagenet', 'none' or a path to a .weights.h5 file"
 
 
@@ -34,11 +38,14 @@ def _initializer() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def upsample_block(x, filters: int, name: str, dropout: float = 0.0, separable: bool = False):
+def upsample_block(x, filters: int, name: str, dropout: float = 0.0, separable: bool = False,
+                   upsampling: str = "transpose"):
     """pix2pix upsample block: 2x transposed conv (no bias), BatchNorm, optional Dropout, ReLU.
 
-    With ``separable=True`` the 3x3 transposed conv is replaced by nearest 2x upsampling, a 3x3
-    depthwise conv and a 1x1 pointwise conv: the same receptive field for a fraction of the MACs.
+    With ``separable=True`` the 3x3 transposed conv is replaced by 2x upsampling (nearest, or bilinear
+    with ``upsampling="bilinear"``), a 3x3 depthwise conv and a 1x1 pointwise conv: the same receptive
+    field for a fraction of the MACs. ``upsampling="bilinear"`` without ``separable`` resizes, then
+    applies a full 3x3 conv.
 
     Args:
         x: input tensor (NHWC).
@@ -46,13 +53,19 @@ def upsample_block(x, filters: int, name: str, dropout: float = 0.0, separable: 
         name: prefix for the block's layer names.
         dropout: dropout rate, 0 disables the layer.
         separable: use the depthwise-separable variant.
+        upsampling: one of :data:`UPSAMPLING`.
     """
     if separable:
-        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
+        interpolation = "bilinear" if upsampling == "bilinear" else "nearest"
+        x = layers.UpSampling2D(2, interpolation=interpolation, name=f"{name}_upsample")(x)
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_depthwise")(x)
         x = layers.BatchNormalization(name=f"{name}_depthwise_bn")(x)
         x = layers.ReLU(name=f"{name}_depthwise_relu")(x)
         x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=_initializer(), name=f"{name}_pointwise")(x)
+    elif upsampling == "bilinear":
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample")(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(),
+                          name=f"{name}_conv")(x)
     else:
         x = layers.Conv2DTranspose(
             filters, 3, strides=2, padding="same", use_bias=False,
@@ -69,14 +82,32 @@ def _check_size(input_size: int, multiple: int = 32) -> None:
         raise ValueError(f"input_size must be a positive multiple of {multiple}, received {input_size}")
 
 
+class EncoderWeightsError(ValueError):
+    """Pretrained encoder weights that cannot be had (offline, or a file that does not fit)."""
+
+
+@contextmanager
+def _imagenet_download(encoder: str):
+    """Turn Keras's failed weight download (a bare Exception and a long traceback) into one clear line."""
+    try:
+        yield
+    except Exception as exc:  # keras.utils.get_file raises a plain Exception for any fetch failure
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EncoderWeightsError(
+            f"could not download the ImageNet weights of {encoder} (offline?): {first_line}. "
+            "Pass --encoder-weights none to train from scratch, or --encoder-weights FILE.weights.h5 for a local copy"
+        ) from None
+
+
 def _mobilenetv2_base(input_size: int, alpha: float, encoder_weights: str | Path) -> keras.Model:
     weights = str(encoder_weights)
     if weights.lower() == "none":
         return keras.applications.MobileNetV2((input_size, input_size, 3), alpha=alpha, include_top=False, weights=None)
     if weights.lower() == "imagenet":
-        return keras.applications.MobileNetV2(
-            (input_size, input_size, 3), alpha=alpha, include_top=False, weights="imagenet"
-        )
+        with _imagenet_download("MobileNetV2"):
+            return keras.applications.MobileNetV2(
+                (input_size, input_size, 3), alpha=alpha, include_top=False, weights="imagenet"
+            )
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"encoder weights {path} not found; expected {ENCODER_WEIGHTS_CHOICES}")
@@ -90,10 +121,19 @@ def _mobilenetv2_base(input_size: int, alpha: float, encoder_weights: str | Path
     return base
 
 
-def _decoder(x, skips, filters, num_classes: int, dropout: float, separable: bool):
+def _check_upsampling(upsampling: str) -> None:
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {upsampling!r}")
+
+
+def _decoder(x, skips, filters, num_classes: int, dropout: float, separable: bool, upsampling: str = "transpose"):
     for i, (skip, f) in enumerate(zip(skips, filters), start=1):
-        x = upsample_block(x, f, name=f"decoder_up{i}", dropout=dropout, separable=separable)
+        x = upsample_block(x, f, name=f"decoder_up{i}", dropout=dropout, separable=separable, upsampling=upsampling)
         x = layers.Concatenate(name=f"decoder_concat{i}")([x, skip])
+    if upsampling == "bilinear":
+        # Class scores at half resolution, then a bilinear resize: smooth logits at no extra cost.
+        x = layers.Conv2D(num_classes, 3, padding="same", name="logits_half", dtype="float32")(x)
+        return layers.UpSampling2D(2, interpolation="bilinear", name="logits", dtype="float32")(x)
     return layers.Conv2DTranspose(
         num_classes, 3, strides=2, padding="same", name="logits", dtype="float32"
     )(x)
@@ -133,6 +173,7 @@ def unet_mobilenetv2(
     dropout: float = 0.0,
     decoder_filters: tuple[int, ...] = TUTORIAL_DECODER_FILTERS,
     separable_decoder: bool = False,
+    upsampling: str = "transpose",
     name: str = "unet_mobilenetv2",
 ) -> keras.Model:
     """The U-Net of the TensorFlow segmentation tutorial: MobileNetV2 encoder, pix2pix decoder.
@@ -146,6 +187,7 @@ def unet_mobilenetv2(
         dropout: dropout rate inside each decoder block.
         decoder_filters: widths of the four upsample blocks.
         separable_decoder: use depthwise-separable upsample blocks (the edge variant).
+        upsampling: "transpose" (the tutorial) or "bilinear" (resize + conv; no checkerboard).
         name: model name.
 
     Example:
@@ -154,6 +196,7 @@ def unet_mobilenetv2(
         (None, 4, 4, 320)
     """
     _check_size(input_size)
+    _check_upsampling(upsampling)
     if len(decoder_filters) != 4:
         raise ValueError(f"decoder_filters needs 4 widths (one per skip), received {decoder_filters}")
     base = _mobilenetv2_base(input_size, alpha, encoder_weights)
@@ -163,7 +206,7 @@ def unet_mobilenetv2(
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
     *skips, x = encoder(x)
-    logits = _decoder(x, reversed(skips), decoder_filters, num_classes, dropout, separable_decoder)
+    logits = _decoder(x, reversed(skips), decoder_filters, num_classes, dropout, separable_decoder, upsampling)
     return keras.Model(inputs, logits, name=name)
 
 
@@ -211,10 +254,11 @@ def unet_mobilenetv3(
     weights = str(encoder_weights)
     if weights.lower() not in ("imagenet", "none") and not Path(weights).is_file():
         raise FileNotFoundError(f"encoder weights {weights} not found; expected {ENCODER_WEIGHTS_CHOICES}")
-    base = builders[variant](
-        input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
-        weights=None if weights.lower() == "none" else weights, include_preprocessing=False,
-    )
+    with _imagenet_download(f"MobileNetV3{variant.title()}"):
+        base = builders[variant](
+            input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
+            weights=None if weights.lower() == "none" else weights, include_preprocessing=False,
+        )
     skip_names = _last_layer_per_stride(base, input_size)
     encoder = keras.Model(base.input, [base.get_layer(n).output for n in skip_names], name="encoder")
     encoder.trainable = fine_tune > 0
@@ -299,9 +343,17 @@ def build_model(
     fine_tune: int = 0,
     alpha: float = 1.0,
     dropout: float = 0.0,
+    upsampling: str = "transpose",
 ) -> keras.Model:
-    """Build a model from :data:`MODELS` by name; encoder options are ignored by encoder-less models."""
+    """Build a model from :data:`MODELS` by name; encoder and decoder options are ignored by models
+    without them (``upsampling`` applies to the MobileNetV2 U-Nets)."""
     check_model_name(name)
+    _check_upsampling(upsampling)
+    if name in ("unet_mobilenetv2", "unet_mobilenetv2_edge"):
+        return MODELS[name](
+            input_size=input_size, num_classes=num_classes, encoder_weights=encoder_weights,
+            fine_tune=fine_tune, alpha=alpha, dropout=dropout, upsampling=upsampling,
+        )
     if name in PRETRAINED_ENCODER:
         return MODELS[name](
             input_size=input_size, num_classes=num_classes, encoder_weights=encoder_weights,

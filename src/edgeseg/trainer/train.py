@@ -42,6 +42,8 @@ class TrainConfig:
     alpha: float = 1.0
     fine_tune: int = 0
     dropout: float = 0.0
+    upsampling: str = "transpose"  # or "bilinear": see edgeseg.trainer.models.UPSAMPLING
+    loss: str = "ce"  # or "ce+dice": see edgeseg.trainer.losses.LOSSES
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine"
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
@@ -122,7 +124,14 @@ def _validate(config: TrainConfig) -> None:
     """Reject bad settings before any data is read."""
     from edgeseg.trainer.models import check_model_name
 
+    from edgeseg.trainer.losses import LOSSES
+    from edgeseg.trainer.models import UPSAMPLING
+
     check_model_name(config.model)
+    if config.upsampling not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {config.upsampling!r}")
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, received {config.loss!r}")
     if config.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', received {config.lr_schedule!r}")
     if config.strategy not in ("auto", "default", "mirrored", "multiworker"):
@@ -162,12 +171,14 @@ def read_history(path: Path) -> dict[str, list[float]]:
 
 
 def _compile(keras, model, config: TrainConfig, steps_per_epoch: int):
+    from edgeseg.trainer.losses import make_loss
+
     lr = config.learning_rate
     if config.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, config.epochs * steps_per_epoch))
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=make_loss(config.loss),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.MeanIoU(num_classes=len(CLASS_NAMES), sparse_y_pred=False, name="miou"),
@@ -195,9 +206,8 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
         shutil.rmtree(run, ignore_errors=True)
 
     # Read and validate the data before TensorFlow starts: bad data fails fast, with the file named.
-    load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress)
-    if config.data == data_mod.TFDS_NAME:
-        load["data_dir"] = config.data_dir
+    load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress,
+                data_dir=config.data_dir)
     train_data = data_mod.load_split(
         config.data, "train", data_mod.cache_size(config.img_size) if config.augment else config.img_size, **load)
     val_data = data_mod.load_split(config.data, "val", config.img_size, **load)
@@ -219,7 +229,6 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
     chief = _is_chief()
     # Non-chief workers of a multi-worker run write their copies to a scratch folder.
     work = run if chief else Path(tempfile.mkdtemp(prefix="edgeseg-worker-"))
-    work.mkdir(parents=True, exist_ok=True)
 
     steps = len(train_data) // config.batch_size
     options = tf.data.Options()
@@ -232,13 +241,14 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
     with strategy.scope():
         model = build_model(
             config.model, config.img_size, len(CLASS_NAMES), config.encoder_weights,
-            config.fine_tune, config.alpha, config.dropout,
+            config.fine_tune, config.alpha, config.dropout, config.upsampling,
         )
         if config.init_from:
             model.load_weights(config.init_from)  # matched by layer structure, whatever is trainable now
         _compile(keras, model, config, steps)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(tf, model, next(iter(train_ds)))
+    work.mkdir(parents=True, exist_ok=True)  # only once the model exists: a failed build leaves no folder
 
     history_path = work / "history.csv"
     previous = read_history(history_path)
@@ -258,7 +268,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
 
     best_path = work / "checkpoints" / "best.keras"
     if best_path.exists():
-        model = keras.models.load_model(best_path)
+        model = keras.models.load_model(best_path, compile=False)
     test_metrics = evaluate_model(model, test_data, config.batch_size)
     report = TrainReport(
         run_dir=str(run), model_path=str(run / "model.keras"),

@@ -1,0 +1,69 @@
+"""Test helpers: tiny synthetic pet datasets and videos (plain functions; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ALL_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def synthetic_sample(rng: np.random.Generator, size: int = 64):
+    """An RGB noise image with one bright ellipse, and its trimap (1 pet, 2 background, 3 border)."""
+    image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+    fg = np.zeros((size, size), np.uint8)
+    center = tuple(int(c) for c in rng.integers(size // 3, 2 * size // 3, 2))
+    axes = tuple(int(a) for a in rng.integers(size // 6, size // 3, 2))
+    cv2.ellipse(fg, center, axes, float(rng.integers(0, 180)), 0, 360, 1, -1)
+    color = rng.integers(150, 256, 3)
+    image[fg == 1] = color
+    kernel = np.ones((3, 3), np.uint8)
+    border = cv2.dilate(fg, kernel) - cv2.erode(fg, kernel)
+    trimap = np.where(fg == 1, 1, 2).astype(np.uint8)
+    trimap[border == 1] = 3
+    return image, trimap
+
+
+def write_oxford(root: Path, n_trainval: int = 24, n_test: int = 8, size: int = 64, seed: int = 0) -> Path:
+    """Oxford-IIIT Pet layout: images/*.jpg, annotations/trimaps/*.png, trainval.txt, test.txt."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "annotations" / "trimaps").mkdir(parents=True)
+    names = []
+    for i in range(n_trainval + n_test):
+        image, trimap = synthetic_sample(rng, size)
+        name = f"Pet_{i}"
+        cv2.imwrite(str(root / "images" / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(str(root / "annotations" / "trimaps" / f"{name}.png"), trimap)
+        names.append(name)
+    for fname, part in (("trainval.txt", names[:n_trainval]), ("test.txt", names[n_trainval:])):
+        (root / "annotations" / fname).write_text("".join(f"{n} 1 1 1\n" for n in part))
+    return root
+
+
+def write_mask_folder(root: Path, n: int = 20, size: int = 64, seed: int = 0, scale: int = 255) -> Path:
+    """images/ + masks/ layout with binary masks (0/255 by default)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    for i in range(n):
+        image, trimap = synthetic_sample(rng, size)
+        cv2.imwrite(str(root / "images" / f"cat_{i}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "masks" / f"cat_{i}.png"), ((trimap != 2) * scale).astype(np.uint8))
+    return root
+
+
+def write_video(path: Path, frames: int = 12, size=(160, 120), seed: int = 0) -> Path:
+    """A synthetic MJPG video of a moving bright ellipse on noise."""
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    for i in range(frames):
+        frame = rng.integers(0, 80, (size[1], size[0], 3), dtype=np.uint8)
+        cv2.ellipse(frame, (40 + 5 * i, size[1] // 2), (30, 40), 0, 0, 360, (200, 220, 240), -1)
+        writer.write(frame)
+    writer.release()
+    return path

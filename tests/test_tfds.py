@@ -1,0 +1,63 @@
+"""The README's first command, ``edgeseg train --data oxford_iiit_pet``, through the real tfds code.
+
+tfds cannot download here, so ``tfds.testing.mock_data`` stands in for the download and the stored
+records: builder, split slicing, ``as_dataset`` and ``as_numpy`` are tfds's own.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+tfds = pytest.importorskip("tensorflow_datasets")
+tf = pytest.importorskip("tensorflow")
+
+from edgeseg.cli import app  # noqa: E402
+from edgeseg.trainer import data as data_mod  # noqa: E402
+from tests.helpers import synthetic_sample  # noqa: E402
+
+N_EXAMPLES = 24
+
+
+def fake_pets(trimap_offset: int = 0):
+    """An ``as_dataset`` replacement yielding synthetic pets with Oxford trimaps (1 pet, 2 bg, 3 border)."""
+    def as_dataset(self, *args, **kwargs):
+        def examples():
+            rng = np.random.default_rng(0)
+            for i in range(N_EXAMPLES):
+                image, trimap = synthetic_sample(rng, 48)
+                yield {"image": image, "segmentation_mask": (trimap[..., None] + trimap_offset).astype(np.uint8),
+                       "file_name": f"Pet_{i}.jpg", "label": i % 37, "species": i % 2}
+        features = self.info.features
+        wanted = ("image", "segmentation_mask", "file_name", "label", "species")
+        return tf.data.Dataset.from_generator(
+            examples,
+            output_signature={k: tf.TensorSpec(features[k].shape, features[k].dtype) for k in wanted})
+    return as_dataset
+
+
+@pytest.fixture
+def reachable(monkeypatch):
+    """The download host 'answers'; mock_data turns download_and_prepare into a no-op."""
+    monkeypatch.setattr(data_mod, "_can_reach", lambda host, timeout=3.0: True)
+
+
+def test_readme_train_command_runs_on_tfds(tmp_path, reachable):
+    out = tmp_path / "runs" / "pets"
+    with tfds.testing.mock_data(as_dataset_fn=fake_pets()):
+        result = CliRunner().invoke(app, [
+            "train", "--data", "oxford_iiit_pet", "--out", str(out), "--model", "conv_deconv",
+            "--encoder-weights", "none", "--img-size", "32", "--batch-size", "8", "--epochs", "1",
+            "--data-dir", str(tmp_path / "tfds")])
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "run.json").read_text())
+    assert info["data"]["train"]["source"] == "tfds:oxford_iiit_pet"
+    assert info["data"]["test"]["images"] == N_EXAMPLES
+    assert (out / "model.keras").is_file()
+
+
+def test_tfds_masks_outside_the_trimap_values_are_refused(tmp_path, reachable):
+    with tfds.testing.mock_data(as_dataset_fn=fake_pets(trimap_offset=5)):
+        with pytest.raises(data_mod.DataError, match="expected 1 \\(pet\\), 2 \\(background\\), 3 \\(border\\)"):
+            data_mod.load_split("oxford_iiit_pet", "test", 32, data_dir=str(tmp_path), progress=False)
