@@ -23,7 +23,7 @@ def bench_result(exported, trained_run, oxford_session_dir, tmp_path_factory):
     broken.write_bytes(b"TFL3 not really a model")
     # --foreground is for third-party models: it must not override the exported models' own classes
     options = BenchOptions(threads=[1, 2], warmup=1, runs=3, data=str(oxford_session_dir), eval_size=6,
-                           foreground=[8, 12])
+                           foreground={8: 1.0, 12: 1.0})
     return run_bench([str(trained_run), str(broken)], options, progress=False)
 
 
@@ -46,7 +46,7 @@ def test_every_model_gets_every_column(bench_result):
 
 def test_a_failing_backend_is_reported_and_the_run_continues(bench_result):
     failed = bench_result["rows"][-1]
-    assert failed["model"] == "broken" and failed["status"] == "failed" and failed["error"]
+    assert failed["model"] == "broken.tflite" and failed["status"] == "failed" and failed["error"]
     assert sum(r["status"] == "ok" for r in bench_result["rows"]) == 12
 
 

@@ -15,6 +15,7 @@ from edgeseg.export import tflite as tflite_export  # noqa: E402
 from edgeseg.export.base import ExportError, Gates, Precision, ShapeMismatchError, ToleranceError, get_format  # noqa: E402
 from edgeseg.export.exporter import ExportOptions, export_model  # noqa: E402
 from edgeseg.export.validate import compare, keras_reference  # noqa: E402
+from edgeseg.contract import TRIMAP_MASK_WEIGHTS, ArtifactMetadata  # noqa: E402
 from edgeseg.export.base import ArtifactReport  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
 from edgeseg.trainer.data import load_folder  # noqa: E402
@@ -62,9 +63,10 @@ def test_round_trip_metadata_and_runtime(exported, fmt, precision):
     artifact = next(a for a in exported.artifacts if a.format == fmt and a.precision == precision.value)
     with open_backend(artifact.path) as backend:
         meta = backend.metadata
-        assert meta["format"] == fmt and meta["precision"] == precision.value
-        assert meta["input"]["size"] == [32, 32] and meta["output"]["classes"] == ["pet", "background", "border"]
-        assert meta["output"]["foreground_classes"] == [0, 2] and meta["source_model"].endswith("model.keras")
+        assert meta.format == fmt and meta.precision == precision.value
+        assert meta.input_size == (32, 32) and meta.classes == ("pet", "background", "border")
+        assert meta.foreground_classes == (0, 2) and meta.source_model.endswith("model.keras")
+        assert meta.mask_weights == TRIMAP_MASK_WEIGHTS  # a trimap-trained model: half the border
         assert backend.input.shape == (1, 32, 32, 3) and backend.output.shape[-1] == 3
         if fmt == "tflite" and precision is Precision.INT8:
             # uint8 camera pixels go straight in: scale 1, zero point 0
@@ -94,7 +96,8 @@ def _perturbed_artifact(trained_run, data_dir, tmp_path, precision, noise, calib
     reference = keras_reference(model, data.images, data.masks)
     rng = np.random.default_rng(0)
     model.set_weights([w + rng.normal(0, noise * (w.std() + 1e-3), w.shape).astype(w.dtype) for w in model.get_weights()])
-    blob = tflite_export.export_tflite(model, [precision], lambda p: {}, calibration)[precision]
+    metadata = ArtifactMetadata(model.name, "tflite", precision.value, (32, 32))
+    blob = tflite_export.export_tflite(model, [precision], lambda p: metadata, calibration)[precision]
     path = tmp_path / f"broken_{precision.value}.tflite"
     path.write_bytes(blob)
     return reference, ArtifactReport("tflite", precision.value, str(path))
@@ -116,15 +119,18 @@ def test_perturbed_weights_fail_the_int8_gate(trained_run, oxford_session_dir, t
     assert any(f.startswith("agreement") for f in report.failures), report.failures
 
 
-def test_failed_artifact_stays_on_disk_marked_failed(trained_run, tmp_path):
+def test_failed_artifact_is_moved_aside_and_keeps_its_numbers(trained_run, tmp_path):
     strict = Gates(int8_min_agreement=1.01)  # unreachable: this artifact must fail
     report = export_model(trained_run, ExportOptions(formats=["tflite"], precisions=[Precision.INT8], calib_size=40,
                                                      out=str(tmp_path / "out"), gates=strict), progress=False)
     (artifact,) = report.artifacts
     assert not artifact.passed and f"agreement {artifact.agreement:.2%} < 101%" in artifact.failures
-    assert (tmp_path / "out" / "conv_deconv_int8.tflite").is_file()
+    # Not under its final name, where a script shipping every .tflite in the folder would pick it up.
+    assert not (tmp_path / "out" / "conv_deconv_int8.tflite").exists()
+    assert (tmp_path / "out" / "failed" / "conv_deconv_int8.tflite").is_file()
     saved = json.loads((tmp_path / "out" / "export_report.json").read_text())
     assert saved["passed"] is False and saved["artifacts"][0]["failures"]
+    assert saved["artifacts"][0]["path"] == str(tmp_path / "out" / "failed" / "conv_deconv_int8.tflite")
     with pytest.raises(ToleranceError, match="tflite int8"):
         report.raise_for_failures()
 

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
+from edgeseg.contract import ArtifactMetadata
 from edgeseg.runtime.backends.base import TensorSpec
 from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
@@ -59,9 +60,10 @@ def test_mask_belongs_to_its_frame_and_reuse_is_explicit(artifact, video):
 
 def test_smoothing_is_an_exponential_moving_average(artifact, video):
     frames = [f.image for f in open_source(str(video))][:2]
-    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"))) as still:
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), softness=0.5)) as still:  # raw probabilities
         m0, m1 = (still.segment(f) for f in frames)
-    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), RunningMode.VIDEO, smoothing=0.5)) as seg:
+    video_options = SegmenterOptions(artifact("onnx", "fp32"), RunningMode.VIDEO, smoothing=0.5, softness=0.5)
+    with Segmenter(video_options) as seg:
         seg.segment(frames[0])
         smoothed = seg.segment(frames[1])
     # smoothing happens at model resolution, then resizing (linear) commutes with the average
@@ -70,11 +72,13 @@ def test_smoothing_is_an_exponential_moving_average(artifact, video):
 
 def test_threshold_and_feather_shape_the_mask(artifact):
     frame = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
-    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"))) as seg:
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), softness=0.5)) as seg:  # the raw probability
         raw = seg.segment(frame)
-    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), threshold=0.5)) as seg:
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"))) as seg:  # the default ramp
         ramp = seg.segment(frame)
     np.testing.assert_allclose(ramp, np.clip((raw - 0.4) * 5.0, 0, 1), atol=1e-5)  # 0 below 0.4, 1 above 0.6
+    with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), threshold=0.3, softness=0.2)) as seg:
+        np.testing.assert_allclose(seg.segment(frame), np.clip((raw - 0.1) * 2.5, 0, 1), atol=1e-5)
     with Segmenter(SegmenterOptions(artifact("onnx", "fp32"), threshold=0.5, feather=3)) as seg:
         out = np.empty((60, 80), np.float32)
         feathered = seg.segment(frame, out=out)
@@ -84,10 +88,10 @@ def test_threshold_and_feather_shape_the_mask(artifact):
         seg.segment(frame, out=np.empty((80, 60), np.float32))
 
 
-@pytest.mark.parametrize("threshold,feather", [(None, 0), (0.5, 0), (0.5, 3)])
-def test_an_8_bit_mask_is_the_probability_in_0_to_255(artifact, threshold, feather):
+@pytest.mark.parametrize("softness,feather", [(0.5, 0), (0.1, 0), (0.1, 3)])
+def test_an_8_bit_mask_is_the_probability_in_0_to_255(artifact, softness, feather):
     frame = np.random.default_rng(2).integers(0, 255, (60, 80, 3), dtype=np.uint8)
-    options = SegmenterOptions(artifact("onnx", "fp32"), threshold=threshold, feather=feather)
+    options = SegmenterOptions(artifact("onnx", "fp32"), softness=softness, feather=feather)
     with Segmenter(options) as seg:
         probability = seg.segment(frame)
         out = np.empty((60, 80), np.uint8)
@@ -95,19 +99,22 @@ def test_an_8_bit_mask_is_the_probability_in_0_to_255(artifact, threshold, feath
     assert np.ptp(probability) > 0.1  # a mask with something in it
     # rounded at model resolution, resized in 8-bit fixed point and rounded again: within 1.5 levels of the float
     # mask; a threshold's ramp (slope 5) multiplies that
-    assert np.abs(out - probability * 255).max() <= (1.5 if threshold is None else 5 * 1.5 + 0.5)
+    assert np.abs(out - probability * 255).max() <= (1.5 if softness == 0.5 else 5 * 1.5 + 0.5)
 
 
 class _LogitsBackend:
-    """A stand-in backend that returns fixed logits (metadata: 0-255 input, the given foreground classes)."""
+    """A stand-in backend that returns fixed logits (metadata: 0-255 input, the given foreground classes and,
+    optionally, mask weights)."""
 
-    name, details = "fixed", {}
+    name, details, num_outputs = "fixed", {}, 1
 
-    def __init__(self, logits: np.ndarray, foreground: list[int]):
+    def __init__(self, logits: np.ndarray, foreground: list[int], mask_weights: tuple[float, ...] | None = None):
         self.logits = logits
         self.input = TensorSpec("image", (1, *logits.shape[:2], 3), np.dtype(np.uint8))
         self.output = TensorSpec("logits", (1, *logits.shape), np.dtype(np.float32))
-        self.metadata = {"input": {"range": [0, 255]}, "output": {"kind": "logits", "foreground_classes": foreground}}
+        classes = tuple(f"c{i}" for i in range(logits.shape[-1]))
+        self.metadata = ArtifactMetadata("fixed", "tflite", "int8", logits.shape[:2], "uint8", classes=classes,
+                                         foreground_classes=tuple(foreground), mask_weights=mask_weights)
 
     def run(self, batch):
         self.batch = batch.copy()
@@ -117,16 +124,22 @@ class _LogitsBackend:
         pass
 
 
-@pytest.mark.parametrize("classes,foreground", [(3, [0, 2]), (2, [1]), (4, [1, 2])])  # one or two background classes
-def test_foreground_probability_is_the_softmax_sum_even_for_extreme_logits(monkeypatch, classes, foreground):
+@pytest.mark.parametrize("classes,foreground,weights", [
+    (3, [0, 2], None), (2, [1], None), (4, [1, 2], None),  # one or two background classes
+    (3, [0, 2], (1.0, 0.0, 0.5)), (4, [1, 2], (0.0, 0.25, 1.0, 0.0)),  # mask weights
+])
+def test_alpha_is_the_weighted_softmax_sum_even_for_extreme_logits(monkeypatch, classes, foreground, weights):
     logits = np.random.default_rng(classes).normal(0, 4, (8, 8, classes)).astype(np.float32)
     logits[0, :, 0], logits[1, :, -1], logits[2, :, :] = 200.0, -200.0, 0.0  # overflow territory, and a tie
-    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: _LogitsBackend(logits, foreground))
-    with Segmenter(SegmenterOptions("fixed.tflite")) as seg:
+    logits[3, :, :2] = 300.0  # two classes far above the rest
+    backend = _LogitsBackend(logits, foreground, weights)
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
+    with Segmenter(SegmenterOptions("fixed.tflite", softness=0.5)) as seg:  # the probability, no ramp
         alpha = seg.segment(np.zeros((8, 8, 3), np.uint8))
     z = logits.astype(np.float64)
     p = np.exp(z - z.max(-1, keepdims=True))
-    expected = p[..., foreground].sum(-1) / p.sum(-1)
+    w = np.array(weights if weights else [1.0 if c in foreground else 0.0 for c in range(classes)])
+    expected = (p * w).sum(-1) / p.sum(-1)
     assert np.isfinite(alpha).all()
     np.testing.assert_allclose(alpha, expected, atol=1e-6)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -46,22 +45,30 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def metrics_table(title: str, rows: dict[str, dict]) -> Table:
-    """Rows of {name: SegmentationMetrics.to_dict()} as a rich table."""
+    """Rows of {name: SegmentationMetrics.to_dict()} as a rich table (columns follow the classes present)."""
+    classes = next(iter(rows.values()))["class_names"] if rows else []
     table = Table(title=title)
-    for col in ("", "pixel acc", "mIoU", "fg IoU", "IoU pet", "IoU bg", "IoU border"):
+    for col in ("", "pixel acc", "mIoU", "fg IoU", *(f"IoU {c}" for c in classes)):
         table.add_column(col, justify="right" if col else "left")
     for name, m in rows.items():
-        iou = m["iou"]
-        table.add_row(name, *(f"{v:.4f}" for v in (m["pixel_accuracy"], m["mean_iou"], m["foreground_iou"],
-                                                   iou["pet"], iou["background"], iou["border"])))
+        values = (m["pixel_accuracy"], m["mean_iou"], m["foreground_iou"], *(m["iou"][c] for c in classes))
+        table.add_row(name, *(f"{v:.4f}" for v in values))
     return table
 
 
-def _print_json_or_table(obj: dict, table: Table, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(obj, indent=2))
-    else:
-        console.print(table)
+MASK_COLUMNS = {"pet_iou": "pet IoU (border ignored)", "fg_iou": "fg IoU (pet+border)", "boundary_f": "boundary F",
+                "background_alpha": "bg alpha", "background_leak": "bg leak", "semi_transparent": "semi-transparent"}
+
+
+def mask_table(title: str, rows: dict[str, dict]) -> Table:
+    """Rows of {name: MaskQuality.to_dict()} as a rich table."""
+    table = Table(title=title)
+    table.add_column("")
+    for label in MASK_COLUMNS.values():
+        table.add_column(label, justify="right")
+    for name, m in rows.items():
+        table.add_row(name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS))
+    return table
 
 
 @app.command()
@@ -94,6 +101,7 @@ def train(
 ):
     """Train a segmentation model; run the same command again to resume an interrupted run."""
     _need_train_extra()
+    from edgeseg.trainer.backup import BackupError
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.train import TrainConfig, train as run_training
 
@@ -107,7 +115,7 @@ def train(
     )
     try:
         report = run_training(config)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (DataError, FileNotFoundError, FileExistsError, ValueError, BackupError) as exc:
         raise fail(str(exc)) from None
     console.print(metrics_table(f"{model}: test split", {"best model": report.test_metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
@@ -118,14 +126,15 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="A .keras model or a run folder."),
+    model: Path = typer.Argument(..., help="A .keras model, run folder, .tflite/.onnx file or shipped model name."),
     data: str = typer.Option(..., help="'oxford_iiit_pet' or a dataset folder."),
     split: str = typer.Option("test", help="train, val or test."),
     limit: Optional[int] = typer.Option(None, help="At most this many images."),
     out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Pixel accuracy, per-class IoU, mIoU and foreground IoU of a Keras model."""
+    """The mask a user sees, at each image's own resolution: pet IoU with border pixels ignored (the
+    headline), fg IoU, boundary F, background leakage and semi-transparent share."""
     _need_train_extra()
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.evaluate import evaluate as run_eval
@@ -137,8 +146,13 @@ def evaluate(
     result = report.to_dict()
     if out:
         atomic_write_text(out, json.dumps(result, indent=2))
-    _print_json_or_table(result, metrics_table(f"{model} on {data} ({split}, {report.images} images)",
-                                                {model.name: result["metrics"]}), as_json)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console.print(mask_table(f"{model} on {data} ({split}, {report.images} images, runtime mask)",
+                             {model.name: result["mask"]}))
+    if report.metrics:
+        console.print(metrics_table("class argmax at the model's input size", {model.name: result["metrics"]}))
 
 
 def _split_list(value: str) -> list[str]:
@@ -242,53 +256,86 @@ def _background(value: Optional[str]):
     return image
 
 
-def _segmenter_options(model, mode, threads, smoothing, threshold, feather, mask_every, input_range, output_kind,
-                       foreground, providers):
+def _foreground(spec: Optional[str]) -> Optional[dict[int, float]]:
+    from edgeseg.contract import parse_foreground
+
+    try:
+        return parse_foreground(spec) if spec else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--foreground") from None
+
+
+def _segmenter_options(model: Optional[str], mode, providers: Optional[list[str]], foreground: Optional[str],
+                       **settings):
+    """SegmenterOptions from the shared mask options; ``settings`` are SegmenterOptions fields."""
     from edgeseg.runtime.packaged import resolve_model
     from edgeseg.runtime.segmenter import SegmenterOptions
 
     try:
-        model = resolve_model(model)
+        path = resolve_model(model)
     except FileNotFoundError as exc:  # NoPackagedModel included
         raise fail(str(exc)) from None
-    if providers and Path(model).suffix.lower() != ".onnx":
-        raise typer.BadParameter(f"execution providers are for .onnx models; {Path(model).name} is not one",
+    if providers and path.suffix.lower() != ".onnx":
+        raise typer.BadParameter(f"execution providers are for .onnx models; {path.name} is not one",
                                  param_hint="--provider")
-    fg = [int(v) for v in _split_list(foreground)] if foreground else None
-    threads = threads or os.cpu_count()  # LiteRT alone would use one thread: half the speed on 2 cores
-    return SegmenterOptions(model=model, running_mode=mode, threads=threads, smoothing=smoothing, threshold=threshold,
-                            feather=feather, mask_every=mask_every, input_range=input_range, output_kind=output_kind,
-                            foreground=fg, backend_options={"providers": providers} if providers else {})
+    return SegmenterOptions(model=path, running_mode=mode, foreground=_foreground(foreground),
+                            backend_options={"providers": providers} if providers else {}, **settings)
 
 
-MODEL_HELP = "A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default)."
-PROVIDER_HELP = ("ONNX Runtime execution provider to try first, e.g. CUDAExecutionProvider (repeatable; "
-                 "CPU is always the fallback).")
+# Options shared by webcam and predict, declared once.
+MODEL_PANEL, MASK_PANEL, THIRD_PARTY_PANEL = "Model", "Mask", "Models without edgeseg metadata"
+ModelOpt = Annotated[Optional[str], typer.Option(
+    help="A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default).",
+    rich_help_panel=MODEL_PANEL)]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    min=1, help="Interpreter threads (default: all cores).", rich_help_panel=MODEL_PANEL)]
+ProviderOpt = Annotated[Optional[list[str]], typer.Option(
+    "--provider", help="ONNX Runtime execution provider to try first, e.g. CUDAExecutionProvider (repeatable; "
+    "CPU is always the fallback).", rich_help_panel=MODEL_PANEL)]
+EffectOpt = Annotated[Effect, typer.Option(help="Background effect.")]
+BackgroundOpt = Annotated[Optional[str], typer.Option(help="replace-bg / remove-bg: image file or #RRGGBB.")]
+ThresholdOpt = Annotated[float, typer.Option(
+    min=0.0, max=1.0, help="Centre of the soft threshold that turns the mask probability into opacity.",
+    rich_help_panel=MASK_PANEL)]
+SoftnessOpt = Annotated[float, typer.Option(
+    min=0.01, max=0.5, help="Half-width of that ramp: transparent below threshold - softness, opaque above "
+    "threshold + softness (0.5: the raw probability).", rich_help_panel=MASK_PANEL)]
+FeatherOpt = Annotated[int, typer.Option(min=0, help="Edge feathering radius in pixels.", rich_help_panel=MASK_PANEL)]
+ForegroundOpt = Annotated[Optional[str], typer.Option(
+    help="Classes that make the mask, with optional weights: 8,12 (cat, dog in PASCAL VOC) or 0,2:0.5 (pet, half "
+    "the border). Default: the model's own mask weights.", rich_help_panel=MASK_PANEL)]
+InputRangeOpt = Annotated[Optional[str], typer.Option(
+    help="Input range of a model without metadata: 0-255, 0-1 or -1-1.", rich_help_panel=THIRD_PARTY_PANEL)]
+OutputKindOpt = Annotated[Optional[str], typer.Option(
+    help="Output of a model without metadata: logits, probability, class-index.", rich_help_panel=THIRD_PARTY_PANEL)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
 
 @app.command()
 def webcam(
-    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
+    model: ModelOpt = None,
     source: str = typer.Option("0", help="Camera index or device, video file, rtsp/http URL, image or folder."),
-    effect: Effect = typer.Option(Effect.GRAYSCALE_BG, help="Background effect."),
-    background: Optional[str] = typer.Option(None, help="replace-bg / remove-bg: image file or #RRGGBB."),
+    effect: EffectOpt = Effect.GRAYSCALE_BG,
+    background: BackgroundOpt = None,
     output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
     serve: Optional[str] = typer.Option(None, help="Serve an MJPEG stream and page on HOST:PORT."),
     token: Optional[str] = typer.Option(None, help="Access token the stream requires."),
     window: Optional[bool] = typer.Option(None, "--window/--no-window", help="Show a window (default: if a display exists)."),
     virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send frames to a virtual camera (pyvirtualcam)."),
     hud: bool = typer.Option(True, "--hud/--no-hud", help="FPS and per-stage latency overlay."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Interpreter threads (default: all cores)."),
-    smoothing: float = typer.Option(0.6, min=0.01, max=1.0, help="Weight of the newest mask (1 = no smoothing)."),
-    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Soft threshold on the mask."),
-    feather: int = typer.Option(0, min=0, help="Edge feathering radius in pixels."),
-    mask_every: int = typer.Option(1, min=1, help="Compute a new mask every N frames."),
+    threads: ThreadsOpt = None,
+    smoothing: float = typer.Option(0.6, min=0.01, max=1.0, help="Weight of the newest mask (1 = no smoothing).",
+                                    rich_help_panel=MASK_PANEL),
+    threshold: ThresholdOpt = 0.5,
+    softness: SoftnessOpt = 0.1,
+    feather: FeatherOpt = 0,
+    mask_every: int = typer.Option(1, min=1, help="Compute a new mask every N frames.", rich_help_panel=MASK_PANEL),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after N frames."),
-    input_range: Optional[str] = typer.Option(None, help="Models without metadata: 0-255, 0-1 or -1-1."),
-    output_kind: Optional[str] = typer.Option(None, help="Models without metadata: logits, probability, class-index."),
-    foreground: Optional[str] = typer.Option(None, help="Foreground class ids, e.g. 8,12 (cat, dog in PASCAL VOC)."),
-    provider: Optional[list[str]] = typer.Option(None, "--provider", help=PROVIDER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
+    input_range: InputRangeOpt = None,
+    output_kind: OutputKindOpt = None,
+    foreground: ForegroundOpt = None,
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
 ):
     """Live background effects on a camera or stream (q quits, e cycles effects, h toggles the HUD)."""
     from dataclasses import asdict
@@ -301,8 +348,10 @@ def webcam(
 
     if serve and not serve.rpartition(":")[2].isdigit():
         raise typer.BadParameter(f"{serve!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", param_hint="--serve")
-    options = _segmenter_options(model, RunningMode.LIVE_STREAM, threads, smoothing, threshold, feather, mask_every,
-                                 input_range, output_kind, foreground, provider)
+    options = _segmenter_options(
+        model, RunningMode.LIVE_STREAM, provider, foreground, threads=threads, smoothing=smoothing,
+        threshold=threshold, softness=softness, feather=feather, mask_every=mask_every, input_range=input_range,
+        output_kind=output_kind)
     try:
         src = open_source(source)
     except SourceError as exc:
@@ -333,18 +382,19 @@ def webcam(
 @app.command()
 def predict(
     images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    model: Optional[str] = typer.Option(None, help=MODEL_HELP),
-    effect: Effect = typer.Option(Effect.GRAYSCALE_BG, help="Background effect."),
-    background: Optional[str] = typer.Option(None, help="replace-bg / remove-bg: image file or #RRGGBB."),
+    model: ModelOpt = None,
+    effect: EffectOpt = Effect.GRAYSCALE_BG,
+    background: BackgroundOpt = None,
     out: Path = typer.Option(Path("predictions"), help="Output folder."),
-    threads: Optional[int] = typer.Option(None, min=1),
-    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0),
-    feather: int = typer.Option(0, min=0),
-    input_range: Optional[str] = typer.Option(None, help="Models without metadata: 0-255, 0-1 or -1-1."),
-    output_kind: Optional[str] = typer.Option(None, help="Models without metadata: logits, probability, class-index."),
-    foreground: Optional[str] = typer.Option(None, help="Foreground class ids, e.g. 8,12."),
-    provider: Optional[list[str]] = typer.Option(None, "--provider", help=PROVIDER_HELP),
-    as_json: bool = typer.Option(False, "--json"),
+    threads: ThreadsOpt = None,
+    threshold: ThresholdOpt = 0.5,
+    softness: SoftnessOpt = 0.1,
+    feather: FeatherOpt = 0,
+    input_range: InputRangeOpt = None,
+    output_kind: OutputKindOpt = None,
+    foreground: ForegroundOpt = None,
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
 ):
     """Apply a background effect to still images (remove-bg writes PNGs with transparency)."""
     from dataclasses import asdict
@@ -354,8 +404,9 @@ def predict(
     from edgeseg.runtime.segmenter import RunningMode
     from edgeseg.runtime.sources import SourceError
 
-    options = _segmenter_options(model, RunningMode.IMAGE, threads, 1.0, threshold, feather, 1, input_range,
-                                 output_kind, foreground, provider)
+    options = _segmenter_options(
+        model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
+        softness=softness, feather=feather, input_range=input_range, output_kind=output_kind)
     try:
         report = predict_images(images, options, effect, out, _background(background))
     except (BackendError, SourceError, FileNotFoundError, ValueError, OSError) as exc:
@@ -378,7 +429,7 @@ def bench(
     runs: int = typer.Option(50, min=1, help="Timed runs (at least)."),
     min_seconds: float = typer.Option(0.0, min=0.0, help="Keep timing for at least this long."),
     eval_size: int = typer.Option(100, min=1, help="Test images for accuracy."),
-    foreground: Optional[str] = typer.Option(None, help="Foreground ids for third-party class models, e.g. 8,12."),
+    foreground: Optional[str] = typer.Option(None, help="Foreground classes of a third-party class model, with optional weights, e.g. 8,12."),
     device: Optional[str] = typer.Option(None, help="Device name recorded in the results."),
     out: Optional[Path] = typer.Option(None, help="Results JSON (bench) or report folder (bench report)."),
 ):
@@ -399,7 +450,7 @@ def bench(
         run_json = next((Path(m) / "run.json" for m in models if (Path(m) / "run.json").is_file()), None)
         data = json.loads(run_json.read_text())["data"]["train"]["source"] if run_json else None
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
-                           foreground=[int(v) for v in _split_list(foreground)] if foreground else None, device=device)
+                           foreground=_foreground(foreground), device=device)
     if threads:
         options.threads = [int(t) for t in _split_list(threads)]
     try:

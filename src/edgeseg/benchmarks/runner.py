@@ -10,11 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgeseg.benchmarks.device import device_info
+from edgeseg.contract import EXPORT_FORMATS, FORMATS, format_of
 from edgeseg.benchmarks.flops import compute_peak_gflops
 
 SCHEMA_VERSION = 1
-ORDER = {"keras": 0, "tflite": 1, "onnx": 2}
-PRECISION_ORDER = {"fp32": 0, "fp16": 1, "int8": 2, "dynamic": 3}
 
 
 @dataclass
@@ -25,7 +24,7 @@ class BenchOptions:
     min_seconds: float = 0.0
     data: str | None = None
     eval_size: int = 100
-    foreground: list[int] | None = None  # for third-party class models (e.g. 8,12: cat, dog in VOC)
+    foreground: dict[int, float] | None = None  # for third-party class models (e.g. {8: 1, 12: 1}: cat, dog in VOC)
     device: str | None = None
     timeout_s: float = 900
 
@@ -39,29 +38,53 @@ class ModelEntry:
     export_passed: bool | None = None  # from export_report.json, when the artifact has one
 
 
+def _metadata(path: Path):
+    """The artifact's metadata; None when it has none or cannot be opened (its row then fails on its own)."""
+    from edgeseg.runtime.backends import BackendError, open_backend
+
+    try:
+        with open_backend(path, threads=1) as backend:
+            return backend.metadata
+    except BackendError:
+        return None
+
+
+def _artifact_entry(path: Path, label_prefix: str = "", verdicts: dict | None = None) -> ModelEntry:
+    """An entry for one model file; format from the table, precision from the artifact's own metadata."""
+    fmt = format_of(path)
+    meta = _metadata(path) if fmt.exported else None
+    precision = meta.precision if meta else ("fp32" if fmt.name == "keras" else "as shipped")
+    label = f"{label_prefix} {fmt.name} {precision}" if label_prefix else path.name
+    return ModelEntry(str(path), label, fmt.name, precision, (verdicts or {}).get(path.name))
+
+
 def collect_models(inputs: list[str]) -> list[ModelEntry]:
-    """Run folders expand to model.keras plus every artifact in RUN/export; files are taken as given."""
+    """Run folders expand to model.keras plus every artifact in RUN/export; files and shipped model names
+    (``tutorial``, ``edge``) are taken as given."""
+    from edgeseg.runtime.packaged import resolve_model
+
     entries: list[ModelEntry] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            keras_path = path / "model.keras"
-            if keras_path.is_file():
-                entries.append(ModelEntry(str(keras_path), f"{path.name} keras fp32", "keras", "fp32"))
+            found = []
+            if (path / "model.keras").is_file():
+                found.append(_artifact_entry(path / "model.keras", path.name))
             report = path / "export" / "export_report.json"
             verdicts = {}
             if report.is_file():
                 verdicts = {Path(a["path"]).name: a["passed"] for a in json.loads(report.read_text())["artifacts"]}
-            artifacts = sorted((path / "export").glob("*.tflite")) + sorted((path / "export").glob("*.onnx"))
-            for a in artifacts:
-                fmt, precision = a.suffix[1:], a.stem.rsplit("_", 1)[-1]
-                entries.append(ModelEntry(str(a), f"{path.name} {fmt} {precision}", fmt, precision, verdicts.get(a.name)))
-            if not entries:
+            for name in EXPORT_FORMATS:
+                for artifact in sorted((path / "export").glob(f"*{FORMATS[name].suffix}")):
+                    found.append(_artifact_entry(artifact, path.name, verdicts))
+            if not found:
                 raise FileNotFoundError(f"{path} holds no model.keras and no export/ artifacts")
-        elif path.is_file():
-            entries.append(ModelEntry(str(path), path.stem, path.suffix[1:], "as shipped"))
+            entries += found
         else:
-            raise FileNotFoundError(f"model or run folder {path} not found")
+            try:
+                entries.append(_artifact_entry(resolve_model(item)))
+            except ValueError as exc:
+                raise FileNotFoundError(str(exc)) from None
     return entries
 
 
@@ -74,14 +97,13 @@ def _status(entry: ModelEntry, ok: bool) -> str:
 def _macs(path: str) -> int | None:
     from edgeseg.benchmarks.flops import tflite_macs
 
-    if path.endswith(".tflite"):
+    fmt = format_of(path)
+    if fmt.name == "tflite":
         return tflite_macs(path)
-    if path.endswith(".onnx"):
-        from edgeseg.runtime.backends import open_backend
-
-        with open_backend(path) as backend:
-            return backend.metadata.get("macs")
-    return None  # .keras: measured by the worker, which loads the model anyway
+    if fmt.name == "keras":
+        return None  # measured by the worker, which loads the model anyway
+    meta = _metadata(Path(path))
+    return meta.macs if meta else None
 
 
 def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: bool = True) -> dict:

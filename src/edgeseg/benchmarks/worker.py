@@ -79,6 +79,8 @@ def measure(req: dict) -> dict:
     row["load_ms"] = round((time.perf_counter() - t) * 1000, 2)
     # --foreground is for third-party models; edgeseg artifacts say their own foreground classes.
     foreground = None if backend.metadata else req.get("foreground")
+    if foreground:  # JSON keys are strings
+        foreground = {int(c): w for c, w in foreground.items()}
     row["backend"] = backend.name
     row["details"] = {k: v for k, v in backend.details.items() if k != "fallback_errors"}
     spec = backend.input
@@ -93,7 +95,7 @@ def measure(req: dict) -> dict:
     row["latency_ms"] = _stats(times)
     row["fps"] = round(1000 / row["latency_ms"]["p50"], 2)
     if backend.name == "keras":
-        from edgeseg.benchmarks.flops import keras_macs
+        from edgeseg.trainer.macs import keras_macs
 
         row["macs"] = keras_macs(backend.model)["total"]
     backend.close()

@@ -1,31 +1,11 @@
-"""Shared export types: the format table (single source of truth), precisions, gates and reports."""
+"""Shared export types: errors, gates and reports (the format table is :data:`edgeseg.contract.FORMATS`)."""
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 
-
-class Precision(str, Enum):
-    FP32 = "fp32"
-    FP16 = "fp16"  # float16 weights
-    INT8 = "int8"  # full-integer: int8 weights and activations, uint8 input
-    DYNAMIC = "dynamic"  # dynamic-range (int8 weights, float activations): only on explicit request
-
-
-@dataclass(frozen=True)
-class Format:
-    name: str
-    suffix: str
-    precisions: tuple[Precision, ...]
-    backend: str  # the runtime backend that runs it
-
-
-FORMATS: dict[str, Format] = {
-    "tflite": Format("tflite", ".tflite", (Precision.FP32, Precision.FP16, Precision.INT8, Precision.DYNAMIC), "litert"),
-    "onnx": Format("onnx", ".onnx", (Precision.FP32, Precision.INT8), "onnxruntime"),
-}
+from edgeseg import contract
+from edgeseg.contract import Format, Precision
 
 
 class ExportError(ValueError):
@@ -41,12 +21,11 @@ class ShapeMismatchError(ExportError):
 
 
 def get_format(name: str) -> Format:
-    """Look a format up by name, with a did-you-mean for typos."""
-    if name in FORMATS:
-        return FORMATS[name]
-    hint = difflib.get_close_matches(name, FORMATS, n=1)
-    raise ExportError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}"
-                      + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    """Look an exported format up by name, with a did-you-mean for typos."""
+    try:
+        return contract.get_format(name)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 @dataclass

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from edgeseg.export.base import ExportError, ShapeMismatchError
-from edgeseg.trainer.data import IMAGE_SUFFIXES, DataError, load_split
+from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.trainer.data import DataError, load_split
 
 log = logging.getLogger("edgeseg")
 MIN_IMAGES = 32

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeseg.benchmarks.flops import keras_macs
+from edgeseg.contract import CLASS_NAMES, FORMATS, TRIMAP_MASK_WEIGHTS, ArtifactMetadata, Format, artifact_name
 from edgeseg.export import onnx as onnx_export
 from edgeseg.export import tflite as tflite_export
 from edgeseg.export.base import (
@@ -20,10 +21,10 @@ from edgeseg.export.base import (
     get_format,
 )
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
-from edgeseg.export.metadata import artifact_metadata
 from edgeseg.export.validate import compare, keras_reference
 from edgeseg.io import atomic_write_bytes, atomic_write_text
 from edgeseg.trainer.data import DataError, load_split
+from edgeseg.trainer.macs import keras_macs
 
 log = logging.getLogger("edgeseg")
 
@@ -73,14 +74,14 @@ def _load_model(path: Path):
         raise ExportError(str(exc)) from exc
 
 
-def plan(options: ExportOptions) -> tuple[list[tuple[str, Precision]], list[str]]:
+def plan(options: ExportOptions) -> tuple[list[tuple[Format, Precision]], list[str]]:
     """(format, precision) pairs to write, and notes on requested pairs a format does not support."""
     pairs, notes = [], []
     for name in options.formats:
         fmt = get_format(name)
         for precision in options.precisions:
             if precision in fmt.precisions:
-                pairs.append((fmt.name, precision))
+                pairs.append((fmt, precision))
             else:
                 notes.append(f"{fmt.name} has no {precision.value} export (supported: "
                              f"{', '.join(p.value for p in fmt.precisions)}); skipped")
@@ -92,7 +93,8 @@ def plan(options: ExportOptions) -> tuple[list[tuple[str, Precision]], list[str]
 def export_model(source: str | Path, options: ExportOptions | None = None, progress: bool = True) -> ExportReport:
     """Export ``source`` (run folder or .keras) to every requested format x precision and check each one.
 
-    Returns the report; artifacts that fail their gate stay on disk, marked failed. Call
+    Returns the report. An artifact that fails its gate is moved aside to ``OUT/failed/`` (so a script
+    that ships every file in OUT never ships it); the report keeps its numbers. Call
     ``report.raise_for_failures()`` to turn failures into a :class:`ToleranceError`.
     """
     options = options or ExportOptions()
@@ -126,10 +128,13 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
                           reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
 
     macs = keras_macs(model)["total"]
+    trimap = tuple(run_info.get("classes", CLASS_NAMES)) == CLASS_NAMES and model.output_shape[-1] == len(CLASS_NAMES)
 
-    def metadata_for(fmt: str, precision: Precision, input_dtype: str) -> dict:
-        return artifact_metadata(model.name, size, input_dtype, fmt, precision.value, str(model_path), source_metrics,
-                                 macs)
+    def metadata_for(fmt: Format, precision: Precision, input_dtype: str) -> ArtifactMetadata:
+        return ArtifactMetadata(
+            model.name, fmt.name, precision.value, (size, size), input_dtype,
+            mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None,
+            source_model=str(model_path), source_metrics=source_metrics, macs=macs)
 
     def check(artifact: ArtifactReport) -> ArtifactReport:
         if artifact.path:
@@ -137,7 +142,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
             compare(artifact, reference, options.gates)
         return artifact
 
-    steps = _steps(model, pairs, options, calibration, metadata_for, out, check)
+    steps = (_settle(artifact, out) for artifact in _steps(model, pairs, options, calibration, metadata_for, out, check))
     if progress:
         from rich.progress import track
 
@@ -155,39 +160,63 @@ def _source_metrics(run_dir: Path) -> dict:
     return {k: test[k] for k in ("pixel_accuracy", "mean_iou", "foreground_iou") if k in test}
 
 
+def _settle(artifact: ArtifactReport, out: Path) -> ArtifactReport:
+    """Move an artifact that failed its gate to OUT/failed/, where no glob over OUT picks it up."""
+    if artifact.path and not artifact.passed:
+        aside = out / "failed" / Path(artifact.path).name
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(artifact.path, aside)
+        artifact.path = str(aside)
+    return artifact
+
+
 def _steps(model, pairs, options: ExportOptions, calibration, metadata_for, out: Path, check):
-    """Write and check each artifact, yielding its report. A conversion error is recorded on the
-    artifact and leaves no file behind."""
-    stem = out / model.name
-    tflite = [p for f, p in pairs if f == "tflite"]
-    if tflite:
-        try:
-            blobs = tflite_export.export_tflite(
-                model, tflite, lambda p: metadata_for("tflite", p, "uint8" if p is Precision.INT8 else "float32"),
-                calibration, options.batch_size, options.uint8_output)
-        except Exception as exc:  # the converter raises many types; record it, keep going with ONNX
-            blobs = {p: exc for p in tflite}
-        for precision in tflite:
-            yield check(_write(Path(f"{stem}_{precision.value}.tflite"), "tflite", precision, blobs[precision]))
-    onnx_precisions = [p for f, p in pairs if f == "onnx"]
-    if not onnx_precisions:
-        return
+    """Write and check each artifact, format by format (each format's writer in :data:`WRITERS`)."""
+    for name, writer in WRITERS.items():
+        precisions = [p for f, p in pairs if f.name == name]
+        if precisions:
+            yield from writer(model, precisions, options, calibration, metadata_for, out, check)
+
+
+def _tflite_artifacts(model, precisions, options: ExportOptions, calibration, metadata_for, out: Path, check):
+    """Every TFLite precision from one SavedModel; a conversion error is recorded and leaves no file."""
+    fmt = FORMATS["tflite"]
+
+    def metadata(p: Precision) -> ArtifactMetadata:  # full-integer models take camera pixels as uint8
+        return metadata_for(fmt, p, "uint8" if p is Precision.INT8 else "float32")
+
+    try:
+        blobs = tflite_export.export_tflite(model, precisions, metadata, calibration, options.batch_size,
+                                            options.uint8_output)
+    except Exception as exc:  # the converter raises many types; record it, keep going with other formats
+        blobs = {p: exc for p in precisions}
+    for precision in precisions:
+        yield check(_write(out / artifact_name(model.name, fmt, precision), fmt, precision, blobs[precision]))
+
+
+def _onnx_artifacts(model, precisions, options: ExportOptions, calibration, metadata_for, out: Path, check):
+    """fp32 through tf2onnx, int8 by static quantization of that fp32 model."""
+    fmt = FORMATS["onnx"]
     settings = {"opset": onnx_export.OPSET, "converter": "tf2onnx.convert.from_keras"}
     try:
         proto = onnx_export.convert_fp32(model, options.batch_size)
-        onnx_export.set_metadata(proto, metadata_for("onnx", Precision.FP32, "float32"))
+        onnx_export.set_metadata(proto, metadata_for(fmt, Precision.FP32, "float32"))
         fp32_blob = proto.SerializeToString()
     except Exception as exc:  # tf2onnx / onnx.checker failures
         fp32_blob = exc
-    if Precision.FP32 in onnx_precisions:
-        yield check(_write(Path(f"{stem}_fp32.onnx"), "onnx", Precision.FP32, fp32_blob, settings))
-    if Precision.INT8 in onnx_precisions:
-        yield _onnx_int8(fp32_blob, calibration, options, metadata_for("onnx", Precision.INT8, "float32"),
-                         Path(f"{stem}_int8.onnx"), settings, check)
+    if Precision.FP32 in precisions:
+        yield check(_write(out / artifact_name(model.name, fmt, Precision.FP32), fmt, Precision.FP32, fp32_blob,
+                           settings))
+    if Precision.INT8 in precisions:
+        yield _onnx_int8(fp32_blob, calibration, options, metadata_for(fmt, Precision.INT8, "float32"),
+                         out / artifact_name(model.name, fmt, Precision.INT8), settings, check)
 
 
-def _write(path: Path, fmt: str, precision: Precision, blob, settings: dict | None = None) -> ArtifactReport:
-    report = ArtifactReport(fmt, precision.value, str(path), settings=dict(settings or {}))
+WRITERS = {"tflite": _tflite_artifacts, "onnx": _onnx_artifacts}  # keyed like edgeseg.contract.FORMATS
+
+
+def _write(path: Path, fmt: Format, precision: Precision, blob, settings: dict | None = None) -> ArtifactReport:
+    report = ArtifactReport(fmt.name, precision.value, str(path), settings=dict(settings or {}))
     if isinstance(blob, Exception):
         report.failures.append(f"conversion failed: {type(blob).__name__}: {blob}")
         report.path = ""
@@ -196,11 +225,12 @@ def _write(path: Path, fmt: str, precision: Precision, blob, settings: dict | No
     return report
 
 
-def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: dict, path: Path, settings: dict, check):
+def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: ArtifactMetadata, path: Path, settings: dict,
+               check):
     """Quantize with each ``reduce_range`` candidate until one passes its gate (the accuracy check, not an
     assumption about the CPU, picks the setting); keep the best one when none passes."""
     if isinstance(fp32_blob, Exception):
-        return _write(path, "onnx", Precision.INT8, fp32_blob)
+        return _write(path, FORMATS["onnx"], Precision.INT8, fp32_blob)
     best, best_blob = None, None
     with tempfile.TemporaryDirectory(prefix="edgeseg-onnx-") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
@@ -211,7 +241,7 @@ def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: dict, p
                 blob = onnx_export.quantize_int8(fp32_path, calibration, reduce_range, metadata)
             except Exception as exc:  # onnxruntime.quantization raises many types
                 blob = exc
-            report = check(_write(path, "onnx", Precision.INT8, blob, candidate))
+            report = check(_write(path, FORMATS["onnx"], Precision.INT8, blob, candidate))
             if best is None or report.agreement > best.agreement:
                 best, best_blob = report, blob
             if report.passed:

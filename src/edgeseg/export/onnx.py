@@ -5,25 +5,24 @@ tf2onnx 1.17 converts Keras 3 models directly (``tf2onnx.convert.from_keras``); 
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgeseg.export.calibration import ort_calibration_reader
-from edgeseg.runtime.backends.base import METADATA_KEY
+from edgeseg.contract import METADATA_KEY, ArtifactMetadata
 
 OPSET = 17
 
 
-def set_metadata(model_proto, metadata: dict) -> None:
+def set_metadata(model_proto, metadata: ArtifactMetadata) -> None:
     """Store ``metadata`` as JSON under the ``edgeseg`` key of ``metadata_props`` (replacing any)."""
     props = [p for p in model_proto.metadata_props if p.key != METADATA_KEY]
     del model_proto.metadata_props[:]
     model_proto.metadata_props.extend(props)
     entry = model_proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
 
 
 def convert_fp32(model, batch_size: int = 1, opset: int = OPSET):
@@ -42,7 +41,7 @@ def convert_fp32(model, batch_size: int = 1, opset: int = OPSET):
     return proto
 
 
-def quantize_int8(fp32_path: Path, calibration: np.ndarray, reduce_range: bool, metadata: dict) -> bytes:
+def quantize_int8(fp32_path: Path, calibration: np.ndarray, reduce_range: bool, metadata: ArtifactMetadata) -> bytes:
     """Static QDQ int8 (per-channel weights, uint8 activations) of an fp32 ONNX file.
 
     ``quant_pre_process`` (shape inference and graph optimisation) runs first, as onnxruntime advises.

@@ -7,15 +7,13 @@ unfrozen weights and NaN outputs.)
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.export.base import Precision
+from edgeseg.contract import METADATA_KEY, ArtifactMetadata, Precision
 from edgeseg.export.calibration import tflite_representative_dataset
-from edgeseg.runtime.backends.base import METADATA_KEY
 
 
 def export_saved_model(model, directory: Path, batch_size: int = 1) -> Path:
@@ -54,14 +52,14 @@ def convert(saved_model: Path, precision: Precision, calibration: np.ndarray | N
     return converter.convert()
 
 
-def add_metadata(content: bytes, metadata: dict) -> bytes:
-    """Append an ``edgeseg`` entry (JSON) to the flatbuffer's metadata table."""
+def add_metadata(content: bytes, metadata: ArtifactMetadata) -> bytes:
+    """Set the flatbuffer's ``edgeseg`` metadata entry (JSON), replacing any. Needs no TensorFlow."""
     import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata).encode(), np.uint8)
+    buffer.data = np.frombuffer(metadata.to_json().encode(), np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = METADATA_KEY

@@ -1,26 +1,25 @@
 """What the runtime needs to know about a model: from its metadata, from flags, or from its tensors.
 
-edgeseg artifacts carry metadata. Third-party models (e.g. MediaPipe selfie, DeepLab) do not: their
-input range, output kind and foreground classes are detected from the tensors or given as overrides.
+edgeseg artifacts carry :class:`~edgeseg.contract.ArtifactMetadata`. Third-party models (e.g. MediaPipe
+selfie, DeepLab) do not: their input range, output kind and foreground classes are detected from the
+tensors or given as overrides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
+from edgeseg.contract import OutputKind
 from edgeseg.runtime.backends.base import Backend
 
-
-class OutputKind(str, Enum):
-    LOGITS = "logits"  # (N, H, W, C) class scores: softmax, foreground = sum of foreground classes
-    PROBABILITY = "probability"  # (N, H, W, 1) foreground probability (a sigmoid is applied if it is not)
-    CLASS_INDEX = "class-index"  # (N, H, W) class ids: foreground = id in the foreground classes
-
-
 INPUT_RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
+MIN_SIDE = 8  # smaller spatial sizes are a classifier's or an undeclared (dynamic) size, not a mask
+
+
+class UnsupportedModelError(ValueError):
+    """A model the runtime cannot segment with (the message says what it has and what was expected)."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,13 @@ class ModelInfo:
     input_size: tuple[int, int]  # (height, width)
     input_range: tuple[float, float]
     output_kind: OutputKind
-    foreground_classes: tuple[int, ...]  # () with class-index output: every non-zero class
+    mask_weights: dict[int, float]  # class id -> weight in alpha; {} with class-index output: every non-zero id, 1
     class_names: tuple[str, ...] = ()
     source: str = "detected"  # "metadata", "detected" or "overrides"
+
+    @property
+    def foreground_classes(self) -> tuple[int, ...]:
+        return tuple(c for c, w in self.mask_weights.items() if w > 0)
 
 
 def _parse_range(value: str) -> tuple[float, float]:
@@ -39,21 +42,38 @@ def _parse_range(value: str) -> tuple[float, float]:
     return INPUT_RANGES[value]
 
 
-def resolve_model_info(backend: Backend, input_range: str | None = None, output_kind: str | None = None,
-                       foreground: list[int] | None = None) -> ModelInfo:
-    """Combine the artifact's metadata, explicit overrides (which win) and detection from the tensors."""
-    meta = backend.metadata
-    shape = backend.input.shape
+def _check_tensors(backend: Backend) -> None:
+    shape, out = backend.input.shape, backend.output.shape
+    path = getattr(backend, "path", "the model")
     if len(shape) != 4 or shape[-1] != 3:
-        raise ValueError(f"expected an NHWC RGB input, the model's input has shape {shape}")
+        raise UnsupportedModelError(f"{path}: expected an NHWC RGB input, the model's input has shape {shape}")
+    if min(shape[1], shape[2]) < MIN_SIDE:
+        raise UnsupportedModelError(
+            f"{path}: input {shape} has no fixed height and width of at least {MIN_SIDE} px; export it with a static "
+            "input size (edgeseg export does)")
+    if getattr(backend, "num_outputs", 1) != 1:
+        raise UnsupportedModelError(f"{path}: has {backend.num_outputs} outputs; expected one segmentation output")
+    if len(out) not in (3, 4) or min(out[1], out[2]) < MIN_SIDE:
+        raise UnsupportedModelError(
+            f"{path}: output {out} is not a per-pixel map (expected (1, H, W, classes) or (1, H, W)); "
+            "is it a classifier?")
+
+
+def resolve_model_info(backend: Backend, input_range: str | None = None, output_kind: str | None = None,
+                       foreground: dict[int, float] | list[int] | None = None) -> ModelInfo:
+    """Combine the artifact's metadata, explicit overrides (which win) and detection from the tensors.
+
+    ``foreground``: class ids (weight 1 each) or {class id: weight}; alpha is the weighted sum of their
+    probabilities.
+    """
+    _check_tensors(backend)
+    shape, out = backend.input.shape, backend.output
     size = (shape[1], shape[2])
-    out = backend.output
-    if meta:
-        rng = tuple(float(v) for v in meta["input"]["range"])
-        kind = OutputKind(meta["output"]["kind"].replace("_", "-"))
-        fg = tuple(meta["output"]["foreground_classes"])
-        names = tuple(meta["output"].get("classes", ()))
-        source = "metadata"
+    meta = backend.metadata
+    if meta is not None:
+        rng, kind = meta.input_range, meta.output_kind
+        weights = {c: w for c, w in enumerate(meta.class_weights()) if w > 0}
+        names, source = meta.classes, "metadata"
     else:
         rng = (0.0, 255.0) if backend.input.dtype == np.uint8 else (0.0, 1.0)
         if len(out.shape) == 3 or (np.issubdtype(out.dtype, np.integer) and not out.quantized):
@@ -62,16 +82,17 @@ def resolve_model_info(backend: Backend, input_range: str | None = None, output_
             kind = OutputKind.PROBABILITY
         else:
             kind = OutputKind.LOGITS
-        # Without metadata: class 0 is background (PASCAL VOC, COCO conventions); () = every non-zero id.
+        # Without metadata: class 0 is background (PASCAL VOC, COCO conventions); {} = every non-zero id.
         fg = {OutputKind.PROBABILITY: (0,), OutputKind.LOGITS: tuple(range(1, out.shape[-1])),
               OutputKind.CLASS_INDEX: ()}[kind]
-        names, source = (), "detected"
+        weights, names, source = dict.fromkeys(fg, 1.0), (), "detected"
     if input_range is not None:
         rng, source = _parse_range(input_range), "overrides"
     if output_kind is not None:
         kind, source = OutputKind(output_kind), "overrides"
     if foreground is not None:
-        fg, source = tuple(foreground), "overrides"
-    if kind is OutputKind.LOGITS and any(not 0 <= c < out.shape[-1] for c in fg):
-        raise ValueError(f"foreground classes {list(fg)} do not exist in a model with {out.shape[-1]} classes")
-    return ModelInfo(size, rng, kind, fg, names, source)
+        weights = dict(foreground) if isinstance(foreground, dict) else dict.fromkeys(foreground, 1.0)
+        source = "overrides"
+    if kind is OutputKind.LOGITS and any(not 0 <= c < out.shape[-1] for c in weights):
+        raise ValueError(f"foreground classes {sorted(weights)} do not exist in a model with {out.shape[-1]} classes")
+    return ModelInfo(size, rng, kind, weights, tuple(names), source)

@@ -40,7 +40,7 @@ def resolve_model(model: str | Path | None) -> Path:
     try:
         return packaged_model(str(model))
     except NoPackagedModel:
-        if Path(model).suffix in (".tflite", ".onnx", ".keras"):  # meant as a file path
+        if Path(model).suffix in (".tflite", ".onnx", ".keras") or len(Path(model).parts) > 1:  # meant as a path
             raise FileNotFoundError(f"model {model} not found") from None
         raise
 

@@ -1,8 +1,8 @@
 """Reusable work arrays for per-frame code.
 
 Allocating a frame-sized array per frame is not just a malloc: large blocks come straight from the
-kernel, so every frame pays page faults for them. On the 2-core VM that tripled the grayscale effect's
-cost (0.8 -> 2.2 ms) while a LiteRT interpreter was alive. Per-frame code asks a ``Scratch`` instead.
+kernel, so every frame pays page faults for them, which can cost more than the effect itself. Per-frame
+code asks a ``Scratch`` instead.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from edgeseg.runtime.backends import open_backend
-from edgeseg.runtime.model_info import ModelInfo, OutputKind, resolve_model_info
+from edgeseg.contract import OutputKind
+from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
 
@@ -31,22 +32,28 @@ class SegmenterOptions:
         running_mode: image, video or live (smoothing and ``mask_every`` need video or live).
         threads: interpreter threads (None: the backend's default).
         smoothing: weight of the newest mask in the exponential moving average (1 disables it).
-        threshold: centre of a soft threshold on the foreground probability (None: none).
+        threshold: centre of the soft threshold that turns the weighted probability into alpha.
+        softness: half-width of that ramp: alpha is 0 below ``threshold - softness`` and 1 above
+            ``threshold + softness``, so an empty background is fully transparent and the subject fully
+            opaque, with a soft edge a few pixels wide. 0.5 around 0.5 passes the probability unchanged.
         feather: edge feathering radius in pixels at frame size (0: none).
         mask_every: compute a new mask every N frames and reuse it in between (slow devices).
-        input_range, output_kind, foreground: overrides for models without edgeseg metadata.
+        input_range, output_kind: overrides for models without edgeseg metadata.
+        foreground: class ids, or {class id: weight}: alpha is the sum of weight x probability over
+            these classes (default: the artifact's mask weights).
     """
 
     model: str | Path
     running_mode: RunningMode = RunningMode.IMAGE
     threads: int | None = None
     smoothing: float = 0.6
-    threshold: float | None = None
+    threshold: float = 0.5
+    softness: float = 0.1
     feather: int = 0
     mask_every: int = 1
     input_range: str | None = None
     output_kind: str | None = None
-    foreground: list[int] | None = None
+    foreground: dict[int, float] | list[int] | None = None
     backend_options: dict = field(default_factory=dict)
 
 
@@ -65,6 +72,9 @@ class Segmenter:
         mode = RunningMode(options.running_mode)
         if not 0 < options.smoothing <= 1:
             raise ValueError(f"smoothing must be in (0, 1], received {options.smoothing}")
+        if not 0 <= options.threshold <= 1 or not 0.01 <= options.softness <= 0.5:
+            raise ValueError(f"threshold must be in [0, 1] and softness in [0.01, 0.5], received "
+                             f"{options.threshold} and {options.softness}")
         if options.mask_every < 1:
             raise ValueError(f"mask_every must be >= 1, received {options.mask_every}")
         self.options = options
@@ -85,13 +95,22 @@ class Segmenter:
         self._input = np.empty((1, h, w, 3), np.uint8 if self.backend.input.dtype == np.uint8 else np.float32)
         lo, hi = self.info.input_range
         self._scale, self._offset = (hi - lo) / 255.0, lo
+        weights = self.info.mask_weights
         self._fg = np.array(self.info.foreground_classes)
-        self._background = [c for c in range(self.backend.output.shape[-1]) if c not in self.info.foreground_classes]
+        if self.info.output_kind is OutputKind.CLASS_INDEX and weights:
+            self._class_alpha = np.zeros(max(weights) + 1, np.float32)  # class id -> alpha
+            self._class_alpha[list(weights)] = list(weights.values())
+        n_classes = self.backend.output.shape[-1]
+        self._weights = [weights.get(c, 0.0) for c in range(n_classes)]
+        self._background = [c for c in range(n_classes) if not self._weights[c]]
+        # Foreground classes all weighing 1 against one background class: half a softmax suffices.
+        self._binary = len(self._background) == 1 and all(w == 1.0 for w in weights.values())
         self._state: np.ndarray | None = None  # smoothed mask at model resolution
         self._scratch = Scratch()  # work arrays: halved frames, softmax terms
         self._mask8: np.ndarray | None = None  # the same as 0-255, for 8-bit masks
-        if options.threshold is not None:
-            self._ramp8 = np.rint(_ramp(np.arange(256, dtype=np.float32) / 255, options.threshold) * 255).astype(np.uint8)
+        self._ramped = not (options.threshold == 0.5 and options.softness == 0.5)  # else the identity
+        levels = np.arange(256, dtype=np.float32) / 255
+        self._ramp8 = np.rint(soft_threshold(levels, options.threshold, options.softness) * 255).astype(np.uint8)
         self._frames = 0
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)  # seconds, last frame
 
@@ -167,14 +186,17 @@ class Segmenter:
         out = output[0]
         if kind is OutputKind.CLASS_INDEX:
             labels = out.astype(np.int64)
-            return (np.isin(labels, self._fg) if self._fg.size else labels != 0).astype(np.float32)
+            if not self._fg.size:
+                return (labels != 0).astype(np.float32)
+            return np.where(labels < len(self._class_alpha), self._class_alpha[np.minimum(labels, len(self._class_alpha) - 1)],
+                            np.float32(0))
         if kind is OutputKind.PROBABILITY:
             p = out[..., 0] if out.ndim == 3 else out
             if p.min() < 0 or p.max() > 1:
                 p = 1 / (1 + np.exp(-p))
             return np.ascontiguousarray(p, dtype=np.float32)
         out = np.asarray(out, dtype=np.float32)
-        if len(self._background) == 1 and self._fg.size:
+        if self._binary:
             # One background class b: p_fg = S / (1 + S) with S = sum of exp(l_c - l_b) over the foreground,
             # computed as 1 - 1 / (1 + S), which stays exact where S overflows to inf. Half a full softmax,
             # read from strided class planes: splitting them into copies first costs as much again.
@@ -187,11 +209,27 @@ class Segmenter:
                     np.add(total, np.exp(np.subtract(out[..., c], ref, out=term), out=term), out=total)
             return np.subtract(np.float32(1), np.reciprocal(np.add(total, np.float32(1), out=total), out=total),
                                out=total)
-        # Softmax on per-class planes: numpy reductions over a 3-wide last axis are ~6x slower.
-        planes = cv2.split(np.ascontiguousarray(out))
-        peak = np.maximum.reduce(planes)
-        exps = [np.exp(p - peak) for p in planes]
-        return sum(exps[c] for c in self._fg) / sum(exps)
+        return self._weighted_softmax(out)
+
+    def _weighted_softmax(self, out: np.ndarray) -> np.ndarray:
+        """Sum of w_c * softmax_c, shifted by the peak logit so that no exp overflows. Per-class planes are
+        read in place (strided): numpy reductions over a 3-wide last axis are ~6x slower."""
+        planes = [out[..., c] for c in range(out.shape[-1])]
+        peak, total, num, term = (self._scratch.array(name, planes[0].shape, np.float32)
+                                  for name in ("peak", "total", "num", "term"))
+        np.maximum(planes[0], planes[1], out=peak)
+        for plane in planes[2:]:
+            np.maximum(peak, plane, out=peak)
+        total.fill(0)
+        num.fill(0)
+        for plane, weight in zip(planes, self._weights):
+            np.exp(np.subtract(plane, peak, out=term), out=term)
+            np.add(total, term, out=total)
+            if weight == 1.0:
+                np.add(num, term, out=num)
+            elif weight:
+                np.add(num, np.multiply(term, np.float32(weight), out=term), out=num)
+        return np.divide(num, total, out=num)
 
     def _to_frame(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
         """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
@@ -199,21 +237,21 @@ class Segmenter:
         if eight_bit:  # rounded at model resolution, then resized in 8 bits
             mask = self._mask8 = cv2.convertScaleAbs(mask, alpha=255.0, dst=self._mask8)
         alpha = cv2.resize(mask, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
-        t = self.options.threshold
-        if t is not None and eight_bit:
+        if self._ramped and eight_bit:
             cv2.LUT(alpha, self._ramp8, dst=alpha)
-        elif t is not None:
-            _ramp(alpha, t)
+        elif self._ramped:
+            soft_threshold(alpha, self.options.threshold, self.options.softness)
         if self.options.feather:
             k = 2 * self.options.feather + 1
             alpha = cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
         return alpha
 
 
-def _ramp(alpha: np.ndarray, threshold: float) -> np.ndarray:
-    """Soft threshold in place: 0 below ``threshold - 0.1``, 1 above ``threshold + 0.1``, linear in between.
+def soft_threshold(alpha: np.ndarray, threshold: float = 0.5, softness: float = 0.1) -> np.ndarray:
+    """Soft threshold in place: 0 below ``threshold - softness``, 1 above ``threshold + softness``, linear between.
 
-    A steep ramp keeps edges soft while it cleans up the interior.
+    Applied to the probability after its bilinear resize to the frame, so edges stay smooth (no blocks
+    from the model's grid) while the background is cleared and the subject made opaque.
     """
-    np.subtract(alpha, threshold - 0.1, out=alpha)
-    return np.clip(np.multiply(alpha, 5.0, out=alpha), 0.0, 1.0, out=alpha)
+    np.subtract(alpha, threshold - softness, out=alpha)
+    return np.clip(np.multiply(alpha, 0.5 / softness, out=alpha), 0.0, 1.0, out=alpha)

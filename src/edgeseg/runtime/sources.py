@@ -17,8 +17,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from edgeseg.contract import IMAGE_SUFFIXES
+
 log = logging.getLogger("edgeseg")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 

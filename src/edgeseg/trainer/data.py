@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.runtime.sources import IMAGE_SUFFIXES
+from edgeseg.contract import IMAGE_SUFFIXES
 
 log = logging.getLogger("edgeseg")
 
@@ -40,6 +40,7 @@ class SegmentationData:
     source: str
     split: str
     skipped: list[str] = field(default_factory=list)
+    binary: bool = False  # binary masks (no border class): metrics leave the border out
 
     def __len__(self) -> int:
         return len(self.names)
@@ -176,7 +177,8 @@ def load_folder(
             masks.append(mask)
     if not names:
         raise DataError(f"none of the {len(pairs)} images in {root} ({split}) could be read")
-    return SegmentationData(np.stack(images), np.stack(masks), names, str(root.resolve()), split, skipped)
+    return SegmentationData(np.stack(images), np.stack(masks), names, str(root.resolve()), split, skipped,
+                            binary=layout == "masks")
 
 
 def _tfds_split(split: str, val_fraction: float) -> str:
@@ -245,6 +247,35 @@ def load_split(
     if not Path(source).exists():
         raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
     return load_folder(source, split, size, val_fraction=val_fraction, seed=seed, limit=limit, progress=progress)
+
+
+def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, seed: int = 0,
+                         limit: int | None = None, data_dir: str | None = None):
+    """Yield ``(name, BGR image, 0-based labels)`` of ``split`` at each image's own resolution.
+
+    The same splits as :func:`load_split`; for measuring the mask a user sees (the runtime resizes its
+    mask to the frame). Unreadable images are skipped with a warning.
+    """
+    if source == TFDS_NAME:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
+        ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
+        for item in tfds.as_numpy(ds.take(limit) if limit else ds):
+            name = item["file_name"].decode()
+            labels = _convert_mask(item["segmentation_mask"], "oxford", Path(f"tfds:{TFDS_NAME}/{name}"))
+            yield name, cv2.cvtColor(item["image"], cv2.COLOR_RGB2BGR), labels
+        return
+    root = Path(source)
+    layout = detect_layout(root)
+    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
+    for name, image_path, mask_path in pairs[:limit] if limit else pairs:
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+        if image is None or mask is None:
+            log.warning("skipping unreadable %s", image_path if image is None else mask_path)
+            continue
+        yield name, image, _convert_mask(mask, layout, mask_path)
 
 
 def class_frequencies(masks: np.ndarray, num_classes: int = 3) -> np.ndarray:

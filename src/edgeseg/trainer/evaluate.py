@@ -1,11 +1,18 @@
-"""``edgeseg evaluate``: test metrics of a saved Keras model."""
+"""``edgeseg evaluate``: how good the mask a user sees is, for any model the runtime runs.
+
+Every model (``.keras``, run folder, ``.tflite``, ``.onnx`` or a shipped name) is run through the
+runtime's :class:`~edgeseg.runtime.segmenter.Segmenter` on each image at its own resolution, and scored
+with :mod:`edgeseg.trainer.mask_quality` (headline: pet IoU with border pixels ignored). Keras models
+also get the class-argmax metrics at their input size, as during training.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgeseg.trainer.data import load_split
+from edgeseg.trainer.data import iter_full_resolution, load_split
+from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter
 from edgeseg.trainer.metrics import SegmentationMetrics
 
 
@@ -15,10 +22,15 @@ class EvalReport:
     data: str
     split: str
     images: int
-    metrics: SegmentationMetrics
+    mask: MaskQuality  # the runtime's mask at each image's own resolution
+    metrics: SegmentationMetrics | None = None  # class argmax at the input size (Keras models only)
+    settings: dict = field(default_factory=dict)  # the runtime settings the mask was made with
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "metrics": self.metrics.to_dict()}
+        d = asdict(self)
+        d["mask"] = self.mask.to_dict()
+        d["metrics"] = self.metrics.to_dict() if self.metrics else None
+        return d
 
 
 def load_keras_model(path: str | Path):
@@ -36,13 +48,40 @@ def load_keras_model(path: str | Path):
         raise ValueError(f"{path} is not a Keras model ({type(exc).__name__}: {exc})") from exc
 
 
-def evaluate(model_path: str | Path, data: str, split: str = "test", limit: int | None = None,
-             batch_size: int = 32, progress: bool = True) -> EvalReport:
-    """Pixel accuracy, per-class IoU, mIoU and foreground IoU of a Keras model on ``split`` of ``data``."""
-    from edgeseg.trainer.train import evaluate_model
+def mask_quality(model: str | Path, data: str, split: str = "test", limit: int | None = None,
+                 options: dict | None = None, progress: bool = True) -> MaskQuality:
+    """Mask quality of ``model`` through the runtime (default settings unless ``options`` says otherwise)."""
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 
-    model = load_keras_model(model_path)
-    size = model.input_shape[1]
-    split_data = load_split(data, split, size, limit=limit, progress=progress)
-    metrics = evaluate_model(model, split_data, batch_size)
-    return EvalReport(str(model_path), data, split, len(split_data), metrics)
+    meter = MaskQualityMeter()
+    items = iter_full_resolution(data, split, limit=limit)
+    if progress:
+        from rich.progress import track
+
+        items = track(items, description=f"Measuring masks ({split})", transient=True)
+    with Segmenter(SegmenterOptions(model, **(options or {}))) as segmenter:
+        for _, image, labels in items:
+            meter.add(segmenter.segment(image), labels)
+    if not meter.n:
+        raise ValueError(f"{data} has no readable images in its {split} split")
+    return meter.result()
+
+
+def evaluate(model_path: str | Path, data: str, split: str = "test", limit: int | None = None,
+             batch_size: int = 32, progress: bool = True, options: dict | None = None) -> EvalReport:
+    """Mask quality of any model on ``split`` of ``data``; Keras models also get argmax metrics."""
+    from edgeseg.runtime.packaged import resolve_model
+
+    path = Path(model_path)
+    metrics = None
+    if path.is_dir() or path.suffix == ".keras":
+        from edgeseg.trainer.train import evaluate_model
+
+        model = load_keras_model(path)
+        path = path / "model.keras" if path.is_dir() else path
+        split_data = load_split(data, split, model.input_shape[1], limit=limit, progress=progress)
+        metrics = evaluate_model(model, split_data, batch_size)
+    else:
+        path = resolve_model(str(model_path))
+    quality = mask_quality(path, data, split, limit, options, progress)
+    return EvalReport(str(model_path), data, split, quality.images, quality, metrics, dict(options or {}))

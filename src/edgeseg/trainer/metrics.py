@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-CLASS_NAMES = ("pet", "background", "border")
-FOREGROUND_CLASSES = (0, 2)
+from edgeseg.contract import CLASS_NAMES, FOREGROUND_CLASSES
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -142,19 +142,25 @@ def _validate(config: TrainConfig) -> None:
         parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
 
 
-def _callbacks(keras, work: Path, config: TrainConfig, best_val_loss: float | None):
+def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality):
+    """The run's callbacks. The mask-quality callback comes first: it adds ``val_pet_iou`` to the logs that
+    the checkpoint, early stopping and CSV logger read."""
+    from edgeseg.trainer.backup import SafeBackupAndRestore
+    from edgeseg.trainer.callbacks import MONITOR
+
     cbs = [
-        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        mask_quality,
+        SafeBackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
-            str(work / "checkpoints" / "best.keras"), monitor="val_loss", save_best_only=True,
-            initial_value_threshold=best_val_loss,
+            str(work / "checkpoints" / "best.keras"), monitor=MONITOR, mode="max", save_best_only=True,
+            initial_value_threshold=best,
         ),
         keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(work / "logs")),
     ]
     if config.early_stopping:
         cbs.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping, restore_best_weights=False))
+            monitor=MONITOR, mode="max", patience=config.early_stopping, restore_best_weights=False))
     return cbs
 
 
@@ -197,6 +203,17 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
         keras.mixed_precision.set_dtype_policy(policy)  # --mixed-precision must not outlive the run
 
 
+@dataclass
+class _Splits:
+    train: data_mod.SegmentationData
+    val: data_mod.SegmentationData
+    test: data_mod.SegmentationData
+    val_labels: list[np.ndarray]  # validation labels at each image's own resolution
+
+    def summary(self) -> dict:
+        return {"train": self.train.summary(), "val": self.val.summary(), "test": self.test.summary()}
+
+
 def _train(config: TrainConfig, progress: bool) -> TrainReport:
     _validate(config)
     run = Path(config.out)
@@ -204,19 +221,38 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
         raise FileExistsError(f"{run} already holds a finished run; choose another --out or pass --overwrite")
     if config.overwrite and _is_chief():
         shutil.rmtree(run, ignore_errors=True)
+    splits = _load(config, progress)  # before TensorFlow starts: bad data fails fast, with the file named
+    class_weights = parse_class_weights(config.class_weights, splits.train.masks)
+    model, strategy, train_ds, val_ds = _build(config, splits, class_weights)
+    chief = _is_chief()
+    # Non-chief workers of a multi-worker run write their copies to a scratch folder.
+    work = run if chief else Path(tempfile.mkdtemp(prefix="edgeseg-worker-"))
+    work.mkdir(parents=True, exist_ok=True)  # only once the model exists: a failed build leaves no folder
+    if chief:
+        _write_run_json(run, config, strategy, splits, class_weights)
+    resumed_from, wall = _fit(model, config, work, splits, train_ds, val_ds, progress and chief)
+    return _finalise(model, config, run, work, splits, resumed_from, wall, chief)
 
-    # Read and validate the data before TensorFlow starts: bad data fails fast, with the file named.
+
+def _load(config: TrainConfig, progress: bool) -> _Splits:
     load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress,
                 data_dir=config.data_dir)
     train_data = data_mod.load_split(
         config.data, "train", data_mod.cache_size(config.img_size) if config.augment else config.img_size, **load)
-    val_data = data_mod.load_split(config.data, "val", config.img_size, **load)
-    test_data = data_mod.load_split(config.data, "test", config.img_size, **load)
-    class_weights = parse_class_weights(config.class_weights, train_data.masks)
     if len(train_data) < config.batch_size:
         raise data_mod.DataError(
             f"{config.data} has {len(train_data)} training images, fewer than one batch of {config.batch_size}")
+    val_data = data_mod.load_split(config.data, "val", config.img_size, **load)
+    full = {name: labels for name, _, labels in data_mod.iter_full_resolution(
+        config.data, "val", val_fraction=config.val_fraction, seed=config.seed, limit=config.limit,
+        data_dir=config.data_dir)}
+    val_labels = [full[name] for name in val_data.names]
+    test_data = data_mod.load_split(config.data, "test", config.img_size, **load)
+    return _Splits(train_data, val_data, test_data, val_labels)
 
+
+def _build(config: TrainConfig, splits: _Splits, class_weights):
+    """The compiled model inside its distribution strategy, and the training and validation datasets."""
     import keras
     import tensorflow as tf
 
@@ -226,18 +262,12 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = choose_strategy(config.strategy)
-    chief = _is_chief()
-    # Non-chief workers of a multi-worker run write their copies to a scratch folder.
-    work = run if chief else Path(tempfile.mkdtemp(prefix="edgeseg-worker-"))
-
-    steps = len(train_data) // config.batch_size
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds = data_mod.make_dataset(
-        train_data, config.img_size, config.batch_size, True, config.augment, class_weights, config.seed
+        splits.train, config.img_size, config.batch_size, True, config.augment, class_weights, config.seed
     ).with_options(options)
-    val_ds = data_mod.make_dataset(val_data, config.img_size, config.batch_size, False).with_options(options)
-
+    val_ds = data_mod.make_dataset(splits.val, config.img_size, config.batch_size, False).with_options(options)
     with strategy.scope():
         model = build_model(
             config.model, config.img_size, len(CLASS_NAMES), config.encoder_weights,
@@ -245,49 +275,55 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
         )
         if config.init_from:
             model.load_weights(config.init_from)  # matched by layer structure, whatever is trainable now
-        _compile(keras, model, config, steps)
+        _compile(keras, model, config, len(splits.train) // config.batch_size)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(tf, model, next(iter(train_ds)))
-    work.mkdir(parents=True, exist_ok=True)  # only once the model exists: a failed build leaves no folder
+    return model, strategy, train_ds, val_ds
 
-    history_path = work / "history.csv"
-    previous = read_history(history_path)
-    resumed_from = len(previous.get("epoch", []))
-    best = min(previous["val_loss"]) if previous.get("val_loss") else None
-    _write_run_json(run, config, strategy, [train_data, val_data, test_data], class_weights, chief)
 
+def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_ds, verbose: bool):
+    """Fit, resuming from the backup of an interrupted attempt; returns (epochs done before, wall seconds)."""
+    import keras
+
+    from edgeseg.trainer.callbacks import MONITOR, MaskQualityCallback
+
+    previous = read_history(work / "history.csv")
+    best = max(previous[MONITOR]) if previous.get(MONITOR) else None
+    mask_quality = MaskQualityCallback(splits.val.images, splits.val_labels, config.batch_size)
     start = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
-        callbacks=_callbacks(keras, work, config, best),
-        verbose=(1 if progress else 0) if chief else 0,
+        callbacks=_callbacks(keras, work, config, best, mask_quality), verbose=1 if verbose else 0,
     )
-    wall = time.perf_counter() - start
-    history = read_history(history_path)
-    epochs_now = len(history.get("epoch", [])) - resumed_from
+    return len(previous.get("epoch", [])), time.perf_counter() - start
 
-    best_path = work / "checkpoints" / "best.keras"
-    if best_path.exists():
-        model = keras.models.load_model(best_path, compile=False)
-    test_metrics = evaluate_model(model, test_data, config.batch_size)
+
+def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits, resumed_from: int, wall: float,
+              chief: bool) -> TrainReport:
+    """Test the best checkpoint and write model.keras, metrics.json and the plots."""
+    import keras
+
+    history = read_history(work / "history.csv")
+    epochs_now = len(history.get("epoch", [])) - resumed_from
+    best = work / "checkpoints" / "best.keras"
+    if best.exists():
+        model = keras.models.load_model(best, compile=False)
+    steps = len(splits.train) // config.batch_size
     report = TrainReport(
         run_dir=str(run), model_path=str(run / "model.keras"),
         epochs_run=len(history.get("epoch", [])), resumed_from_epoch=resumed_from, wall_time_s=round(wall, 1),
         train_images_per_s=round(epochs_now * steps * config.batch_size / wall, 2) if wall and epochs_now else 0.0,
-        test_metrics=test_metrics,
-        data={"train": train_data.summary(), "val": val_data.summary(), "test": test_data.summary()},
-        history=history,
+        test_metrics=evaluate_model(model, splits.test, config.batch_size), data=splits.summary(), history=history,
     )
     if not chief:
         shutil.rmtree(work, ignore_errors=True)
         return report
-
     _save_model_atomic(model, run / "model.keras")
     atomic_write_text(run / "metrics.json", json.dumps(report.to_dict(), indent=2))
     from edgeseg.trainer.plots import plot_curves, plot_predictions
 
     plot_curves(history, run / "curves.png")
-    images, masks = test_data.images[:6], test_data.masks[:6]
+    images, masks = splits.test.images[:6], splits.test.masks[:6]
     probs = predict_probs(model, images)
     plot_predictions(images, masks, probs.argmax(-1), probs, run / "predictions.png")
     return report
@@ -314,9 +350,7 @@ def _save_model_atomic(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_run_json(run: Path, config: TrainConfig, strategy, splits, class_weights, chief: bool) -> None:
-    if not chief:
-        return
+def _write_run_json(run: Path, config: TrainConfig, strategy, splits: _Splits, class_weights) -> None:
     import keras
     import tensorflow as tf
 
@@ -330,7 +364,7 @@ def _write_run_json(run: Path, config: TrainConfig, strategy, splits, class_weig
         "classes": list(CLASS_NAMES),
         "foreground_classes": list(FOREGROUND_CLASSES),
         "class_weights": None if class_weights is None else [float(w) for w in class_weights],
-        "data": {d.split: d.summary() for d in splits},
+        "data": splits.summary(),
     }
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run / "run.json", json.dumps(info, indent=2))
@@ -353,8 +387,13 @@ def evaluate_model(model, data: data_mod.SegmentationData, batch_size: int = 32)
     """Test metrics of a Keras model on in-memory data at the model's input size."""
     from edgeseg.trainer.metrics import confusion_matrix, metrics_from_confusion
 
-    cm = np.zeros((len(CLASS_NAMES),) * 2, np.int64)
+    n = 2 if data.binary else len(CLASS_NAMES)
+    cm = np.zeros((n, n), np.int64)
     for i in range(0, len(data), 256):
-        cm += confusion_matrix(data.masks[i:i + 256], predict_labels(model, data.images[i:i + 256], batch_size),
-                               len(CLASS_NAMES))
+        labels = predict_labels(model, data.images[i:i + 256], batch_size)
+        if data.binary:  # no border in the truth: a predicted border is foreground, not a phantom class
+            labels[labels == FOREGROUND_CLASSES[1]] = FOREGROUND_CLASSES[0]
+        cm += confusion_matrix(data.masks[i:i + 256], labels, n)
+    if data.binary:
+        return metrics_from_confusion(cm, CLASS_NAMES[:2], FOREGROUND_CLASSES[:1])
     return metrics_from_confusion(cm)

@@ -1,4 +1,43 @@
-"""Model backends, picked from the model file suffix by :func:`open_backend`."""
-from edgeseg.runtime.backends.base import Backend, BackendError, TensorSpec, open_backend
+"""Model backends, one class per interpreter, picked through the format table (:data:`edgeseg.contract.FORMATS`)."""
 
-__all__ = ["Backend", "BackendError", "TensorSpec", "open_backend"]
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from edgeseg.contract import format_of
+from edgeseg.runtime.backends.base import Backend, BackendError, TensorSpec
+
+# Format.backend -> the class that runs it, imported only when a model of that format is opened.
+BACKENDS = {
+    "litert": "edgeseg.runtime.backends.litert:LiteRTBackend",
+    "onnxruntime": "edgeseg.runtime.backends.onnxruntime:OnnxRuntimeBackend",
+    "keras": "edgeseg.runtime.backends.keras:KerasBackend",  # the reference model; needs the train extra
+}
+
+
+def default_threads() -> int:
+    """Every core: LiteRT alone would use one thread, half the speed on two cores."""
+    return os.cpu_count() or 1
+
+
+def open_backend(path: str | Path, threads: int | None = None, **options) -> Backend:
+    """Open ``path`` with the backend its format names; ``threads`` defaults to :func:`default_threads`."""
+    path = Path(path)
+    if path.is_dir():
+        raise BackendError(f"model {path} is a folder; expected a .tflite or .onnx file")
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path} not found")
+    if path.stat().st_size == 0:
+        raise BackendError(f"model {path} is empty (0 bytes): an interrupted download or copy?")
+    try:
+        fmt = format_of(path)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
+    module, _, cls = BACKENDS[fmt.backend].partition(":")
+    backend_class = getattr(importlib.import_module(module), cls)
+    return backend_class(path, threads=threads or default_threads(), **options)
+
+
+__all__ = ["BACKENDS", "Backend", "BackendError", "TensorSpec", "default_threads", "open_backend"]

@@ -8,8 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-METADATA_KEY = "edgeseg"
-
+from edgeseg.contract import ArtifactMetadata, MetadataError
 
 class BackendError(RuntimeError):
     """A model file that cannot be loaded or run by its backend."""
@@ -35,14 +34,26 @@ class Backend(Protocol):
 
     name: str
     input: TensorSpec
-    output: TensorSpec
-    metadata: dict  # the artifact's edgeseg metadata, {} for third-party models
+    output: TensorSpec  # the first output; segmentation models have exactly one
+    num_outputs: int
+    metadata: ArtifactMetadata | None  # the artifact's edgeseg metadata, None for third-party models
     details: dict  # backend facts worth reporting (delegate, providers, threads)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run a batch in the input's real-valued domain; return the output dequantized to float32."""
 
     def close(self) -> None: ...
+
+
+def parse_metadata(text: str | bytes | None, path: Path) -> ArtifactMetadata | None:
+    """The artifact's metadata entry, parsed; None when it has none. Malformed metadata is an error
+    naming the file: a model whose input range or classes are unknown would run into garbage."""
+    if text is None:
+        return None
+    try:
+        return ArtifactMetadata.from_json(text)
+    except MetadataError as exc:
+        raise BackendError(f"{path}: {exc}") from None
 
 
 class ClosingBackend:
@@ -78,24 +89,3 @@ def dequantize_output(out: np.ndarray, spec: TensorSpec) -> np.ndarray:
     if spec.quantized:
         return (out.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
     return out.astype(np.float32, copy=False)
-
-
-def open_backend(path: str | Path, threads: int | None = None, **options) -> Backend:
-    """Open ``path`` with the backend its suffix calls for (``.tflite`` LiteRT, ``.onnx`` ONNX Runtime)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model {path} not found")
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        from edgeseg.runtime.backends.litert import LiteRTBackend
-
-        return LiteRTBackend(path, threads=threads, **options)
-    if suffix == ".onnx":
-        from edgeseg.runtime.backends.onnxruntime import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, threads=threads, **options)
-    if suffix == ".keras":  # the reference model; needs the train extra
-        from edgeseg.runtime.backends.keras import KerasBackend
-
-        return KerasBackend(path, threads=threads)
-    raise BackendError(f"{path}: unknown model type {suffix!r}; expected .tflite (LiteRT) or .onnx (ONNX Runtime)")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeseg.contract import CLASS_NAMES, TRIMAP_MASK_WEIGHTS, ArtifactMetadata
 from edgeseg.runtime.backends.base import ClosingBackend, TensorSpec
 
 
@@ -19,18 +20,22 @@ class KerasBackend(ClosingBackend):
         import tensorflow as tf
 
         if threads:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # TensorFlow already runs in this process (training, export): its pools stay
+                pass
         import keras
-
-        from edgeseg.export.metadata import artifact_metadata
 
         self.path = Path(path)
         self.model = keras.models.load_model(self.path, compile=False)
         _, h, w, c = self.model.input_shape
         self.input = TensorSpec("image", (1, h, w, c), np.dtype(np.float32))
         self.output = TensorSpec("logits", (1, *self.model.output_shape[1:]), np.dtype(np.float32))
-        self.metadata = artifact_metadata(self.model.name, h, "float32", "keras", "fp32", str(self.path), None)
+        self.num_outputs = len(self.model.outputs)
+        trimap = self.model.output_shape[-1] == len(CLASS_NAMES)  # edgeseg models: the exporter's weights
+        self.metadata = ArtifactMetadata(self.model.name, "keras", "fp32", (h, w), source_model=str(self.path),
+                                         mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None)
         self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         self.details = {"threads": threads}
 

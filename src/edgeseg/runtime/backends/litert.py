@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from edgeseg.contract import METADATA_KEY
 from edgeseg.runtime.backends.base import (
-    METADATA_KEY,
     BackendError,
     ClosingBackend,
     TensorSpec,
     dequantize_output,
+    parse_metadata,
     quantize_input,
 )
 
@@ -28,8 +28,8 @@ def _import_interpreter():
     return interpreter
 
 
-def read_tflite_metadata(content: bytes) -> dict:
-    """The edgeseg metadata entry of a TFLite flatbuffer ({} when absent), read without TensorFlow."""
+def read_tflite_metadata(content: bytes) -> bytes | None:
+    """The edgeseg metadata entry of a TFLite flatbuffer (None when absent), read without TensorFlow."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAs(content, 0)
@@ -37,14 +37,15 @@ def read_tflite_metadata(content: bytes) -> dict:
         entry = model.Metadata(i)
         if entry.Name() and entry.Name().decode() == METADATA_KEY:
             data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return json.loads(bytes(data).decode()) if isinstance(data, np.ndarray) else {}
-    return {}
+            return bytes(data) if isinstance(data, np.ndarray) else b""
+    return None
 
 
 def _spec(detail: dict) -> TensorSpec:
     scale, zero_point = detail["quantization"]
-    return TensorSpec(detail["name"], tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]),
-                      float(scale), int(zero_point))
+    # A dynamic dimension shows as 1 in "shape" and -1 in "shape_signature".
+    dims = [-1 if s < 0 else int(d) for d, s in zip(detail["shape"], detail.get("shape_signature", detail["shape"]))]
+    return TensorSpec(detail["name"], tuple(dims), np.dtype(detail["dtype"]), float(scale), int(zero_point))
 
 
 class LiteRTBackend(ClosingBackend):
@@ -78,13 +79,11 @@ class LiteRTBackend(ClosingBackend):
                 log.debug("LiteRT could not load %s with %s: %s", path, kind, exc)
         else:
             raise BackendError(f"LiteRT cannot load {path}: " + "; ".join(errors))
-        try:
-            self.metadata = read_tflite_metadata(content)
-        except Exception:  # a malformed metadata entry must not stop a model that runs
-            self.metadata = {}
+        self.metadata = parse_metadata(read_tflite_metadata(content), self.path)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         self._in, self._out = inputs[0]["index"], outputs[0]["index"]
         self.input, self.output = _spec(inputs[0]), _spec(outputs[0])
+        self.num_outputs = len(outputs)
         self.details = {"delegate": kind, "threads": threads, "fallback_errors": errors}
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.backends.base import METADATA_KEY, BackendError, ClosingBackend, TensorSpec
+from edgeseg.contract import METADATA_KEY
+from edgeseg.runtime.backends.base import BackendError, ClosingBackend, TensorSpec, parse_metadata
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
            "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -48,9 +48,10 @@ class OnnxRuntimeBackend(ClosingBackend):
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         meta = self._session.get_modelmeta().custom_metadata_map
-        self.metadata = json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+        self.metadata = parse_metadata(meta.get(METADATA_KEY), self.path)
         self.input = _spec(self._session.get_inputs()[0])
         self.output = _spec(self._session.get_outputs()[0])
+        self.num_outputs = len(self._session.get_outputs())
         self.details = {"providers": self._session.get_providers(), "threads": threads}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
