@@ -75,3 +75,56 @@ def test_empty_model_file_says_it_is_empty(tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"")
     with pytest.raises(BackendError, match="m.tflite is empty"):
         open_backend(tmp_path / "m.tflite")
+
+
+def _interrupted_run(data, out, monkeypatch):
+    """A tiny run killed (KeyboardInterrupt) after its second epoch's backup was written."""
+    keras = pytest.importorskip("keras")
+    from edgeseg.trainer import train as train_mod
+    from edgeseg.trainer.train import TrainConfig, train
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated kill")
+
+    real = train_mod._callbacks
+    monkeypatch.setattr(train_mod, "_callbacks", lambda *a: real(*a) + [Interrupt()])
+    config = TrainConfig(model="conv_deconv", data=str(data), out=str(out), epochs=3, batch_size=8, img_size=32,
+                         encoder_weights="none", val_fraction=0.2, early_stopping=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    monkeypatch.setattr(train_mod, "_callbacks", real)
+    return config
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # what a kill -9 in the middle of a write leaves
+
+
+def test_a_damaged_backup_falls_back_to_the_previous_one(oxford_session_dir, tmp_path, monkeypatch, caplog):
+    from edgeseg.trainer.train import train
+
+    config = _interrupted_run(oxford_session_dir, tmp_path / "run", monkeypatch)
+    backup = tmp_path / "run" / "backup"
+    assert (backup / "current" / "latest.weights.h5").is_file() and (backup / "previous").is_dir()
+    _truncate(backup / "current" / "latest.weights.h5")
+    report = train(config, progress=False)  # the same command again
+    assert report.history["epoch"] == [0, 1, 2]
+    assert "is damaged" in caplog.text and "resumed from the previous backup" in caplog.text
+
+
+def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, monkeypatch):
+    _interrupted_run(oxford_session_dir, tmp_path / "run", monkeypatch)
+    backup = tmp_path / "run" / "backup"
+    _truncate(backup / "current" / "latest.weights.h5")
+    (backup / "previous" / "training_metadata.json").write_text("garbage")
+    result = runner.invoke(app, ["train", "--data", str(oxford_session_dir), "--out", str(tmp_path / "run"),
+                                 "--model", "conv_deconv", "--epochs", "3", "--batch-size", "8", "--img-size", "32",
+                                 "--encoder-weights", "none", "--val-fraction", "0.2", "--early-stopping", "0"])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    assert "every training backup is damaged" in message and "JSONDecodeError" in message
+    assert str(backup / "current") in message and str(backup / "previous") in message
+    assert "--overwrite" in message and "Traceback" not in result.output

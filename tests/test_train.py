@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
 from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
-from tests.helpers import synthetic_sample  # noqa: E402
+from tests.helpers import synthetic_sample, write_mask_folder  # noqa: E402
 
 
 def tiny_config(data, out, **kw) -> TrainConfig:
@@ -45,7 +45,9 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
     assert info["config"]["model"] == "conv_deconv" and info["versions"]["keras"].startswith("3.")
     assert info["data"]["train"]["images"] == 32 and len(info["class_weights"]) == 3
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["history"]) >= {"loss", "val_loss", "accuracy", "miou", "val_miou"}
+    assert set(metrics["history"]) >= {"loss", "val_loss", "accuracy", "miou", "val_miou", "val_pet_iou",
+                                       "val_boundary_f"}
+    assert all(0 <= v <= 1 for v in metrics["history"]["val_pet_iou"])
     with pytest.raises(FileExistsError, match="already holds a finished run"):
         train(tiny_config(oxford_session_dir, run), progress=False)
 
@@ -123,3 +125,35 @@ def test_two_worker_distributed_run(oxford_session_dir, tmp_path):
     assert info["device"]["strategy"] in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
     assert info["device"]["replicas"] == 2
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_binary_mask_datasets_report_no_phantom_border_class(tmp_path):
+    from edgeseg.trainer.data import load_folder
+    from edgeseg.trainer.train import evaluate_model
+
+    data = write_mask_folder(tmp_path / "cats", n=20, size=32)
+    report = train(tiny_config(data, tmp_path / "run", epochs=1), progress=False)
+    assert report.test_metrics.class_names == ("pet", "background")
+    assert set(report.test_metrics.iou) == {"pet", "background"}
+    assert not np.isnan(report.test_metrics.mean_iou)
+    model = keras.models.load_model(report.model_path)
+    test = load_folder(data, "test", 32, progress=False)
+    # a border the model predicts counts as the foreground it is, not as a third class with IoU 0
+    assert evaluate_model(model, test).mean_iou == pytest.approx(report.test_metrics.mean_iou)
+
+
+def test_the_best_checkpoint_is_picked_by_pet_iou_at_image_resolution(oxford_session_dir, tmp_path):
+    report = train(tiny_config(oxford_session_dir, tmp_path / "run", epochs=3), progress=False)
+    scores = report.history["val_pet_iou"]
+    best_epoch = int(np.argmax(scores))
+    checkpoint = keras.models.load_model(tmp_path / "run" / "model.keras")
+    from edgeseg.trainer.data import iter_full_resolution, load_split
+    from edgeseg.trainer.callbacks import MaskQualityCallback
+
+    val = load_split(str(oxford_session_dir), "val", 32, val_fraction=0.2, progress=False)
+    labels = {n: lab for n, _, lab in iter_full_resolution(str(oxford_session_dir), "val", val_fraction=0.2)}
+    callback = MaskQualityCallback(val.images, [labels[n] for n in val.names])
+    callback.set_model(checkpoint)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_pet_iou"] == pytest.approx(scores[best_epoch], abs=1e-4)  # model.keras is the best epoch
