@@ -67,3 +67,13 @@ def write_video(path: Path, frames: int = 12, size=(160, 120), seed: int = 0) ->
         writer.write(frame)
     writer.release()
     return path
+
+
+def http_get(server, path: str, headers: dict | None = None):
+    """(connection, response) of a GET to an MjpegServer; close the connection when done."""
+    import http.client
+
+    host, port = server.httpd.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    conn.request("GET", path, headers=headers or {})
+    return conn, conn.getresponse()

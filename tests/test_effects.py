@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeseg.runtime.effects import Effect, apply_effect, blur_bg, grayscale_bg, remove_bg, replace_bg
+from edgeseg.runtime.effects import (
+    Effect,
+    apply_effect,
+    blur_bg,
+    grayscale_bg,
+    remove_bg,
+    replace_bg,
+)
 from edgeseg.runtime.scratch import Scratch
 
 

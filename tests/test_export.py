@@ -11,15 +11,21 @@ pytest.importorskip("tf2onnx")
 from typer.testing import CliRunner  # noqa: E402
 
 from edgeseg.cli import app  # noqa: E402
+from edgeseg.contract import TRIMAP_MASK_WEIGHTS, ArtifactMetadata  # noqa: E402
 from edgeseg.export import tflite as tflite_export  # noqa: E402
-from edgeseg.export.base import ExportError, Gates, Precision, ShapeMismatchError, ToleranceError, get_format  # noqa: E402
+from edgeseg.export.base import (  # noqa: E402
+    ArtifactReport,
+    ExportError,
+    Gates,
+    Precision,
+    ShapeMismatchError,
+    ToleranceError,
+    get_format,
+)
 from edgeseg.export.exporter import ExportOptions, export_model  # noqa: E402
 from edgeseg.export.validate import compare, keras_reference  # noqa: E402
-from edgeseg.contract import TRIMAP_MASK_WEIGHTS, ArtifactMetadata  # noqa: E402
-from edgeseg.export.base import ArtifactReport  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
 from edgeseg.trainer.data import load_folder  # noqa: E402
-
 from tests.helpers import ALL_PRECISIONS  # noqa: E402
 
 ALL = [Precision(p) for p in ALL_PRECISIONS]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
+from tests.helpers import http_get
 
 runner = CliRunner()
 
@@ -128,3 +132,316 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     assert "every training backup is damaged" in message and "JSONDecodeError" in message
     assert str(backup / "current") in message and str(backup / "previous") in message
     assert "--overwrite" in message and "Traceback" not in result.output
+
+
+# --- 2. Data that must not be lost -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_finalise_the_recording(tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import cv2
+
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "long.avi", frames=3000, size=(160, 120))
+    out = tmp_path / "rec.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeseg", "webcam", "--model", "edge", "--source", str(video),
+                             "--output", str(out), "--no-window"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".rec.*.partial.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # some frames into the recording
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert f"stopped by signal ({sig})" in " ".join(stdout.split())
+    capture = cv2.VideoCapture(str(out))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert 0 < frames < 3000  # playable, holding what was processed before the signal
+    assert not list(tmp_path.glob(".rec.*"))  # no hidden partial file left
+
+
+def test_predict_keeps_every_output_and_reports_what_failed(tmp_path):
+    import json
+
+    import cv2
+
+    from tests.helpers import write_video
+
+    for folder, value in (("a", 60), ("b", 120)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.jpg"), np.full((40, 60, 3), value, np.uint8))
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((40, 60, 3), 200, np.uint8))
+    video = write_video(tmp_path / "clip.avi", frames=5)
+    inputs = [str(tmp_path / "a" / "x.jpg"), str(tmp_path / "missing.jpg"), str(tmp_path / "b" / "x.jpg"),
+              str(tmp_path / "x.png"), str(video)]
+    result = runner.invoke(app, ["predict", *inputs, "--model", "edge", "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 1  # something failed: not a success, yet everything readable was processed
+    report = json.loads(result.stdout)
+    outputs = report["outputs"]
+    assert len(outputs) == 3 and len(set(outputs.values())) == 3  # same stem, three distinct files
+    assert all(Path(o).is_file() for o in outputs.values())
+    means = {cv2.imread(outputs[str(tmp_path / f)]).mean() for f in ("a/x.jpg", "b/x.jpg", "x.png")}
+    assert len(means) == 3  # not one file written over by the others
+    assert "not found" in report["failed"][str(tmp_path / "missing.jpg")]
+    assert "edgeseg webcam --source" in report["failed"][str(video)]
+    assert not list((tmp_path / "out").glob("*clip*"))
+
+
+def test_predict_with_nothing_readable_fails(tmp_path):
+    result = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--model", "edge", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "1 of 1 inputs failed" in result.output
+
+
+def test_a_folder_of_differently_sized_images_keeps_every_frame(tmp_path):
+    import json
+
+    import cv2
+
+    (tmp_path / "imgs").mkdir()
+    for i, size in enumerate([(120, 160), (90, 200), (240, 320), (120, 160), (50, 50), (100, 100), (120, 161)]):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), np.full((*size, 3), 30 * i, np.uint8))
+    out = tmp_path / "o.mp4"
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(tmp_path / "imgs"), "--output", str(out),
+                                 "--no-window", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["frames"] == 7
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+
+
+def test_unsupported_video_type_is_named(tmp_path):
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=3)
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+                                 str(tmp_path / "o.txt"), "--no-window"])
+    assert result.exit_code == 1 and "unsupported video type '.txt'" in result.output
+
+
+# --- 4. Bad input: a clear error, never garbage or a hang ------------------------------------------------------
+
+
+def _png_claiming(tmp_path, width, height):
+    """A small PNG whose header claims width x height: what a decompression bomb looks like to a reader."""
+    import struct
+
+    import cv2
+
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path):
+    from edgeseg.runtime.image_io import ImageError, read_image
+
+    bomb = _png_claiming(tmp_path, 20000, 20000)
+    with pytest.raises(ImageError, match=r"20000x20000 \(400 MP\), over the limit of 50 MP; raise it with --max-pixels"):
+        read_image(bomb)
+    result = runner.invoke(app, ["predict", str(bomb), "--model", "edge", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "over the limit" in " ".join(result.output.split())
+
+
+def test_truncated_jpeg_is_named_as_such(tmp_path):
+    import cv2
+
+    from edgeseg.runtime.image_io import ImageError, read_image
+
+    data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))[1].tobytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.jpg is a truncated JPEG"):
+        read_image(tmp_path / "cut.jpg")
+
+
+def test_a_video_corrupt_mid_file_is_an_error_not_a_quiet_stop(tmp_path):
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=300)
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 3])
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+                                 str(tmp_path / "o.mp4"), "--no-window"])
+    assert result.exit_code == 1
+    assert "of its 300 frames: the file is corrupt or truncated" in " ".join(result.output.split())
+
+
+def test_a_stream_that_never_answers_times_out_and_says_so():
+    import socket
+    import threading
+    import time
+
+    from edgeseg.runtime.sources import SourceError, open_source
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(SourceError, match="did not answer within 2 s \\(timed out\\)"):
+        open_source(f"http://127.0.0.1:{listener.getsockname()[1]}/stream", timeout_s=2)
+    assert time.monotonic() - start < 10
+    listener.close()
+
+
+# --- 5. Nothing half-made left behind ------------------------------------------------------------------------
+
+
+def test_leftovers_of_killed_runs_are_cleared_and_live_ones_kept(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from edgeseg.io import temporary_directory
+    from edgeseg.runtime.outputs import VideoOutput
+
+    dead = 2**22 + 12345  # beyond the default pid range: no such process
+    (tmp_path / f".rec.{dead}.partial.mp4").write_bytes(b"half")
+    (tmp_path / f".rec.{os.getppid()}.partial.mp4").write_bytes(b"live")  # a running process's work
+    (tmp_path / ".rec.notes.mp4").write_bytes(b"user file")  # not ours
+    VideoOutput(tmp_path / "rec.mp4", 30).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".rec.{os.getppid()}.partial.mp4", ".rec.notes.mp4"])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"edgeseg-savedmodel-{dead}-abcd1234"
+    (stale / "variables").mkdir(parents=True)
+    with temporary_directory("savedmodel") as scratch:
+        assert scratch.is_dir() and not stale.exists()
+
+
+# --- 3. The MJPEG server, as if it faced a network ----------------------------------------------------------
+
+
+def _published(server, frames=1):
+    for i in range(frames):
+        server.publish(np.full((48, 64, 3), 10 * i, np.uint8))
+
+
+def test_a_network_address_never_serves_without_a_token_by_accident():
+    from edgeseg.runtime.server import MjpegServer, ServeError
+
+    server = MjpegServer("0.0.0.0", 0)
+    assert server.token and len(server.token) >= 16 and "?token=" in server.url  # generated, shown once
+    server.close()
+    open_server = MjpegServer("0.0.0.0", 0, allow_open=True)  # --no-token: asked for explicitly
+    assert open_server.token is None
+    open_server.close()
+    with pytest.raises(ServeError, match="--token is empty"):
+        MjpegServer("127.0.0.1", 0, token="")
+    result = runner.invoke(app, ["webcam", "--serve", "0.0.0.0:0", "--token", ""])
+    assert result.exit_code == 2 and "the token is empty" in result.output
+
+
+def test_only_the_bearer_scheme_is_accepted_case_insensitively():
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0, token="s3cret").start()
+    try:
+        _published(server)
+        for header, status in (("s3cret", 403), ("Basic s3cret", 403), ("Bearer s3cret", 200),
+                               ("bearer s3cret", 200), ("BEARER  s3cret", 200), ("Bearer wrong", 403)):
+            conn, resp = http_get(server, "/frame.jpg", {"Authorization": header})
+            assert resp.status == status, header
+            conn.close()
+    finally:
+        server.close()
+
+
+def test_connections_are_capped_and_idle_ones_time_out():
+    import socket
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0, max_clients=2, timeout=0.5).start()
+    try:
+        assert server.httpd.request_queue_size >= 64
+        idle = [socket.create_connection(server.httpd.server_address[:2]) for _ in range(2)]  # silent clients
+        time.sleep(0.1)
+        conn, resp = http_get(server, "/frame.jpg")
+        assert resp.status == 503  # over the cap: refused at once, not queued forever
+        conn.close()
+        for s in idle:  # the server closes silent connections after its timeout
+            s.settimeout(3)
+            assert s.recv(100) == b""
+        time.sleep(0.2)
+        _published(server)
+        conn, resp = http_get(server, "/frame.jpg")  # their slots are free again
+        assert resp.status == 200
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_each_frame_is_encoded_once_for_all_viewers():
+    import threading
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0).start()
+    received = [0] * 6
+
+    def view(i):
+        conn, resp = http_get(server, "/stream.mjpg")
+        while received[i] < 10:
+            line = resp.readline()
+            if line.lower().startswith(b"content-length"):
+                resp.read(int(line.split(b":")[1]) + 4)
+                received[i] += 1
+        conn.close()
+
+    viewers = [threading.Thread(target=view, args=(i,), daemon=True) for i in range(6)]
+    for v in viewers:
+        v.start()
+    published = 0
+    while min(received) < 10 and published < 2000:
+        _published(server)
+        published += 1
+        time.sleep(0.005)
+    for v in viewers:
+        v.join(5)
+    server.close()
+    assert min(received) >= 10
+    assert server.frames_encoded <= published and server.frames_sent >= 60
+    assert server.frames_encoded < server.frames_sent  # shared bytes, not one encoding per viewer
+
+
+def test_bad_ports_and_busy_ports_are_named():
+    import socket
+
+    from edgeseg.runtime.server import MjpegServer, ServeError, parse_address
+
+    with pytest.raises(ServeError, match="port from 0 to 65535"):
+        parse_address("127.0.0.1:99999")
+    result = runner.invoke(app, ["webcam", "--serve", "127.0.0.1:99999"])
+    assert result.exit_code == 2 and "0 to 65535" in result.output
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    with pytest.raises(ServeError, match=f"127.0.0.1:{busy.getsockname()[1]}: the port is in use"):
+        MjpegServer("127.0.0.1", busy.getsockname()[1])
+    busy.close()
+
+
+def test_the_token_is_shown_once_and_never_in_the_report(tmp_path):
+    import json
+
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=5)
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--serve", "127.0.0.1:0",
+                                 "--token", "t0psecret", "--no-window", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "t0psecret" not in result.stdout and report["url"].endswith("?token=…")
+    assert result.stderr.count("t0psecret") == 1

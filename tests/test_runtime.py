@@ -244,8 +244,8 @@ def test_predict_cli_writes_images(artifact, tmp_path):
                                  "--out", str(tmp_path / "out"), "--json"])
     assert result.exit_code == 0, result.output
     outputs = json.loads(result.stdout)["outputs"]
-    assert len(outputs) == 2
-    assert cv2.imread(outputs[0], cv2.IMREAD_UNCHANGED).shape == (50, 70, 4)  # transparency kept
+    assert sorted(outputs) == [str(images / "pet0.jpg"), str(images / "pet1.jpg")]
+    assert cv2.imread(outputs[str(images / "pet0.jpg")], cv2.IMREAD_UNCHANGED).shape == (50, 70, 4)  # transparency kept
 
 
 def test_webcam_cli_on_a_video_file(artifact, video, tmp_path):
@@ -357,10 +357,14 @@ def test_pipeline_serves_its_frames(artifact, video, monkeypatch):
                     with urllib.request.urlopen(urls[0].replace("/?", "/frame.jpg?"), timeout=5) as resp:
                         seen["type"] = resp.headers["Content-Type"]
 
+    announced = []
     with Segmenter(SegmenterOptions(artifact("tflite", "int8"), RunningMode.VIDEO)) as seg:
-        report = run_pipeline(Watched(), seg, PipelineOptions(serve="127.0.0.1:0", token="t0k"))
-    assert report.frames == 12 and report.url.startswith("http://127.0.0.1:") and "token=t0k" in report.url
-    assert seen["type"] == "image/jpeg"
+        report = run_pipeline(Watched(), seg, PipelineOptions(serve="127.0.0.1:0", token="t0k"),
+                              announce=announced.append)
+    assert report.frames == 12 and seen["type"] == "image/jpeg"
+    # the URL with its token is shown once, to whoever started the server; the report keeps it redacted
+    assert announced == urls and "token=t0k" in announced[0]
+    assert report.url.startswith("http://127.0.0.1:") and "t0k" not in report.url
 
 
 def test_live_source_hands_over_the_newest_frame(monkeypatch):

@@ -1,6 +1,5 @@
 """The MJPEG server with a real HTTP client, and the page in headless Chromium."""
 
-import http.client
 import shutil
 import subprocess
 import threading
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgeseg.runtime.server import MjpegServer
+from tests.helpers import http_get
 
 TOKEN = "s3cret"
 
@@ -35,13 +35,6 @@ def server():
     srv.close()
 
 
-def _get(srv, path, headers=None):
-    host, port = srv.httpd.server_address[:2]
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    conn.request("GET", path, headers=headers or {})
-    return conn, conn.getresponse()
-
-
 def test_binds_loopback_by_default():
     srv = MjpegServer(port=0)
     assert srv.httpd.server_address[0] == "127.0.0.1"
@@ -50,22 +43,22 @@ def test_binds_loopback_by_default():
 
 def test_token_and_routes(server):
     for path in ("/", "/frame.jpg?token=wrong", "/stream.mjpg"):
-        _, resp = _get(server, path)
+        _, resp = http_get(server, path)
         assert resp.status == 403, path
-    _, resp = _get(server, f"/admin?token={TOKEN}")
+    _, resp = http_get(server, f"/admin?token={TOKEN}")
     assert resp.status == 404
-    _, resp = _get(server, "/../../etc/passwd")
+    _, resp = http_get(server, "/../../etc/passwd")
     assert resp.status == 404
-    _, resp = _get(server, f"/?token={TOKEN}")
+    _, resp = http_get(server, f"/?token={TOKEN}")
     page = resp.read().decode()
     assert resp.status == 200 and f'src="/stream.mjpg?token={TOKEN}"' in page
-    _, resp = _get(server, "/frame.jpg", {"Authorization": f"Bearer {TOKEN}"})
+    _, resp = http_get(server, "/frame.jpg", {"Authorization": f"Bearer {TOKEN}"})
     assert resp.status == 200 and resp.getheader("Content-Type") == "image/jpeg"
     assert cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
 
 
 def test_stream_delivers_changing_frames(server):
-    conn, resp = _get(server, f"/stream.mjpg?token={TOKEN}")
+    conn, resp = http_get(server, f"/stream.mjpg?token={TOKEN}")
     assert resp.status == 200 and "multipart/x-mixed-replace" in resp.getheader("Content-Type")
     values = []
     for _ in range(4):
@@ -83,7 +76,7 @@ def test_stream_delivers_changing_frames(server):
 
 def test_a_stalled_client_never_blocks_publish():
     srv = MjpegServer("127.0.0.1", 0).start()
-    conn, resp = _get(srv, "/stream.mjpg")  # connected, never reads again
+    conn, resp = http_get(srv, "/stream.mjpg")  # connected, never reads again
     big = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
     done = threading.Event()
 
@@ -133,7 +126,7 @@ def test_published_frame_is_a_copy():
         frame = np.full((48, 64, 3), 200, np.uint8)
         srv.publish(frame)
         frame[:] = 0  # the pipeline overwrites its buffer with the next frame
-        _, resp = _get(srv, "/frame.jpg")
+        _, resp = http_get(srv, "/frame.jpg")
         image = cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR)
         assert abs(float(image.mean()) - 200) < 3
     finally:

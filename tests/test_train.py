@@ -147,8 +147,8 @@ def test_the_best_checkpoint_is_picked_by_pet_iou_at_image_resolution(oxford_ses
     scores = report.history["val_pet_iou"]
     best_epoch = int(np.argmax(scores))
     checkpoint = keras.models.load_model(tmp_path / "run" / "model.keras")
-    from edgeseg.trainer.data import iter_full_resolution, load_split
     from edgeseg.trainer.callbacks import MaskQualityCallback
+    from edgeseg.trainer.data import iter_full_resolution, load_split
 
     val = load_split(str(oxford_session_dir), "val", 32, val_fraction=0.2, progress=False)
     labels = {n: lab for n, _, lab in iter_full_resolution(str(oxford_session_dir), "val", val_fraction=0.2)}

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.image_io import MAX_PIXELS
 
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -103,7 +104,8 @@ def train(
     _need_train_extra()
     from edgeseg.trainer.backup import BackupError
     from edgeseg.trainer.data import DataError
-    from edgeseg.trainer.train import TrainConfig, train as run_training
+    from edgeseg.trainer.train import TrainConfig
+    from edgeseg.trainer.train import train as run_training
 
     config = TrainConfig(
         model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
@@ -256,6 +258,12 @@ def _background(value: Optional[str]):
     return image
 
 
+def _check_background(effect: Effect, background: Optional[str]) -> None:
+    if background is not None and effect not in (Effect.REPLACE_BG, Effect.REMOVE_BG):
+        raise typer.BadParameter(f"--effect {effect.value} does not use a background; --background is for "
+                                 "replace-bg and remove-bg", param_hint="--background")
+
+
 def _foreground(spec: Optional[str]) -> Optional[dict[int, float]]:
     from edgeseg.contract import parse_foreground
 
@@ -284,6 +292,7 @@ def _segmenter_options(model: Optional[str], mode, providers: Optional[list[str]
 
 # Options shared by webcam and predict, declared once.
 MODEL_PANEL, MASK_PANEL, THIRD_PARTY_PANEL = "Model", "Mask", "Models without edgeseg metadata"
+SERVE_PANEL = "Stream server"
 ModelOpt = Annotated[Optional[str], typer.Option(
     help="A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default).",
     rich_help_panel=MODEL_PANEL)]
@@ -318,11 +327,20 @@ def webcam(
     effect: EffectOpt = Effect.GRAYSCALE_BG,
     background: BackgroundOpt = None,
     output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
-    serve: Optional[str] = typer.Option(None, help="Serve an MJPEG stream and page on HOST:PORT."),
-    token: Optional[str] = typer.Option(None, help="Access token the stream requires."),
+    serve: Optional[str] = typer.Option(
+        None, help="Serve an MJPEG stream and page on HOST:PORT (loopback unless you name another address).",
+        rich_help_panel=SERVE_PANEL),
+    token: Optional[str] = typer.Option(
+        None, help="Access token the stream requires (default: none on loopback, a generated one elsewhere).",
+        rich_help_panel=SERVE_PANEL),
+    no_token: bool = typer.Option(False, "--no-token", help="Serve a non-loopback address without a token.",
+                                  rich_help_panel=SERVE_PANEL),
+    max_clients: int = typer.Option(32, min=1, help="Viewers served at once; more get 503.",
+                                    rich_help_panel=SERVE_PANEL),
     window: Optional[bool] = typer.Option(None, "--window/--no-window", help="Show a window (default: if a display exists)."),
     virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send frames to a virtual camera (pyvirtualcam)."),
-    hud: bool = typer.Option(True, "--hud/--no-hud", help="FPS and per-stage latency overlay."),
+    hud: Optional[bool] = typer.Option(None, "--hud/--no-hud",
+                                       help="FPS and per-stage latency overlay (default: in the window only)."),
     threads: ThreadsOpt = None,
     smoothing: float = typer.Option(0.6, min=0.01, max=1.0, help="Weight of the newest mask (1 = no smoothing).",
                                     rich_help_panel=MASK_PANEL),
@@ -344,10 +362,17 @@ def webcam(
     from edgeseg.runtime.outputs import display_available
     from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
     from edgeseg.runtime.segmenter import RunningMode, Segmenter
+    from edgeseg.runtime.server import ServeError, parse_address
     from edgeseg.runtime.sources import SourceError, open_source
 
-    if serve and not serve.rpartition(":")[2].isdigit():
-        raise typer.BadParameter(f"{serve!r}: expected HOST:PORT, e.g. 127.0.0.1:8080", param_hint="--serve")
+    if serve:
+        try:
+            parse_address(serve)
+        except ServeError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--serve") from None
+    if token is not None and not token.strip():
+        raise typer.BadParameter("the token is empty: give one, or pass --no-token", param_hint="--token")
+    _check_background(effect, background)
     options = _segmenter_options(
         model, RunningMode.LIVE_STREAM, provider, foreground, threads=threads, smoothing=smoothing,
         threshold=threshold, softness=softness, feather=feather, mask_every=mask_every, input_range=input_range,
@@ -364,19 +389,20 @@ def webcam(
     try:
         with src, Segmenter(options) as segmenter:
             report = run_pipeline(src, segmenter, PipelineOptions(
-                effect=effect, background=_background(background), hud=hud, window=show,
-                output=str(output) if output else None, serve=serve, token=token, virtual_cam=virtual_cam,
-                max_frames=max_frames), name=source)
+                effect=effect, background=_background(background), hud=show if hud is None else hud, window=show,
+                output=str(output) if output else None, serve=serve, token=token, open_stream=no_token,
+                max_clients=max_clients, virtual_cam=virtual_cam, max_frames=max_frames), name=source)
     except (BackendError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
     else:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items())
+        ended = report.ended.value + (f" ({report.detail})" if report.detail else "")
         console.print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} FPS; median ms: {stages}); "
-                      f"{report.ended}" + (f"; wrote {report.output}" if report.output else ""))
-    if report.ended.startswith("source lost"):
-        raise fail(report.ended)
+                      f"{ended}" + (f"; wrote {report.output}" if report.output else ""))
+    if report.ended.failed:
+        raise fail(f"{report.ended.value}: {report.detail}")
 
 
 @app.command()
@@ -386,6 +412,7 @@ def predict(
     effect: EffectOpt = Effect.GRAYSCALE_BG,
     background: BackgroundOpt = None,
     out: Path = typer.Option(Path("predictions"), help="Output folder."),
+    max_pixels: int = typer.Option(MAX_PIXELS, min=1, help="Refuse larger images before decoding them."),
     threads: ThreadsOpt = None,
     threshold: ThresholdOpt = 0.5,
     softness: SoftnessOpt = 0.1,
@@ -402,22 +429,26 @@ def predict(
     from edgeseg.runtime.backends import BackendError
     from edgeseg.runtime.pipeline import predict_images
     from edgeseg.runtime.segmenter import RunningMode
-    from edgeseg.runtime.sources import SourceError
 
+    _check_background(effect, background)
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, feather=feather, input_range=input_range, output_kind=output_kind)
     try:
-        report = predict_images(images, options, effect, out, _background(background))
-    except (BackendError, SourceError, FileNotFoundError, ValueError, OSError) as exc:
+        report = predict_images(images, options, effect, out, _background(background), max_pixels)
+    except (BackendError, FileNotFoundError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
     else:
-        for path in report.outputs:
-            console.print(path)
-        console.print(f"{len(report.outputs)} images; median ms: "
-                      + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()))
+        for output in report.outputs.values():
+            console.print(output, soft_wrap=True)
+        console.print(f"{len(report.outputs)} images written to {out}; median ms: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()), soft_wrap=True)
+        for name, why in report.failed.items():
+            err.print(f"[yellow]skipped[/] {escape(why)}")
+    if report.failed:
+        raise fail(f"{len(report.failed)} of {len(report.failed) + len(report.outputs)} inputs failed")
 
 
 @app.command()

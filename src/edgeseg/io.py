@@ -1,16 +1,57 @@
-"""Atomic file writes: outputs appear whole or not at all."""
+"""Atomic file writes: outputs appear whole or not at all, and what a killed run left half-made is cleared.
+
+Temporary names carry the writing process's id, so a later run can tell a dead process's leftovers
+(kill -9 allows no clean-up) from a live writer's work in progress.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(folder: str | Path, prefix: str, suffix: str = "") -> list[Path]:
+    """Remove the temporary files and folders this module names ``{prefix}{pid}.{tag}{suffix}`` or
+    ``{prefix}{pid}-{tag}`` in ``folder`` whose process is gone; return them."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)[.-]\w+" + re.escape(suffix) + "$")
+    removed = []
+    for path in Path(folder).glob(f"{prefix}*{suffix}"):
+        match = pattern.match(path.name)
+        if match and int(match[1]) != os.getpid() and not _alive(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def temp_prefix(path: str | Path) -> str:
+    """Prefix of this process's temporary files beside ``path``: hidden, named after it and the pid."""
+    return f".{Path(path).stem}.{os.getpid()}."
+
+
+@contextmanager
+def temporary_directory(kind: str) -> Iterator[Path]:
+    """A scratch folder in the system temp dir (``edgeseg-{kind}-{pid}-...``), after removing dead runs' ones."""
+    remove_stale(tempfile.gettempdir(), f"edgeseg-{kind}-")
+    with tempfile.TemporaryDirectory(prefix=f"edgeseg-{kind}-{os.getpid()}-") as tmp:
+        yield Path(tmp)
 
 
 @contextmanager
@@ -18,7 +59,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    remove_stale(path.parent, f".{path.stem}.", path.suffix)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

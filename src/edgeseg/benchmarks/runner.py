@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgeseg.benchmarks.device import device_info
-from edgeseg.contract import EXPORT_FORMATS, FORMATS, format_of
 from edgeseg.benchmarks.flops import compute_peak_gflops
+from edgeseg.contract import EXPORT_FORMATS, FORMATS, format_of
 
 SCHEMA_VERSION = 1
 

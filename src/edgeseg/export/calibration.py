@@ -9,8 +9,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from edgeseg.export.base import ExportError, ShapeMismatchError
 from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.export.base import ExportError, ShapeMismatchError
 from edgeseg.trainer.data import DataError, load_split
 
 log = logging.getLogger("edgeseg")

@@ -9,7 +9,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeseg.contract import CLASS_NAMES, FORMATS, TRIMAP_MASK_WEIGHTS, ArtifactMetadata, Format, artifact_name
+from edgeseg.contract import (
+    CLASS_NAMES,
+    FORMATS,
+    TRIMAP_MASK_WEIGHTS,
+    ArtifactMetadata,
+    Format,
+    artifact_name,
+)
 from edgeseg.export import onnx as onnx_export
 from edgeseg.export import tflite as tflite_export
 from edgeseg.export.base import (
@@ -22,7 +29,7 @@ from edgeseg.export.base import (
 )
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.validate import compare, keras_reference
-from edgeseg.io import atomic_write_bytes, atomic_write_text
+from edgeseg.io import atomic_write_bytes, atomic_write_text, temporary_directory
 from edgeseg.trainer.data import DataError, load_split
 from edgeseg.trainer.macs import keras_macs
 
@@ -232,7 +239,7 @@ def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: Artifac
     if isinstance(fp32_blob, Exception):
         return _write(path, FORMATS["onnx"], Precision.INT8, fp32_blob)
     best, best_blob = None, None
-    with tempfile.TemporaryDirectory(prefix="edgeseg-onnx-") as tmp:
+    with temporary_directory("onnx") as tmp:
         fp32_path = Path(tmp) / "fp32.onnx"
         fp32_path.write_bytes(fp32_blob)
         for reduce_range in options.onnx_reduce_range:

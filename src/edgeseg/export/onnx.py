@@ -5,13 +5,13 @@ tf2onnx 1.17 converts Keras 3 models directly (``tf2onnx.convert.from_keras``); 
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.export.calibration import ort_calibration_reader
 from edgeseg.contract import METADATA_KEY, ArtifactMetadata
+from edgeseg.export.calibration import ort_calibration_reader
+from edgeseg.io import temporary_directory
 
 OPSET = 17
 
@@ -48,11 +48,16 @@ def quantize_int8(fp32_path: Path, calibration: np.ndarray, reduce_range: bool, 
     ``reduce_range`` uses 7-bit weights, which keeps accuracy on x86 CPUs without VNNI.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
-    with tempfile.TemporaryDirectory(prefix="edgeseg-onnx-") as tmp:
+    with temporary_directory("onnx") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(fp32_path), str(pre))
         quantize_static(

@@ -7,13 +7,13 @@ unfrozen weights and NaN outputs.)
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgeseg.contract import METADATA_KEY, ArtifactMetadata, Precision
 from edgeseg.export.calibration import tflite_representative_dataset
+from edgeseg.io import temporary_directory
 
 
 def export_saved_model(model, directory: Path, batch_size: int = 1) -> Path:
@@ -73,6 +73,6 @@ def add_metadata(content: bytes, metadata: ArtifactMetadata) -> bytes:
 def export_tflite(model, precisions: list[Precision], metadata_for, calibration=None, batch_size: int = 1,
                   uint8_output: bool = False) -> dict[Precision, bytes]:
     """TFLite bytes (metadata included) for each precision, from one SavedModel export."""
-    with tempfile.TemporaryDirectory(prefix="edgeseg-savedmodel-") as tmp:
+    with temporary_directory("savedmodel") as tmp:
         saved = export_saved_model(model, Path(tmp) / "saved_model", batch_size)
         return {p: add_metadata(convert(saved, p, calibration, uint8_output), metadata_for(p)) for p in precisions}

@@ -9,7 +9,12 @@ import numpy as np
 
 from edgeseg.export.base import ArtifactReport, Gates, Precision
 from edgeseg.runtime.backends import open_backend
-from edgeseg.trainer.metrics import CLASS_NAMES, SegmentationMetrics, confusion_matrix, metrics_from_confusion
+from edgeseg.trainer.metrics import (
+    CLASS_NAMES,
+    SegmentationMetrics,
+    confusion_matrix,
+    metrics_from_confusion,
+)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -10,28 +10,53 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeseg.io import remove_stale, temp_prefix
+
 log = logging.getLogger("edgeseg")
 
 
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}  # what every OpenCV build can write
+
+
 class VideoOutput:
-    """An MP4 (or AVI) file written to a temporary name and renamed on close, so a stopped run leaves a
-    playable file and a crashed one leaves none under the requested name."""
+    """A video file written under a hidden temporary name and renamed on close, so a stopped run (Ctrl-C,
+    SIGTERM, SIGHUP, end of input) leaves a playable file and a crashed one none under the requested name.
+
+    Frames of another size than the first are resized to it (with one warning). Close checks that the
+    file holds every frame written. After kill -9, which no program can catch, the recording is lost:
+    OpenCV buffers frames and MP4 writes its index last. The next run to the same path removes the
+    dead run's partial file.
+    """
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
+        codec = VIDEO_CODECS.get(self.path.suffix.lower())
+        if codec is None:
+            raise ValueError(f"--output {self.path}: unsupported video type {self.path.suffix!r}; "
+                             f"use {', '.join(VIDEO_CODECS)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        self.fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+        for stale in remove_stale(self.path.parent, f".{self.path.stem}.", self.path.suffix):
+            log.info("removed %s, left by a run that was killed", stale)
+        self.tmp = self.path.with_name(f"{temp_prefix(self.path)}partial{self.path.suffix}")
+        self.codec = codec
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
         self.frames = 0
+        self._resize_warned = False
 
     def write(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
         if self.writer is None:
-            h, w = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), self.fourcc, self.fps, (w, h))
+            self.size = (w, h)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
             if not self.writer.isOpened():
-                raise OSError(f"cannot write video {self.path} (codec {self.fourcc!r} unavailable?)")
+                raise OSError(f"cannot write video {self.path} with codec {self.codec}")
+        elif (w, h) != self.size:
+            if not self._resize_warned:
+                log.warning("frames of %dx%d resized to the video's %dx%d", w, h, *self.size)
+                self._resize_warned = True
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(frame)
         self.frames += 1
 
@@ -40,9 +65,20 @@ class VideoOutput:
             self.writer.release()
             self.writer = None
             if keep and self.frames:
+                stored = _count_frames(self.tmp)
+                if stored != self.frames:
+                    self.tmp.unlink(missing_ok=True)
+                    raise OSError(f"{self.path}: {self.frames} frames written but the file holds {stored}")
                 os.replace(self.tmp, self.path)
-        if self.tmp.exists():
-            self.tmp.unlink()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _count_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
 
 
 def display_available() -> bool:

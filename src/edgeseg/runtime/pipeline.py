@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import signal
 import statistics
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
+from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import Effect, apply_effect
+from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
-from edgeseg.runtime.sources import Source, SourceError, open_source
+from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
 
 log = logging.getLogger("edgeseg")
 ALL_STAGES = ("capture", *STAGES, "effect")
@@ -31,9 +40,25 @@ class PipelineOptions:
     window: bool = False
     output: str | None = None  # video file
     serve: str | None = None  # HOST:PORT
-    token: str | None = None
+    token: str | None = None  # None: none on loopback, a generated one elsewhere (unless open_stream)
+    open_stream: bool = False  # serve a non-loopback address without a token
+    max_clients: int = 32
     virtual_cam: bool = False
     max_frames: int | None = None
+
+
+class EndReason(str, Enum):
+    """Why a run ended."""
+
+    END_OF_INPUT = "end of input"
+    USER = "stopped by user"
+    SIGNAL = "stopped by signal"
+    FRAME_LIMIT = "frame limit reached"
+    SOURCE_LOST = "source lost"
+
+    @property
+    def failed(self) -> bool:
+        return self is EndReason.SOURCE_LOST
 
 
 @dataclass
@@ -45,10 +70,40 @@ class RunReport:
     seconds: float = 0.0
     fps: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)  # median per stage
-    ended: str = "end of input"
+    ended: EndReason = EndReason.END_OF_INPUT
+    detail: str = ""  # e.g. the signal's name, or why the source was lost
     output: str | None = None
-    url: str | None = None
+    url: str | None = None  # token redacted
     delegate: dict = field(default_factory=dict)
+
+
+class Stopped(Exception):
+    """Raised in the main thread by SIGTERM or SIGHUP, so the run finalises its outputs as on Ctrl-C."""
+
+
+@contextmanager
+def _signals_stop_the_run():
+    """SIGTERM (timeout, systemd, docker stop) and SIGHUP (a closed terminal) end the run cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        for n in names:  # a second signal must not cut the finalising of the outputs short
+            signal.signal(getattr(signal, n), signal.SIG_IGN)
+        raise Stopped(signal.Signals(signum).name)
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.signal(getattr(signal, n), stop) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), handler)
+
+
+def _announce(url: str) -> None:
+    print(f"serving {url}", file=sys.stderr, flush=True)
 
 
 def _draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: Effect) -> None:
@@ -88,13 +143,16 @@ class FrameProcessor:
         return out, {**self.segmenter.timings, "effect": time.perf_counter() - t}
 
 
-def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions, name: str = "") -> RunReport:
-    """Process ``source`` until it ends, the user quits (q / Esc / Ctrl-C) or a live source is lost.
+def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions, name: str = "",
+                 announce: Callable[[str], None] = _announce) -> RunReport:
+    """Process ``source`` until it ends, the user quits (q / Esc / Ctrl-C), a signal (SIGTERM, SIGHUP)
+    stops it or a live source is lost. Outputs are finalised in every case.
 
-    Keys in the window: e cycles effects, h toggles the HUD, q or Esc quits.
+    Keys in the window: e cycles effects, h toggles the HUD, q or Esc quits. ``announce`` receives the
+    stream's URL, token included, once (the log and the report get it redacted).
     """
     from edgeseg.runtime.outputs import VideoOutput, VirtualCamera, Window
-    from edgeseg.runtime.server import MjpegServer
+    from edgeseg.runtime.server import MjpegServer, parse_address, redact
 
     report = RunReport(source=name, delegate=segmenter.backend.details)
     effects = list(Effect)
@@ -105,55 +163,59 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     window = Window() if options.window else None
     server = None
     if options.serve:
-        host, _, port = options.serve.rpartition(":")
-        server = MjpegServer(host or "127.0.0.1", int(port), options.token).start()
-        report.url = server.url
-        log.info("serving %s", server.url)
+        host, port = parse_address(options.serve)
+        server = MjpegServer(host, port, options.token, max_clients=options.max_clients,
+                             allow_open=options.open_stream).start()
+        report.url = redact(server.url)
+        announce(server.url)
     hud = options.hud
     start = time.perf_counter()
     fps = 0.0
-    try:
-        for frame in source:
-            t0 = time.perf_counter()
-            out, stage_s = process(frame.image)
-            t1 = time.perf_counter()
-            timings = {"capture": frame.capture_s, **stage_s}
-            for k in ALL_STAGES:
-                history[k].append(timings[k] * 1000)
-            report.frames += 1
-            instant = 1.0 / max(t1 - t0 + frame.capture_s, 1e-6)
-            fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
-            if hud:
-                _draw_hud(out, fps, {k: history[k][-1] for k in ALL_STAGES}, process.effect)
-            if writer:
-                writer.write(out)
-            if server:
-                server.publish(out)
-            if camera:
-                camera.write(out)
-            if window:
-                key = window.show(out)
-                if key in (ord("q"), 27) or window.closed():
-                    report.ended = "stopped by user"
+    with _signals_stop_the_run():
+        try:
+            for frame in source:
+                t0 = time.perf_counter()
+                out, stage_s = process(frame.image)
+                t1 = time.perf_counter()
+                timings = {"capture": frame.capture_s, **stage_s}
+                for k in ALL_STAGES:
+                    history[k].append(timings[k] * 1000)
+                report.frames += 1
+                instant = 1.0 / max(t1 - t0 + frame.capture_s, 1e-6)
+                fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
+                if hud:
+                    _draw_hud(out, fps, {k: history[k][-1] for k in ALL_STAGES}, process.effect)
+                if writer:
+                    writer.write(out)
+                if server:
+                    server.publish(out)
+                if camera:
+                    camera.write(out)
+                if window:
+                    key = window.show(out)
+                    if key in (ord("q"), 27) or window.closed():
+                        report.ended = EndReason.USER
+                        break
+                    if key == ord("e"):
+                        process.effect = effects[(effects.index(process.effect) + 1) % len(effects)]
+                    elif key == ord("h"):
+                        hud = not hud
+                if options.max_frames and report.frames >= options.max_frames:
+                    report.ended = EndReason.FRAME_LIMIT
                     break
-                if key == ord("e"):
-                    process.effect = effects[(effects.index(process.effect) + 1) % len(effects)]
-                elif key == ord("h"):
-                    hud = not hud
-            if options.max_frames and report.frames >= options.max_frames:
-                report.ended = "frame limit reached"
-                break
-    except KeyboardInterrupt:
-        report.ended = "stopped by user"
-    except SourceError as exc:
-        report.ended = f"source lost: {exc}"
-    finally:
-        if writer:
-            writer.close(keep=True)
-            report.output = str(writer.path) if writer.frames else None
-        for closable in (window, server, camera):
-            if closable:
-                closable.close()
+        except KeyboardInterrupt:
+            report.ended = EndReason.USER
+        except Stopped as exc:
+            report.ended, report.detail = EndReason.SIGNAL, str(exc)
+        except SourceError as exc:
+            report.ended, report.detail = EndReason.SOURCE_LOST, str(exc)
+        finally:
+            if writer:
+                writer.close(keep=True)
+                report.output = str(writer.path) if writer.frames else None
+            for closable in (window, server, camera):
+                if closable:
+                    closable.close()
     report.seconds = round(time.perf_counter() - start, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
     report.stage_ms = {k: round(statistics.median(v), 3) for k, v in history.items() if v}
@@ -162,30 +224,72 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
 
 @dataclass
 class PredictReport:
-    outputs: list[str]
+    """What ``predict`` wrote, for which input, and what it could not do and why."""
+
+    outputs: dict[str, str]  # input image -> output file
+    failed: dict[str, str]  # input -> why it was skipped
     stage_ms: dict[str, float]
     delegate: dict
 
 
+def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
+    """Image files named by files, folders and glob patterns, in order; and the specs that name none."""
+    files, failed = [], {}
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += found
+            if not found:
+                failed[spec] = f"folder {spec} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+        elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            failed[spec] = (f"{spec} is a video: predict takes still images; use "
+                            f"edgeseg webcam --source {spec} --output OUT.mp4")
+        elif path.is_file():
+            files.append(path)
+        elif matches := sorted(glob.glob(spec)):
+            files += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            failed[spec] = f"{spec} not found"
+    return list(dict.fromkeys(files)), failed
+
+
+def output_names(files: list[Path], suffix: str) -> list[str]:
+    """One output file name per input, unique even where inputs share a stem (``a/x.jpg``, ``b/x.jpg``)."""
+    names, seen = [], {}
+    for path in files:
+        base = f"{path.stem}_{suffix}"
+        seen[base] = seen.get(base, 0) + 1
+        names.append(f"{base}.png" if seen[base] == 1 else f"{base}-{seen[base]}.png")
+    return names
+
+
 def predict_images(images: list[str], options: SegmenterOptions, effect: Effect, out_dir: str | Path,
-                   background=None) -> PredictReport:
-    """Apply ``effect`` to still images; write PNGs (remove-bg: with an alpha channel) into ``out_dir``."""
+                   background=None, max_pixels: int = MAX_PIXELS) -> PredictReport:
+    """Apply ``effect`` to still images; write PNGs (remove-bg: with an alpha channel) into ``out_dir``.
+
+    Every readable image is processed; the rest are listed in ``failed`` with the reason.
+    """
+    from dataclasses import replace
+
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    options.running_mode = RunningMode.IMAGE
-    outputs, history = [], {k: [] for k in (*STAGES, "effect")}
-    with Segmenter(options) as segmenter:
+    files, failed = expand_inputs(images)
+    outputs, history = {}, {k: [] for k in (*STAGES, "effect")}
+    with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, video=False)
-        for spec in images:
-            with open_source(spec) as source:
-                for frame in source:
-                    result, timings = process(frame.image)
-                    for k in history:
-                        history[k].append(timings[k] * 1000)
-                    path = out_dir / f"{Path(frame.name).stem}_{effect.value}.png"
-                    with atomic_path(path) as tmp:
-                        if not cv2.imwrite(str(tmp), result):
-                            raise OSError(f"cannot write {path}")
-                    outputs.append(str(path))
+        for path, name in zip(files, output_names(files, Effect(effect).value)):
+            try:
+                image = read_image(path, max_pixels)
+            except ImageError as exc:
+                failed[str(path)] = str(exc)
+                continue
+            result, timings = process(image)
+            for k in history:
+                history[k].append(timings[k] * 1000)
+            target = out_dir / name
+            with atomic_path(target) as tmp:
+                if not cv2.imwrite(str(tmp), result):
+                    raise OSError(f"cannot write {target}")
+            outputs[str(path)] = str(target)
         delegate = segmenter.backend.details
-    return PredictReport(outputs, {k: round(statistics.median(v), 3) for k, v in history.items() if v}, delegate)
+    return PredictReport(outputs, failed, {k: round(statistics.median(v), 3) for k, v in history.items() if v}, delegate)

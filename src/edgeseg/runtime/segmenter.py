@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.runtime.backends import open_backend
 from edgeseg.contract import OutputKind
+from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve

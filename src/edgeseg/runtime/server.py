@@ -1,14 +1,24 @@
 """MJPEG stream and a small page, so a headless edge device can be watched from a phone.
 
-Binds 127.0.0.1 unless told otherwise, takes an optional access token (``?token=`` or
-``Authorization: Bearer``), serves only its own routes (``/``, ``/stream.mjpg``, ``/frame.jpg``), and
-never lets a client slow the pipeline: ``publish`` only swaps a reference; each client thread encodes
-the newest frame itself and skips any it was too slow to send.
+Security model: binds 127.0.0.1 unless told otherwise; any other address needs an access token (one is
+generated when none is given) unless ``allow_open`` is set; the token is accepted as ``?token=`` or
+``Authorization: Bearer`` and is never logged. Only its own routes are served (``/``, ``/stream.mjpg``,
+``/frame.jpg``). Limits: at most ``max_clients`` connections (more get 503), a read/write timeout on
+every connection, a listen backlog of 64.
+
+Clients never slow the pipeline: ``publish`` only swaps a reference; each frame is JPEG-encoded once,
+by the first client that wants it, and every client sends those same bytes, skipping frames it was
+too slow for.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
+import ipaddress
+import logging
+import secrets
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -16,26 +26,103 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
+log = logging.getLogger("edgeseg")
 PAGE = """<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edgeseg live</title><style>body{{margin:0;background:#111;color:#ddd;font:14px sans-serif;text-align:center}}
 img{{max-width:100vw;max-height:92vh}}</style></head><body>
 <img id="stream" src="/stream.mjpg{query}" alt="edgeseg stream"><div>edgeseg live</div></body></html>"""
 
 
+class ServeError(ValueError):
+    """A --serve address, port or token that cannot be used (the message names it)."""
+
+
+def parse_address(spec: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT`` for loopback) with a clear error for anything else."""
+    host, _, port = spec.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ServeError(f"--serve {spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080")
+    return host or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact(url: str) -> str:
+    """The URL with its token hidden, for logs and reports."""
+    return url.split("?token=")[0] + ("?token=…" if "?token=" in url else "")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # listen backlog: a burst of viewers connects at once
+
+    def __init__(self, address, handler, max_clients: int):
+        self.slots = threading.BoundedSemaphore(max_clients)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            try:  # over the cap: refuse at once, without a thread
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 class MjpegServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, quality: int = 80):
+    """Serve published frames as MJPEG.
+
+    Args:
+        host, port: where to listen (port 0: any free port).
+        token: access token; None on a non-loopback host generates one unless ``allow_open``.
+        quality: JPEG quality.
+        max_clients: simultaneous connections; more are answered 503.
+        timeout: seconds a connection may stay idle or blocked on a slow reader.
+        allow_open: serve a non-loopback address without a token (explicitly asked for).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, quality: int = 80,
+                 max_clients: int = 32, timeout: float = 10.0, allow_open: bool = False):
+        if token is not None and not token.strip():
+            raise ServeError("--token is empty: give a token, or pass --no-token to serve without one")
+        if token is None and not is_loopback(host) and not allow_open:
+            token = secrets.token_urlsafe(16)
+        if not 0 <= port <= 65535:
+            raise ServeError(f"port {port} is out of range: expected 0 to 65535")
         self.token = token
         self.quality = quality
         self._cond = threading.Condition()
+        self._encode_lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._seq = 0
+        self._jpeg: tuple[int, bytes | None] = (0, None)  # (seq, bytes) of the newest encoded frame
         self._closed = False
         self.frames_sent = 0
+        self.frames_encoded = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep the console for the HUD
+            def log_message(self, *args):  # keep the console for the HUD; URLs may hold the token
                 pass
+
+            def setup(self):
+                self.timeout = timeout  # socket timeout for reading the request and for every write
+                super().setup()
 
             def do_GET(self):
                 url = urlparse(self.path)
@@ -47,7 +134,7 @@ class MjpegServer:
                     query = f"?token={server.token}" if server.token else ""
                     return self._send(200, "text/html; charset=utf-8", PAGE.format(query=query).encode())
                 if url.path == "/frame.jpg":
-                    jpeg = server._wait_jpeg(-1)
+                    jpeg = server._next_jpeg(-1, timeout=2.0)[1]
                     return self._send(200, "image/jpeg", jpeg) if jpeg else self.send_error(503, "no frame yet")
                 self._stream()
 
@@ -74,23 +161,32 @@ class MjpegServer:
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
                         server.frames_sent += 1
-                except (BrokenPipeError, ConnectionResetError):
+                except (OSError, socket.timeout):  # gone, reset, or too slow to read: drop the client
                     pass
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        try:
+            self.httpd = _Server((host, port), Handler, max_clients)
+        except OverflowError:
+            raise ServeError(f"port {port} is out of range: expected 0 to 65535") from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(f"cannot serve on {host}:{port}: the port is in use; pick another with "
+                                 "--serve HOST:PORT (port 0 picks a free one)") from None
+            raise ServeError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="edgeseg-mjpeg", daemon=True)
 
     @property
     def url(self) -> str:
+        """The page's URL, token included: show it once, to the person who started the server."""
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
 
     def _authorized(self, header: str, query: dict) -> bool:
         if not self.token:
             return True
-        given = query.get("token", [""])[0] or header.removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        scheme, _, credentials = header.strip().partition(" ")
+        given = query.get("token", [""])[0] or (credentials.strip() if scheme.lower() == "bearer" else "")
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
 
     def start(self) -> "MjpegServer":
         self._thread.start()
@@ -103,17 +199,19 @@ class MjpegServer:
             self._frame, self._seq = frame, self._seq + 1
             self._cond.notify_all()
 
-    def _next_jpeg(self, seen: int, timeout: float = 1.0):
+    def _next_jpeg(self, seen: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
+        """The newest frame after ``seen`` as JPEG bytes, encoded once for all clients."""
         with self._cond:
             self._cond.wait_for(lambda: self._seq != seen or self._closed, timeout=timeout)
             if self._seq == seen or self._frame is None:
                 return seen, None
             frame, seq = self._frame, self._seq
-        ok, jpeg = cv2.imencode(".jpg", frame[..., :3], [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        return seq, jpeg.tobytes() if ok else None
-
-    def _wait_jpeg(self, seen: int) -> bytes | None:
-        return self._next_jpeg(seen, timeout=2.0)[1]
+        with self._encode_lock:
+            if self._jpeg[0] < seq:
+                ok, jpeg = cv2.imencode(".jpg", frame[..., :3], [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                self._jpeg = (seq, jpeg.tobytes() if ok else None)
+                self.frames_encoded += 1
+            return self._jpeg
 
     def close(self) -> None:
         with self._cond:

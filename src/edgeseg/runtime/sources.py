@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
 
 log = logging.getLogger("edgeseg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -45,25 +46,29 @@ def _is_live(spec: str) -> bool:
     return spec.isdigit() or spec.startswith("/dev/video") or "://" in spec
 
 
-def open_source(spec: str | int, reconnect_s: float = 10.0) -> "Source":
+STREAM_TIMEOUT_S = 10.0  # a stream URL that does not answer within this is reported as timed out
+
+
+def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MAX_PIXELS,
+                timeout_s: float = STREAM_TIMEOUT_S) -> "Source":
     """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder."""
     spec = str(spec)
     if _is_live(spec):
-        return LiveSource(spec, reconnect_s)
+        return LiveSource(spec, reconnect_s, timeout_s)
     path = Path(spec)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return ImageSource(files)
+        return ImageSource(files, max_pixels)
     if not path.exists():
         matches = sorted(glob.glob(spec))
         if matches:
-            return ImageSource([Path(m) for m in matches])
+            return ImageSource([Path(m) for m in matches], max_pixels)
         raise SourceError(f"source {spec!r} not found: give a camera index, a device, a video or image file, "
                           "a folder of images or a stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource([path])
+        return ImageSource([path], max_pixels)
     return VideoFileSource(path)
 
 
@@ -85,17 +90,22 @@ class Source:
 
 
 class ImageSource(Source):
-    def __init__(self, files: list[Path]):
-        self.files = files
+    """Image files in order; one that cannot be used is skipped with a warning and listed in ``failed``."""
+
+    def __init__(self, files: list[Path], max_pixels: int = MAX_PIXELS):
+        self.files, self.max_pixels = files, max_pixels
+        self.failed: list[tuple[str, str]] = []  # (path, why)
 
     def __iter__(self) -> Iterator[Frame]:
         for i, path in enumerate(self.files):
             t = time.perf_counter()
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                log.warning("skipping unreadable image %s", path)
+            try:
+                image = read_image(path, self.max_pixels)
+            except ImageError as exc:
+                log.warning("skipping %s", exc)
+                self.failed.append((str(path), str(exc)))
                 continue
-            yield Frame(image, i, time.perf_counter() - t, path.name)
+            yield Frame(image, i, time.perf_counter() - t, str(path))
 
 
 class VideoFileSource(Source):
@@ -105,6 +115,7 @@ class VideoFileSource(Source):
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {path} (not a video, or a codec OpenCV lacks)")
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self.expected = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))  # from the container; 0 when unknown
 
     def __iter__(self) -> Iterator[Frame]:
         i = 0
@@ -112,7 +123,11 @@ class VideoFileSource(Source):
             t = time.perf_counter()
             ok, image = self.cap.read()
             if not ok:
-                return  # end of file
+                # Containers estimate their length: a shortfall of a frame or two is not damage.
+                if self.expected and i < 0.98 * self.expected - 2:
+                    raise SourceError(f"video {self.path} ends after {i} of its {self.expected} frames: "
+                                      "the file is corrupt or truncated")
+                return
             yield Frame(image, i, time.perf_counter() - t, self.path.name)
             i += 1
 
@@ -129,9 +144,10 @@ class LiveSource(Source):
 
     live = True
 
-    def __init__(self, spec: str, reconnect_s: float = 10.0):
+    def __init__(self, spec: str, reconnect_s: float = 10.0, timeout_s: float = STREAM_TIMEOUT_S):
         self.spec = spec
         self.reconnect_s = reconnect_s
+        self.timeout_s = timeout_s
         self.cap = self._open()
         if self.cap is None:
             raise SourceError(self._open_error())
@@ -148,12 +164,19 @@ class LiveSource(Source):
         return int(self.spec) if self.spec.isdigit() else self.spec
 
     def _open(self):
+        start = time.monotonic()
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says what failed
         try:
-            cap = cv2.VideoCapture(self._target())
+            if "://" in self.spec:  # FFmpeg otherwise waits ~30 s on a server that never answers
+                ms = int(self.timeout_s * 1000)
+                cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG,
+                                       [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+            else:
+                cap = cv2.VideoCapture(self._target())
         finally:
             cv2.utils.logging.setLogLevel(level)
+            self._open_seconds = time.monotonic() - start
         if cap.isOpened():
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
             return cap
@@ -166,6 +189,8 @@ class LiveSource(Source):
             others = sorted(glob.glob("/dev/video*"))
             tried += [d for d in others if d != self.spec] or ["(no /dev/video* devices present)"]
             return no_camera_message(tried)
+        if self._open_seconds >= 0.9 * self.timeout_s:
+            return f"cannot open stream {self.spec}: it did not answer within {self.timeout_s:.0f} s (timed out)"
         return f"cannot open stream {self.spec} (unreachable, wrong URL, or a protocol OpenCV lacks)"
 
     def _reader(self) -> None:

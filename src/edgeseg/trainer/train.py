@@ -122,10 +122,8 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
 
 def _validate(config: TrainConfig) -> None:
     """Reject bad settings before any data is read."""
-    from edgeseg.trainer.models import check_model_name
-
     from edgeseg.trainer.losses import LOSSES
-    from edgeseg.trainer.models import UPSAMPLING
+    from edgeseg.trainer.models import UPSAMPLING, check_model_name
 
     check_model_name(config.model)
     if config.upsampling not in UPSAMPLING:

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeseg.contract import ArtifactMetadata, MetadataError
 
+
 class BackendError(RuntimeError):
     """A model file that cannot be loaded or run by its backend."""
 

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.contract import METADATA_KEY
-from edgeseg.runtime.backends.base import BackendError, ClosingBackend, TensorSpec, parse_metadata
+from edgeseg.runtime.backends.base import (
+    BackendError,
+    ClosingBackend,
+    TensorSpec,
+    parse_metadata,
+)
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
            "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
