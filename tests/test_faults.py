@@ -445,3 +445,27 @@ def test_the_token_is_shown_once_and_never_in_the_report(tmp_path):
     report = json.loads(result.stdout)
     assert "t0psecret" not in result.stdout and report["url"].endswith("?token=…")
     assert result.stderr.count("t0psecret") == 1
+
+
+def test_a_run_folder_is_a_model_and_other_folders_say_what_they_lack(tmp_path):
+    import json
+    import shutil
+
+    from edgeseg.runtime.packaged import packaged_model, resolve_model
+
+    run = tmp_path / "runs" / "pets"
+    (run / "export").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    shutil.copy(packaged_model("edge"), run / "export" / "unet_mobilenetv2_edge_fp32.tflite")
+    shutil.copy(packaged_model("edge"), run / "export" / "unet_mobilenetv2_edge_int8.tflite")
+    (run / "export" / "export_report.json").write_text(json.dumps({"artifacts": [
+        {"path": "unet_mobilenetv2_edge_int8.tflite", "passed": False},
+        {"path": "unet_mobilenetv2_edge_fp32.tflite", "passed": True}]}))
+    assert resolve_model(run).name == "unet_mobilenetv2_edge_fp32.tflite"  # the int8 one failed its check
+    result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "is a folder but not an edgeseg run" in " ".join(result.output.split())
+    (run / "run.json").write_text("{garbage")
+    from edgeseg.runs import RunFolder
+
+    with pytest.raises(ValueError, match="run.json is not valid JSON"):
+        RunFolder(run).training_data()

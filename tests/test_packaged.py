@@ -33,7 +33,7 @@ def test_predict_defaults_to_the_shipped_model(tmp_path):
     cv2.imwrite(str(tmp_path / "cat.jpg"), np.full((60, 80, 3), 120, np.uint8))
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "cat.jpg"), "--out", str(tmp_path / "out"), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["outputs"][0].endswith("cat_grayscale-bg.png")
+    assert json.loads(result.stdout)["outputs"][str(tmp_path / "cat.jpg")].endswith("cat_grayscale-bg.png")
 
 
 def test_missing_shipped_model_is_a_clear_error(tmp_path, monkeypatch):

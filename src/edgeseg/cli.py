@@ -337,6 +337,8 @@ def webcam(
                                   rich_help_panel=SERVE_PANEL),
     max_clients: int = typer.Option(32, min=1, help="Viewers served at once; more get 503.",
                                     rich_help_panel=SERVE_PANEL),
+    stream_fps: float = typer.Option(30.0, min=1.0, help="Frames per second the stream carries at most.",
+                                     rich_help_panel=SERVE_PANEL),
     window: Optional[bool] = typer.Option(None, "--window/--no-window", help="Show a window (default: if a display exists)."),
     virtual_cam: bool = typer.Option(False, "--virtual-cam", help="Send frames to a virtual camera (pyvirtualcam)."),
     hud: Optional[bool] = typer.Option(None, "--hud/--no-hud",
@@ -391,7 +393,7 @@ def webcam(
             report = run_pipeline(src, segmenter, PipelineOptions(
                 effect=effect, background=_background(background), hud=show if hud is None else hud, window=show,
                 output=str(output) if output else None, serve=serve, token=token, open_stream=no_token,
-                max_clients=max_clients, virtual_cam=virtual_cam, max_frames=max_frames), name=source)
+                max_clients=max_clients, stream_fps=stream_fps, virtual_cam=virtual_cam, max_frames=max_frames), name=source)
     except (BackendError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -478,8 +480,10 @@ def bench(
     from edgeseg.benchmarks.runner import BenchOptions, run_bench
 
     if data is None:
-        run_json = next((Path(m) / "run.json" for m in models if (Path(m) / "run.json").is_file()), None)
-        data = json.loads(run_json.read_text())["data"]["train"]["source"] if run_json else None
+        from edgeseg.runs import RunFolder
+
+        runs = [run for run in map(RunFolder.at, models) if run]
+        data = next((d for d in (run.training_data() for run in runs) if d), None)
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
                            foreground=_foreground(foreground), device=device)
     if threads:

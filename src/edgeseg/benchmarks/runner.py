@@ -11,7 +11,8 @@ from pathlib import Path
 
 from edgeseg.benchmarks.device import device_info
 from edgeseg.benchmarks.flops import compute_peak_gflops
-from edgeseg.contract import EXPORT_FORMATS, FORMATS, format_of
+from edgeseg.contract import format_of
+from edgeseg.runs import RunFolder
 
 SCHEMA_VERSION = 1
 
@@ -65,20 +66,13 @@ def collect_models(inputs: list[str]) -> list[ModelEntry]:
 
     entries: list[ModelEntry] = []
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = []
-            if (path / "model.keras").is_file():
-                found.append(_artifact_entry(path / "model.keras", path.name))
-            report = path / "export" / "export_report.json"
-            verdicts = {}
-            if report.is_file():
-                verdicts = {Path(a["path"]).name: a["passed"] for a in json.loads(report.read_text())["artifacts"]}
-            for name in EXPORT_FORMATS:
-                for artifact in sorted((path / "export").glob(f"*{FORMATS[name].suffix}")):
-                    found.append(_artifact_entry(artifact, path.name, verdicts))
+        run = RunFolder.at(item)
+        if run:
+            found = [_artifact_entry(run.model, run.path.name)] if run.model.is_file() else []
+            verdicts = run.export_verdicts()
+            found += [_artifact_entry(artifact, run.path.name, verdicts) for artifact in run.artifacts()]
             if not found:
-                raise FileNotFoundError(f"{path} holds no model.keras and no export/ artifacts")
+                raise FileNotFoundError(f"{run.path} holds no model.keras and no export/ artifacts")
             entries += found
         else:
             try:

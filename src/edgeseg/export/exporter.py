@@ -30,6 +30,7 @@ from edgeseg.export.base import (
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.validate import compare, keras_reference
 from edgeseg.io import atomic_write_bytes, atomic_write_text, temporary_directory
+from edgeseg.runs import RunFolder
 from edgeseg.trainer.data import DataError, load_split
 from edgeseg.trainer.macs import keras_macs
 
@@ -59,8 +60,10 @@ def _resolve_source(source: str | Path) -> tuple[Path, dict]:
     model_path = path / "model.keras" if path.is_dir() else path
     if not model_path.is_file():
         raise ExportError(f"model {model_path} not found; expected a run folder or a .keras file")
-    run_json = model_path.parent / "run.json"
-    return model_path, json.loads(run_json.read_text()) if run_json.is_file() else {}
+    try:
+        return model_path, RunFolder(model_path.parent).info()
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _check_writable(out: Path) -> None:

@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from edgeseg.runs import RunFolder
+
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -32,9 +34,15 @@ def packaged_model(name: str | None = None) -> Path:
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    """A model path: an existing file, else a shipped model's name or alias, else the shipped default."""
+    """A model path: an existing file, a run folder's best artifact, a shipped model's name or alias, or
+    (for None) the shipped default."""
     if model is None:
         return packaged_model()
+    run = RunFolder.at(model)
+    if run:
+        return run.runtime_model()
+    if Path(model).is_dir():
+        raise FileNotFoundError(f"{model} is a folder but not an edgeseg run (no model.keras, run.json or export/)")
     if Path(model).exists():
         return Path(model)
     try:

@@ -43,6 +43,7 @@ class PipelineOptions:
     token: str | None = None  # None: none on loopback, a generated one elsewhere (unless open_stream)
     open_stream: bool = False  # serve a non-loopback address without a token
     max_clients: int = 32
+    stream_fps: float = 30.0  # the stream carries at most this many frames a second
     virtual_cam: bool = False
     max_frames: int | None = None
 
@@ -165,7 +166,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     if options.serve:
         host, port = parse_address(options.serve)
         server = MjpegServer(host, port, options.token, max_clients=options.max_clients,
-                             allow_open=options.open_stream).start()
+                             allow_open=options.open_stream, max_fps=options.stream_fps).start()
         report.url = redact(server.url)
         announce(server.url)
     hud = options.hud

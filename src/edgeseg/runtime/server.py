@@ -6,9 +6,9 @@ generated when none is given) unless ``allow_open`` is set; the token is accepte
 ``/frame.jpg``). Limits: at most ``max_clients`` connections (more get 503), a read/write timeout on
 every connection, a listen backlog of 64.
 
-Clients never slow the pipeline: ``publish`` only swaps a reference; each frame is JPEG-encoded once,
-by the first client that wants it, and every client sends those same bytes, skipping frames it was
-too slow for.
+Clients barely slow the pipeline: ``publish`` only swaps a reference; a frame is JPEG-encoded once, by
+the first client that wants it, at most ``max_fps`` times a second, and every client sends those same
+bytes, skipping frames it was too slow for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import logging
 import secrets
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -94,10 +95,11 @@ class MjpegServer:
         max_clients: simultaneous connections; more are answered 503.
         timeout: seconds a connection may stay idle or blocked on a slow reader.
         allow_open: serve a non-loopback address without a token (explicitly asked for).
+        max_fps: frames per second the stream carries at most (the pipeline may run faster).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, quality: int = 80,
-                 max_clients: int = 32, timeout: float = 10.0, allow_open: bool = False):
+                 max_clients: int = 32, timeout: float = 10.0, allow_open: bool = False, max_fps: float = 30.0):
         if token is not None and not token.strip():
             raise ServeError("--token is empty: give a token, or pass --no-token to serve without one")
         if token is None and not is_loopback(host) and not allow_open:
@@ -110,7 +112,8 @@ class MjpegServer:
         self._encode_lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._seq = 0
-        self._jpeg: tuple[int, bytes | None] = (0, None)  # (seq, bytes) of the newest encoded frame
+        self._jpeg: tuple[int, bytes | None, float] = (0, None, 0.0)  # newest encoded: seq, bytes, when
+        self._interval = 1.0 / max_fps
         self._closed = False
         self.frames_sent = 0
         self.frames_encoded = 0
@@ -134,7 +137,7 @@ class MjpegServer:
                     query = f"?token={server.token}" if server.token else ""
                     return self._send(200, "text/html; charset=utf-8", PAGE.format(query=query).encode())
                 if url.path == "/frame.jpg":
-                    jpeg = server._next_jpeg(-1, timeout=2.0)[1]
+                    jpeg = server._next_jpeg(0, timeout=2.0)[1]
                     return self._send(200, "image/jpeg", jpeg) if jpeg else self.send_error(503, "no frame yet")
                 self._stream()
 
@@ -200,18 +203,31 @@ class MjpegServer:
             self._cond.notify_all()
 
     def _next_jpeg(self, seen: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
-        """The newest frame after ``seen`` as JPEG bytes, encoded once for all clients."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq != seen or self._closed, timeout=timeout)
-            if self._seq == seen or self._frame is None:
-                return seen, None
-            frame, seq = self._frame, self._seq
-        with self._encode_lock:
-            if self._jpeg[0] < seq:
-                ok, jpeg = cv2.imencode(".jpg", frame[..., :3], [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-                self._jpeg = (seq, jpeg.tobytes() if ok else None)
-                self.frames_encoded += 1
-            return self._jpeg
+        """A frame newer than ``seen`` as JPEG bytes: the shared encoding when there is one, else the newest
+        frame, encoded once for every client and no sooner than ``1 / max_fps`` after the last."""
+        deadline = time.monotonic() + timeout
+        while not self._closed:
+            with self._encode_lock:
+                seq, jpeg, encoded_at = self._jpeg
+                if seq > seen and jpeg is not None:
+                    return seq, jpeg
+                wait = encoded_at + self._interval - time.monotonic()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if wait > 0:
+                time.sleep(min(wait, remaining))
+                continue
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._seq > seq or self._closed, timeout=remaining):
+                    break
+                frame, newest = self._frame, self._seq
+            with self._encode_lock:
+                if self._jpeg[0] < newest:
+                    ok, buf = cv2.imencode(".jpg", frame[..., :3], [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                    self._jpeg = (newest, buf.tobytes() if ok else None, time.monotonic())
+                    self.frames_encoded += 1
+        return seen, None
 
     def close(self) -> None:
         with self._cond:

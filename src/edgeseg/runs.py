@@ -1,0 +1,76 @@
+"""A training run folder, as every stage reads it (no TensorFlow).
+
+``edgeseg train`` writes ``model.keras``, ``run.json`` and the rest; ``edgeseg export`` adds
+``export/`` with its artifacts and ``export_report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg.contract import EXPORT_FORMATS, FORMATS
+
+# Which exported artifact a run folder stands for at run time: the fastest that passed its check.
+RUNTIME_PREFERENCE = ("int8.tflite", "fp16.tflite", "fp32.tflite", "int8.onnx", "fp32.onnx")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> "RunFolder | None":
+        """The run folder at ``path``, or None when ``path`` is not one."""
+        p = Path(path)
+        if p.is_dir() and ((p / "model.keras").is_file() or (p / "run.json").is_file() or (p / "export").is_dir()):
+            return cls(p)
+        return None
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / "export"
+
+    def info(self) -> dict:
+        """run.json, or {} when the run has none; a damaged one is an error naming it."""
+        path = self.path / "run.json"
+        if not path.is_file():
+            return {}
+        try:
+            info = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); it was damaged, or is not edgeseg's") from None
+        return info if isinstance(info, dict) else {}
+
+    def training_data(self) -> str | None:
+        """The dataset the run was trained on (the absolute path recorded at training time)."""
+        info = self.info()
+        return info.get("data", {}).get("train", {}).get("source") or info.get("config", {}).get("data")
+
+    def export_verdicts(self) -> dict[str, bool]:
+        """{artifact file name: passed its export check} from export_report.json."""
+        report = self.export_dir / "export_report.json"
+        if not report.is_file():
+            return {}
+        return {Path(a["path"]).name: a["passed"] for a in json.loads(report.read_text()).get("artifacts", [])}
+
+    def artifacts(self) -> list[Path]:
+        """Exported model files in export/, format by format (failed ones live in export/failed/)."""
+        return [p for name in EXPORT_FORMATS for p in sorted(self.export_dir.glob(f"*{FORMATS[name].suffix}"))]
+
+    def runtime_model(self) -> Path:
+        """The file the runtime runs for this run: its best passing artifact, else model.keras."""
+        verdicts = self.export_verdicts()
+        passing = [p for p in self.artifacts() if verdicts.get(p.name, True)]
+        for ending in RUNTIME_PREFERENCE:
+            for p in passing:
+                if p.name.endswith(ending):
+                    return p
+        if self.model.is_file():
+            return self.model
+        raise FileNotFoundError(f"run folder {self.path} holds no exported model and no model.keras")
