@@ -454,6 +454,60 @@ def predict(
 
 
 @app.command()
+def label(
+    images: Path = typer.Argument(..., help="Folder of unlabelled images."),
+    out: Path = typer.Option(..., help="Dataset folder to write (rerunning resumes it)."),
+    model: ModelOpt = None,
+    foreground: ForegroundOpt = None,
+    teacher2: Optional[str] = typer.Option(
+        None, help="A second teacher: keep only images where both agree (see --min-agreement).",
+        rich_help_panel=MODEL_PANEL),
+    teacher2_foreground: Optional[str] = typer.Option(
+        None, help="--foreground for the second teacher.", rich_help_panel=MODEL_PANEL),
+    threads: ThreadsOpt = None,
+    flip: bool = typer.Option(False, "--flip", help="Average with the mirrored image (test-time augmentation)."),
+    scales: str = typer.Option("1", help="Image scales to average over, e.g. 0.75,1,1.25."),
+    layout: str = typer.Option("oxford", help="oxford (trimaps with a border band) or masks (images/ + masks/)."),
+    border_px: Optional[int] = typer.Option(None, min=1, help="Trimap band width (default: 3% of the longer side)."),
+    min_fg: float = typer.Option(0.03, min=0.0, max=1.0, help="Reject masks covering less of the image.",
+                                 rich_help_panel="Filters"),
+    max_fg: float = typer.Option(0.97, min=0.0, max=1.0, help="Reject masks covering more of the image.",
+                                 rich_help_panel="Filters"),
+    min_largest: float = typer.Option(0.8, min=0.0, max=1.0, help="Reject masks whose largest part holds less of "
+                                      "the foreground.", rich_help_panel="Filters"),
+    min_agreement: float = typer.Option(0.6, min=0.0, max=1.0, help="With two teachers: reject below this mask "
+                                        "IoU.", rich_help_panel="Filters"),
+    as_json: JsonOpt = False,
+):
+    """Label a folder of images with a teacher model, for training a smaller one (distillation).
+
+    Example: edgeseg label photos/ --out data/my-pets --model big.tflite --foreground 8,12 --flip
+    """
+    from edgeseg.runtime.backends import BackendError
+    from edgeseg.trainer.label import LabelOptions, label_folder
+
+    teachers = [_segmenter_options(model, "image", None, foreground, threads=threads)]
+    if teacher2:
+        teachers.append(_segmenter_options(teacher2, "image", None, teacher2_foreground, threads=threads))
+    try:
+        options = LabelOptions(teachers, flip=flip, scales=tuple(float(s) for s in _split_list(scales)), layout=layout,
+                               border_px=border_px, min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
+                               min_agreement=min_agreement)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        report = label_folder(images, out, options, progress=not as_json)
+    except (BackendError, FileNotFoundError, ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    reasons = ", ".join(f"{n} {r}" for r, n in report.reasons().items()) or "none"
+    console.print(f"kept {len(report.kept)}, rejected {len(report.rejected)} ({reasons}); "
+                  f"{report.resumed} decided by an earlier run; dataset: {out}", soft_wrap=True)
+
+
+@app.command()
 def bench(
     models: list[str] = typer.Argument(..., help="Run folders and model files; or 'report' then result files."),
     data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),

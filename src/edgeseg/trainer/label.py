@@ -1,0 +1,256 @@
+"""``edgeseg label``: auto-annotation, so a big model's masks can train a small one.
+
+Runs one teacher (or two, with an agreement filter) over a folder of unlabelled images through the
+runtime, with optional flip and multi-scale test-time augmentation, filters the masks a good
+pseudo-labelled set should not contain, and writes a dataset ``edgeseg train --data`` reads: the Oxford
+layout (trimaps with a border band) or ``images/`` + ``masks/``. Every file is written atomically; a
+rerun skips the images already decided. Needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.io import atomic_path, atomic_write_text
+from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
+from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+
+LAYOUTS = ("oxford", "masks")
+SUMMARY = "label_summary.json"
+BAND_FRACTION = 0.0306  # border band / longer side: the median of real Oxford-IIIT Pet trimaps
+
+
+@dataclass
+class LabelOptions:
+    """How to label and what to keep.
+
+    Args:
+        teachers: one or two teacher settings (model and, for third-party models, foreground classes).
+        flip: average each teacher's probability with that of the mirrored image.
+        scales: image scales to average over (1.0 alone: no multi-scale).
+        layout: "oxford" (trimaps with a border band) or "masks" (binary 0/255 masks).
+        border_px: the trimap band's width; None: 3.06% of the longer side, at least 3 px.
+        min_fg, max_fg: the foreground's share of the image must lie in this range.
+        min_largest: the largest connected component's share of the foreground.
+        min_agreement: IoU of the two teachers' masks (with two teachers).
+        test_fraction: share of kept images listed in the test split (by a hash of the name: stable).
+        max_pixels: refuse larger images before decoding them.
+    """
+
+    teachers: list[SegmenterOptions]
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    layout: str = "oxford"
+    border_px: int | None = None
+    min_fg: float = 0.03
+    max_fg: float = 0.97
+    min_largest: float = 0.8
+    min_agreement: float = 0.6
+    test_fraction: float = 0.1
+    max_pixels: int = MAX_PIXELS
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, received {self.layout!r}")
+        if not 1 <= len(self.teachers) <= 2:
+            raise ValueError(f"label takes one or two teachers, received {len(self.teachers)}")
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise ValueError(f"scales must be positive, received {self.scales}")
+
+
+@dataclass
+class LabelReport:
+    """What a labelling run kept and rejected, and why."""
+
+    out: str
+    kept: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # image name -> reason
+    resumed: int = 0  # images decided by an earlier run and skipped now
+
+    def reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for reason in self.rejected.values():
+            key = reason.split(":")[0]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "kept_count": len(self.kept), "rejected_count": len(self.rejected),
+                "reasons": self.reasons()}
+
+
+def teacher_probability(segmenter: Segmenter, image: np.ndarray, flip: bool, scales: Iterable[float]) -> np.ndarray:
+    """The teacher's foreground probability at the image's size, averaged over flips and scales."""
+    h, w = image.shape[:2]
+    total = np.zeros((h, w), np.float32)
+    count = 0
+    for s in scales:
+        scaled = image if s == 1.0 else cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                                                   interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        for mirrored in (False, True) if flip else (False,):
+            p = segmenter.segment(scaled[:, ::-1].copy() if mirrored else scaled)
+            p = p[:, ::-1] if mirrored else p
+            total += p if s == 1.0 else cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+            count += 1
+    return total / count
+
+
+def clean_mask(mask: np.ndarray) -> np.ndarray:
+    """Drop foreground specks under 0.1% of the image and fill enclosed holes under 0.2%."""
+    area = mask.size
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= 0.001 * area
+    mask = keep[labels]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    h, w = mask.shape
+    for i in range(1, n):
+        x, y, bw, bh, size = stats[i]
+        touches_edge = x == 0 or y == 0 or x + bw == w or y + bh == h
+        if not touches_edge and size < 0.002 * area:
+            mask[labels == i] = True
+    return mask
+
+
+def largest_share(mask: np.ndarray) -> float:
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return 0.0
+    return float(stats[1:, cv2.CC_STAT_AREA].max() / stats[1:, cv2.CC_STAT_AREA].sum())
+
+
+def trimap(mask: np.ndarray, band_px: int) -> np.ndarray:
+    """Oxford trimap (1 pet, 2 background, 3 border) with a band of ``band_px`` centred on the outline."""
+    half = band_px / 2
+    m = mask.astype(np.uint8)
+    inside = cv2.distanceTransform(m, cv2.DIST_L2, 5)  # to the nearest background pixel
+    outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5)  # to the nearest pet pixel
+    out = np.full(mask.shape, 2, np.uint8)
+    out[mask] = 1
+    out[(mask & (inside <= half)) | (~mask & (outside <= half))] = 3
+    return out
+
+
+def _decide(probs: list[np.ndarray], options: LabelOptions) -> tuple[np.ndarray | None, str]:
+    masks = [clean_mask(p >= 0.5) for p in probs]
+    if len(masks) == 2:
+        inter, union = np.count_nonzero(masks[0] & masks[1]), np.count_nonzero(masks[0] | masks[1])
+        agreement = inter / union if union else 1.0
+        if agreement < options.min_agreement:
+            return None, f"teachers disagree: IoU {agreement:.2f} < {options.min_agreement}"
+    mask = clean_mask(np.mean(probs, axis=0) >= 0.5)
+    share = np.count_nonzero(mask) / mask.size
+    if share < options.min_fg:
+        return None, f"too little foreground: {share:.1%} < {options.min_fg:.0%}"
+    if share > options.max_fg:
+        return None, f"too much foreground: {share:.1%} > {options.max_fg:.0%}"
+    largest = largest_share(mask)
+    if largest < options.min_largest:
+        return None, f"fragmented: largest component {largest:.0%} of the foreground < {options.min_largest:.0%}"
+    return mask, ""
+
+
+def _write(name: str, source: Path, image: np.ndarray, mask: np.ndarray, out: Path, options: LabelOptions) -> None:
+    if options.layout == "oxford":
+        image_path = out / "images" / f"{name}.jpg"
+        label_path, label = out / "annotations" / "trimaps" / f"{name}.png", None
+        band = options.border_px or max(3, round(BAND_FRACTION * max(mask.shape)))
+        label = trimap(mask, band)
+    else:
+        image_path = out / "images" / f"{name}{source.suffix.lower()}"
+        label_path, label = out / "masks" / f"{name}.png", mask.astype(np.uint8) * 255
+    with atomic_path(image_path) as tmp:
+        if source.suffix.lower() == image_path.suffix:
+            shutil.copyfile(source, tmp)  # the original bytes
+        elif not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+            raise OSError(f"cannot write {image_path}")
+    with atomic_path(label_path) as tmp:  # last: a label on disk means its image is there too
+        if not cv2.imwrite(str(tmp), label):
+            raise OSError(f"cannot write {label_path}")
+
+
+def _in_test(name: str, fraction: float) -> bool:
+    return zlib.crc32(name.encode()) % 1000 < fraction * 1000
+
+
+def _write_lists(report: LabelReport, out: Path, options: LabelOptions) -> None:
+    if options.layout == "oxford":
+        kept = sorted(report.kept)
+        for split, names in (("test", [n for n in kept if _in_test(n, options.test_fraction)]),
+                             ("trainval", [n for n in kept if not _in_test(n, options.test_fraction)])):
+            atomic_write_text(out / "annotations" / f"{split}.txt", "".join(f"{n} 0 0 0\n" for n in names))
+    summary = {**report.to_dict(), "options": {k: v for k, v in asdict(options).items() if k != "teachers"},
+               "teachers": [str(t.model) for t in options.teachers]}
+    atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2))
+
+
+def _previous(out: Path) -> dict[str, str]:
+    """Images an earlier run rejected, and why."""
+    path = out / SUMMARY
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()).get("rejected", {}))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return {}  # damaged: decide those images again
+
+
+def label_folder(images: str | Path, out: str | Path, options: LabelOptions, progress: bool = True,
+                 save_every: int = 50) -> LabelReport:
+    """Label every image in ``images`` into the dataset folder ``out``; rerunning resumes."""
+    images, out = Path(images), Path(out)
+    if not images.is_dir():
+        raise FileNotFoundError(f"image folder {images} not found")
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    names = [p.stem for p in files]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{images} has images that share a name with different suffixes; rename them first")
+    report = LabelReport(str(out))
+    rejected = _previous(out)
+    label_dir = out / ("annotations/trimaps" if options.layout == "oxford" else "masks")
+    report.kept = [n for n in names if (label_dir / f"{n}.png").is_file()]  # written whole, or not at all
+    report.rejected = {n: r for n, r in rejected.items() if n in names and n not in report.kept}
+    done = set(report.kept) | set(report.rejected)
+    report.resumed = len(done)
+    todo = [p for p in files if p.stem not in done]
+    # The raw probability (no soft threshold): the masks are cut at 0.5 after averaging.
+    segmenters = [Segmenter(replace(t, running_mode=RunningMode.IMAGE, threshold=0.5, softness=0.5))
+                  for t in options.teachers]
+    try:
+        items = todo
+        if progress:
+            from rich.progress import track
+
+            items = track(todo, description=f"Labelling {len(todo)} images")
+        for i, path in enumerate(items, start=1):
+            try:
+                image = read_image(path, options.max_pixels)
+            except ImageError as exc:
+                report.rejected[path.stem] = f"unreadable: {exc}"
+                continue
+            probs = [teacher_probability(s, image, options.flip, options.scales) for s in segmenters]
+            mask, why = _decide(probs, options)
+            if mask is None:
+                report.rejected[path.stem] = why
+            else:
+                _write(path.stem, path, image, mask, out, options)
+                report.kept.append(path.stem)
+            if i % save_every == 0:
+                _write_lists(report, out, options)
+    finally:
+        for s in segmenters:
+            s.close()
+        if report.kept or report.rejected:
+            _write_lists(report, out, options)
+    return report

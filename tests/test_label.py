@@ -1,0 +1,100 @@
+"""edgeseg label: a teacher the test builds (brightness as the foreground score) labels a tiny folder."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeseg.cli import app
+from edgeseg.trainer.data import load_folder
+from tests.helpers import synthetic_sample
+
+onnx = pytest.importorskip("onnx")
+runner = CliRunner()
+SIZE = 32
+
+
+def brightness_teacher(path, invert: bool = False):
+    """A 2-class ONNX 'segmenter' without metadata (so it takes 0-1 floats): foreground score =
+    (mean channel value - 0.5) * 25, negated if ``invert``."""
+    from onnx import TensorProto, helper
+
+    sign = -25.0 if invert else 25.0
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=[3], keepdims=1),
+        helper.make_node("Sub", ["m", "half"], ["d"]),
+        helper.make_node("Mul", ["d", "s"], ["fg"]),
+        helper.make_node("Neg", ["fg"], ["bg"]),
+        helper.make_node("Concat", ["bg", "fg"], ["y"], axis=3),
+    ]
+    graph = helper.make_graph(
+        nodes, "teacher", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, SIZE, SIZE, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, SIZE, SIZE, 2])],
+        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]), helper.make_tensor("s", TensorProto.FLOAT, [], [sign])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        image, _ = synthetic_sample(rng, 96)
+        cv2.imwrite(str(folder / f"pet{i}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(folder / "empty.png"), np.full((96, 96, 3), 20, np.uint8))  # no foreground
+    cv2.imwrite(str(folder / "full.png"), np.full((96, 96, 3), 230, np.uint8))  # all foreground
+    split = np.full((96, 96, 3), 20, np.uint8)
+    cv2.circle(split, (24, 48), 14, (230, 230, 230), -1)
+    cv2.circle(split, (72, 48), 14, (230, 230, 230), -1)
+    cv2.imwrite(str(folder / "two.png"), split)  # two equal blobs: fragmented
+    cv2.imwrite(str(folder / "broken.jpg"), np.zeros((4, 4, 3), np.uint8))
+    (folder / "broken.jpg").write_bytes((folder / "broken.jpg").read_bytes()[:20])  # truncated
+    return folder
+
+
+def test_label_writes_an_oxford_dataset_train_can_read_and_resumes(photos, tmp_path):
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    out = tmp_path / "dataset"
+    args = ["label", str(photos), "--out", str(out), "--model", str(teacher), "--foreground", "1", "--flip",
+            "--scales", "0.75,1", "--border-px", "5", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sorted(report["kept"]) == [f"pet{i}" for i in range(6)]
+    assert set(report["rejected"]) == {"empty", "full", "two", "broken"}
+    assert report["reasons"] == {"too little foreground": 1, "too much foreground": 1, "fragmented": 1,
+                                 "unreadable": 1}
+    trimap = cv2.imread(str(out / "annotations" / "trimaps" / "pet0.png"), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(trimap)) == {1, 2, 3} and trimap.shape == (96, 96)
+    band = np.count_nonzero(trimap == 3) / np.count_nonzero(trimap != 2)
+    assert 0.1 < band < 0.9  # a band around the outline, not everything
+    assert (out / "images" / "pet0.jpg").read_bytes() == (photos / "pet0.jpg").read_bytes()  # original bytes
+    lists = [(out / "annotations" / f).read_text().split() for f in ("trainval.txt", "test.txt")]
+    assert sum(len(words) for words in lists) == 6 * 4
+    train = load_folder(out, "train", 32, val_fraction=0.0, progress=False)  # what edgeseg train reads
+    assert len(train) == len(lists[0]) // 4 and set(np.unique(train.masks)) == {0, 1, 2}
+
+    stamp = (out / "annotations" / "trimaps" / "pet0.png").stat().st_mtime_ns
+    again = json.loads(runner.invoke(app, args).stdout)  # the same command again
+    assert again["resumed"] == 10 and sorted(again["kept"]) == sorted(report["kept"])
+    assert (out / "annotations" / "trimaps" / "pet0.png").stat().st_mtime_ns == stamp  # not redone
+
+
+def test_label_masks_layout_and_two_teacher_agreement(photos, tmp_path):
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    contrary = brightness_teacher(tmp_path / "contrary.onnx", invert=True)
+    out = tmp_path / "masks"
+    result = runner.invoke(app, ["label", str(photos), "--out", str(out), "--model", str(teacher), "--foreground", "1",
+                                 "--layout", "masks", "--json"])
+    assert result.exit_code == 0, result.output
+    mask = cv2.imread(str(out / "masks" / "pet1.png"), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(mask)) == {0, 255}
+    result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "agree"), "--model", str(teacher),
+                                 "--foreground", "1", "--teacher2", str(contrary), "--teacher2-foreground", "1",
+                                 "--json"])
+    report = json.loads(result.stdout)
+    assert not report["kept"] and report["reasons"]["teachers disagree"] >= 6
