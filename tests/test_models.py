@@ -97,3 +97,9 @@ def test_dice_term_scores_the_pet_and_ignores_the_border():
     pet_missed = perfect.copy()
     pet_missed[:, :, :2] = np.eye(3, dtype=np.float32)[1] * 30
     assert float(loss(labels, pet_missed)) > float(ce_only(labels, pet_missed)) + 0.3
+
+
+def test_the_cli_lists_every_model_without_importing_keras():
+    from edgeseg.trainer.model_names import MODEL_NAMES
+
+    assert tuple(MODELS) == MODEL_NAMES

@@ -12,21 +12,38 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.image_io import MAX_PIXELS
+from edgeseg.trainer.model_names import MODEL_NAMES
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP_OPTIONS)
 console = Console()
 if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
     console = Console(width=160)
 err = Console(stderr=True, soft_wrap=True)  # no hard wraps inside file names
 
 
+def _version(value: bool) -> None:
+    if value:
+        from edgeseg import __version__
+
+        typer.echo(f"edgeseg {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details.")):
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug details and the libraries' own logs."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    from edgeseg.quiet import set_quiet
+
+    set_quiet(not verbose)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err, show_time=False, show_path=False)], force=True)
 
@@ -74,33 +91,51 @@ def mask_table(title: str, rows: dict[str, dict]) -> Table:
 
 @app.command()
 def train(
-    model: str = typer.Option("unet_mobilenetv2", help="Model name (see edgeseg.trainer.models.MODELS)."),
-    data: str = typer.Option("oxford_iiit_pet", help="'oxford_iiit_pet' (tfds) or a dataset folder."),
-    out: Path = typer.Option(Path("runs/unet_mobilenetv2"), help="Run folder."),
-    epochs: int = typer.Option(20, min=1),
-    batch_size: int = typer.Option(32, min=1),
-    img_size: int = typer.Option(128, min=32, help="Square input side, a multiple of 32."),
-    encoder_weights: str = typer.Option("imagenet", help="'imagenet', 'none' or a .weights.h5 path."),
-    alpha: float = typer.Option(1.0, help="Encoder width multiplier."),
-    fine_tune: int = typer.Option(0, min=0, help="Unfreeze the top N encoder blocks."),
-    dropout: float = typer.Option(0.0, min=0.0, max=0.9),
-    upsampling: str = typer.Option("transpose", help="Decoder upsampling: transpose (the tutorial) or bilinear."),
-    loss: str = typer.Option("ce", help="ce (cross-entropy) or ce+dice (adds Dice on the pet, border ignored)."),
-    learning_rate: float = typer.Option(1e-3, "--lr"),
-    lr_schedule: str = typer.Option("constant", help="constant or cosine."),
-    class_weights: str = typer.Option("none", help="none, balanced, or weights like 2,1,2 (pet,bg,border)."),
-    augment: bool = typer.Option(True, "--augment/--no-augment"),
-    early_stopping: int = typer.Option(5, min=0, help="Patience in epochs; 0 disables."),
-    mixed_precision: bool = typer.Option(False, "--mixed-precision"),
-    strategy: str = typer.Option("auto", help="auto, default, mirrored or multiworker (TF_CONFIG)."),
-    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5),
-    seed: int = 0,
-    limit: Optional[int] = typer.Option(None, help="At most this many images per split."),
-    data_dir: Optional[str] = typer.Option(None, help="tfds data_dir."),
-    init_from: Optional[Path] = typer.Option(None, help="Start from this .keras model's weights (e.g. to fine-tune)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run in --out."),
+    model: str = typer.Option("unet_mobilenetv2", help=f"Architecture: {', '.join(MODEL_NAMES)}.",
+                              rich_help_panel="Model"),
+    data: str = typer.Option("oxford_iiit_pet", help="'oxford_iiit_pet' (tfds download) or a dataset folder "
+                             "(Oxford layout, or images/ + masks/)."),
+    out: Path = typer.Option(Path("runs/unet_mobilenetv2"), help="Run folder (rerun the same command to resume)."),
+    epochs: int = typer.Option(20, min=1, help="Epochs (at most; see --early-stopping).", rich_help_panel="Schedule"),
+    batch_size: int = typer.Option(32, min=1, help="Images per step (over all devices).", rich_help_panel="Schedule"),
+    img_size: int = typer.Option(128, min=32, help="Square input side, a multiple of 32.", rich_help_panel="Model"),
+    encoder_weights: str = typer.Option(
+        "imagenet", help="'imagenet' (downloads), 'none', or a local .weights.h5 (offline).", rich_help_panel="Model"),
+    alpha: float = typer.Option(1.0, help="Encoder width multiplier.", rich_help_panel="Model"),
+    fine_tune: int = typer.Option(0, min=0, help="Unfreeze the top N encoder blocks.", rich_help_panel="Model"),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout inside each decoder block.",
+                                  rich_help_panel="Model"),
+    upsampling: str = typer.Option("transpose", help="Decoder upsampling: transpose (the tutorial) or bilinear "
+                                   "(resize + conv: no checkerboard).", rich_help_panel="Model"),
+    loss: str = typer.Option("ce", help="ce (cross-entropy) or ce+dice (adds Dice on the pet, border ignored).",
+                             rich_help_panel="Schedule"),
+    learning_rate: float = typer.Option(1e-3, "--lr", help="Adam learning rate.", rich_help_panel="Schedule"),
+    lr_schedule: str = typer.Option("constant", help="constant or cosine.", rich_help_panel="Schedule"),
+    class_weights: str = typer.Option("none", help="none, balanced, or weights like 2,1,2 (pet,bg,border).",
+                                      rich_help_panel="Schedule"),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random crops, flips and colour jitter.",
+                                 rich_help_panel="Data"),
+    early_stopping: int = typer.Option(5, min=0, help="Stop after this many epochs without a better val pet IoU; "
+                                       "0 disables.", rich_help_panel="Schedule"),
+    mixed_precision: bool = typer.Option(False, "--mixed-precision", help="float16 compute (GPUs).",
+                                         rich_help_panel="Devices"),
+    strategy: str = typer.Option("auto", help="auto, default, mirrored or multiworker (TF_CONFIG).",
+                                 rich_help_panel="Devices"),
+    val_fraction: float = typer.Option(0.1, min=0.0, max=0.5, help="Share of trainval held out for validation.",
+                                       rich_help_panel="Data"),
+    seed: int = typer.Option(0, help="Seed of the split, the shuffling and the initial weights.",
+                             rich_help_panel="Data"),
+    limit: Optional[int] = typer.Option(None, help="At most this many images per split (quick runs).",
+                                        rich_help_panel="Data"),
+    data_dir: Optional[str] = typer.Option(None, help="Where tfds keeps its datasets.", rich_help_panel="Data"),
+    init_from: Optional[Path] = typer.Option(None, help="Start from this .keras model's weights (e.g. to fine-tune).",
+                                             rich_help_panel="Model"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished or damaged run in --out."),
 ):
-    """Train a segmentation model; run the same command again to resume an interrupted run."""
+    """Train a segmentation model; run the same command again to resume an interrupted run.
+
+    Example: edgeseg train --data oxford_iiit_pet --out runs/pets
+    """
     _need_train_extra()
     from edgeseg.trainer.backup import BackupError
     from edgeseg.trainer.data import DataError
@@ -445,8 +480,9 @@ def predict(
     else:
         for output in report.outputs.values():
             console.print(output, soft_wrap=True)
-        console.print(f"{len(report.outputs)} images written to {out}; median ms: "
-                      + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()), soft_wrap=True)
+        if report.outputs:
+            console.print(f"{len(report.outputs)} images written to {out}; median ms: "
+                          + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()), soft_wrap=True)
         for name, why in report.failed.items():
             err.print(f"[yellow]skipped[/] {escape(why)}")
     if report.failed:
@@ -507,48 +543,79 @@ def label(
                   f"{report.resumed} decided by an earlier run; dataset: {out}", soft_wrap=True)
 
 
-@app.command()
+class _DefaultRun(TyperGroup):
+    """``edgeseg bench MODELS...`` runs; ``edgeseg bench report FILES...`` merges results."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in HELP_OPTIONS["help_option_names"]:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(cls=_DefaultRun, context_settings=HELP_OPTIONS, no_args_is_help=True,
+                        help="Latency, memory and accuracy of every backend: bench MODELS..., or bench report FILES...")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("run")
 def bench(
-    models: list[str] = typer.Argument(..., help="Run folders and model files; or 'report' then result files."),
+    models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names (tutorial, edge)."),
     data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
     threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and all cores)."),
-    warmup: int = typer.Option(10, min=0),
+    warmup: int = typer.Option(10, min=0, help="Untimed runs first."),
     runs: int = typer.Option(50, min=1, help="Timed runs (at least)."),
     min_seconds: float = typer.Option(0.0, min=0.0, help="Keep timing for at least this long."),
     eval_size: int = typer.Option(100, min=1, help="Test images for accuracy."),
-    foreground: Optional[str] = typer.Option(None, help="Foreground classes of a third-party class model, with optional weights, e.g. 8,12."),
+    foreground: Optional[str] = typer.Option(
+        None, help="Foreground classes of a third-party class model, with optional weights, e.g. 8,12."),
     device: Optional[str] = typer.Option(None, help="Device name recorded in the results."),
-    out: Optional[Path] = typer.Option(None, help="Results JSON (bench) or report folder (bench report)."),
+    out: Optional[Path] = typer.Option(None, help="Write the results JSON here."),
+    as_json: JsonOpt = False,
 ):
-    """Benchmark models (every backend, precision and thread count), or merge results: bench report FILES."""
-    if models[0] == "report":
-        from edgeseg.benchmarks.report import ResultsError, write_report
+    """Benchmark models: every backend, precision and thread count, each in its own process.
 
-        try:
-            written = write_report(models[1:], out or Path("benchmarks/report"))
-        except ResultsError as exc:
-            raise fail(str(exc)) from None
-        for path in written:
-            console.print(str(path))
-        return
+    Example: edgeseg bench tutorial edge --out results/my-laptop.json
+    """
     from edgeseg.benchmarks.runner import BenchOptions, run_bench
 
     if data is None:
         from edgeseg.runs import RunFolder
 
-        runs = [run for run in map(RunFolder.at, models) if run]
-        data = next((d for d in (run.training_data() for run in runs) if d), None)
+        found = [run for run in map(RunFolder.at, models) if run]
+        data = next((d for d in (run.training_data() for run in found) if d), None)
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
                            foreground=_foreground(foreground), device=device)
     if threads:
         options.threads = [int(t) for t in _split_list(threads)]
     try:
-        result = run_bench(models, options)
-    except FileNotFoundError as exc:
+        result = run_bench(models, options, progress=not as_json)
+    except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     if out:
         atomic_write_text(out, json.dumps(result, indent=2))
-    console.print(bench_table(result))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(bench_table(result))
+
+
+@bench_app.command("report")
+def bench_report(
+    results: list[Path] = typer.Argument(..., help="Result files written by edgeseg bench --out."),
+    out: Path = typer.Option(..., help="Folder for the merged table (README.md) and charts."),
+):
+    """Merge result files from several devices into one table and charts.
+
+    Example: edgeseg bench report results/*.json --out report/
+    """
+    from edgeseg.benchmarks.report import ResultsError, write_report
+
+    try:
+        written = write_report([str(r) for r in results], out)
+    except ResultsError as exc:
+        raise fail(str(exc)) from None
+    for path in written:
+        console.print(str(path), soft_wrap=True)
 
 
 def bench_table(result: dict) -> Table:
@@ -566,4 +633,21 @@ def bench_table(result: dict) -> Table:
 
 
 def main() -> None:
-    app()
+    """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line."""
+    try:  # typer vendors click from 0.26 on
+        from typer._click import exceptions as click_errors
+    except ImportError:
+        from click import exceptions as click_errors
+
+    try:
+        code = app(standalone_mode=False)  # a typer.Exit comes back as its exit code
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "edgeseg"
+        err.print(f"[bold red]error:[/] {escape(exc.format_message())} (see: {command} --help)")
+        raise SystemExit(2) from None
+    except click_errors.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click_errors.Abort:
+        err.print("[bold red]error:[/] aborted")
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -60,7 +60,8 @@ def _save(fig, path: Path) -> None:
 
 
 def charts(results: list[dict], out: Path) -> list[Path]:
-    """latency.png: p50 per model and device (each device at its most threads); accuracy.png: fg IoU vs latency."""
+    """latency.png: p50 per model and device (each device at its most threads, said in the legend);
+    accuracy.png: fg IoU vs latency, only when some row has an accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +81,8 @@ def charts(results: list[dict], out: Path) -> list[Path]:
         name = doc["device"]["name"]
         ys = [j + i * height for j, m in enumerate(models) if (name, m) in best]
         xs = [best[(name, m)]["latency_ms"]["p50"] for m in models if (name, m) in best]
-        ax.barh(ys, xs, height=height, label=name)
+        top = max(r["threads"] for r in doc["rows"])
+        ax.barh(ys, xs, height=height, label=f"{name} ({top} threads)")
     ax.set_yticks([j + 0.4 - height / 2 for j in range(len(models))], models)
     ax.set_xlabel("p50 latency, ms (lower is better)")
     ax.set_xscale("log")
@@ -88,6 +90,8 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.legend()
     ax.invert_yaxis()
     _save(fig, out / "latency.png")
+    if not any(r.get("fg_iou_256", r.get("fg_iou")) is not None for r in best.values()):
+        return [out / "latency.png"]  # no accuracy was measured: no empty chart
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
     colors = plt.get_cmap("tab20")
@@ -118,6 +122,7 @@ def write_report(paths: list[str | Path], out: str | Path) -> list[Path]:
         raise ResultsError("no result files given")
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results)
-    atomic_write_text(out / "README.md", "# edgeseg benchmarks\n\n" + table
-                      + "\n![latency](latency.png)\n\n![accuracy vs latency](accuracy.png)\n")
-    return [out / "README.md", *charts(results, out)]
+    written = charts(results, out)
+    images = "".join(f"\n![{p.stem}]({p.name})\n" for p in written)
+    atomic_write_text(out / "README.md", "# edgeseg benchmarks\n\n" + table + images)
+    return [out / "README.md", *written]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.contract import METADATA_KEY
+from edgeseg.quiet import native_stderr_silenced
 from edgeseg.runtime.backends.base import (
     BackendError,
     ClosingBackend,
@@ -70,9 +71,10 @@ class LiteRTBackend(ClosingBackend):
         errors = []
         for kind in order:
             try:
-                self._interp = interpreter.Interpreter(
-                    model_content=content, num_threads=threads, experimental_op_resolver_type=resolvers[kind])
-                self._interp.allocate_tensors()
+                with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+                    self._interp = interpreter.Interpreter(
+                        model_content=content, num_threads=threads, experimental_op_resolver_type=resolvers[kind])
+                    self._interp.allocate_tensors()
                 break
             except (ValueError, RuntimeError) as exc:
                 errors.append(f"{kind}: {exc}")

@@ -1,0 +1,65 @@
+"""The command line as a new user meets it: help on every option, --version, -h, one error format."""
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from edgeseg import __version__
+from edgeseg.cli import app
+
+runner = CliRunner()
+
+
+def _commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_option_of_every_command_has_help():
+    root = typer.main.get_command(app)
+    missing = [f"{' '.join(path)} {param.name}" for path, command in _commands(root)
+               for param in command.params if not getattr(param, "help", None)]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("args", [["--version"], ["-h"], ["bench", "-h"], ["bench", "report", "-h"], ["label", "-h"]])
+def test_version_and_short_help(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    if args == ["--version"]:
+        assert result.output.strip() == f"edgeseg {__version__}"
+    if args[:2] == ["bench", "report"]:
+        assert "Merge result files" in result.output and "Run folders, model files" not in result.output
+
+
+def test_flags_show_no_value_placeholder():
+    result = runner.invoke(app, ["predict", "--help"], terminal_width=200)
+    assert "<bool>" not in result.output
+
+
+def test_bench_takes_the_shipped_names(tmp_path):
+    import json
+
+    result = runner.invoke(app, ["bench", "tutorial", "edge", "--threads", "1", "--warmup", "0", "--runs", "2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["model"] for r in rows] == ["unet_mobilenetv2_int8.tflite", "unet_mobilenetv2_edge_int8.tflite"]
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_usage_and_runtime_errors_share_one_format_and_their_exit_codes(tmp_path):
+    usage = subprocess.run([sys.executable, "-m", "edgeseg", "predict", "x.jpg", "--threshold", "2"],
+                           capture_output=True, text=True)
+    runtime = subprocess.run([sys.executable, "-m", "edgeseg", "predict", str(tmp_path / "x.jpg"), "--model", "edge",
+                              "--out", str(tmp_path)], capture_output=True, text=True)
+    assert usage.returncode == 2 and runtime.returncode == 1
+    for proc in (usage, runtime):
+        assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert "╭" not in proc.stderr and "Traceback" not in proc.stderr
