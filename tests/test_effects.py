@@ -129,3 +129,21 @@ def test_fixed_point_blend_is_exact_at_0_and_1_and_close_between():
     np.testing.assert_array_equal(out[-8:], frame[-8:])
     expected = alpha[..., None] * frame + (1 - alpha[..., None]) * background
     assert np.abs(out - expected).max() <= 1.5
+
+
+def test_the_hud_draws_each_line_exactly_as_plain_text():
+    """Every HUD stroke is the single thickness-1 rendering of its line on the darkened box: no second,
+    thicker pass, whose wider glyph advances in OpenCV 5 made the lines read "preprocesss 0.36 mss"."""
+    from edgeseg.runtime.effects import Effect
+    from edgeseg.runtime.pipeline import HUD_FONT, HUD_SCALE, draw_hud
+
+    frame = np.full((200, 320, 3), 150, np.uint8)
+    draw_hud(frame, 30.0, {"preprocess": 0.36, "inference": 4.2}, Effect.GRAYSCALE_BG)
+    lines = [" 30.0 FPS  grayscale-bg", "preprocess   0.36 ms", "inference    4.20 ms"]
+    reference = np.full_like(frame, 150)
+    width = max(cv2.getTextSize(line, HUD_FONT, HUD_SCALE, 1)[0][0] for line in lines)
+    reference[:8 + 20 * len(lines), :width + 20] //= 3
+    for i, line in enumerate(lines):
+        cv2.putText(reference, line, (10, 22 + 20 * i), HUD_FONT, HUD_SCALE, (255, 255, 255), 1, cv2.LINE_AA)
+    np.testing.assert_array_equal(frame, reference)
+    assert frame[100:, 200:].min() == 150  # the rest of the frame untouched
