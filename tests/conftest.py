@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ALL_PRECISIONS, SHARED, write_oxford
+from tests.helpers import ALL_PRECISIONS, SHARED, write_oxford, write_video
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -64,3 +64,19 @@ def artifact(exported):
     def find(fmt: str, precision: str) -> str:
         return next(a.path for a in exported.artifacts if a.format == fmt and a.precision == precision)
     return find
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    """Path of a shipped model by format: shipped("tflite", ...) is the edge int8 model, shipped("onnx", ...)
+    the tutorial's int8 ONNX. Runtime tests use these: they need no TensorFlow and no training."""
+    from edgeseg.runtime.packaged import packaged_model
+
+    def find(fmt: str, precision: str = "int8") -> str:
+        return str(packaged_model("edge" if fmt == "tflite" else "unet_mobilenetv2_int8.onnx"))
+    return find
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("video") / "pets.avi", frames=12)

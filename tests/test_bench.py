@@ -10,6 +10,7 @@ from edgeseg.benchmarks.runner import BenchOptions, collect_models, run_bench
 from tests.helpers import SHARED  # noqa: F401
 
 pytest.importorskip("keras")
+pytestmark = pytest.mark.slow  # trains or exports a model
 OLD_RESULT = "tests/data/bench_schema_v1.json"
 COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status", "load_ms", "first_inference_ms",
            "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "fg_iou_256", "peak_rss_mb", "macs",

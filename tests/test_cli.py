@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 from edgeseg.cli import app
 
 pytest.importorskip("keras")
+pytestmark = pytest.mark.slow  # trains or exports a model
 runner = CliRunner()
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow  # trains or exports a model
 pytest.importorskip("tf2onnx")
 
 from typer.testing import CliRunner  # noqa: E402

@@ -53,7 +53,7 @@ def _onnx_model(path, inputs, outputs, nodes):
     ("two_outputs", "has 2 outputs"),
 ])
 def test_models_the_runtime_cannot_segment_with_are_refused(tmp_path, case, message):
-    from onnx import helper
+    helper = pytest.importorskip("onnx.helper")
 
     from edgeseg.runtime.model_info import UnsupportedModelError
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions

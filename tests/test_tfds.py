@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 tfds = pytest.importorskip("tensorflow_datasets")
+pytestmark = pytest.mark.slow  # trains or exports a model
 tf = pytest.importorskip("tensorflow")
 
 from edgeseg.cli import app  # noqa: E402

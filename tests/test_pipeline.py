@@ -1,0 +1,149 @@
+"""The live loop: effects on video, outputs (file, server, window), finalising on Ctrl-C."""
+
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
+from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+from edgeseg.runtime.sources import open_source
+
+BACKENDS = [("tflite", "int8"), ("onnx", "int8")]
+
+
+class _AllBackground:
+    """A stand-in segmenter whose mask says 'background' everywhere."""
+
+    timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+
+    def segment(self, image, out):
+        out[:] = 0.0
+        return out
+
+
+def test_background_image_is_fitted_to_each_frame_size():
+    background = np.random.default_rng(3).integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    process = FrameProcessor(_AllBackground(), Effect.REPLACE_BG, background)
+    for h, w in [(48, 64), (60, 80), (48, 64)]:  # from the original each time, never a resize of a resize
+        out, _ = process(np.zeros((h, w, 3), np.uint8))
+        np.testing.assert_array_equal(out, cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA))
+    keyed, _ = FrameProcessor(_AllBackground(), Effect.REMOVE_BG)(np.zeros((48, 64, 3), np.uint8))
+    assert keyed.shape == (48, 64, 3) and (keyed == (0, 177, 64)).all()  # video outputs get a key colour
+
+
+def test_live_step_allocates_no_frame_sized_arrays(shipped):
+    """After the first frame the live loop reuses every frame-sized array (page faults cost more than the blend)."""
+    frame = np.random.default_rng(2).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.LIVE_STREAM)) as seg:
+        for effect in Effect:
+            process = FrameProcessor(seg, effect)
+            process(frame)
+            tracemalloc.start()
+            for _ in range(3):
+                process(frame)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert peak < frame.size // 4, f"{effect.value}: {peak} bytes allocated per frame"  # frame: 230 kB
+
+
+@pytest.mark.parametrize("effect", list(Effect))
+@pytest.mark.parametrize("fmt,precision", BACKENDS)
+def test_video_end_to_end(shipped, video, tmp_path, effect, fmt, precision):
+    out = tmp_path / "out.mp4"
+    options = SegmenterOptions(shipped(fmt, precision), RunningMode.VIDEO)
+    with open_source(str(video)) as source, Segmenter(options) as seg:
+        report = run_pipeline(source, seg, PipelineOptions(effect=effect, output=str(out)), name=str(video))
+    assert report.frames == 12 and report.ended == "end of input"
+    assert set(report.stage_ms) == {"capture", "preprocess", "inference", "postprocess", "effect"}
+    cap = cv2.VideoCapture(str(out))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == 12
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_ctrl_c_finalises_a_playable_video(shipped, video, tmp_path):
+    from edgeseg.runtime.sources import Frame, Source
+
+    class InterruptedSource(Source):  # a user pressing Ctrl-C after five frames
+        def __iter__(self):
+            for frame in open_source(str(video)):
+                if frame.index == 5:
+                    raise KeyboardInterrupt
+                yield Frame(frame.image, frame.index, 0.0)
+
+    out = tmp_path / "out.mp4"
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(InterruptedSource(), seg, PipelineOptions(output=str(out)))
+    assert report.ended == "stopped by user" and report.frames == 5 and report.output == str(out)
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and cap.read()[0]
+
+
+def test_pipeline_serves_its_frames(shipped, video, monkeypatch):
+    import urllib.request
+
+    from edgeseg.runtime.server import MjpegServer
+
+    urls, seen = [], {}
+    real_start = MjpegServer.start
+
+    def start(self):  # note the URL the pipeline's server gets
+        urls.append(self.url)
+        return real_start(self)
+
+    monkeypatch.setattr(MjpegServer, "start", start)
+
+    class Watched:  # a video source that fetches the served frame while the pipeline runs
+        fps = 10.0
+
+        def __iter__(self):
+            for frame in open_source(str(video)):
+                yield frame
+                if frame.index == 3:
+                    with urllib.request.urlopen(urls[0].replace("/?", "/frame.jpg?"), timeout=5) as resp:
+                        seen["type"] = resp.headers["Content-Type"]
+
+    announced = []
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(Watched(), seg, PipelineOptions(serve="127.0.0.1:0", token="t0k"),
+                              announce=announced.append)
+    assert report.frames == 12 and seen["type"] == "image/jpeg"
+    # the URL with its token is shown once, to whoever started the server; the report keeps it redacted
+    assert announced == urls and "token=t0k" in announced[0]
+    assert report.url.startswith("http://127.0.0.1:") and "t0k" not in report.url
+
+
+def test_window_keys_cycle_effects_toggle_the_hud_and_quit(shipped, video, monkeypatch):
+    from edgeseg.runtime import outputs
+
+    keys = [ord("e")] * 5 + [ord("h"), ord("q")]  # five effects on (to 'none'), HUD off, quit
+    shown = []
+
+    class ScriptedWindow:
+        def __init__(self, title="edgeseg"):
+            pass
+
+        def show(self, frame):
+            shown.append(frame.copy())
+            return keys[len(shown) - 1]
+
+        def closed(self):
+            return False
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(outputs, "Window", ScriptedWindow)
+    frames = [f.image for f in open_source(str(video))]
+    with open_source(str(video)) as source, Segmenter(SegmenterOptions(shipped("tflite", "int8"))) as seg:
+        report = run_pipeline(source, seg, PipelineOptions(window=True))
+    assert report.ended == "stopped by user" and report.frames == 7
+    hud_white = [int((s[:140, :160] == 255).all(axis=2).sum()) for s in shown]
+    assert hud_white[0] > 20 and hud_white[5] > 20 and hud_white[6] == 0  # the HUD, then not
+    np.testing.assert_array_equal(shown[6], frames[6])  # effect 'none' without HUD: the frame itself
+    assert not np.array_equal(shown[0][60:, :], frames[0][60:, :])  # grayscale-bg changed the frame

@@ -1,0 +1,176 @@
+"""The Segmenter on the shipped models: masks at frame size, temporal settings, the weighted softmax."""
+
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeseg.contract import ArtifactMetadata
+from edgeseg.runtime.backends.base import TensorSpec
+from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+from edgeseg.runtime.sources import open_source
+
+BACKENDS = [("tflite", "int8"), ("onnx", "int8")]
+
+
+@pytest.mark.parametrize("fmt,precision", BACKENDS + [("tflite", "fp32"), ("onnx", "int8")])
+def test_segmenter_gives_frame_sized_probabilities(shipped, fmt, precision):
+    frame = np.random.default_rng(0).integers(0, 255, (97, 131, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(shipped(fmt, precision))) as seg:
+        alpha = seg.segment(frame)
+        assert seg.info.source == "metadata" and seg.info.foreground_classes == (0, 2)
+    assert alpha.shape == (97, 131) and alpha.dtype == np.float32
+    assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+
+
+def test_mask_belongs_to_its_frame_and_reuse_is_explicit(shipped, video):
+    frames = [f.image for f in open_source(str(video))]
+    with Segmenter(SegmenterOptions(shipped("tflite", "fp32"))) as still:
+        expected = [still.segment(f) for f in frames]
+    live = SegmenterOptions(shipped("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0)
+    with Segmenter(live) as seg:
+        for frame, want in zip(frames, expected):
+            np.testing.assert_allclose(seg.segment(frame), want, atol=1e-6)  # never one frame behind
+    reuse = SegmenterOptions(shipped("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0, mask_every=3)
+    with Segmenter(reuse) as seg:
+        masks, inferences = [], []
+        for frame in frames[:6]:
+            masks.append(seg.segment(frame))
+            inferences.append(seg.timings["inference"])
+    assert [t > 0 for t in inferences] == [True, False, False, True, False, False]
+    np.testing.assert_array_equal(masks[1], masks[0])
+    np.testing.assert_allclose(masks[3], expected[3], atol=1e-6)
+
+
+def test_smoothing_is_an_exponential_moving_average(shipped, video):
+    frames = [f.image for f in open_source(str(video))][:2]
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"), softness=0.5)) as still:  # raw probabilities
+        m0, m1 = (still.segment(f) for f in frames)
+    video_options = SegmenterOptions(shipped("onnx", "fp32"), RunningMode.VIDEO, smoothing=0.5, softness=0.5)
+    with Segmenter(video_options) as seg:
+        seg.segment(frames[0])
+        smoothed = seg.segment(frames[1])
+    # smoothing happens at model resolution, then resizing (linear) commutes with the average
+    np.testing.assert_allclose(smoothed, 0.5 * m0 + 0.5 * m1, atol=1e-4)
+
+
+def test_threshold_and_feather_shape_the_mask(shipped):
+    frame = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"), softness=0.5)) as seg:  # the raw probability
+        raw = seg.segment(frame)
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"))) as seg:  # the default ramp
+        ramp = seg.segment(frame)
+    np.testing.assert_allclose(ramp, np.clip((raw - 0.4) * 5.0, 0, 1), atol=1e-5)  # 0 below 0.4, 1 above 0.6
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"), threshold=0.3, softness=0.2)) as seg:
+        np.testing.assert_allclose(seg.segment(frame), np.clip((raw - 0.1) * 2.5, 0, 1), atol=1e-5)
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"), threshold=0.5, feather=3)) as seg:
+        out = np.empty((60, 80), np.float32)
+        feathered = seg.segment(frame, out=out)
+    assert feathered is out  # written into the caller's array
+    np.testing.assert_allclose(feathered, cv2.GaussianBlur(ramp, (7, 7), 0), atol=1e-5)
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"))) as seg, pytest.raises(ValueError, match="out must"):
+        seg.segment(frame, out=np.empty((80, 60), np.float32))
+
+
+@pytest.mark.parametrize("softness,feather", [(0.5, 0), (0.1, 0), (0.1, 3)])
+def test_an_8_bit_mask_is_the_probability_in_0_to_255(shipped, softness, feather):
+    frame = np.random.default_rng(2).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions(shipped("onnx"), softness=0.5)) as seg:
+        centre = float(np.median(seg.segment(frame)))  # a ramp where this frame's probabilities are
+    options = SegmenterOptions(shipped("onnx"), threshold=centre, softness=softness, feather=feather)
+    with Segmenter(options) as seg:
+        probability = seg.segment(frame)
+        out = np.empty((60, 80), np.uint8)
+        assert seg.segment(frame, out=out) is out
+    assert np.ptp(probability) > 0.1  # a mask with something in it
+    # rounded at model resolution, resized in 8-bit fixed point and rounded again: within 1.5 levels of the float
+    # mask; a threshold's ramp (slope 5) multiplies that
+    assert np.abs(out - probability * 255).max() <= (1.5 if softness == 0.5 else 5 * 1.5 + 0.5)
+
+
+class _LogitsBackend:
+    """A stand-in backend that returns fixed logits (metadata: 0-255 input, the given foreground classes and,
+    optionally, mask weights)."""
+
+    name, details, num_outputs = "fixed", {}, 1
+
+    def __init__(self, logits: np.ndarray, foreground: list[int], mask_weights: tuple[float, ...] | None = None):
+        self.logits = logits
+        self.input = TensorSpec("image", (1, *logits.shape[:2], 3), np.dtype(np.uint8))
+        self.output = TensorSpec("logits", (1, *logits.shape), np.dtype(np.float32))
+        classes = tuple(f"c{i}" for i in range(logits.shape[-1]))
+        self.metadata = ArtifactMetadata("fixed", "tflite", "int8", logits.shape[:2], "uint8", classes=classes,
+                                         foreground_classes=tuple(foreground), mask_weights=mask_weights)
+
+    def run(self, batch):
+        self.batch = batch.copy()
+        return self.logits[None].copy()
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("classes,foreground,weights", [
+    (3, [0, 2], None), (2, [1], None), (4, [1, 2], None),  # one or two background classes
+    (3, [0, 2], (1.0, 0.0, 0.5)), (4, [1, 2], (0.0, 0.25, 1.0, 0.0)),  # mask weights
+])
+def test_alpha_is_the_weighted_softmax_sum_even_for_extreme_logits(monkeypatch, classes, foreground, weights):
+    logits = np.random.default_rng(classes).normal(0, 4, (8, 8, classes)).astype(np.float32)
+    logits[0, :, 0], logits[1, :, -1], logits[2, :, :] = 200.0, -200.0, 0.0  # overflow territory, and a tie
+    logits[3, :, :2] = 300.0  # two classes far above the rest
+    backend = _LogitsBackend(logits, foreground, weights)
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
+    with Segmenter(SegmenterOptions("fixed.tflite", softness=0.5)) as seg:  # the probability, no ramp
+        alpha = seg.segment(np.zeros((8, 8, 3), np.uint8))
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    w = np.array(weights if weights else [1.0 if c in foreground else 0.0 for c in range(classes)])
+    expected = (p * w).sum(-1) / p.sum(-1)
+    assert np.isfinite(alpha).all()
+    np.testing.assert_allclose(alpha, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size,frame_size", [(128, (480, 640)), (128, (720, 1280)), (128, (1080, 1920)), (32, (480, 640))])
+def test_model_input_is_the_frame_area_resized_in_rgb(monkeypatch, size, frame_size):
+    backend = _LogitsBackend(np.zeros((size, size, 2), np.float32), [1])
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
+    noise = np.random.default_rng(3).integers(0, 256, (*frame_size, 3), dtype=np.uint8)
+    frames = [cv2.GaussianBlur(noise, (9, 9), 0), cv2.GaussianBlur(noise[::-1], (9, 9), 0)]  # detail at 2-4 pixels
+    with Segmenter(SegmenterOptions("fixed.tflite")) as seg:
+        for frame in frames:  # the second frame's input must replace the first one's
+            seg.segment(frame)
+            area = cv2.cvtColor(cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+            # bilinear straight to 2x the input skips pixels of large frames: 2.3 and 3.2 levels off here
+            assert np.abs(backend.batch[0].astype(np.float32) - area).mean() < 1.5
+
+
+def test_runtime_never_imports_tensorflow(shipped, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+        from edgeseg.runtime.effects import apply_effect
+        from edgeseg.runtime.pipeline import predict_images
+        from edgeseg.cli import app
+        frame = np.zeros((48, 64, 3), np.uint8)
+        for path in ({shipped("tflite", "int8")!r}, {shipped("onnx", "int8")!r}):
+            with Segmenter(SegmenterOptions(path)) as seg:
+                apply_effect("blur-bg", frame, seg.segment(frame))
+        assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_foreground_override_is_checked(shipped):
+    with pytest.raises(ValueError, match=r"foreground classes \[8, 12\] do not exist in a model with 3 classes"):
+        Segmenter(SegmenterOptions(shipped("tflite", "int8"), foreground=[8, 12]))
