@@ -26,10 +26,8 @@ import numpy as np
 from edgeseg.benchmarks.device import device_info
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import Effect
-from edgeseg.runtime.pipeline import FrameProcessor
+from edgeseg.runtime.pipeline import STEP_STAGES, FrameProcessor
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
-
-STAGES = ("preprocess", "inference", "postprocess", "effect")
 
 
 def stage_times(models: list[str], effects: list[str], images: list[np.ndarray], threads: int, warmup: int,
@@ -41,8 +39,8 @@ def stage_times(models: list[str], effects: list[str], images: list[np.ndarray],
     """
     with ExitStack() as stack:
         processors = {m: FrameProcessor(stack.enter_context(Segmenter(SegmenterOptions(
-            m, RunningMode.LIVE_STREAM, threads=threads))), effects[0]) for m in models}  # the step `edgeseg webcam` runs
-        samples = {(m, e): {k: [] for k in (*STAGES, "total")} for m in models for e in effects}
+            m, RunningMode.VIDEO, threads=threads))), effects[0]) for m in models}  # the step `edgeseg webcam` runs
+        samples = {(m, e): {k: [] for k in (*STEP_STAGES, "total")} for m in models for e in effects}
         n = 0
         while any(len(s["total"]) < frames for s in samples.values()):
             for (model, effect), s in samples.items():
@@ -54,7 +52,7 @@ def stage_times(models: list[str], effects: list[str], images: list[np.ndarray],
                     t1 = time.perf_counter()
                     n += 1
                     if i >= warmup and len(s["total"]) < frames:
-                        for k in STAGES:
+                        for k in STEP_STAGES:
                             s[k].append(stage_s[k] * 1000)
                         s["total"].append((t1 - t0) * 1000)
         rows = []

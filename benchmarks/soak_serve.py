@@ -116,7 +116,7 @@ def main() -> None:
 
     server_mod.MjpegServer.start = start
     source = SoakSource(args.frames, args.block, args.viewers, address)
-    options = SegmenterOptions(resolve_model(args.model), RunningMode.LIVE_STREAM)
+    options = SegmenterOptions(resolve_model(args.model), RunningMode.VIDEO)
     with Segmenter(options) as segmenter:
         report = run_pipeline(source, segmenter, PipelineOptions(serve="127.0.0.1:0", max_clients=args.viewers + 4),
                               announce=lambda url: None)

@@ -37,7 +37,7 @@ def test_background_image_is_fitted_to_each_frame_size():
 def test_live_step_allocates_no_frame_sized_arrays(shipped):
     """After the first frame the live loop reuses every frame-sized array (page faults cost more than the blend)."""
     frame = np.random.default_rng(2).integers(0, 255, (240, 320, 3), dtype=np.uint8)
-    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.LIVE_STREAM)) as seg:
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
         for effect in Effect:
             process = FrameProcessor(seg, effect)
             process(frame)
@@ -147,3 +147,10 @@ def test_window_keys_cycle_effects_toggle_the_hud_and_quit(shipped, video, monke
     assert hud_white[0] > 20 and hud_white[5] > 20 and hud_white[6] == 0  # the HUD, then not
     np.testing.assert_array_equal(shown[6], frames[6])  # effect 'none' without HUD: the frame itself
     assert not np.array_equal(shown[0][60:, :], frames[0][60:, :])  # grayscale-bg changed the frame
+
+
+def test_mask_every_reports_the_inference_it_ran(shipped, video):
+    options = SegmenterOptions(shipped("tflite"), RunningMode.VIDEO, mask_every=3)
+    with open_source(str(video)) as source, Segmenter(options) as seg:
+        report = run_pipeline(source, seg, PipelineOptions())
+    assert report.frames == 12 and report.stage_ms["inference"] > 0  # medians over the frames that ran it

@@ -275,28 +275,14 @@ def export_table(report) -> Table:
     return table
 
 
-def _background(value: Optional[str]):
-    """--background: an image file or a colour as #RRGGBB (returned as BGR)."""
-    if value is None:
-        return None
-    if value.startswith("#") and len(value) == 7:
-        try:
-            r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
-        except ValueError:
-            raise typer.BadParameter(f"{value!r} is not a #RRGGBB colour", param_hint="--background") from None
-        return (b, g, r)
-    import cv2
+def _background(effect: Effect, value: Optional[str]):
+    from edgeseg.runtime.effects import check_background, parse_background
 
-    image = cv2.imread(value, cv2.IMREAD_COLOR)
-    if image is None:
-        raise typer.BadParameter(f"{value} is not a readable image or a #RRGGBB colour", param_hint="--background")
-    return image
-
-
-def _check_background(effect: Effect, background: Optional[str]) -> None:
-    if background is not None and effect not in (Effect.REPLACE_BG, Effect.REMOVE_BG):
-        raise typer.BadParameter(f"--effect {effect.value} does not use a background; --background is for "
-                                 "replace-bg and remove-bg", param_hint="--background")
+    try:
+        check_background(effect, value)
+        return parse_background(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--background") from None
 
 
 def _foreground(spec: Optional[str]) -> Optional[dict[int, float]]:
@@ -409,9 +395,9 @@ def webcam(
             raise typer.BadParameter(str(exc), param_hint="--serve") from None
     if token is not None and not token.strip():
         raise typer.BadParameter("the token is empty: give one, or pass --no-token", param_hint="--token")
-    _check_background(effect, background)
+    background_value = _background(effect, background)
     options = _segmenter_options(
-        model, RunningMode.LIVE_STREAM, provider, foreground, threads=threads, smoothing=smoothing,
+        model, RunningMode.VIDEO, provider, foreground, threads=threads, smoothing=smoothing,
         threshold=threshold, softness=softness, feather=feather, mask_every=mask_every, input_range=input_range,
         output_kind=output_kind)
     try:
@@ -426,7 +412,7 @@ def webcam(
     try:
         with src, Segmenter(options) as segmenter:
             report = run_pipeline(src, segmenter, PipelineOptions(
-                effect=effect, background=_background(background), hud=show if hud is None else hud, window=show,
+                effect=effect, background=background_value, hud=show if hud is None else hud, window=show,
                 output=str(output) if output else None, serve=serve, token=token, open_stream=no_token,
                 max_clients=max_clients, stream_fps=stream_fps, virtual_cam=virtual_cam, max_frames=max_frames), name=source)
     except (BackendError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
@@ -467,12 +453,12 @@ def predict(
     from edgeseg.runtime.pipeline import predict_images
     from edgeseg.runtime.segmenter import RunningMode
 
-    _check_background(effect, background)
+    background_value = _background(effect, background)
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, feather=feather, input_range=input_range, output_kind=output_kind)
     try:
-        report = predict_images(images, options, effect, out, _background(background), max_pixels)
+        report = predict_images(images, options, effect, out, background_value, max_pixels)
     except (BackendError, FileNotFoundError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     if as_json:

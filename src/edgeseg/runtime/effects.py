@@ -129,6 +129,33 @@ def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = 
     return _blend(frame, s.filled(frame.shape, color), keep, s)
 
 
+KEY_COLOR = (0, 177, 64)  # chroma green (BGR): the default background and remove-bg's key in video
+
+
+def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | None:
+    """``--background``: an image file, or a colour as #RRGGBB (returned as BGR)."""
+    if value is None:
+        return None
+    if value.startswith("#") and len(value) == 7:
+        try:
+            r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
+        except ValueError:
+            raise ValueError(f"--background {value!r} is not a #RRGGBB colour") from None
+        return (b, g, r)
+    image = cv2.imread(value, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"--background {value} is not a readable image or a #RRGGBB colour")
+    return image
+
+
+def check_background(effect: Effect | str, background) -> None:
+    """A background only means something to replace-bg and remove-bg: refuse it elsewhere."""
+    effect = Effect(effect)
+    if background is not None and effect not in (Effect.REPLACE_BG, Effect.REMOVE_BG):
+        raise ValueError(f"--effect {effect.value} does not use a background; --background is for "
+                         "replace-bg and remove-bg")
+
+
 def apply_effect(
     effect: Effect | str,
     frame: np.ndarray,
@@ -151,7 +178,7 @@ def apply_effect(
     if effect is Effect.BLUR_BG:
         return blur_bg(frame, alpha, blur_strength, scratch=s)
     if effect is Effect.REPLACE_BG:
-        return replace_bg(frame, alpha, (0, 177, 64) if background is None else background, s)
+        return replace_bg(frame, alpha, KEY_COLOR if background is None else background, s)
     if effect is Effect.REMOVE_BG:
         key = None if background is None or isinstance(background, np.ndarray) else background
         return remove_bg(frame, alpha, key, s)

@@ -20,15 +20,15 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
-from edgeseg.runtime.effects import Effect, apply_effect
+from edgeseg.runtime.effects import KEY_COLOR, Effect, apply_effect
 from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
 
 log = logging.getLogger("edgeseg")
-ALL_STAGES = ("capture", *STAGES, "effect")
-KEY_COLOR = (0, 177, 64)  # chroma green, for remove-bg where the output has no alpha channel
+STEP_STAGES = (*STAGES, "effect")  # what FrameProcessor times
+ALL_STAGES = ("capture", *STEP_STAGES)
 
 
 @dataclass
@@ -189,7 +189,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                 t1 = time.perf_counter()
                 timings = {"capture": frame.capture_s, **stage_s}
                 for k in ALL_STAGES:
-                    history[k].append(timings[k] * 1000)
+                    if timings[k] is not None:  # stages skipped this frame (--mask-every) are not zeros
+                        history[k].append(timings[k] * 1000)
                 report.frames += 1
                 instant = 1.0 / max(t1 - t0 + frame.capture_s, 1e-6)
                 fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
@@ -284,7 +285,7 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
 
     out_dir = Path(out_dir)
     files, failed = expand_inputs(images)
-    outputs, history = {}, {k: [] for k in (*STAGES, "effect")}
+    outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, video=False)
         for path, name in zip(files, output_names(files, Effect(effect).value)):

@@ -19,8 +19,7 @@ from edgeseg.runtime.shrink import halve
 
 class RunningMode(str, Enum):
     IMAGE = "image"  # independent images: no temporal state
-    VIDEO = "video"  # frames of one stream in order: temporal smoothing, mask reuse
-    LIVE_STREAM = "live"  # like video, frames may be dropped upstream
+    VIDEO = "video"  # frames of one stream (file, camera, URL) in order: temporal smoothing, mask reuse
 
 
 @dataclass
@@ -29,7 +28,7 @@ class SegmenterOptions:
 
     Args:
         model: ``.tflite`` or ``.onnx`` file.
-        running_mode: image, video or live (smoothing and ``mask_every`` need video or live).
+        running_mode: image or video (smoothing and ``mask_every`` apply to video).
         threads: interpreter threads (None: the backend's default).
         smoothing: weight of the newest mask in the exponential moving average (1 disables it).
         threshold: centre of the soft threshold that turns the weighted probability into alpha.
@@ -112,7 +111,7 @@ class Segmenter:
         levels = np.arange(256, dtype=np.float32) / 255
         self._ramp8 = np.rint(soft_threshold(levels, options.threshold, options.softness) * 255).astype(np.uint8)
         self._frames = 0
-        self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)  # seconds, last frame
+        self.timings: dict[str, float | None] = dict.fromkeys(STAGES, 0.0)  # seconds, last frame
 
     def __enter__(self) -> "Segmenter":
         return self
@@ -140,8 +139,8 @@ class Segmenter:
             raise ValueError(f"out must be float32 or uint8 {frame.shape[:2]}, received {out.dtype} {out.shape}")
         reuse = self._state is not None and self._frames % self._every != 0
         self._frames += 1
-        if reuse:
-            self.timings.update(preprocess=0.0, inference=0.0)
+        if reuse:  # no model run this frame: nothing to time (None keeps it out of the medians)
+            self.timings.update(preprocess=None, inference=None)
         else:
             t0 = time.perf_counter()
             self._preprocess(frame)
