@@ -59,3 +59,10 @@ def test_bad_serve_address_is_a_usage_error(shipped, video):
     result = CliRunner().invoke(app, ["webcam", "--model", shipped("onnx", "int8"), "--source", str(video),
                                       "--serve", "localhost"])
     assert result.exit_code == 2 and "expected HOST:PORT" in result.output
+
+
+def test_webcam_says_which_codec_it_wrote(shipped, video, tmp_path):
+    result = CliRunner().invoke(app, ["webcam", "--model", shipped("tflite"), "--source", str(video), "--output",
+                                      str(tmp_path / "o.mp4"), "--no-window", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["codec"] in ("H.264", "MPEG-4 Part 2")

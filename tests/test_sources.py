@@ -69,3 +69,14 @@ def test_live_source_hands_over_the_newest_frame(monkeypatch):
         time.sleep(0.05)  # a slow consumer: about 25 frames arrive meanwhile
     source.close()
     assert all(b - a > 3 for a, b in zip(got, got[1:])), got  # the backlog was dropped
+
+
+def test_files_loop_and_play_in_real_time_when_asked(video):
+    with open_source(str(video), loop=True) as source:
+        frames = [f for _, f in zip(range(30), source)]
+    assert len(frames) == 30 and [f.index for f in frames] == list(range(30))  # past the clip's 12 frames
+    np.testing.assert_array_equal(frames[12].image, frames[0].image)
+    start = time.monotonic()
+    with open_source(str(video), realtime=True) as source:
+        count = sum(1 for _ in source)
+    assert count == 12 and time.monotonic() - start >= 11 / 10.0 - 0.05  # the clip is 10 fps

@@ -372,6 +372,7 @@ def webcam(
     feather: FeatherOpt = 0,
     mask_every: int = typer.Option(1, min=1, help="Compute a new mask every N frames.", rich_help_panel=MASK_PANEL),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after N frames."),
+    loop: bool = typer.Option(False, "--loop", help="Play a video file or image folder again and again."),
     input_range: InputRangeOpt = None,
     output_kind: OutputKindOpt = None,
     foreground: ForegroundOpt = None,
@@ -400,11 +401,11 @@ def webcam(
         model, RunningMode.VIDEO, provider, foreground, threads=threads, smoothing=smoothing,
         threshold=threshold, softness=softness, feather=feather, mask_every=mask_every, input_range=input_range,
         output_kind=output_kind)
-    try:
-        src = open_source(source)
+    show = display_available() if window is None else window
+    try:  # files play at their own frame rate where someone watches: a window, a stream, a virtual camera
+        src = open_source(source, loop=loop, realtime=bool(show or serve or virtual_cam))
     except SourceError as exc:
         raise fail(str(exc)) from None
-    show = display_available() if window is None else window
     if not (show or output or serve or virtual_cam or as_json) or (show and not display_available()):
         src.close()
         raise fail("no display here (DISPLAY is not set): pass --output FILE.mp4, --serve 127.0.0.1:8080 or "
@@ -423,7 +424,7 @@ def webcam(
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items())
         ended = report.ended.value + (f" ({report.detail})" if report.detail else "")
         console.print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} FPS; median ms: {stages}); "
-                      f"{ended}" + (f"; wrote {report.output}" if report.output else ""))
+                      f"{ended}" + (f"; wrote {report.output} ({report.codec})" if report.output else ""))
     if report.ended.failed:
         raise fail(f"{report.ended.value}: {report.detail}")
 

@@ -11,11 +11,15 @@ import cv2
 import numpy as np
 
 from edgeseg.io import remove_stale, temp_prefix
+from edgeseg.quiet import native_stderr_silenced
 
 log = logging.getLogger("edgeseg")
 
 
-VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}  # what every OpenCV build can write
+# Codecs to try per container, best first: H.264 where the OpenCV build has an encoder for it, then what
+# every build can write.
+VIDEO_CODECS = {".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",), ".mkv": ("avc1", "MJPG")}
+CODEC_NAMES = {"avc1": "H.264", "mp4v": "MPEG-4 Part 2", "MJPG": "Motion JPEG"}
 
 
 class VideoOutput:
@@ -30,15 +34,16 @@ class VideoOutput:
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
-        codec = VIDEO_CODECS.get(self.path.suffix.lower())
-        if codec is None:
+        codecs = VIDEO_CODECS.get(self.path.suffix.lower())
+        if codecs is None:
             raise ValueError(f"--output {self.path}: unsupported video type {self.path.suffix!r}; "
                              f"use {', '.join(VIDEO_CODECS)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in remove_stale(self.path.parent, f".{self.path.stem}.", self.path.suffix):
             log.info("removed %s, left by a run that was killed", stale)
         self.tmp = self.path.with_name(f"{temp_prefix(self.path)}partial{self.path.suffix}")
-        self.codec = codec
+        self.codecs = codecs
+        self.codec: str | None = None  # the one that opened, at the first frame
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
@@ -49,9 +54,7 @@ class VideoOutput:
         h, w = frame.shape[:2]
         if self.writer is None:
             self.size = (w, h)
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
-            if not self.writer.isOpened():
-                raise OSError(f"cannot write video {self.path} with codec {self.codec}")
+            self.writer, self.codec = self._open()
         elif (w, h) != self.size:
             if not self._resize_warned:
                 log.warning("frames of %dx%d resized to the video's %dx%d", w, h, *self.size)
@@ -59,6 +62,21 @@ class VideoOutput:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(frame)
         self.frames += 1
+
+    def _open(self) -> tuple[cv2.VideoWriter, str]:
+        for codec in self.codecs:
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+            try:  # OpenCV and FFmpeg complain about a missing encoder; we fall back to the next codec
+                with native_stderr_silenced():
+                    writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
+            finally:
+                cv2.utils.logging.setLogLevel(level)
+            if writer.isOpened():
+                log.debug("writing %s as %s", self.path, CODEC_NAMES[codec])
+                return writer, codec
+            writer.release()
+        raise OSError(f"cannot write video {self.path}: no encoder for {', '.join(self.codecs)} in this OpenCV build")
 
     def close(self, keep: bool = True) -> None:
         if self.writer is not None:

@@ -74,6 +74,7 @@ class RunReport:
     ended: EndReason = EndReason.END_OF_INPUT
     detail: str = ""  # e.g. the signal's name, or why the source was lost
     output: str | None = None
+    codec: str | None = None  # the output's video codec
     url: str | None = None  # token redacted
     delegate: dict = field(default_factory=dict)
 
@@ -161,7 +162,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     Keys in the window: e cycles effects, h toggles the HUD, q or Esc quits. ``announce`` receives the
     stream's URL, token included, once (the log and the report get it redacted).
     """
-    from edgeseg.runtime.outputs import VideoOutput, VirtualCamera, Window
+    from edgeseg.runtime.outputs import CODEC_NAMES, VideoOutput, VirtualCamera, Window
     from edgeseg.runtime.server import MjpegServer, parse_address, redact
 
     report = RunReport(source=name, delegate=segmenter.backend.details)
@@ -224,6 +225,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
             if writer:
                 writer.close(keep=True)
                 report.output = str(writer.path) if writer.frames else None
+                report.codec = CODEC_NAMES.get(writer.codec) if writer.frames else None
             for closable in (window, server, camera):
                 if closable:
                     closable.close()

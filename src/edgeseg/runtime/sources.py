@@ -50,8 +50,12 @@ STREAM_TIMEOUT_S = 10.0  # a stream URL that does not answer within this is repo
 
 
 def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MAX_PIXELS,
-                timeout_s: float = STREAM_TIMEOUT_S) -> "Source":
-    """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder."""
+                timeout_s: float = STREAM_TIMEOUT_S, loop: bool = False, realtime: bool = False) -> "Source":
+    """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder.
+
+    Files (videos, images) can ``loop`` until stopped and be paced in ``realtime`` at their frame rate
+    (for live outputs: a window, a stream server); otherwise they are read as fast as they are processed.
+    """
     spec = str(spec)
     if _is_live(spec):
         return LiveSource(spec, reconnect_s, timeout_s)
@@ -60,21 +64,33 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return ImageSource(files, max_pixels)
+        return ImageSource(files, max_pixels, loop, realtime)
     if not path.exists():
         matches = sorted(glob.glob(spec))
         if matches:
-            return ImageSource([Path(m) for m in matches], max_pixels)
+            return ImageSource([Path(m) for m in matches], max_pixels, loop, realtime)
         raise SourceError(f"source {spec!r} not found: give a camera index, a device, a video or image file, "
                           "a folder of images or a stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource([path], max_pixels)
-    return VideoFileSource(path)
+        return ImageSource([path], max_pixels, loop, realtime)
+    return VideoFileSource(path, loop, realtime)
 
 
 class Source:
     live = False
     fps: float = 30.0
+
+    def _paced(self, frames: Iterator[Frame], realtime: bool) -> Iterator[Frame]:
+        """``frames`` at ``fps`` when ``realtime`` (sleeping to each frame's due time), else unchanged."""
+        if not realtime:
+            yield from frames
+            return
+        start = time.monotonic()
+        for n, frame in enumerate(frames):
+            delay = start + n / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            yield frame
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -92,25 +108,36 @@ class Source:
 class ImageSource(Source):
     """Image files in order; one that cannot be used is skipped with a warning and listed in ``failed``."""
 
-    def __init__(self, files: list[Path], max_pixels: int = MAX_PIXELS):
-        self.files, self.max_pixels = files, max_pixels
+    def __init__(self, files: list[Path], max_pixels: int = MAX_PIXELS, loop: bool = False, realtime: bool = False):
+        self.files, self.max_pixels, self.loop, self.realtime = files, max_pixels, loop, realtime
         self.failed: list[tuple[str, str]] = []  # (path, why)
 
     def __iter__(self) -> Iterator[Frame]:
-        for i, path in enumerate(self.files):
-            t = time.perf_counter()
-            try:
-                image = read_image(path, self.max_pixels)
-            except ImageError as exc:
-                log.warning("skipping %s", exc)
-                self.failed.append((str(path), str(exc)))
-                continue
-            yield Frame(image, i, time.perf_counter() - t, str(path))
+        return self._paced(self._frames(), self.realtime)
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            readable = False
+            for path in self.files:
+                t = time.perf_counter()
+                try:
+                    image = read_image(path, self.max_pixels)
+                except ImageError as exc:
+                    if not self.loop or index < len(self.files):  # say it once
+                        log.warning("skipping %s", exc)
+                        self.failed.append((str(path), str(exc)))
+                    continue
+                readable = True
+                yield Frame(image, index, time.perf_counter() - t, str(path))
+                index += 1
+            if not (self.loop and readable):
+                return
 
 
 class VideoFileSource(Source):
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, loop: bool = False, realtime: bool = False):
+        self.path, self.loop, self.realtime = path, loop, realtime
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {path} (not a video, or a codec OpenCV lacks)")
@@ -118,18 +145,26 @@ class VideoFileSource(Source):
         self.expected = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))  # from the container; 0 when unknown
 
     def __iter__(self) -> Iterator[Frame]:
-        i = 0
+        return self._paced(self._frames(), self.realtime)
+
+    def _frames(self) -> Iterator[Frame]:
+        i = in_pass = 0
         while True:
             t = time.perf_counter()
             ok, image = self.cap.read()
             if not ok:
                 # Containers estimate their length: a shortfall of a frame or two is not damage.
-                if self.expected and i < 0.98 * self.expected - 2:
-                    raise SourceError(f"video {self.path} ends after {i} of its {self.expected} frames: "
+                if self.expected and in_pass < 0.98 * self.expected - 2:
+                    raise SourceError(f"video {self.path} ends after {in_pass} of its {self.expected} frames: "
                                       "the file is corrupt or truncated")
-                return
+                if not (self.loop and in_pass):
+                    return
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                in_pass = 0
+                continue
             yield Frame(image, i, time.perf_counter() - t, self.path.name)
             i += 1
+            in_pass += 1
 
     def close(self) -> None:
         self.cap.release()
