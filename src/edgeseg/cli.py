@@ -62,16 +62,22 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def table(title: str, columns: list[str], rows: list[list[str]], left: int = 1) -> Table:
+    """The one table renderer: the first ``left`` columns are left-aligned (names), the rest right (numbers)."""
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i < left else "right")
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
 def metrics_table(title: str, rows: dict[str, dict]) -> Table:
-    """Rows of {name: SegmentationMetrics.to_dict()} as a rich table (columns follow the classes present)."""
+    """Rows of {name: SegmentationMetrics.to_dict()} (columns follow the classes present)."""
     classes = next(iter(rows.values()))["class_names"] if rows else []
-    table = Table(title=title)
-    for col in ("", "pixel acc", "mIoU", "fg IoU", *(f"IoU {c}" for c in classes)):
-        table.add_column(col, justify="right" if col else "left")
-    for name, m in rows.items():
-        values = (m["pixel_accuracy"], m["mean_iou"], m["foreground_iou"], *(m["iou"][c] for c in classes))
-        table.add_row(name, *(f"{v:.4f}" for v in values))
-    return table
+    return table(title, ["", "pixel acc", "mIoU", "fg IoU", *(f"IoU {c}" for c in classes)], [
+        [name, *(f"{v:.4f}" for v in (m["pixel_accuracy"], m["mean_iou"], m["foreground_iou"],
+                                      *(m["iou"][c] for c in classes)))] for name, m in rows.items()])
 
 
 MASK_COLUMNS = {"pet_iou": "pet IoU (border ignored)", "fg_iou": "fg IoU (pet+border)", "boundary_f": "boundary F",
@@ -79,14 +85,9 @@ MASK_COLUMNS = {"pet_iou": "pet IoU (border ignored)", "fg_iou": "fg IoU (pet+bo
 
 
 def mask_table(title: str, rows: dict[str, dict]) -> Table:
-    """Rows of {name: MaskQuality.to_dict()} as a rich table."""
-    table = Table(title=title)
-    table.add_column("")
-    for label in MASK_COLUMNS.values():
-        table.add_column(label, justify="right")
-    for name, m in rows.items():
-        table.add_row(name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS))
-    return table
+    """Rows of {name: MaskQuality.to_dict()}."""
+    return table(title, ["", *MASK_COLUMNS.values()],
+                 [[name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS)] for name, m in rows.items()])
 
 
 @app.command()
@@ -262,17 +263,16 @@ def _parse_gates(specs: list[str]):
 
 
 def export_table(report) -> Table:
-    table = Table(title=f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, "
-                        f"fg IoU {report.keras_foreground_iou:.4f}, {report.eval_images} images)")
-    for col in ("artifact", "MB", "agreement", "max |dp|", "mean |dp|", "mIoU", "dmIoU pts", "fg IoU",
-                "dfg pts", "check"):
-        table.add_column(col, justify="left" if col in ("artifact", "check") else "right")
+    title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, "
+             f"fg IoU {report.keras_foreground_iou:.4f}, {report.eval_images} images)")
+    rows = []
     for a in report.artifacts:
         status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + escape("; ".join(a.failures))
-        table.add_row(Path(a.path).name or a.name, f"{a.size_mb:.2f}", f"{a.agreement:.4%}",
-                      f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
-                      f"{a.delta_miou_points:+.2f}", f"{a.foreground_iou:.4f}", f"{a.delta_fg_iou_points:+.2f}", status)
-    return table
+        rows.append([Path(a.path).name or a.name, status, f"{a.size_mb:.2f}", f"{a.agreement:.4%}",
+                     f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
+                     f"{a.delta_miou_points:+.2f}", f"{a.foreground_iou:.4f}", f"{a.delta_fg_iou_points:+.2f}"])
+    return table(title, ["artifact", "check", "MB", "agreement", "max |dp|", "mean |dp|", "mIoU", "dmIoU pts",
+                         "fg IoU", "dfg pts"], rows, left=2)
 
 
 def _background(effect: Effect, value: Optional[str]):
@@ -606,35 +606,35 @@ def bench_report(
 
 
 def bench_table(result: dict) -> Table:
-    table = Table(title=f"{result['device']['name']}: {result['device']['cpu']} ({result['device']['cores']} cores)")
-    for col in ("model", "thr", "status", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "mIoU", "fg IoU",
-                "fg IoU 256", "MB", "RSS MB"):
-        table.add_column(col, justify="left" if col in ("model", "status") else "right")
+    device = result["device"]
+    rows = []
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
         cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("miou"),
                  r.get("fg_iou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {escape(r.get('error', '')[:60])}"
-        table.add_row(r["model"], str(r["threads"]), status, *("–" if c is None else f"{c:.3g}" for c in cells))
-    return table
+        rows.append([r["model"], status, str(r["threads"]), *("–" if c is None else f"{c:.3g}" for c in cells)])
+    return table(f"{device['name']}: {device['cpu']} ({device['cores']} cores)",
+                 ["model", "status", "thr", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "mIoU", "fg IoU",
+                  "fg IoU 256", "MB", "RSS MB"], rows, left=2)
 
 
 def main() -> None:
     """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line."""
     try:  # typer vendors click from 0.26 on
-        from typer._click import exceptions as click_errors
+        from typer._click.exceptions import UsageError
     except ImportError:
-        from click import exceptions as click_errors
+        from click.exceptions import UsageError
 
     try:
         code = app(standalone_mode=False)  # a typer.Exit comes back as its exit code
-    except click_errors.UsageError as exc:
+    except UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "edgeseg"
         err.print(f"[bold red]error:[/] {escape(exc.format_message())} (see: {command} --help)")
         raise SystemExit(2) from None
-    except click_errors.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click_errors.Abort:
+    except typer.Abort:
         err.print("[bold red]error:[/] aborted")
         raise SystemExit(1) from None
     raise SystemExit(code if isinstance(code, int) else 0)
