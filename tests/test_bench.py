@@ -13,7 +13,8 @@ pytest.importorskip("keras")
 pytestmark = pytest.mark.slow  # trains or exports a model
 OLD_RESULT = "tests/data/bench_schema_v1.json"
 COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status", "load_ms", "first_inference_ms",
-           "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "fg_iou_256", "peak_rss_mb", "macs",
+           "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "fg_iou_256", "pet_iou", "boundary_f",
+           "peak_rss_mb", "macs",
            "floor_ms",
            "x_floor"}
 

@@ -55,6 +55,11 @@ def test_format_table_is_the_source_of_truth():
 def test_every_format_and_precision_is_written_and_checked(exported):
     assert [(a.format, Precision(a.precision)) for a in exported.artifacts] == EXPECTED
     assert any("onnx has no fp16" in n for n in exported.notes)
+    # every artifact, and the Keras model, is also judged as users see it: the runtime's mask at image size
+    assert 0 <= exported.keras_mask["pet_iou"] <= 1 and exported.keras_mask["images"] == 12
+    for a in exported.artifacts:
+        assert set(a.mask) >= {"pet_iou", "fg_iou", "boundary_f", "background_leak", "semi_transparent"}
+        assert abs(a.mask["pet_iou"] - exported.keras_mask["pet_iou"]) < 0.1
     for a in exported.artifacts:
         assert a.passed, (a.name, a.failures)
         assert a.size_mb > 0 and 0.90 <= a.agreement <= 1.0

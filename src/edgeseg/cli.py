@@ -263,16 +263,17 @@ def _parse_gates(specs: list[str]):
 
 
 def export_table(report) -> Table:
-    title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, "
-             f"fg IoU {report.keras_foreground_iou:.4f}, {report.eval_images} images)")
+    title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, pet IoU "
+             f"{report.keras_mask.get('pet_iou', float('nan')):.4f}, {report.eval_images} images)")
     rows = []
     for a in report.artifacts:
         status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + escape("; ".join(a.failures))
         rows.append([Path(a.path).name or a.name, status, f"{a.size_mb:.2f}", f"{a.agreement:.4%}",
                      f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
-                     f"{a.delta_miou_points:+.2f}", f"{a.foreground_iou:.4f}", f"{a.delta_fg_iou_points:+.2f}"])
+                     f"{a.delta_miou_points:+.2f}", f"{a.mask.get('pet_iou', float('nan')):.4f}",
+                     f"{a.mask.get('boundary_f', float('nan')):.4f}"])
     return table(title, ["artifact", "check", "MB", "agreement", "max |dp|", "mean |dp|", "mIoU", "dmIoU pts",
-                         "fg IoU", "dfg pts"], rows, left=2)
+                         "pet IoU", "boundary F"], rows, left=2)
 
 
 def _background(effect: Effect, value: Optional[str]):
@@ -610,12 +611,13 @@ def bench_table(result: dict) -> Table:
     rows = []
     for r in result["rows"]:
         lat = r.get("latency_ms", {})
-        cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("miou"),
-                 r.get("fg_iou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
+        cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("pet_iou"),
+                 r.get("miou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {escape(r.get('error', '')[:60])}"
         rows.append([r["model"], status, str(r["threads"]), *("–" if c is None else f"{c:.3g}" for c in cells)])
-    return table(f"{device['name']}: {device['cpu']} ({device['cores']} cores)",
-                 ["model", "status", "thr", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "mIoU", "fg IoU",
+    flags = ", ".join(device.get("cpu_flags") or [])
+    return table(f"{device['name']}: {device['cpu']} ({device['cores']} cores; {flags})",
+                 ["model", "status", "thr", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "pet IoU", "mIoU",
                   "fg IoU 256", "MB", "RSS MB"], rows, left=2)
 
 

@@ -33,7 +33,7 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 def markdown(results: list[dict]) -> str:
     """One table over all devices, rows sorted by device, model and threads (deterministic)."""
-    lines = ["| device | model | threads | status | p50 ms | p90 ms | FPS | pipeline FPS | x floor | mIoU | fg IoU "
+    lines = ["| device | model | threads | status | p50 ms | p90 ms | FPS | pipeline FPS | x floor | pet IoU | mIoU "
              "| fg IoU 256 | MB | RSS MB |", "|" + "---|" * 14]
     for doc in sorted(results, key=lambda d: d["device"]["name"]):
         for r in sorted(doc["rows"], key=lambda r: (r["model"], r["threads"])):
@@ -41,10 +41,11 @@ def markdown(results: list[dict]) -> str:
             lines.append("| " + " | ".join([
                 doc["device"]["name"], r["model"], str(r["threads"]), r["status"], _fmt(lat.get("p50")),
                 _fmt(lat.get("p90")), _fmt(r.get("fps"), ".1f"), _fmt(r.get("pipeline_fps"), ".1f"),
-                _fmt(r.get("x_floor"), ".1f"), _fmt(r.get("miou"), ".3f"), _fmt(r.get("fg_iou"), ".3f"),
+                _fmt(r.get("x_floor"), ".1f"), _fmt(r.get("pet_iou"), ".3f"), _fmt(r.get("miou"), ".3f"),
                 _fmt(r.get("fg_iou_256"), ".3f"), _fmt(r.get("size_mb")), _fmt(r.get("peak_rss_mb"), ".0f")]) + " |")
     devices = ["", "Devices:"] + [
-        f"- **{d['device']['name']}**: {d['device']['cpu']}, {d['device']['cores']} cores, {d['device']['os']}, "
+        f"- **{d['device']['name']}**: {d['device']['cpu']} ({', '.join(d['device'].get('cpu_flags') or []) or 'flags not recorded'}), "
+        f"{d['device']['cores']} cores, {d['device']['os']}, "
         f"Python {d['device']['python']}, edgeseg {d['device']['edgeseg']} ({d['device'].get('commit') or 'no commit'}), "
         f"{d['device']['date']}; peak fp32 GFLOP/s by threads {d['peak_gflops']}"
         for d in sorted(results, key=lambda d: d["device"]["name"])]

@@ -141,7 +141,8 @@ def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: 
     for entry, threads in jobs:
         row = bench_one(entry, threads, options, accuracy=entry.path not in accuracy)
         if row["status"] != "failed":
-            accuracy.setdefault(entry.path, {k: row.get(k) for k in ("miou", "fg_iou", "fg_iou_256")})
+            accuracy.setdefault(entry.path, {k: row.get(k) for k in ("miou", "fg_iou", "fg_iou_256", "pet_iou",
+                                                                     "boundary_f")})
             row.update({k: v for k, v in accuracy[entry.path].items() if k not in row})
         if row["status"] != "failed" and entry.path not in macs_cache:
             macs_cache[entry.path] = row.get("macs") or _macs(entry.path)

@@ -43,6 +43,7 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     from edgeseg.runtime.backends import open_backend
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
     from edgeseg.trainer.data import load_split
+    from edgeseg.trainer.evaluate import mask_quality
     from edgeseg.trainer.metrics import FOREGROUND_CLASSES, segmentation_metrics
 
     result = {"miou": None, "fg_iou": None}
@@ -64,6 +65,10 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     result["fg_iou_256"] = round(inter / union, 4) if union else None
     if result["fg_iou"] is None:
         result["fg_iou"] = result["fg_iou_256"]
+    # The headline: the runtime's mask at each image's own resolution, border pixels ignored.
+    quality = mask_quality(path, data, "test", limit=eval_size, progress=False,
+                           options={"threads": threads, "foreground": foreground})
+    result.update(pet_iou=quality.pet_iou, boundary_f=quality.boundary_f)
     return result
 
 

@@ -76,6 +76,7 @@ class ArtifactReport:
     passed: bool = False
     failures: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    mask: dict = field(default_factory=dict)  # MaskQuality of the runtime's mask at each image's resolution
 
     @property
     def name(self) -> str:
@@ -92,6 +93,7 @@ class ExportReport:
     calib_images: int
     keras_mean_iou: float
     keras_foreground_iou: float
+    keras_mask: dict = field(default_factory=dict)  # MaskQuality of the Keras model through the runtime
     artifacts: list[ArtifactReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

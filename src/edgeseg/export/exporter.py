@@ -32,6 +32,7 @@ from edgeseg.export.validate import compare, keras_reference
 from edgeseg.io import atomic_write_bytes, atomic_write_text, temporary_directory
 from edgeseg.runs import RunFolder
 from edgeseg.trainer.data import DataError, load_split
+from edgeseg.trainer.evaluate import mask_quality
 from edgeseg.trainer.macs import keras_macs
 
 log = logging.getLogger("edgeseg")
@@ -146,10 +147,17 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
             mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None,
             source_model=str(model_path), source_metrics=source_metrics, macs=macs)
 
+    def user_view(path: str | Path) -> dict:
+        """What the user sees: the runtime's mask at each test image's own resolution."""
+        return mask_quality(path, eval_source, "test", options.eval_size, progress=False).to_dict()
+
+    report.keras_mask = user_view(model_path)
+
     def check(artifact: ArtifactReport) -> ArtifactReport:
         if artifact.path:
             artifact.size_mb = round(Path(artifact.path).stat().st_size / 2**20, 3)
             compare(artifact, reference, options.gates)
+            artifact.mask = user_view(artifact.path)
         return artifact
 
     steps = (_settle(artifact, out) for artifact in _steps(model, pairs, options, calibration, metadata_for, out, check))
