@@ -1,0 +1,73 @@
+"""The package's layers, read from its own imports: nothing imports upward, and there are no import circles."""
+
+import ast
+from pathlib import Path
+
+import edgeseg
+
+ROOT = Path(edgeseg.__file__).parent
+# Bottom to top. A module may import its own layer and the ones below it.
+LAYERS = [
+    {"edgeseg", "edgeseg.contract", "edgeseg.io", "edgeseg.quiet", "edgeseg.runs"},
+    {"edgeseg.runtime"},
+    {"edgeseg.trainer"},
+    {"edgeseg.export"},
+    {"edgeseg.benchmarks"},
+    {"edgeseg.cli", "edgeseg.__main__"},
+]
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    for i, layer in enumerate(LAYERS):
+        if any(module == m or module.startswith(m + ".") for m in layer if m != "edgeseg"):
+            return i
+    assert module == "edgeseg", module
+    return 0
+
+
+def _imports() -> dict[str, set[str]]:
+    graph = {}
+    for path in ROOT.rglob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgeseg"):
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("edgeseg")}
+        graph[_module(path)] = found
+    return graph
+
+
+def test_nothing_imports_up_the_layers():
+    upward = [f"{m} -> {i}" for m, targets in _imports().items() for i in targets if _layer(i) > _layer(m)]
+    assert not upward, upward
+
+
+def test_there_are_no_import_circles():
+    graph = _imports()
+    modules = set(graph)
+
+    def resolve(name):  # "from edgeseg.x import y" may name a module or a package's attribute
+        return name if name in modules else None
+
+    edges = {m: {t for t in map(resolve, targets) if t and t != m} for m, targets in graph.items()}
+    circles, state = [], {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for t in edges[m]:
+            if state.get(t) == "open":
+                circles.append(path[path.index(t):] + [t])
+            elif t not in state:
+                visit(t, path + [t])
+        state[m] = "done"
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [m])
+    assert not circles, circles
