@@ -66,3 +66,9 @@ def test_webcam_says_which_codec_it_wrote(shipped, video, tmp_path):
                                       str(tmp_path / "o.mp4"), "--no-window", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["codec"] in ("H.264", "MPEG-4 Part 2")
+
+
+def test_a_background_the_effect_ignores_is_refused(shipped, tmp_path):
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "x.jpg"), "--model", shipped("tflite"),
+                                      "--effect", "blur-bg", "--background", "#ff0000"])
+    assert result.exit_code == 2 and "does not use a background" in result.output
