@@ -211,24 +211,25 @@ class Segmenter:
         return self._weighted_softmax(out)
 
     def _weighted_softmax(self, out: np.ndarray) -> np.ndarray:
-        """Sum of w_c * softmax_c, shifted by the peak logit so that no exp overflows. Per-class planes are
-        read in place (strided): numpy reductions over a 3-wide last axis are ~6x slower."""
-        planes = [out[..., c] for c in range(out.shape[-1])]
-        peak, total, num, term = (self._scratch.array(name, planes[0].shape, np.float32)
-                                  for name in ("peak", "total", "num", "term"))
-        np.maximum(planes[0], planes[1], out=peak)
-        for plane in planes[2:]:
-            np.maximum(peak, plane, out=peak)
-        total.fill(0)
-        num.fill(0)
-        for plane, weight in zip(planes, self._weights):
-            np.exp(np.subtract(plane, peak, out=term), out=term)
-            np.add(total, term, out=total)
-            if weight == 1.0:
-                np.add(num, term, out=num)
-            elif weight:
-                np.add(num, np.multiply(term, np.float32(weight), out=term), out=num)
-        return np.divide(num, total, out=num)
+        """Sum of w_c * softmax_c, shifted by the peak logit so that no exp overflows. OpenCV's element-wise
+        ops on split planes: numpy's on strided planes take ~1.7x as long, and reductions over a 3-wide last
+        axis ~6x."""
+        planes = cv2.split(np.ascontiguousarray(out))
+        peak = planes[0]
+        for plane in planes[1:]:
+            peak = cv2.max(peak, plane)
+        exps = [cv2.exp(cv2.subtract(plane, peak)) for plane in planes]
+        total = exps[0]
+        for e in exps[1:]:
+            total = cv2.add(total, e)
+        num = None
+        for e, weight in zip(exps, self._weights):
+            if weight:
+                if num is None:
+                    num = e if weight == 1.0 else cv2.multiply(e, weight)
+                else:
+                    num = cv2.scaleAdd(e, weight, num)  # a new array: ``e`` and ``total`` stay as they are
+        return cv2.divide(num, total)
 
     def _to_frame(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
         """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
