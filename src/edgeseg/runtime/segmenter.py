@@ -101,9 +101,6 @@ class Segmenter:
             self._class_alpha[list(weights)] = list(weights.values())
         n_classes = self.backend.output.shape[-1]
         self._weights = [weights.get(c, 0.0) for c in range(n_classes)]
-        self._background = [c for c in range(n_classes) if not self._weights[c]]
-        # Foreground classes all weighing 1 against one background class: half a softmax suffices.
-        self._binary = len(self._background) == 1 and all(w == 1.0 for w in weights.values())
         self._state: np.ndarray | None = None  # smoothed mask at model resolution
         self._scratch = Scratch()  # work arrays: halved frames, softmax terms
         self._mask8: np.ndarray | None = None  # the same as 0-255, for 8-bit masks
@@ -187,49 +184,41 @@ class Segmenter:
             labels = out.astype(np.int64)
             if not self._fg.size:
                 return (labels != 0).astype(np.float32)
-            return np.where(labels < len(self._class_alpha), self._class_alpha[np.minimum(labels, len(self._class_alpha) - 1)],
-                            np.float32(0))
+            lut = self._class_alpha
+            return np.where(labels < lut.size, lut[np.clip(labels, 0, lut.size - 1)], np.float32(0))
         if kind is OutputKind.PROBABILITY:
             p = out[..., 0] if out.ndim == 3 else out
             if p.min() < 0 or p.max() > 1:
                 p = 1 / (1 + np.exp(-p))
             return np.ascontiguousarray(p, dtype=np.float32)
         out = np.asarray(out, dtype=np.float32)
-        if self._binary:
-            # One background class b: p_fg = S / (1 + S) with S = sum of exp(l_c - l_b) over the foreground,
-            # computed as 1 - 1 / (1 + S), which stays exact where S overflows to inf. Half a full softmax,
-            # read from strided class planes: splitting them into copies first costs as much again.
-            ref = out[..., self._background[0]]
-            total, term = (self._scratch.array(name, ref.shape, np.float32) for name in ("total", "term"))
-            first, *rest = self.info.foreground_classes
-            with np.errstate(over="ignore"):
-                np.exp(np.subtract(out[..., first], ref, out=total), out=total)
-                for c in rest:
-                    np.add(total, np.exp(np.subtract(out[..., c], ref, out=term), out=term), out=total)
-            return np.subtract(np.float32(1), np.reciprocal(np.add(total, np.float32(1), out=total), out=total),
-                               out=total)
         return self._weighted_softmax(out)
 
     def _weighted_softmax(self, out: np.ndarray) -> np.ndarray:
         """Sum of w_c * softmax_c, shifted by the peak logit so that no exp overflows. OpenCV's element-wise
-        ops on split planes: numpy's on strided planes take ~1.7x as long, and reductions over a 3-wide last
-        axis ~6x."""
-        planes = cv2.split(np.ascontiguousarray(out))
-        peak = planes[0]
-        for plane in planes[1:]:
-            peak = cv2.max(peak, plane)
-        exps = [cv2.exp(cv2.subtract(plane, peak)) for plane in planes]
-        total = exps[0]
-        for e in exps[1:]:
-            total = cv2.add(total, e)
-        num = None
-        for e, weight in zip(exps, self._weights):
-            if weight:
-                if num is None:
-                    num = e if weight == 1.0 else cv2.multiply(e, weight)
-                else:
-                    num = cv2.scaleAdd(e, weight, num)  # a new array: ``e`` and ``total`` stay as they are
-        return cv2.divide(num, total)
+        ops on split planes (numpy's on strided planes take ~1.7x as long, and reductions over a 3-wide last
+        axis ~6x), all into reused work arrays."""
+        work = self._scratch
+        shape = out.shape[:2]
+        planes = cv2.split(np.ascontiguousarray(out),
+                           [work.array(f"plane{c}", shape, np.float32) for c in range(out.shape[-1])])
+        peak, total, num = (work.array(name, shape, np.float32) for name in ("peak", "total", "num"))
+        cv2.max(planes[0], planes[1], dst=peak)
+        for plane in planes[2:]:
+            cv2.max(peak, plane, dst=peak)
+        for plane in planes:  # each plane becomes exp(l_c - peak), in place
+            cv2.exp(cv2.subtract(plane, peak, dst=plane), dst=plane)
+        cv2.add(planes[0], planes[1], dst=total)
+        for plane in planes[2:]:
+            cv2.add(total, plane, dst=total)
+        started = False
+        for plane, weight in zip(planes, self._weights):
+            if weight and started:
+                cv2.scaleAdd(plane, weight, num, dst=num)
+            elif weight:
+                cv2.multiply(plane, weight, dst=num)
+                started = True
+        return cv2.divide(num, total, dst=num)
 
     def _to_frame(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
         """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
