@@ -63,3 +63,15 @@ def test_usage_and_runtime_errors_share_one_format_and_their_exit_codes(tmp_path
     for proc in (usage, runtime):
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
         assert "╭" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_names_files_of_the_same_name_by_their_folder(tmp_path):
+    import shutil
+
+    from edgeseg.benchmarks.runner import collect_models
+    from edgeseg.runtime.packaged import packaged_model
+
+    (tmp_path / "new").mkdir()
+    shutil.copy(packaged_model("edge"), tmp_path / "new" / packaged_model("edge").name)
+    labels = [e.label for e in collect_models(["edge", str(tmp_path / "new" / packaged_model("edge").name)])]
+    assert labels == ["models/unet_mobilenetv2_edge_int8.tflite", "new/unet_mobilenetv2_edge_int8.tflite"]

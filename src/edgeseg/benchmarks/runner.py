@@ -79,6 +79,10 @@ def collect_models(inputs: list[str]) -> list[ModelEntry]:
                 entries.append(_artifact_entry(resolve_model(item)))
             except ValueError as exc:
                 raise FileNotFoundError(str(exc)) from None
+    labels = [e.label for e in entries]
+    for e in entries:  # files of the same name from different folders: name the folder too
+        if labels.count(e.label) > 1:
+            e.label = f"{Path(e.path).parent.name}/{e.label}"
     return entries
 
 
