@@ -1,8 +1,8 @@
 """Before/after picture grid of the mask on hard photos: light backgrounds, dark pets, busy backgrounds.
 
 Picks the test photos that are hardest in each of those ways (from their labels), and shows each with
-grayscale-bg as it was (foreground = pet + border, raw probability) and as it is now (pet + half the
-border, soft threshold), with the alpha outline.
+grayscale-bg as it was (the former default model, foreground = pet + border, raw probability) and as it
+is now (the shipped default: pet + half the border, soft threshold), with the alpha = 0.5 outline.
 
     python benchmarks/picture_grid.py --data ../shared/data/pets-pseudo --out benchmarks/results/before_after.jpg
 """
@@ -20,8 +20,8 @@ from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 from edgeseg.trainer.data import iter_full_resolution
 
-SETTINGS = {"before": {"foreground": {0: 1.0, 2: 1.0}, "softness": 0.5},  # pet + border, raw probability
-            "now": {}}  # the model's mask weights and the default soft threshold
+SETTINGS = {"before": ("tutorial", {"foreground": {0: 1.0, 2: 1.0}, "softness": 0.5}),  # pet + border, raw
+            "now": (None, {})}  # the default model, its mask weights, the default soft threshold
 TILE = 300
 
 
@@ -61,13 +61,12 @@ def tile(image: np.ndarray, alpha: np.ndarray, caption: str) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--model", default="tutorial")
     parser.add_argument("--per-kind", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     photos = pick(args.data, args.per_kind)
     rows = []
-    segmenters = {k: Segmenter(SegmenterOptions(resolve_model(args.model), **v)) for k, v in SETTINGS.items()}
+    segmenters = {k: Segmenter(SegmenterOptions(resolve_model(m), **v)) for k, (m, v) in SETTINGS.items()}
     for kind, name, image in photos:
         rows.append(np.hstack([tile(image, segmenters[k].segment(image), f"{k}: {kind} ({name})")
                                for k in SETTINGS]))

@@ -1,8 +1,8 @@
 """Soak test of the live pipeline with MJPEG viewers: memory over time and the cost of viewers.
 
 One ``run_pipeline`` serves 640x480 frames for the whole run. Blocks of ``--block`` frames alternate
-between no viewers and ``--viewers`` viewers (threads of a separate process, as browsers would be),
-so load from elsewhere on the machine hits both alike. Records the process's RSS every 250 frames
+between no viewers and ``--viewers`` viewers (threads of a separate, lowest-priority process, standing in
+for browsers on other machines), so load from elsewhere on the machine hits both alike. Records the process's RSS every 250 frames
 and the FPS of every block.
 
     python benchmarks/soak_serve.py --frames 20000 --viewers 20 --out benchmarks/results/soak_serve.json
@@ -30,8 +30,11 @@ from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import Frame, Source
 
+# Viewers run at the lowest priority: on a real device they are phones and laptops elsewhere, so their own
+# reading should not count against the pipeline (here they share its two cores).
 VIEWER = """
-import http.client, sys, threading
+import http.client, os, sys, threading
+os.nice(19)
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def view():
     conn = http.client.HTTPConnection(host, port, timeout=30)

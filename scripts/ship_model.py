@@ -1,9 +1,12 @@
-"""Copy exported artifacts into the package (src/edgeseg/models) and record their checksums.
+"""Copy exported artifacts into the package (src/edgeseg/models), record their checksums and mask quality.
 
-    python scripts/ship_model.py --default runs/unet_mobilenetv2_pets128/export/unet_mobilenetv2_int8.tflite \\
-        runs/unet_mobilenetv2_pets128/export/unet_mobilenetv2_int8.onnx ...
+    python scripts/ship_model.py --default runs/edge128/export/unet_mobilenetv2_edge_int8.tflite \\
+        runs/edge128/export/unet_mobilenetv2_edge_int8.onnx --keep unet_mobilenetv2_int8.tflite \\
+        --alias edge=unet_mobilenetv2_edge_int8.tflite --alias tutorial=unet_mobilenetv2_int8.tflite \\
+        --data ../shared/data/pets-pseudo
 
-Each artifact's export check must have passed (its export_report.json says so), or it is refused.
+Each new artifact's export check must have passed (its export_report.json says so), or it is refused.
+``--keep`` keeps an already shipped file with its manifest entry; shipped files not named are removed.
 """
 
 from __future__ import annotations
@@ -14,32 +17,41 @@ import shutil
 from pathlib import Path
 
 from edgeseg.io import atomic_write_text
-from edgeseg.runtime.packaged import MODELS_DIR, sha256
+from edgeseg.runtime.packaged import MODELS_DIR, manifest, sha256
+from edgeseg.trainer.evaluate import mask_quality
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifacts", nargs="+", type=Path)
+    parser.add_argument("artifacts", nargs="*", type=Path)
     parser.add_argument("--default", type=Path, required=True, help="the artifact used when no --model is given")
+    parser.add_argument("--keep", action="append", default=[], metavar="FILE", help="an already shipped file to keep")
     parser.add_argument("--alias", action="append", default=[], metavar="NAME=FILE",
                         help="a short name for --model, e.g. edge=unet_mobilenetv2_edge_int8.tflite")
+    parser.add_argument("--data", help="dataset whose test split measures each file's mask quality")
     args = parser.parse_args()
-    files = {}
+    previous = manifest()["files"]
+    files = {name: previous[name] for name in args.keep}
     for path in dict.fromkeys([args.default, *args.artifacts]):
         report = json.loads((path.parent / "export_report.json").read_text())
         verdict = next((a for a in report["artifacts"] if Path(a["path"]).name == path.name), None)
         if verdict is None or not verdict["passed"]:
             raise SystemExit(f"{path}: no passing export check in {path.parent / 'export_report.json'}")
         shutil.copyfile(path, MODELS_DIR / path.name)
-        files[path.name] = {"sha256": sha256(path), "bytes": path.stat().st_size,
-                            "mean_iou": round(verdict["mean_iou"], 4), "foreground_iou": round(verdict["foreground_iou"], 4)}
+        files[path.name] = {"sha256": sha256(path), "bytes": path.stat().st_size, "source": str(path.parent.parent),
+                            "mean_iou": round(verdict["mean_iou"], 4)}
+    for stale in set(previous) - set(files):
+        (MODELS_DIR / stale).unlink(missing_ok=True)
+    if args.data:
+        for name, entry in files.items():
+            entry["mask_quality"] = {"data": args.data, **mask_quality(MODELS_DIR / name, args.data).to_dict()}
     aliases = dict(a.split("=", 1) for a in args.alias)
     unknown = [f for f in aliases.values() if f not in files]
     if unknown:
         raise SystemExit(f"aliases name files that are not shipped: {unknown}")
-    manifest = {"default": args.default.name, "aliases": aliases, "files": files}
-    atomic_write_text(MODELS_DIR / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    print(json.dumps(manifest, indent=2))
+    info = {"default": args.default.name, "aliases": aliases, "files": files}
+    atomic_write_text(MODELS_DIR / "manifest.json", json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info, indent=2))
 
 
 if __name__ == "__main__":

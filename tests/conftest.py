@@ -68,12 +68,14 @@ def artifact(exported):
 
 @pytest.fixture(scope="session")
 def shipped():
-    """Path of a shipped model by format: shipped("tflite", ...) is the edge int8 model, shipped("onnx", ...)
-    the tutorial's int8 ONNX. Runtime tests use these: they need no TensorFlow and no training."""
-    from edgeseg.runtime.packaged import packaged_model
+    """Path of a shipped model by format: shipped("tflite") is the edge int8 model, shipped("onnx") the shipped
+    int8 ONNX. Runtime tests use these: they need no TensorFlow and no training."""
+    from edgeseg.runtime.packaged import manifest, packaged_model
+
+    onnx = next(name for name in manifest()["files"] if name.endswith(".onnx"))
 
     def find(fmt: str, precision: str = "int8") -> str:
-        return str(packaged_model("edge" if fmt == "tflite" else "unet_mobilenetv2_int8.onnx"))
+        return str(packaged_model("edge" if fmt == "tflite" else onnx))
     return find
 
 

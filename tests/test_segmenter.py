@@ -85,7 +85,7 @@ def test_an_8_bit_mask_is_the_probability_in_0_to_255(shipped, softness, feather
         probability = seg.segment(frame)
         out = np.empty((60, 80), np.uint8)
         assert seg.segment(frame, out=out) is out
-    assert np.ptp(probability) > 0.1  # a mask with something in it
+    assert np.ptp(probability) > 0.05  # a mask with something in it
     # rounded at model resolution, resized in 8-bit fixed point and rounded again: within 1.5 levels of the float
     # mask; a threshold's ramp (slope 5) multiplies that
     assert np.abs(out - probability * 255).max() <= (1.5 if softness == 0.5 else 5 * 1.5 + 0.5)
