@@ -19,8 +19,8 @@ def set_quiet(quiet: bool) -> None:
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
         import logging
 
-        logging.getLogger("absl").setLevel(logging.ERROR)
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        for name in ("absl", "tensorflow", "tf2onnx", "onnxruntime"):  # their INFO lines narrate internals
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager

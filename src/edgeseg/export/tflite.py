@@ -14,6 +14,7 @@ import numpy as np
 from edgeseg.contract import METADATA_KEY, ArtifactMetadata, Precision
 from edgeseg.export.calibration import tflite_representative_dataset
 from edgeseg.io import temporary_directory
+from edgeseg.quiet import native_stderr_silenced
 
 
 def export_saved_model(model, directory: Path, batch_size: int = 1) -> Path:
@@ -49,7 +50,8 @@ def convert(saved_model: Path, precision: Precision, calibration: np.ndarray | N
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8 if uint8_output else tf.float32
-    return converter.convert()
+    with native_stderr_silenced():  # the converter prints its own settings ("fully_quantize: 0, ...")
+        return converter.convert()
 
 
 def add_metadata(content: bytes, metadata: ArtifactMetadata) -> bytes:
