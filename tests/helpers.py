@@ -77,3 +77,23 @@ def http_get(server, path: str, headers: dict | None = None):
     conn = http.client.HTTPConnection(host, port, timeout=5)
     conn.request("GET", path, headers=headers or {})
     return conn, conn.getresponse()
+
+
+def interrupted_training(config, monkeypatch, after_epoch: int = 1) -> None:
+    """Train ``config`` and stop it at the end of epoch ``after_epoch`` the way a kill would (its backup of that
+    epoch written, no model.keras); the training callbacks are restored afterwards."""
+    import keras
+    import pytest
+
+    from edgeseg.trainer import train as train_mod
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == after_epoch:
+                raise KeyboardInterrupt("simulated kill")
+
+    real = train_mod._callbacks
+    monkeypatch.setattr(train_mod, "_callbacks", lambda *a: real(*a) + [Interrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(config, progress=False)
+    monkeypatch.setattr(train_mod, "_callbacks", real)

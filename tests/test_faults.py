@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
-from tests.helpers import http_get
+from tests.helpers import http_get, interrupted_training
 
 runner = CliRunner()
 
@@ -82,23 +82,13 @@ def test_empty_model_file_says_it_is_empty(tmp_path):
 
 
 def _interrupted_run(data, out, monkeypatch):
-    """A tiny run killed (KeyboardInterrupt) after its second epoch's backup was written."""
-    keras = pytest.importorskip("keras")
-    from edgeseg.trainer import train as train_mod
-    from edgeseg.trainer.train import TrainConfig, train
+    """A tiny run killed after its second epoch's backup was written."""
+    pytest.importorskip("keras")
+    from edgeseg.trainer.train import TrainConfig
 
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated kill")
-
-    real = train_mod._callbacks
-    monkeypatch.setattr(train_mod, "_callbacks", lambda *a: real(*a) + [Interrupt()])
     config = TrainConfig(model="conv_deconv", data=str(data), out=str(out), epochs=3, batch_size=8, img_size=32,
                          encoder_weights="none", val_fraction=0.2, early_stopping=0)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
-    monkeypatch.setattr(train_mod, "_callbacks", real)
+    interrupted_training(config, monkeypatch)
     return config
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
 from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
-from tests.helpers import synthetic_sample, write_mask_folder  # noqa: E402
+from tests.helpers import interrupted_training, synthetic_sample, write_mask_folder  # noqa: E402
 
 
 def tiny_config(data, out, **kw) -> TrainConfig:
@@ -54,19 +54,9 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
 
 
 def test_interrupted_run_resumes(oxford_session_dir, tmp_path, monkeypatch):
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated kill")
-
-    real = train_mod._callbacks
-    monkeypatch.setattr(train_mod, "_callbacks", lambda *a: real(*a) + [Interrupt()])
     config = tiny_config(oxford_session_dir, tmp_path / "run", epochs=4)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, progress=False)
+    interrupted_training(config, monkeypatch)
     assert (tmp_path / "run" / "backup").is_dir() and not (tmp_path / "run" / "model.keras").exists()
-
-    monkeypatch.setattr(train_mod, "_callbacks", real)
     report = train(config, progress=False)
     assert report.resumed_from_epoch == 2
     assert report.history["epoch"] == [0, 1, 2, 3]
