@@ -90,3 +90,14 @@ def test_schema_versions(tmp_path):
     (tmp_path / "junk.json").write_text("{")
     with pytest.raises(ResultsError, match="not a readable benchmark result"):
         load_results(tmp_path / "junk.json")
+
+
+def test_a_report_without_accuracy_draws_no_empty_chart_and_names_threads(tmp_path):
+    doc = load_results(OLD_RESULT)
+    for row in doc["rows"]:
+        for key in ("miou", "fg_iou", "fg_iou_256", "pet_iou"):
+            row.pop(key, None)
+    (tmp_path / "speed.json").write_text(json.dumps(doc))
+    written = write_report([tmp_path / "speed.json"], tmp_path / "r")
+    assert [p.name for p in written] == ["README.md", "latency.png"]
+    assert "accuracy" not in (tmp_path / "r" / "README.md").read_text()

@@ -75,3 +75,12 @@ def test_bench_names_files_of_the_same_name_by_their_folder(tmp_path):
     shutil.copy(packaged_model("edge"), tmp_path / "new" / packaged_model("edge").name)
     labels = [e.label for e in collect_models(["edge", str(tmp_path / "new" / packaged_model("edge").name)])]
     assert labels == ["models/unet_mobilenetv2_edge_int8.tflite", "new/unet_mobilenetv2_edge_int8.tflite"]
+
+
+def test_tflite_and_onnx_rows_have_their_own_names():
+    from edgeseg.benchmarks.runner import collect_models
+    from edgeseg.runtime.packaged import manifest
+
+    onnx = next(name for name in manifest()["files"] if name.endswith(".onnx"))
+    labels = [e.label for e in collect_models(["edge", onnx])]
+    assert len(set(labels)) == 2 and labels[1].endswith(".onnx")
