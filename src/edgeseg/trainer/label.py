@@ -160,11 +160,10 @@ def _decide(probs: list[np.ndarray], options: LabelOptions) -> tuple[np.ndarray 
 
 
 def _write(name: str, source: Path, image: np.ndarray, mask: np.ndarray, out: Path, options: LabelOptions) -> None:
-    if options.layout == "oxford":
+    if options.layout == "oxford":  # its loader reads images/NAME.jpg
         image_path = out / "images" / f"{name}.jpg"
-        label_path, label = out / "annotations" / "trimaps" / f"{name}.png", None
-        band = options.border_px or max(3, round(BAND_FRACTION * max(mask.shape)))
-        label = trimap(mask, band)
+        label_path = out / "annotations" / "trimaps" / f"{name}.png"
+        label = trimap(mask, options.border_px or max(3, round(BAND_FRACTION * max(mask.shape))))
     else:
         image_path = out / "images" / f"{name}{source.suffix.lower()}"
         label_path, label = out / "masks" / f"{name}.png", mask.astype(np.uint8) * 255
