@@ -29,7 +29,7 @@ from edgeseg.export.base import (
 )
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.validate import compare, keras_reference
-from edgeseg.io import atomic_write_bytes, atomic_write_text, temporary_directory
+from edgeseg.io import atomic_write_bytes, atomic_write_text, remove_stale, temporary_directory
 from edgeseg.runs import RunFolder
 from edgeseg.trainer.data import DataError, load_split
 from edgeseg.trainer.evaluate import mask_quality
@@ -157,10 +157,17 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         if artifact.path:
             artifact.size_mb = round(Path(artifact.path).stat().st_size / 2**20, 3)
             compare(artifact, reference, options.gates)
+        return artifact
+
+    def finish(artifact: ArtifactReport) -> ArtifactReport:
+        """Once per written artifact (not per rejected int8 candidate): move it aside if it failed, then
+        measure the mask it gives users."""
+        artifact = _settle(artifact, out)
+        if artifact.path:
             artifact.mask = user_view(artifact.path)
         return artifact
 
-    steps = (_settle(artifact, out) for artifact in _steps(model, pairs, options, calibration, metadata_for, out, check))
+    steps = (finish(artifact) for artifact in _steps(model, pairs, options, calibration, metadata_for, out, check))
     if progress:
         from rich.progress import track
 
@@ -239,6 +246,7 @@ def _write(path: Path, fmt: Format, precision: Precision, blob, settings: dict |
         report.failures.append(f"conversion failed: {type(blob).__name__}: {blob}")
         report.path = ""
         return report
+    remove_stale(path.parent, f".{path.stem}.", path.suffix)  # temp files of an export that was killed
     atomic_write_bytes(path, blob)
     return report
 
