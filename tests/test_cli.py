@@ -50,3 +50,14 @@ def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):
     for args in (["train"], ["evaluate", "m.keras", "--data", "d"], ["export", "run"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and 'pip install "edgeseg[train]"' in result.output, args
+
+
+def test_evaluate_records_the_mask_settings_it_measured_with(oxford_dir):
+    reports = {}
+    for edges in ("guided", "bilinear"):
+        result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--edges", edges, "--json"])
+        assert result.exit_code == 0, result.output
+        reports[edges] = json.loads(result.stdout)
+    assert reports["bilinear"]["settings"] == {"threshold": 0.5, "softness": 0.1, "edges": "bilinear"}
+    assert reports["guided"]["settings"]["edges"] == "guided"
+    assert reports["guided"]["mask"] != reports["bilinear"]["mask"]  # the setting reached the Segmenter

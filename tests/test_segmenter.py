@@ -10,7 +10,7 @@ import pytest
 
 from edgeseg.contract import ArtifactMetadata
 from edgeseg.runtime.backends.base import TensorSpec
-from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+from edgeseg.runtime.segmenter import Edges, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import open_source
 
 BACKENDS = [("tflite", "int8"), ("onnx", "int8")]
@@ -47,9 +47,10 @@ def test_mask_belongs_to_its_frame_and_reuse_is_explicit(shipped, video):
 
 def test_smoothing_is_an_exponential_moving_average(shipped, video):
     frames = [f.image for f in open_source(str(video))][:2]
-    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"), softness=0.5)) as still:  # raw probabilities
+    raw = {"softness": 0.5, "edges": Edges.BILINEAR}  # probabilities resized without a guide of their frame
+    with Segmenter(SegmenterOptions(shipped("onnx", "fp32"), **raw)) as still:
         m0, m1 = (still.segment(f) for f in frames)
-    video_options = SegmenterOptions(shipped("onnx", "fp32"), RunningMode.VIDEO, smoothing=0.5, softness=0.5)
+    video_options = SegmenterOptions(shipped("onnx", "fp32"), RunningMode.VIDEO, smoothing=0.5, **raw)
     with Segmenter(video_options) as seg:
         seg.segment(frames[0])
         smoothed = seg.segment(frames[1])
@@ -123,7 +124,8 @@ def test_alpha_is_the_weighted_softmax_sum_even_for_extreme_logits(monkeypatch, 
     logits[3, :, :2] = 300.0  # two classes far above the rest
     backend = _LogitsBackend(logits, foreground, weights)
     monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
-    with Segmenter(SegmenterOptions("fixed.tflite", softness=0.5)) as seg:  # the probability, no ramp
+    raw = {"softness": 0.5, "edges": Edges.BILINEAR}  # the probability: no ramp, no guided filter
+    with Segmenter(SegmenterOptions("fixed.tflite", **raw)) as seg:
         alpha = seg.segment(np.zeros((8, 8, 3), np.uint8))
     z = logits.astype(np.float64)
     p = np.exp(z - z.max(-1, keepdims=True))
@@ -131,6 +133,22 @@ def test_alpha_is_the_weighted_softmax_sum_even_for_extreme_logits(monkeypatch, 
     expected = (p * w).sum(-1) / p.sum(-1)
     assert np.isfinite(alpha).all()
     np.testing.assert_allclose(alpha, expected, atol=1e-6)
+
+
+def test_by_default_the_mask_edge_follows_the_image_edge(monkeypatch):
+    """A halo of 5 px in the model's mask: guided edges (the default) land on the image's edge, bilinear not."""
+    frame = np.full((256, 256, 3), 200, np.uint8)
+    frame[:, :171] = 40  # the pet's edge at column 171
+    x = (np.arange(64) + 0.5) * 4
+    logit = (176 - x) / 6.0  # p = 0.5 at column 176
+    logits = np.zeros((64, 64, 2), np.float32)
+    logits[..., 1] = logit
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: _LogitsBackend(logits, [1]))
+    crossing = {}
+    for edges in Edges:
+        with Segmenter(SegmenterOptions("fixed.tflite", edges=edges)) as seg:
+            crossing[edges] = int(np.argmax(seg.segment(frame).mean(0) < 0.5))
+    assert abs(crossing[Edges.GUIDED] - 171) <= 1 and abs(crossing[Edges.BILINEAR] - 176) <= 1
 
 
 @pytest.mark.parametrize("size,frame_size", [(128, (480, 640)), (128, (720, 1280)), (128, (1080, 1920)), (32, (480, 640))])

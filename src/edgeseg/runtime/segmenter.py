@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.backends import open_backend
+from edgeseg.runtime.guided import GuidedUpsampler
 from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
@@ -20,6 +21,13 @@ from edgeseg.runtime.shrink import halve
 class RunningMode(str, Enum):
     IMAGE = "image"  # independent images: no temporal state
     VIDEO = "video"  # frames of one stream (file, camera, URL) in order: temporal smoothing, mask reuse
+
+
+class Edges(str, Enum):
+    """How the mask is resized to the frame."""
+
+    GUIDED = "guided"  # a guided filter: the mask's edges follow the image's (the default)
+    BILINEAR = "bilinear"  # a plain resize: smooth edges on the model's grid, ~0.5 ms cheaper at 640 x 480
 
 
 @dataclass
@@ -35,6 +43,7 @@ class SegmenterOptions:
         softness: half-width of that ramp: alpha is 0 below ``threshold - softness`` and 1 above
             ``threshold + softness``, so an empty background is fully transparent and the subject fully
             opaque, with a soft edge a few pixels wide. 0.5 around 0.5 passes the probability unchanged.
+        edges: guided (the mask's edges follow the image's) or bilinear (see benchmarks/README.md).
         feather: edge feathering radius in pixels at frame size (0: none).
         mask_every: compute a new mask every N frames and reuse it in between (slow devices).
         input_range, output_kind: overrides for models without edgeseg metadata.
@@ -48,6 +57,7 @@ class SegmenterOptions:
     smoothing: float = 0.6
     threshold: float = 0.5
     softness: float = 0.1
+    edges: Edges = Edges.GUIDED
     feather: int = 0
     mask_every: int = 1
     input_range: str | None = None
@@ -107,6 +117,7 @@ class Segmenter:
         self._ramped = not (options.threshold == 0.5 and options.softness == 0.5)  # else the identity
         levels = np.arange(256, dtype=np.float32) / 255
         self._ramp8 = np.rint(soft_threshold(levels, options.threshold, options.softness) * 255).astype(np.uint8)
+        self._guided = GuidedUpsampler() if Edges(options.edges) is Edges.GUIDED else None
         self._frames = 0
         self.timings: dict[str, float | None] = dict.fromkeys(STAGES, 0.0)  # seconds, last frame
 
@@ -118,6 +129,11 @@ class Segmenter:
 
     def close(self) -> None:
         self.backend.close()
+
+    @property
+    def low_res_mask(self) -> np.ndarray | None:
+        """The (smoothed) probability at the model's resolution, before resizing; None before the first frame."""
+        return self._state
 
     def reset(self) -> None:
         """Forget temporal state (start of a new stream)."""
@@ -155,7 +171,7 @@ class Segmenter:
                 np.copyto(self._state, mask)
             else:
                 cv2.addWeighted(mask, a, self._state, 1 - a, 0, dst=self._state)
-        alpha = self._to_frame(self._state, frame.shape[1], frame.shape[0], out)
+        alpha = self._to_frame(self._state, frame, out)
         self.timings["postprocess"] = time.perf_counter() - t3
         return alpha
 
@@ -220,8 +236,20 @@ class Segmenter:
                 started = True
         return cv2.divide(num, total, dst=num)
 
-    def _to_frame(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
+    def _to_frame(self, mask: np.ndarray, frame: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
+        t, s = self.options.threshold, self.options.softness
+        if self._guided is not None:  # the small input is the guide the mask was computed from
+            alpha = self._guided(mask, self._small, frame, t - s, t + s, out)
+        else:
+            alpha = self._resize(mask, frame.shape[1], frame.shape[0], out)
+        if self.options.feather:
+            k = 2 * self.options.feather + 1
+            alpha = cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
+        return alpha
+
+    def _resize(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
+        """Bilinear resize, then the soft threshold (a lookup table for 8-bit masks)."""
         eight_bit = out is not None and out.dtype == np.uint8
         if eight_bit:  # rounded at model resolution, then resized in 8 bits
             mask = self._mask8 = cv2.convertScaleAbs(mask, alpha=255.0, dst=self._mask8)
@@ -230,9 +258,6 @@ class Segmenter:
             cv2.LUT(alpha, self._ramp8, dst=alpha)
         elif self._ramped:
             soft_threshold(alpha, self.options.threshold, self.options.softness)
-        if self.options.feather:
-            k = 2 * self.options.feather + 1
-            alpha = cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
         return alpha
 
 

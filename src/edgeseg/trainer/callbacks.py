@@ -17,7 +17,8 @@ class MaskQualityCallback(keras.callbacks.Callback):
     """Adds ``val_pet_iou`` and ``val_boundary_f`` to each epoch's logs.
 
     The model's class probabilities at its input size are combined with the trimap mask weights, resized
-    to each validation image's own size and soft-thresholded as the runtime does. Place it before the
+    to each validation image's own size and soft-thresholded as the runtime does with ``--edges bilinear``
+    (the guided resize would need the photos at full size in memory too). Place it before the
     callbacks that read these logs (checkpoint, early stopping, CSV logger).
 
     Args:

@@ -1,0 +1,79 @@
+"""Guided upsampling of a low-resolution mask to the frame: edges that follow the image.
+
+The fast guided filter (He & Sun, 2015): at the model's resolution, fit the probability locally as
+``a * gray + b`` (box windows of ``radius``), smooth the coefficients, resize them to the frame and apply
+them to the frame's own gray levels. Where the image has an edge near the mask's, the mask's edge moves
+onto it; flat regions get the same smooth result as a bilinear resize.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edgeseg.runtime.scratch import Scratch
+
+RADIUS = 2  # box window half-width at the model's resolution (about 10 px of a 640 x 480 frame at 128 px)
+EPS = 1e-3  # regularisation of a: larger keeps the mask nearer the bilinear one on weak image edges
+
+
+class GuidedUpsampler:
+    """``alpha = ramp(a * gray + b)`` at frame size, from a probability and the frame it was computed from.
+
+    ``ramp`` is the soft threshold (0 below ``low``, 1 above ``high``), folded into ``a`` and ``b`` at the
+    model's resolution so that the frame-sized work is two resizes, a multiply and an add.
+    """
+
+    def __init__(self, radius: int = RADIUS, eps: float = EPS):
+        if radius < 1 or eps <= 0:
+            raise ValueError(f"radius must be >= 1 and eps > 0, received {radius} and {eps}")
+        self._window = (2 * radius + 1, 2 * radius + 1)
+        self._eps = np.float32(eps)
+        self._scratch = Scratch()
+
+    def __call__(self, prob: np.ndarray, small_bgr: np.ndarray, frame: np.ndarray, low: float, high: float,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """Alpha at ``frame``'s size (float32 in [0, 1], or 0-255 into a uint8 ``out``).
+
+        ``prob``: float32 probability at the model's resolution; ``small_bgr``: the BGR input it came from,
+        (the guide at that resolution); ``frame``: the BGR frame (the guide at full size).
+        """
+        work = self._scratch
+        box = self._box
+        if small_bgr.shape[:2] != prob.shape:  # a model whose output is smaller or larger than its input
+            small_bgr = cv2.resize(small_bgr, prob.shape[::-1], dst=work.array("small", (*prob.shape, 3)),
+                                   interpolation=cv2.INTER_AREA)
+        shape = prob.shape
+        g = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=work.array("g8", shape))
+        g = np.multiply(g, np.float32(1 / 255), out=work.array("g", shape, np.float32))
+        tmp = work.array("tmp", shape, np.float32)
+        mean_g, mean_p = box(g, "mean_g"), box(prob, "mean_p")
+        cov = box(cv2.multiply(g, prob, dst=tmp), "cov")
+        var = box(cv2.multiply(g, g, dst=tmp), "var")
+        cov -= cv2.multiply(mean_g, mean_p, dst=tmp)
+        var -= cv2.multiply(mean_g, mean_g, dst=tmp)
+        var += self._eps
+        a = cv2.divide(cov, var, dst=cov)
+        b = np.subtract(mean_p, cv2.multiply(a, mean_g, dst=tmp), out=mean_p)
+        eight_bit = out is not None and out.dtype == np.uint8
+        unit = 255.0 if eight_bit else 1.0
+        scale = unit / max(high - low, 1e-6)  # the ramp, folded in: (a g + b - low) * scale, in output units
+        a *= np.float32(scale / 255)  # per gray level 0-255
+        b -= np.float32(low)
+        b *= np.float32(scale)
+        height, width = frame.shape[:2]
+        size = (height, width)
+        big_a = cv2.resize(box(a, "a"), (width, height), dst=work.array("A", size, np.float32),
+                           interpolation=cv2.INTER_LINEAR)
+        big_b = cv2.resize(box(b, "b"), (width, height), dst=work.array("B", size, np.float32),
+                           interpolation=cv2.INTER_LINEAR)
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=work.array("gray", size))
+        q = cv2.multiply(gray, big_a, dst=big_a, dtype=cv2.CV_32F)
+        if eight_bit:  # the 8-bit sum saturates at 0 and 255: the clip for free
+            return cv2.add(q, big_b, dst=out, dtype=cv2.CV_8U)
+        q = cv2.min(cv2.max(cv2.add(q, big_b, dst=q), 0.0, dst=q), 1.0, dst=q if out is None else out)
+        return q.copy() if out is None else q  # ``q`` is a work array the next frame overwrites
+
+    def _box(self, x: np.ndarray, name: str) -> np.ndarray:
+        return cv2.boxFilter(x, -1, self._window, dst=self._scratch.array(f"box/{name}", x.shape, np.float32),
+                             borderType=cv2.BORDER_REFLECT)
