@@ -13,7 +13,7 @@ runner = CliRunner()
 def test_train_then_evaluate(oxford_session_dir, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--data", str(oxford_session_dir), "--model", "conv_deconv",
-                                 "--img-size", "32", "--batch-size", "8", "--epochs", "1",
+                                 "--img-size", "32", "--batch-size", "8", "--epochs", "1", "--augment", "strong",
                                  "--encoder-weights", "none", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "pixel acc" in result.output and (out / "model.keras").is_file()
@@ -40,6 +40,8 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     assert result.exit_code == 1 and "is not a Keras model" in result.output
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--class-weights", "x", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "class weights must be" in result.output
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--augment", "wild", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "unknown augmentation 'wild'" in result.output
 
 
 def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):

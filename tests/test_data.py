@@ -91,14 +91,15 @@ def test_tfds_offline_fails_fast(monkeypatch, tmp_path):
         data_mod.load_tfds("train", 32, data_dir=str(tmp_path))
 
 
-def test_augmentation_moves_image_and_mask_together(oxford_dir):
+@pytest.mark.parametrize("augment", ["standard", "strong"])
+def test_augmentation_moves_image_and_mask_together(oxford_dir, augment):
     pytest.importorskip("tensorflow")
     train = load_folder(oxford_dir, "train", data_mod.cache_size(32), progress=False)
     # Paint each pixel with the colour of its class: after augmentation the dominant channel must still
     # be the class wherever geometry was applied identically.
     palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
     train.images = palette[train.masks]
-    ds = data_mod.make_dataset(train, 32, batch_size=8, training=True, augment=True, seed=1)
+    ds = data_mod.make_dataset(train, 32, batch_size=8, training=True, augment=augment, seed=1)
     images, masks = next(iter(ds))
     assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32)
     assert set(np.unique(masks.numpy())) <= {0, 1, 2}
@@ -114,3 +115,17 @@ def test_class_weights_go_with_pixels(oxford_dir):
     ds = data_mod.make_dataset(test, 32, batch_size=4, training=False, class_weights=weights)
     _, masks, sample_weights = next(iter(ds))
     np.testing.assert_allclose(sample_weights.numpy(), weights[masks.numpy()], rtol=1e-6)
+
+
+def test_strong_augmentation_rotates_image_and_mask_alike_and_names_are_checked():
+    tf = pytest.importorskip("tensorflow")
+    mask = np.ones((64, 64), np.int32)
+    mask[32:] = 0  # a horizontal outline
+    image = np.where(mask[..., None] == 0, 250.0, 10.0).astype(np.float32) * np.ones(3, np.float32)
+    tf.random.set_seed(3)
+    rotated_image, rotated_mask = data_mod._rotate(tf, tf.constant(image), tf.constant(mask), 15.0)
+    rows = rotated_mask.numpy()[24:40]
+    assert any(len(set(row)) > 1 for row in rows)  # the outline is tilted now
+    assert np.mean((rotated_image.numpy()[..., 0] > 128) == (rotated_mask.numpy() == 0)) > 0.97
+    with pytest.raises(ValueError, match="unknown augmentation 'wild'; choose one of none, standard, strong"):
+        data_mod.get_augmentation("wild")

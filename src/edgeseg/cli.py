@@ -115,8 +115,8 @@ def train(
     lr_schedule: str = typer.Option("constant", help="constant or cosine.", rich_help_panel="Schedule"),
     class_weights: str = typer.Option("none", help="none, balanced, or weights like 2,1,2 (pet,bg,border).",
                                       rich_help_panel="Schedule"),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random crops, flips and colour jitter.",
-                                 rich_help_panel="Data"),
+    augment: str = typer.Option("standard", help="standard (random crops, flips, colour jitter), strong (wider "
+                                "crops and jitter, rotation, sensor noise) or none.", rich_help_panel="Data"),
     early_stopping: int = typer.Option(5, min=0, help="Stop after this many epochs without a better val pet IoU; "
                                        "0 disables.", rich_help_panel="Schedule"),
     mixed_precision: bool = typer.Option(False, "--mixed-precision", help="float16 compute (GPUs).",

@@ -298,27 +298,28 @@ def make_dataset(
     img_size: int,
     batch_size: int,
     training: bool,
-    augment: bool = True,
+    augment: str = "standard",
     class_weights: np.ndarray | None = None,
     seed: int = 0,
 ):
     """tf.data pipeline over in-memory data: shuffle, augment, batch, prefetch.
 
-    Training data should be stored larger than ``img_size`` (see :func:`cache_size`): augmentation takes
-    a random square crop of 64-100% of the area and resizes it to ``img_size`` (bilinear image, nearest
-    mask), flips horizontally and jitters brightness, contrast and saturation. Evaluation data is passed
-    through at ``img_size``. Yields ``(image float32 0-255, mask int32[, per-pixel weight])``.
+    Training data should be stored larger than ``img_size`` (see :func:`cache_size`): ``augment`` names an
+    entry of :data:`AUGMENTATIONS`: a random square crop resized to ``img_size`` (bilinear image, nearest
+    mask), a horizontal flip, colour jitter and, for "strong", rotation and sensor noise. Evaluation data
+    is passed through at ``img_size``. Yields ``(image float32 0-255, mask int32[, per-pixel weight])``.
     """
     import tensorflow as tf
 
+    aug = get_augmentation(augment)
     stored = data.images.shape[1]
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.masks))
     if training:
         ds = ds.shuffle(min(len(data), 4096), seed=seed, reshuffle_each_iteration=True)
 
     def prepare(image, mask):
-        if training and augment:
-            image, mask = _augment(tf, image, mask, stored, img_size)
+        if training and aug is not None:
+            image, mask = _augment(tf, image, mask, stored, img_size, aug)
         elif stored != img_size:
             image = tf.image.resize(image, (img_size, img_size), method="area")
             mask = tf.image.resize(mask[..., None], (img_size, img_size), method="nearest")[..., 0]
@@ -337,14 +338,65 @@ def cache_size(img_size: int) -> int:
     return int(round(img_size * 1.25))
 
 
-def _augment(tf, image, mask, stored: int, img_size: int):
-    crop = tf.random.uniform([], int(stored * 0.8), stored + 1, dtype=tf.int32)
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes applied to each training image (geometry identical for image and mask)."""
+
+    min_crop: float  # smallest square crop side, as a share of the stored side (stored = 1.25 x img_size)
+    rotate_deg: float  # largest rotation either way (reflected at the borders)
+    brightness: float  # largest shift, in 0-255 levels
+    contrast: float  # factor drawn from [1 - contrast, 1 + contrast]
+    saturation: float  # likewise
+    hue: float  # largest hue shift (fraction of the colour circle)
+    noise: float  # largest standard deviation of per-pixel Gaussian noise, in levels (sensor noise)
+
+
+AUGMENTATIONS = {
+    "none": None,
+    "standard": Augmentation(min_crop=0.8, rotate_deg=0, brightness=25, contrast=0.2, saturation=0.2, hue=0, noise=0),
+    "strong": Augmentation(min_crop=0.5, rotate_deg=15, brightness=40, contrast=0.4, saturation=0.4, hue=0.04,
+                           noise=6),
+}
+
+
+def get_augmentation(name: str) -> Augmentation | None:
+    """The augmentation called ``name`` (None for "none"), or a ValueError listing the choices."""
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    return AUGMENTATIONS[name]
+
+
+def _rotate(tf, image, mask, degrees: float):
+    """Rotate image (bilinear) and mask (nearest) by the same random angle about the centre."""
+    angle = tf.random.uniform([], -degrees, degrees) * (np.pi / 180)
+    size = tf.cast(tf.shape(image)[0], tf.float32)
+    c, s, centre = tf.cos(angle), tf.sin(angle), (size - 1) / 2
+    transform = tf.stack([c, -s, centre - centre * c + centre * s, s, c, centre - centre * s - centre * c,
+                          0.0, 0.0])[None]
+    shape = tf.shape(image)[:2]
+
+    def warp(x, method):
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=x[None], transforms=transform, output_shape=shape, fill_value=0.0,
+            interpolation=method, fill_mode="REFLECT")[0]
+
+    return warp(image, "BILINEAR"), tf.cast(warp(tf.cast(mask[..., None], tf.float32), "NEAREST")[..., 0], mask.dtype)
+
+
+def _augment(tf, image, mask, stored: int, img_size: int, aug: Augmentation):
+    crop = tf.random.uniform([], int(stored * aug.min_crop), stored + 1, dtype=tf.int32)
     stacked = tf.concat([image, mask[..., None]], axis=-1)
     stacked = tf.image.random_crop(stacked, tf.stack([crop, crop, 4]))
     stacked = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(stacked), lambda: stacked)
     image = tf.image.resize(tf.cast(stacked[..., :3], tf.float32), (img_size, img_size), method="bilinear")
     mask = tf.image.resize(stacked[..., 3:], (img_size, img_size), method="nearest")[..., 0]
-    image = tf.image.random_brightness(image, 25.0)
-    image = tf.image.random_contrast(image, 0.8, 1.2)
-    image = tf.image.random_saturation(image, 0.8, 1.2)
+    if aug.rotate_deg:
+        image, mask = _rotate(tf, image, mask, aug.rotate_deg)
+    image = tf.image.random_brightness(image, aug.brightness)
+    image = tf.image.random_contrast(image, 1 - aug.contrast, 1 + aug.contrast)
+    image = tf.image.random_saturation(image, 1 - aug.saturation, 1 + aug.saturation)
+    if aug.hue:  # tf's hue shift expects 0-1 images
+        image = tf.image.random_hue(tf.clip_by_value(image, 0.0, 255.0) / 255.0, aug.hue) * 255.0
+    if aug.noise:
+        image += tf.random.normal(tf.shape(image)) * tf.random.uniform([], 0.0, aug.noise)
     return tf.clip_by_value(image, 0.0, 255.0), mask

@@ -47,7 +47,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine"
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
-    augment: bool = True
+    augment: str = "standard"  # "none", "standard" or "strong": see edgeseg.trainer.data.AUGMENTATIONS
     early_stopping: int = 5  # patience in epochs, 0 disables
     mixed_precision: bool = False
     strategy: str = "auto"  # auto, default, mirrored, multiworker
@@ -122,10 +122,12 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
 
 def _validate(config: TrainConfig) -> None:
     """Reject bad settings before any data is read."""
+    from edgeseg.trainer.data import get_augmentation
     from edgeseg.trainer.losses import LOSSES
     from edgeseg.trainer.models import UPSAMPLING, check_model_name
 
     check_model_name(config.model)
+    get_augmentation(config.augment)
     if config.upsampling not in UPSAMPLING:
         raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {config.upsampling!r}")
     if config.loss not in LOSSES:
@@ -236,7 +238,7 @@ def _load(config: TrainConfig, progress: bool) -> _Splits:
     load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress,
                 data_dir=config.data_dir)
     train_data = data_mod.load_split(
-        config.data, "train", data_mod.cache_size(config.img_size) if config.augment else config.img_size, **load)
+        config.data, "train", data_mod.cache_size(config.img_size) if config.augment != "none" else config.img_size, **load)
     if len(train_data) < config.batch_size:
         raise data_mod.DataError(
             f"{config.data} has {len(train_data)} training images, fewer than one batch of {config.batch_size}")
