@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import MODELS_DIR, manifest, sha256
+from edgeseg.runtime.segmenter import Edges, SegmenterOptions
 from edgeseg.trainer.evaluate import mask_quality
 
 
@@ -42,9 +43,12 @@ def main() -> None:
                             "mean_iou": round(verdict["mean_iou"], 4)}
     for stale in set(previous) - set(files):
         (MODELS_DIR / stale).unlink(missing_ok=True)
-    if args.data:
+    if args.data:  # every file, kept ones too: the runtime's defaults may have changed since
+        defaults = SegmenterOptions(MODELS_DIR)
+        settings = {"threshold": defaults.threshold, "softness": defaults.softness, "edges": Edges(defaults.edges).value}
         for name, entry in files.items():
-            entry["mask_quality"] = {"data": args.data, **mask_quality(MODELS_DIR / name, args.data).to_dict()}
+            entry["mask_quality"] = {"data": args.data, "settings": settings,
+                                     **mask_quality(MODELS_DIR / name, args.data).to_dict()}
     aliases = dict(a.split("=", 1) for a in args.alias)
     unknown = [f for f in aliases.values() if f not in files]
     if unknown:
