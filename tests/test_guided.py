@@ -39,13 +39,16 @@ def test_the_guided_edge_lands_on_the_image_edge_where_the_bilinear_one_halos():
     assert guided[:, :EDGE - 12].min() == 1.0 and guided[:, EDGE + 12:].max() == 0.0  # opaque, and clear
 
 
-def test_eight_bit_output_matches_float_and_flat_images_stay_smooth():
+def test_outputs_agree_in_8_and_32_bits_and_flat_images_stay_smooth():
     frame, small, prob = _scene()
     upsampler = GuidedUpsampler()
     alpha = upsampler(prob, small, frame, 0.4, 0.6)
     out = np.empty(frame.shape[:2], np.uint8)
     assert upsampler(prob, small, frame, 0.4, 0.6, out=out) is out
     np.testing.assert_allclose(out / 255.0, alpha, atol=1 / 255 + 1e-6)
+    out32 = np.empty(frame.shape[:2], np.float32)
+    assert upsampler(prob, small, frame, 0.4, 0.6, out=out32) is out32
+    np.testing.assert_array_equal(out32, alpha)
     flat = np.full_like(frame, 128)  # no image edge: the mask keeps its own, smoothly
     soft = upsampler(prob, cv2.resize(flat, prob.shape[::-1]), flat, 0.4, 0.6)
     assert abs(_crossing(soft) - (EDGE + 5)) <= 2
