@@ -3,7 +3,7 @@
 The fast guided filter (He & Sun, 2015): at the model's resolution, fit the probability locally as
 ``a * gray + b`` (box windows of ``radius``), smooth the coefficients, resize them to the frame and apply
 them to the frame's own gray levels. Where the image has an edge near the mask's, the mask's edge moves
-onto it; flat regions get the same smooth result as a bilinear resize.
+onto it; where the image is flat, ``a`` is ~0 and the mask comes out smoothed over the window.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class GuidedUpsampler:
                  out: np.ndarray | None = None) -> np.ndarray:
         """Alpha at ``frame``'s size (float32 in [0, 1], or 0-255 into a uint8 ``out``).
 
-        ``prob``: float32 probability at the model's resolution; ``small_bgr``: the BGR input it came from,
-        (the guide at that resolution); ``frame``: the BGR frame (the guide at full size).
+        ``prob``: float32 probability at the model's resolution; ``small_bgr``: the BGR model input it came
+        from (the guide at that resolution); ``frame``: the BGR frame (the guide at full size).
         """
         work = self._scratch
         box = self._box
