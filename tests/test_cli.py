@@ -63,3 +63,15 @@ def test_evaluate_records_the_mask_settings_it_measured_with(oxford_dir):
     assert reports["bilinear"]["settings"] == {"threshold": 0.5, "softness": 0.1, "edges": "bilinear"}
     assert reports["guided"]["settings"]["edges"] == "guided"
     assert reports["guided"]["mask"] != reports["bilinear"]["mask"]  # the setting reached the Segmenter
+
+
+def test_training_commands_keep_tensorflows_start_up_lines_off_stderr(trained_run, oxford_dir):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "edgeseg", "evaluate", str(trained_run), "--data", str(oxford_dir), "--limit", "2",
+               "--json"]
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "cudart_stub" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr, quiet.stderr
+    assert json.loads(quiet.stdout)["images"] == 2

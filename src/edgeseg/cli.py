@@ -50,12 +50,16 @@ def _main(
 
 
 def _need_train_extra() -> None:
+    """Fail with what to install when TensorFlow is missing; else import it, quietly unless --verbose."""
+    from edgeseg.quiet import native_stderr_silenced
     from edgeseg.trainer import require_train_extra
 
     try:
         require_train_extra()
     except ImportError as exc:
         raise fail(str(exc)) from None
+    with native_stderr_silenced():  # TF's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL since 2.16
+        import tensorflow  # noqa: F401
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
