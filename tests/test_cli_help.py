@@ -75,6 +75,18 @@ def test_bench_names_files_of_the_same_name_by_their_folder(tmp_path):
     shutil.copy(packaged_model("edge"), tmp_path / "new" / packaged_model("edge").name)
     labels = [e.label for e in collect_models(["edge", str(tmp_path / "new" / packaged_model("edge").name)])]
     assert labels == ["models/unet_mobilenetv2_edge_int8.tflite", "new/unet_mobilenetv2_edge_int8.tflite"]
+    exports = []
+    for run in ("run_a", "run_b"):  # two runs' export/ folders: the runs name them, not "export"
+        (tmp_path / run / "export").mkdir(parents=True)
+        exports.append(tmp_path / run / "export" / packaged_model("edge").name)
+        shutil.copy(packaged_model("edge"), exports[-1])
+    labels = [e.label for e in collect_models([str(p) for p in exports])]
+    assert labels == ["run_a/unet_mobilenetv2_edge_int8.tflite", "run_b/unet_mobilenetv2_edge_int8.tflite"]
+    (tmp_path / "x" / "run_a" / "export").mkdir(parents=True)  # the same run names under another folder
+    twin = tmp_path / "x" / "run_a" / "export" / packaged_model("edge").name
+    shutil.copy(packaged_model("edge"), twin)
+    labels = [e.label for e in collect_models([str(exports[0]), str(twin)])]
+    assert labels == [str(exports[0]), str(twin)]
 
 
 def test_tflite_and_onnx_rows_have_their_own_names():

@@ -82,8 +82,20 @@ def collect_models(inputs: list[str]) -> list[ModelEntry]:
     labels = [e.label for e in entries]
     for e in entries:  # files of the same name from different folders: name the folder too
         if labels.count(e.label) > 1:
-            e.label = f"{Path(e.path).parent.name}/{e.label}"
+            e.label = f"{_naming_folder(Path(e.path))}/{e.label}"
+    if len({e.label for e in entries}) < len(entries):  # same folder names too: the paths as given
+        for e in entries:
+            if labels.count(Path(e.path).name) > 1:
+                e.label = e.path
     return entries
+
+
+def _naming_folder(path: Path) -> str:
+    """The folder that tells a file apart: a run's name for the artifacts in its export/ (and export/failed/)."""
+    folder = path.parent
+    while folder.name in ("export", "failed") and folder.parent != folder:
+        folder = folder.parent
+    return folder.name
 
 
 def _status(entry: ModelEntry, ok: bool) -> str:
