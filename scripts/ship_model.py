@@ -5,6 +5,8 @@
         --alias edge=unet_mobilenetv2_edge_int8.tflite --alias tutorial=unet_mobilenetv2_int8.tflite \\
         --data ../shared/data/pets-pseudo
 
+An artifact given as ``PATH=NAME`` is shipped as NAME (two exports of one architecture share a file name,
+e.g. ``runs/edge160/export/unet_mobilenetv2_edge_int8.tflite=unet_mobilenetv2_edge160_int8.tflite``).
 Each new artifact's export check must have passed (its export_report.json says so), or it is refused.
 ``--keep`` keeps an already shipped file with its manifest entry; shipped files not named are removed.
 """
@@ -24,8 +26,8 @@ from edgeseg.trainer.evaluate import mask_quality
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifacts", nargs="*", type=Path)
-    parser.add_argument("--default", type=Path, required=True, help="the artifact used when no --model is given")
+    parser.add_argument("artifacts", nargs="*", help="exported files, each as PATH or PATH=SHIPPED_NAME")
+    parser.add_argument("--default", required=True, help="the artifact used when no --model is given (PATH[=NAME])")
     parser.add_argument("--keep", action="append", default=[], metavar="FILE", help="an already shipped file to keep")
     parser.add_argument("--alias", action="append", default=[], metavar="NAME=FILE",
                         help="a short name for --model, e.g. edge=unet_mobilenetv2_edge_int8.tflite")
@@ -33,14 +35,15 @@ def main() -> None:
     args = parser.parse_args()
     previous = manifest()["files"]
     files = {name: previous[name] for name in args.keep}
-    for path in dict.fromkeys([args.default, *args.artifacts]):
+    shipped = dict(_source_and_name(a) for a in dict.fromkeys([args.default, *args.artifacts]))
+    for path, name in shipped.items():
         report = json.loads((path.parent / "export_report.json").read_text())
         verdict = next((a for a in report["artifacts"] if Path(a["path"]).name == path.name), None)
         if verdict is None or not verdict["passed"]:
             raise SystemExit(f"{path}: no passing export check in {path.parent / 'export_report.json'}")
-        shutil.copyfile(path, MODELS_DIR / path.name)
-        files[path.name] = {"sha256": sha256(path), "bytes": path.stat().st_size, "source": str(path.parent.parent),
-                            "mean_iou": round(verdict["mean_iou"], 4)}
+        shutil.copyfile(path, MODELS_DIR / name)
+        files[name] = {"sha256": sha256(path), "bytes": path.stat().st_size, "source": str(path.parent.parent),
+                       "mean_iou": round(verdict["mean_iou"], 4)}
     for stale in set(previous) - set(files):
         (MODELS_DIR / stale).unlink(missing_ok=True)
     if args.data:  # every file, kept ones too: the runtime's defaults may have changed since
@@ -53,9 +56,14 @@ def main() -> None:
     unknown = [f for f in aliases.values() if f not in files]
     if unknown:
         raise SystemExit(f"aliases name files that are not shipped: {unknown}")
-    info = {"default": args.default.name, "aliases": aliases, "files": files}
+    info = {"default": _source_and_name(args.default)[1], "aliases": aliases, "files": files}
     atomic_write_text(MODELS_DIR / "manifest.json", json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
+
+
+def _source_and_name(spec: str) -> tuple[Path, str]:
+    path, _, name = spec.partition("=")
+    return Path(path), name or Path(path).name
 
 
 if __name__ == "__main__":

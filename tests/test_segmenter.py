@@ -34,15 +34,23 @@ def test_mask_belongs_to_its_frame_and_reuse_is_explicit(shipped, video):
     with Segmenter(live) as seg:
         for frame, want in zip(frames, expected):
             np.testing.assert_allclose(seg.segment(frame), want, atol=1e-6)  # never one frame behind
-    reuse = SegmenterOptions(shipped("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0, mask_every=3)
-    with Segmenter(reuse) as seg:
-        masks, inferences = [], []
-        for frame in frames[:6]:
-            masks.append(seg.segment(frame))
-            inferences.append(seg.timings["inference"])
-    assert [t is not None for t in inferences] == [True, False, False, True, False, False]
-    np.testing.assert_array_equal(masks[1], masks[0])
-    np.testing.assert_allclose(masks[3], expected[3], atol=1e-6)
+    for edges in Edges:
+        reuse = SegmenterOptions(shipped("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0, mask_every=3,
+                                 edges=edges)
+        with Segmenter(reuse) as seg:
+            masks, probs, inferences = [], [], []
+            for frame in frames[:6]:
+                masks.append(seg.segment(frame))
+                probs.append(seg.low_res_mask.copy())
+                inferences.append(seg.timings["inference"])
+        assert [t is not None for t in inferences] == [True, False, False, True, False, False]
+        np.testing.assert_array_equal(probs[1], probs[0])  # the model's probability is reused as it was...
+        if edges is Edges.BILINEAR:
+            np.testing.assert_array_equal(masks[1], masks[0])
+        else:  # ...while guided edges follow the frame shown
+            assert not np.array_equal(masks[1], masks[0]) or np.array_equal(frames[1], frames[0])
+        with Segmenter(SegmenterOptions(shipped("tflite", "fp32"), edges=edges)) as still:
+            np.testing.assert_allclose(masks[3], still.segment(frames[3]), atol=1e-6)
 
 
 def test_smoothing_is_an_exponential_moving_average(shipped, video):
@@ -76,12 +84,13 @@ def test_threshold_and_feather_shape_the_mask(shipped):
         seg.segment(frame, out=np.empty((80, 60), np.float32))
 
 
+@pytest.mark.parametrize("edges", list(Edges))
 @pytest.mark.parametrize("softness,feather", [(0.5, 0), (0.1, 0), (0.1, 3)])
-def test_an_8_bit_mask_is_the_probability_in_0_to_255(shipped, softness, feather):
-    frame = np.random.default_rng(2).integers(0, 255, (60, 80, 3), dtype=np.uint8)
-    with Segmenter(SegmenterOptions(shipped("onnx"), softness=0.5)) as seg:
+def test_an_8_bit_mask_is_the_probability_in_0_to_255(shipped, video, softness, feather, edges):
+    frame = cv2.resize(next(iter(open_source(str(video)))).image, (80, 60), interpolation=cv2.INTER_AREA)
+    with Segmenter(SegmenterOptions(shipped("onnx"), softness=0.5, edges=edges)) as seg:
         centre = float(np.median(seg.segment(frame)))  # a ramp where this frame's probabilities are
-    options = SegmenterOptions(shipped("onnx"), threshold=centre, softness=softness, feather=feather)
+    options = SegmenterOptions(shipped("onnx"), threshold=centre, softness=softness, feather=feather, edges=edges)
     with Segmenter(options) as seg:
         probability = seg.segment(frame)
         out = np.empty((60, 80), np.uint8)
