@@ -2,7 +2,8 @@
 
 Picks the test photos that are hardest in each of those ways (from their labels), and shows each with
 grayscale-bg as it was (the former default model, foreground = pet + border, raw probability) and as it
-is now (the shipped default: pet + half the border, soft threshold), with the alpha = 0.5 outline.
+is now (the shipped default: pet + half the border, soft threshold, guided edges), with the alpha = 0.5
+outline.
 
     python benchmarks/picture_grid.py --data ../shared/data/pets-pseudo --out benchmarks/results/before_after.jpg
 """
