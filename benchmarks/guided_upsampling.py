@@ -55,11 +55,9 @@ def variants(radii, epsilons) -> dict:
 def low_res_masks(model: str, data: str, split: str, limit: int | None):
     """(image, labels, the model's weighted probability and its input, both at the model's resolution)."""
     with Segmenter(SegmenterOptions(resolve_model(model), **RAW)) as seg:
-        h, w = seg.info.input_size
         for _, image, labels in iter_full_resolution(data, split, limit=limit):
             seg.segment(image)
-            small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            yield image, labels, seg.low_res_mask.copy(), small
+            yield image, labels, seg.low_res_mask.copy(), seg.model_input.copy()
 
 
 def postprocess_ms(model: str, frame: np.ndarray, guided: bool, repeats: int = 200) -> float:

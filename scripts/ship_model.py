@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 from edgeseg.io import atomic_write_text
@@ -47,8 +48,9 @@ def main() -> None:
     for stale in set(previous) - set(files):
         (MODELS_DIR / stale).unlink(missing_ok=True)
     if args.data:  # every file, kept ones too: the runtime's defaults may have changed since
-        defaults = SegmenterOptions(MODELS_DIR)
-        settings = {"threshold": defaults.threshold, "softness": defaults.softness, "edges": Edges(defaults.edges).value}
+        defaults = {f.name: f.default for f in fields(SegmenterOptions)}
+        settings = {"threshold": defaults["threshold"], "softness": defaults["softness"],
+                    "edges": Edges(defaults["edges"]).value}
         for name, entry in files.items():
             entry["mask_quality"] = {"data": args.data, "settings": settings,
                                      **mask_quality(MODELS_DIR / name, args.data).to_dict()}

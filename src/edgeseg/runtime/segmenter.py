@@ -135,6 +135,11 @@ class Segmenter:
         """The (smoothed) probability at the model's resolution, before resizing; None before the first frame."""
         return self._state
 
+    @property
+    def model_input(self) -> np.ndarray:
+        """The last frame the model ran on, BGR at its input size (the guide of guided edges at that size)."""
+        return self._small
+
     def reset(self) -> None:
         """Forget temporal state (start of a new stream)."""
         self._state, self._frames = None, 0
