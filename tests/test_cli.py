@@ -54,6 +54,27 @@ def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):
         assert result.exit_code == 1 and 'pip install "edgeseg[train]"' in result.output, args
 
 
+def test_evaluate_of_an_artifact_on_a_folder_runs_without_tensorflow(oxford_dir):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "tensorflow_datasets", "tf2onnx"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        sys.argv = ["edgeseg", "evaluate", "edge", "--data", {str(oxford_dir)!r}, "--limit", "2", "--json"]
+        from edgeseg.cli import app
+        app()
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["images"] == 2
+
+
 def test_evaluate_records_the_mask_settings_it_measured_with(oxford_dir):
     reports = {}
     for edges in ("guided", "bilinear"):

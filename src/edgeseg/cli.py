@@ -181,9 +181,12 @@ def evaluate(
 ):
     """The mask a user sees, at each image's own resolution: pet IoU with border pixels ignored (the
     headline), fg IoU, boundary F, background leakage and semi-transparent share."""
-    _need_train_extra()
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.evaluate import evaluate as run_eval
+    from edgeseg.trainer.evaluate import needs_tensorflow
+
+    if needs_tensorflow(model, data):
+        _need_train_extra()
 
     settings = {"threshold": threshold, "softness": softness, "edges": edges.value}
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgeseg.trainer.data import iter_full_resolution, load_split
+from edgeseg.trainer.data import TFDS_NAME, iter_full_resolution, load_split
 from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter
 from edgeseg.trainer.metrics import SegmentationMetrics
 
@@ -48,6 +48,18 @@ def load_keras_model(path: str | Path):
         raise ValueError(f"{path} is not a Keras model ({type(exc).__name__}: {exc})") from exc
 
 
+def is_keras_model(path: str | Path) -> bool:
+    """A ``.keras`` file or a run folder: evaluated as Keras (argmax metrics too), which needs TensorFlow."""
+    path = Path(path)
+    return path.is_dir() or path.suffix == ".keras"
+
+
+def needs_tensorflow(model: str | Path, data: str) -> bool:
+    """Whether evaluating ``model`` on ``data`` needs the training stack: a ``.tflite``/``.onnx`` artifact
+    or a shipped model on a local folder runs on the runtime alone."""
+    return is_keras_model(model) or data == TFDS_NAME
+
+
 def mask_quality(model: str | Path, data: str, split: str = "test", limit: int | None = None,
                  options: dict | None = None, progress: bool = True) -> MaskQuality:
     """Mask quality of ``model`` through the runtime (default settings unless ``options`` says otherwise)."""
@@ -74,7 +86,7 @@ def evaluate(model_path: str | Path, data: str, split: str = "test", limit: int 
 
     path = Path(model_path)
     metrics = None
-    if path.is_dir() or path.suffix == ".keras":
+    if is_keras_model(path):
         from edgeseg.trainer.train import evaluate_model
 
         model = load_keras_model(path)
