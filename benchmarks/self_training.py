@@ -1,0 +1,151 @@
+"""One round of self-training with `edgeseg label`, measured: does labelling unlabelled photos with the model
+itself (plus test-time augmentation) and training on them beat training on the labelled photos alone?
+
+pets-pseudo has no pool of unlabelled photos beyond its labelled ones, so this hides the labels of part of
+its trainval split and treats those photos as the unlabelled pool:
+
+1. ``labelled/``: the kept share of trainval with its labels, and the test split (symlinks, nothing copied);
+   ``pool/``: the other photos, without labels.
+2. ``edgeseg train`` on ``labelled/`` -> ``baseline/``; ``edgeseg export`` (fp32 TFLite) for the runtime.
+3. ``edgeseg label pool/`` with the baseline as teacher (flip and multi-scale TTA, the default filters).
+4. ``edgeseg train`` on the labelled photos plus the kept pseudo-labelled ones -> ``student/``, same recipe.
+5. ``edgeseg evaluate`` both on the test split; the pseudo-labels are also compared with the hidden labels.
+
+    python benchmarks/self_training.py --data ../shared/data/pets-pseudo --work runs/self_training \\
+        --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
+        --out benchmarks/results/self_training.json
+
+Each step resumes (training from its backup, labelling from what it wrote), so rerun the same command after an
+interruption. pets-pseudo's test labels come from its own teacher: the comparison is agreement with that teacher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.benchmarks.device import cpu_flags, cpu_model
+from edgeseg.io import atomic_write_text
+
+PET, BACKGROUND, BORDER = 1, 2, 3  # Oxford trimap values
+
+
+def edgeseg(*args: str) -> str:
+    """Run the CLI as a user would; its stdout (JSON where asked) is returned."""
+    command = [sys.executable, "-m", "edgeseg", *args]
+    print("$ edgeseg", " ".join(args), flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        sys.exit(f"edgeseg {args[0]} failed with exit code {done.returncode}")
+    return done.stdout
+
+
+def names(list_file: Path) -> list[str]:
+    return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def write_oxford(root: Path, trainval: dict[str, Path], test: dict[str, Path], trimaps: dict[str, Path]) -> Path:
+    """An Oxford-layout folder of symlinks: ``name -> image`` for each split, and each name's trimap."""
+    for sub in ("images", "annotations/trimaps"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name, image in {**trainval, **test}.items():
+        for link, target in ((root / "images" / f"{name}{image.suffix}", image),
+                             (root / "annotations" / "trimaps" / f"{name}.png", trimaps[name])):
+            if not link.is_symlink():
+                link.symlink_to(target.resolve())
+    for split, members in (("trainval", trainval), ("test", test)):
+        atomic_write_text(root / "annotations" / f"{split}.txt", "".join(f"{n} 0 0 0\n" for n in members))
+    return root
+
+
+def split_pool(data: Path, work: Path, labelled_share: float, seed: int) -> tuple[Path, Path, list[str]]:
+    """``labelled/`` (the labelled share of trainval + test) and ``pool/`` (the rest, images only)."""
+    trainval = names(data / "annotations" / "trainval.txt")
+    order = np.random.default_rng(seed).permutation(len(trainval))
+    n_labelled = int(round(len(trainval) * labelled_share))
+    labelled = [trainval[i] for i in order[:n_labelled]]
+    hidden = [trainval[i] for i in order[n_labelled:]]
+    image = {n: next((data / "images").glob(f"{n}.*")) for n in trainval + names(data / "annotations" / "test.txt")}
+    trimap = {n: data / "annotations" / "trimaps" / f"{n}.png" for n in image}
+    test = {n: image[n] for n in names(data / "annotations" / "test.txt")}
+    labelled_dir = write_oxford(work / "labelled", {n: image[n] for n in labelled}, test, trimap)
+    pool = work / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    for n in hidden:
+        if not (pool / image[n].name).is_symlink():
+            (pool / image[n].name).symlink_to(image[n].resolve())
+    return labelled_dir, pool, hidden
+
+
+def pseudo_label_agreement(pseudo: Path, data: Path, kept: list[str]) -> dict:
+    """Pseudo trimaps against the hidden ones: foreground (pet + border) IoU and per-pixel trimap agreement."""
+    ious, agreement = [], []
+    for n in kept:
+        mine = cv2.imread(str(pseudo / "annotations" / "trimaps" / f"{n}.png"), cv2.IMREAD_GRAYSCALE)
+        truth = cv2.imread(str(data / "annotations" / "trimaps" / f"{n}.png"), cv2.IMREAD_GRAYSCALE)
+        a, b = mine != BACKGROUND, truth != BACKGROUND
+        ious.append((a & b).sum() / max((a | b).sum(), 1))
+        agreement.append((mine == truth).mean())
+    return {"images": len(kept), "fg_iou_mean": float(np.mean(ious)), "fg_iou_median": float(np.median(ious)),
+            "trimap_agreement_mean": float(np.mean(agreement))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="An Oxford-layout dataset (pets-pseudo).")
+    ap.add_argument("--work", type=Path, required=True, help="Folder for the data links and both runs.")
+    ap.add_argument("--out", type=Path, required=True, help="Results JSON.")
+    ap.add_argument("--encoder-weights", default="imagenet")
+    ap.add_argument("--labelled-share", type=float, default=0.5, help="Share of trainval whose labels are kept.")
+    ap.add_argument("--model", default="unet_mobilenetv2_edge")
+    ap.add_argument("--img-size", type=int, default=96)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--scales", default="0.75,1,1.25", help="Test-time scales of the labelling.")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    labelled, pool, hidden = split_pool(args.data, args.work, args.labelled_share, args.seed)
+    recipe = ["--model", args.model, "--img-size", str(args.img_size), "--epochs", str(args.epochs),
+              "--encoder-weights", args.encoder_weights, "--upsampling", "bilinear", "--loss", "ce+dice",
+              "--batch-size", "32", "--lr", "1e-3", "--lr-schedule", "cosine"]
+    baseline = args.work / "baseline"
+    edgeseg("train", "--data", str(labelled), "--out", str(baseline), *recipe)
+    edgeseg("export", str(baseline), "--formats", "tflite", "--json")
+    pseudo = args.work / "pseudo"
+    label_report = json.loads(edgeseg("label", str(pool), "--out", str(pseudo), "--model", str(baseline),
+                                      "--flip", "--scales", args.scales, "--json"))
+    kept = sorted(label_report["kept"])
+    if not kept:
+        sys.exit(f"the baseline's labels passed none of label's filters ({label_report['reasons']}): nothing to add")
+    combined = write_oxford(
+        args.work / "labelled+pseudo",
+        {**{n: labelled / "images" / f"{n}.jpg" for n in names(labelled / "annotations" / "trainval.txt")},
+         **{n: next((pseudo / "images").glob(f"{n}.*")) for n in kept}},
+        {n: labelled / "images" / f"{n}.jpg" for n in names(labelled / "annotations" / "test.txt")},
+        {**{n: labelled / "annotations" / "trimaps" / f"{n}.png" for n in names(labelled / "annotations" / "trainval.txt")},
+         **{n: labelled / "annotations" / "trimaps" / f"{n}.png" for n in names(labelled / "annotations" / "test.txt")},
+         **{n: pseudo / "annotations" / "trimaps" / f"{n}.png" for n in kept}})
+    student = args.work / "student"
+    edgeseg("train", "--data", str(combined), "--out", str(student), *recipe)
+    evaluations = {name: json.loads(edgeseg("evaluate", str(run), "--data", str(labelled), "--json"))
+                   for name, run in (("baseline", baseline), ("student", student))}
+    result = {
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "command": " ".join(sys.argv),
+        "labelled": len(names(labelled / "annotations" / "trainval.txt")), "pool": len(hidden),
+        "pseudo_labelled_kept": len(kept), "label_rejections": label_report["reasons"],
+        "pseudo_label_agreement_with_hidden_labels": pseudo_label_agreement(pseudo, args.data, kept),
+        **{name: {"mask": e["mask"], "mean_iou": (e.get("metrics") or {}).get("mean_iou")} for name, e in evaluations.items()},
+    }
+    atomic_write_text(args.out, json.dumps(result, indent=2))
+    for name in ("baseline", "student"):
+        print(f"{name}: pet IoU {result[name]['mask']['pet_iou']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
