@@ -13,7 +13,7 @@ its trainval split and treats those photos as the unlabelled pool:
 
     python benchmarks/self_training.py --data ../shared/data/pets-pseudo --work runs/self_training \\
         --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
-        --out benchmarks/results/self_training.json
+        --img-size 96 --epochs 10 --out benchmarks/results/self_training.json
 
 Each step resumes (training from its backup, labelling from what it wrote), so rerun the same command after an
 interruption. pets-pseudo's test labels come from its own teacher: the comparison is agreement with that teacher.
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--labelled-share", type=float, default=0.5, help="Share of trainval whose labels are kept.")
     ap.add_argument("--model", default="unet_mobilenetv2_edge")
     ap.add_argument("--img-size", type=int, default=96)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--scales", default="0.75,1,1.25", help="Test-time scales of the labelling.")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
