@@ -46,6 +46,12 @@ def edgeseg(*args: str) -> str:
     return done.stdout
 
 
+def train(data: Path, run: Path, recipe: list[str]) -> None:
+    """Train, or resume; a finished run (it holds model.keras) is kept as it is."""
+    if not (run / "model.keras").is_file():
+        edgeseg("train", "--data", str(data), "--out", str(run), *recipe)
+
+
 def names(list_file: Path) -> list[str]:
     return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
@@ -115,8 +121,9 @@ def main() -> None:
               "--encoder-weights", args.encoder_weights, "--upsampling", "bilinear", "--loss", "ce+dice",
               "--batch-size", "32", "--lr", "1e-3", "--lr-schedule", "cosine"]
     baseline = args.work / "baseline"
-    edgeseg("train", "--data", str(labelled), "--out", str(baseline), *recipe)
-    edgeseg("export", str(baseline), "--formats", "tflite", "--json")
+    train(labelled, baseline, recipe)
+    if not list((baseline / "export").glob("*.tflite")):
+        edgeseg("export", str(baseline), "--formats", "tflite", "--json")
     pseudo = args.work / "pseudo"
     label_report = json.loads(edgeseg("label", str(pool), "--out", str(pseudo), "--model", str(baseline),
                                       "--flip", "--scales", args.scales, "--json"))
@@ -132,7 +139,7 @@ def main() -> None:
          **{n: labelled / "annotations" / "trimaps" / f"{n}.png" for n in names(labelled / "annotations" / "test.txt")},
          **{n: pseudo / "annotations" / "trimaps" / f"{n}.png" for n in kept}})
     student = args.work / "student"
-    edgeseg("train", "--data", str(combined), "--out", str(student), *recipe)
+    train(combined, student, recipe)
     evaluations = {name: json.loads(edgeseg("evaluate", str(run), "--data", str(labelled), "--json"))
                    for name, run in (("baseline", baseline), ("student", student))}
     result = {
