@@ -10,6 +10,7 @@ its trainval split and treats those photos as the unlabelled pool:
 3. ``edgeseg label pool/`` with the baseline as teacher (flip and multi-scale TTA, the default filters).
 4. ``edgeseg train`` on the labelled photos plus the kept pseudo-labelled ones -> ``student/``, same recipe.
 5. ``edgeseg evaluate`` both on the test split; the pseudo-labels are also compared with the hidden labels.
+   Results are written to ``--out`` as each step ends.
 
     python benchmarks/self_training.py --data ../shared/data/pets-pseudo --work runs/self_training \\
         --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
@@ -32,8 +33,9 @@ import numpy as np
 
 from edgeseg.benchmarks.device import cpu_flags, cpu_model
 from edgeseg.io import atomic_write_text
+from edgeseg.trainer.data import oxford_list
 
-PET, BACKGROUND, BORDER = 1, 2, 3  # Oxford trimap values
+BACKGROUND = 2  # Oxford trimap value
 
 
 def edgeseg(*args: str) -> str:
@@ -52,10 +54,6 @@ def train(data: Path, run: Path, recipe: list[str]) -> None:
         edgeseg("train", "--data", str(data), "--out", str(run), *recipe)
 
 
-def names(list_file: Path) -> list[str]:
-    return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
 def write_oxford(root: Path, trainval: dict[str, Path], test: dict[str, Path], trimaps: dict[str, Path]) -> Path:
     """An Oxford-layout folder of symlinks: ``name -> image`` for each split, and each name's trimap."""
     for sub in ("images", "annotations/trimaps"):
@@ -70,23 +68,27 @@ def write_oxford(root: Path, trainval: dict[str, Path], test: dict[str, Path], t
     return root
 
 
-def split_pool(data: Path, work: Path, labelled_share: float, seed: int) -> tuple[Path, Path, list[str]]:
-    """``labelled/`` (the labelled share of trainval + test) and ``pool/`` (the rest, images only)."""
-    trainval = names(data / "annotations" / "trainval.txt")
-    order = np.random.default_rng(seed).permutation(len(trainval))
-    n_labelled = int(round(len(trainval) * labelled_share))
-    labelled = [trainval[i] for i in order[:n_labelled]]
-    hidden = [trainval[i] for i in order[n_labelled:]]
-    image = {n: next((data / "images").glob(f"{n}.*")) for n in trainval + names(data / "annotations" / "test.txt")}
-    trimap = {n: data / "annotations" / "trimaps" / f"{n}.png" for n in image}
-    test = {n: image[n] for n in names(data / "annotations" / "test.txt")}
-    labelled_dir = write_oxford(work / "labelled", {n: image[n] for n in labelled}, test, trimap)
-    pool = work / "pool"
-    pool.mkdir(parents=True, exist_ok=True)
-    for n in hidden:
-        if not (pool / image[n].name).is_symlink():
-            (pool / image[n].name).symlink_to(image[n].resolve())
-    return labelled_dir, pool, hidden
+class Split:
+    """The labelled share of trainval, the hidden rest (the pool) and the test split of an Oxford folder."""
+
+    def __init__(self, data: Path, labelled_share: float, seed: int):
+        trainval = oxford_list(data / "annotations" / "trainval.txt")
+        test = oxford_list(data / "annotations" / "test.txt")
+        order = np.random.default_rng(seed).permutation(len(trainval))
+        n_labelled = int(round(len(trainval) * labelled_share))
+        self.labelled = [trainval[i] for i in order[:n_labelled]]
+        self.hidden = [trainval[i] for i in order[n_labelled:]]
+        self.test = test
+        self.image = {n: next((data / "images").glob(f"{n}.*")) for n in trainval + test}
+        self.trimap = {n: data / "annotations" / "trimaps" / f"{n}.png" for n in self.image}
+
+    def write_pool(self, pool: Path) -> Path:
+        """The hidden share's images, without labels."""
+        pool.mkdir(parents=True, exist_ok=True)
+        for n in self.hidden:
+            if not (pool / self.image[n].name).is_symlink():
+                (pool / self.image[n].name).symlink_to(self.image[n].resolve())
+        return pool
 
 
 def pseudo_label_agreement(pseudo: Path, data: Path, kept: list[str]) -> dict:
@@ -116,43 +118,46 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    labelled, pool, hidden = split_pool(args.data, args.work, args.labelled_share, args.seed)
+    split = Split(args.data, args.labelled_share, args.seed)
+    labelled_images = {n: split.image[n] for n in split.labelled}
+    test_images = {n: split.image[n] for n in split.test}
+    labelled = write_oxford(args.work / "labelled", labelled_images, test_images, split.trimap)
+    pool = split.write_pool(args.work / "pool")
     recipe = ["--model", args.model, "--img-size", str(args.img_size), "--epochs", str(args.epochs),
               "--encoder-weights", args.encoder_weights, "--upsampling", "bilinear", "--loss", "ce+dice",
               "--batch-size", "32", "--lr", "1e-3", "--lr-schedule", "cosine"]
+    result = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "command": " ".join(sys.argv),
+              "labelled": len(split.labelled), "pool": len(split.hidden)}
+
+    def save(**values) -> None:  # after each step: an unfinished round still reports what it measured
+        result.update(values)
+        atomic_write_text(args.out, json.dumps(result, indent=2))
+
+    def evaluate(name: str, run: Path) -> None:
+        report = json.loads(edgeseg("evaluate", str(run), "--data", str(labelled), "--json"))
+        save(**{name: {"mask": report["mask"], "mean_iou": (report.get("metrics") or {}).get("mean_iou")}})
+        print(f"{name}: pet IoU {report['mask']['pet_iou']:.4f}")
+
     baseline = args.work / "baseline"
     train(labelled, baseline, recipe)
+    evaluate("baseline", baseline)
     if not list((baseline / "export").glob("*.tflite")):
         edgeseg("export", str(baseline), "--formats", "tflite", "--json")
     pseudo = args.work / "pseudo"
     label_report = json.loads(edgeseg("label", str(pool), "--out", str(pseudo), "--model", str(baseline),
                                       "--flip", "--scales", args.scales, "--json"))
     kept = sorted(label_report["kept"])
+    save(pseudo_labelled_kept=len(kept), label_rejections=label_report["reasons"])
     if not kept:
         sys.exit(f"the baseline's labels passed none of label's filters ({label_report['reasons']}): nothing to add")
-    combined = write_oxford(
-        args.work / "labelled+pseudo",
-        {**{n: labelled / "images" / f"{n}.jpg" for n in names(labelled / "annotations" / "trainval.txt")},
-         **{n: next((pseudo / "images").glob(f"{n}.*")) for n in kept}},
-        {n: labelled / "images" / f"{n}.jpg" for n in names(labelled / "annotations" / "test.txt")},
-        {**{n: labelled / "annotations" / "trimaps" / f"{n}.png" for n in names(labelled / "annotations" / "trainval.txt")},
-         **{n: labelled / "annotations" / "trimaps" / f"{n}.png" for n in names(labelled / "annotations" / "test.txt")},
-         **{n: pseudo / "annotations" / "trimaps" / f"{n}.png" for n in kept}})
+    save(pseudo_label_agreement_with_hidden_labels=pseudo_label_agreement(pseudo, args.data, kept))
+    pseudo_images = {n: next((pseudo / "images").glob(f"{n}.*")) for n in kept}
+    pseudo_trimaps = {n: pseudo / "annotations" / "trimaps" / f"{n}.png" for n in kept}
+    combined = write_oxford(args.work / "labelled+pseudo", {**labelled_images, **pseudo_images}, test_images,
+                            {**split.trimap, **pseudo_trimaps})
     student = args.work / "student"
     train(combined, student, recipe)
-    evaluations = {name: json.loads(edgeseg("evaluate", str(run), "--data", str(labelled), "--json"))
-                   for name, run in (("baseline", baseline), ("student", student))}
-    result = {
-        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "command": " ".join(sys.argv),
-        "labelled": len(names(labelled / "annotations" / "trainval.txt")), "pool": len(hidden),
-        "pseudo_labelled_kept": len(kept), "label_rejections": label_report["reasons"],
-        "pseudo_label_agreement_with_hidden_labels": pseudo_label_agreement(pseudo, args.data, kept),
-        **{name: {"mask": e["mask"], "mean_iou": (e.get("metrics") or {}).get("mean_iou")} for name, e in evaluations.items()},
-    }
-    atomic_write_text(args.out, json.dumps(result, indent=2))
-    for name in ("baseline", "student"):
-        print(f"{name}: pet IoU {result[name]['mask']['pet_iou']:.4f}")
-
+    evaluate("student", student)
 
 if __name__ == "__main__":
     main()

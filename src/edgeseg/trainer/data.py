@@ -71,11 +71,16 @@ def _split_names(names: list[str], split: str, val_fraction: float, seed: int) -
     return [names[i] for i in sorted(keep)]
 
 
+def oxford_list(list_file: Path) -> list[str]:
+    """The image names of an Oxford-IIIT Pet split list ("NAME CLASS_ID SPECIES BREED_ID" lines)."""
+    return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
 def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
     list_file = root / "annotations" / ("test.txt" if split == "test" else "trainval.txt")
     if not list_file.is_file():
         raise DataError(f"{list_file} not found: the Oxford-IIIT Pet layout needs annotations/trainval.txt and test.txt")
-    names = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    names = oxford_list(list_file)
     if split != "test":
         names = _split_names(names, split, val_fraction, seed)
     return [(n, root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
