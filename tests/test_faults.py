@@ -127,6 +127,44 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
 # --- 2. Data that must not be lost -------------------------------------------------------------------------
 
 
+def test_a_stop_signal_during_a_frame_write_still_counts_that_frame(tmp_path):
+    """The race behind "43 frames written but the file holds 44": SIGTERM right after the encoder took a frame."""
+    import os
+    import signal
+
+    from edgeseg.runtime.outputs import VideoOutput
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_):
+        raise Stop
+
+    output = VideoOutput(tmp_path / "rec.mp4", fps=10)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    output.write(frame)
+    encoder = output.writer
+
+    class SignalledWriter:  # the signal lands while the encoder is busy with the frame
+        def write(self, f):
+            encoder.write(f)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        def release(self):
+            encoder.release()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        output.writer = SignalledWriter()
+        with pytest.raises(Stop):
+            output.write(frame)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert output.frames == 2
+    output.close()  # checks the count against the file
+    assert (tmp_path / "rec.mp4").is_file()
+
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_finalise_the_recording(tmp_path, sig):
     import signal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -60,8 +61,9 @@ class VideoOutput:
                 log.warning("frames of %dx%d resized to the video's %dx%d", w, h, *self.size)
                 self._resize_warned = True
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(frame)
-        self.frames += 1
+        with _stop_signals_deferred():  # a stop between the write and the count would fail the close's check
+            self.writer.write(frame)
+            self.frames += 1
 
     def _open(self) -> tuple[cv2.VideoWriter, str]:
         for codec in self.codecs:
@@ -89,6 +91,22 @@ class VideoOutput:
                     raise OSError(f"{self.path}: {self.frames} frames written but the file holds {stored}")
                 os.replace(self.tmp, self.path)
         self.tmp.unlink(missing_ok=True)
+
+
+_STOP_SIGNALS = {getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)}
+_CAN_MASK = hasattr(signal, "pthread_sigmask")  # POSIX; elsewhere these signals do not reach us anyway
+
+
+class _stop_signals_deferred:
+    """Hold SIGTERM/SIGHUP until the block ends (POSIX); their handlers then run after it, not inside it."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if _CAN_MASK else None
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous)
+
 
 
 def _count_frames(path: Path) -> int:
