@@ -9,12 +9,14 @@ its trainval split and treats those photos as the unlabelled pool:
 2. ``edgeseg train`` on ``labelled/`` -> ``baseline/``; ``edgeseg export`` (fp32 TFLite) for the runtime.
 3. ``edgeseg label pool/`` with the baseline as teacher (flip and multi-scale TTA, the default filters).
 4. ``edgeseg train`` on the labelled photos plus the kept pseudo-labelled ones -> ``student/``, same recipe.
-5. ``edgeseg evaluate`` both on the test split; the pseudo-labels are also compared with the hidden labels.
-   Results are written to ``--out`` as each step ends.
+5. ``edgeseg evaluate`` both on the test split, and ``--reference`` (the same recipe trained with every label of
+   trainval: the ceiling the student would reach if its pseudo-labels were perfect); the pseudo-labels are also
+   compared with the hidden labels. Results are written to ``--out`` as each step ends.
 
+    scripts/train_pets.sh unet_mobilenetv2_edge runs/edge128_bilinear_dice 128 --upsampling bilinear --loss ce+dice
     python benchmarks/self_training.py --data ../shared/data/pets-pseudo --work runs/self_training \\
         --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
-        --img-size 96 --epochs 10 --out benchmarks/results/self_training.json
+        --reference runs/edge128_bilinear_dice --out benchmarks/results/self_training.json
 
 Each step resumes (training from its backup, labelling from what it wrote), so rerun the same command after an
 interruption. pets-pseudo's test labels come from its own teacher: the comparison is agreement with that teacher.
@@ -48,9 +50,14 @@ def edgeseg(*args: str) -> str:
     return done.stdout
 
 
+def finished(run: Path) -> bool:
+    """A run whose training ended: it holds model.keras and no backup to resume from."""
+    return (run / "model.keras").is_file() and not (run / "backup").exists()
+
+
 def train(data: Path, run: Path, recipe: list[str]) -> None:
-    """Train, or resume; a finished run (it holds model.keras) is kept as it is."""
-    if not (run / "model.keras").is_file():
+    """Train, or resume; a finished run is kept as it is."""
+    if not finished(run):
         edgeseg("train", "--data", str(data), "--out", str(run), *recipe)
 
 
@@ -112,8 +119,9 @@ def main() -> None:
     ap.add_argument("--encoder-weights", default="imagenet")
     ap.add_argument("--labelled-share", type=float, default=0.5, help="Share of trainval whose labels are kept.")
     ap.add_argument("--model", default="unet_mobilenetv2_edge")
-    ap.add_argument("--img-size", type=int, default=96)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--img-size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--reference", type=Path, help="The same recipe's run on every trainval label, evaluated beside.")
     ap.add_argument("--scales", default="0.75,1,1.25", help="Test-time scales of the labelling.")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -125,7 +133,7 @@ def main() -> None:
     pool = split.write_pool(args.work / "pool")
     recipe = ["--model", args.model, "--img-size", str(args.img_size), "--epochs", str(args.epochs),
               "--encoder-weights", args.encoder_weights, "--upsampling", "bilinear", "--loss", "ce+dice",
-              "--batch-size", "32", "--lr", "1e-3", "--lr-schedule", "cosine"]
+              "--batch-size", "32", "--lr", "1e-3", "--lr-schedule", "cosine", "--early-stopping", "6"]
     result = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "command": " ".join(sys.argv),
               "labelled": len(split.labelled), "pool": len(split.hidden)}
 
@@ -158,6 +166,10 @@ def main() -> None:
     student = args.work / "student"
     train(combined, student, recipe)
     evaluate("student", student)
+    if args.reference and not finished(args.reference):
+        sys.exit(f"--reference {args.reference} has not finished training: rerun when it has")
+    if args.reference:
+        evaluate("reference_all_labels", args.reference)
 
 if __name__ == "__main__":
     main()
