@@ -142,13 +142,14 @@ def _validate(config: TrainConfig) -> None:
         parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
 
 
-def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality):
-    """The run's callbacks. The mask-quality callback comes first: it adds ``val_pet_iou`` to the logs that
-    the checkpoint, early stopping and CSV logger read."""
+def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality, train_ds):
+    """The run's callbacks. BatchNormalization statistics are refreshed first, then the mask-quality
+    callback adds ``val_pet_iou`` to the logs that the checkpoint, early stopping and CSV logger read."""
     from edgeseg.trainer.backup import SafeBackupAndRestore
-    from edgeseg.trainer.callbacks import MONITOR
+    from edgeseg.trainer.callbacks import MONITOR, BatchNormRefresh
 
     cbs = [
+        BatchNormRefresh(train_ds),
         mask_quality,
         SafeBackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
@@ -293,7 +294,7 @@ def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_
     start = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
-        callbacks=_callbacks(keras, work, config, best, mask_quality), verbose=1 if verbose else 0,
+        callbacks=_callbacks(keras, work, config, best, mask_quality, train_ds), verbose=1 if verbose else 0,
     )
     return len(previous.get("epoch", [])), time.perf_counter() - start
 
