@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -164,6 +165,10 @@ def test_batchnorm_statistics_are_those_of_the_final_weights(oxford_session_dir,
     bn = model.get_layer("enc0a_bn")
     np.testing.assert_allclose(np.asarray(bn.moving_mean), features.mean((0, 1, 2)), rtol=1e-3, atol=1e-4)
     assert bn.momentum == 0.99  # restored after the refresh
+
+    train(replace(config, out=str(tmp_path / "averaged"), bn_refresh_batches=0), progress=False)
+    averaged = keras.models.load_model(tmp_path / "averaged" / "model.keras").get_layer("enc0a_bn")
+    assert np.abs(np.asarray(averaged.moving_mean)).mean() < 0.2 * np.abs(features.mean((0, 1, 2))).mean()
 
 
 def test_batchnorm_refresh_leaves_frozen_layers_alone():

@@ -49,6 +49,7 @@ class TrainConfig:
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
     augment: str = "standard"  # "none", "standard" or "strong": see edgeseg.trainer.data.AUGMENTATIONS
     early_stopping: int = 5  # patience in epochs, 0 disables
+    bn_refresh_batches: int = 8  # training batches that re-estimate BatchNorm statistics each epoch; 0 disables
     mixed_precision: bool = False
     strategy: str = "auto"  # auto, default, mirrored, multiworker
     val_fraction: float = 0.1
@@ -149,7 +150,7 @@ def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_
     from edgeseg.trainer.callbacks import MONITOR, BatchNormRefresh
 
     cbs = [
-        BatchNormRefresh(train_ds),
+        *([BatchNormRefresh(train_ds, config.bn_refresh_batches)] if config.bn_refresh_batches else []),
         mask_quality,
         SafeBackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
