@@ -128,9 +128,12 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
 
 
 def test_a_stop_signal_during_a_frame_write_still_counts_that_frame(tmp_path):
-    """The race behind "43 frames written but the file holds 44": SIGTERM right after the encoder took a frame."""
+    """The race behind "43 frames written but the file holds 44": SIGTERM right after the encoder took a frame,
+    in a process with other threads (capture, stream server, inference pools), as `webcam` is."""
     import os
     import signal
+    import threading
+    import time
 
     from edgeseg.runtime.outputs import VideoOutput
 
@@ -149,17 +152,23 @@ def test_a_stop_signal_during_a_frame_write_still_counts_that_frame(tmp_path):
         def write(self, f):
             encoder.write(f)
             os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # whichever thread the kernel picked has flagged it by now
 
         def release(self):
             encoder.release()
 
     previous = signal.signal(signal.SIGTERM, stop)
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)  # the kernel may hand a process-wide signal to this thread
+    other.start()
     try:
         output.writer = SignalledWriter()
         with pytest.raises(Stop):
             output.write(frame)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        done.set()
+        other.join()
     assert output.frames == 2
     output.close()  # checks the count against the file
     assert (tmp_path / "rec.mp4").is_file()

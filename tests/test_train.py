@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,3 +149,43 @@ def test_the_best_checkpoint_is_picked_by_pet_iou_at_image_resolution(oxford_ses
     logs = {}
     callback.on_epoch_end(0, logs)
     assert logs["val_pet_iou"] == pytest.approx(scores[best_epoch], abs=1e-4)  # model.keras is the best epoch
+
+
+def test_batchnorm_statistics_are_those_of_the_final_weights(oxford_session_dir, tmp_path):
+    # Four steps leave Keras's moving averages (momentum 0.99) at ~4% of the batch statistics; the checkpoint
+    # must hold the statistics of its own weights, or a short run's metric and export read stale ones.
+    from edgeseg.trainer.data import load_split
+
+    config = tiny_config(oxford_session_dir, tmp_path / "run", model="unet_plain", epochs=1, augment="none")
+    train(config, progress=False)
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    images = load_split(config.data, "train", 32, val_fraction=0.2, progress=False).images.astype(np.float32)
+    conv = keras.Model(model.input, model.get_layer("enc0a_conv").output)
+    features = np.asarray(conv.predict(images, verbose=0))
+    bn = model.get_layer("enc0a_bn")
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), features.mean((0, 1, 2)), rtol=1e-3, atol=1e-4)
+    assert bn.momentum == 0.99  # restored after the refresh
+
+    train(replace(config, out=str(tmp_path / "averaged"), bn_refresh_batches=0), progress=False)
+    averaged = keras.models.load_model(tmp_path / "averaged" / "model.keras").get_layer("enc0a_bn")
+    assert np.abs(np.asarray(averaged.moving_mean)).mean() < 0.2 * np.abs(features.mean((0, 1, 2))).mean()
+
+
+def test_batchnorm_refresh_leaves_frozen_layers_alone():
+    import tensorflow as tf
+
+    from edgeseg.trainer.callbacks import BatchNormRefresh
+
+    inputs = keras.Input((8, 8, 3))
+    frozen = keras.layers.BatchNormalization(name="frozen")
+    frozen.trainable = False
+    inner = keras.Sequential([keras.layers.Conv2D(4, 3, padding="same"), keras.layers.BatchNormalization(name="inner")])
+    model = keras.Model(inputs, inner(frozen(inputs)))
+    x = np.random.default_rng(0).normal(5.0, 2.0, (16, 8, 8, 3)).astype(np.float32)
+    refresh = BatchNormRefresh(tf.data.Dataset.from_tensor_slices((x, x)).batch(4), batches=4)
+    refresh.set_model(model)
+    refresh.on_epoch_end(0)
+    np.testing.assert_array_equal(np.asarray(frozen.moving_mean), 0.0)
+    bn = inner.get_layer("inner")  # in a nested model: the mean of four batch means is the data's mean
+    conv = np.asarray(inner.layers[0](frozen(x)))
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), conv.mean((0, 1, 2)), rtol=1e-4, atol=1e-5)

@@ -123,6 +123,9 @@ def train(
                                 "crops and jitter, rotation, sensor noise) or none.", rich_help_panel="Data"),
     early_stopping: int = typer.Option(5, min=0, help="Stop after this many epochs without a better val pet IoU; "
                                        "0 disables.", rich_help_panel="Schedule"),
+    bn_refresh_batches: int = typer.Option(
+        8, min=0, help="Re-estimate BatchNorm statistics from this many training batches at each epoch's end; "
+        "0 keeps Keras's moving averages (they lag in short runs).", rich_help_panel="Schedule"),
     mixed_precision: bool = typer.Option(False, "--mixed-precision", help="float16 compute (GPUs).",
                                          rich_help_panel="Devices"),
     strategy: str = typer.Option("auto", help="auto, default, mirrored or multiworker (TF_CONFIG).",
@@ -152,7 +155,8 @@ def train(
         model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
         encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
         upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule, class_weights=class_weights, augment=augment,
-        early_stopping=early_stopping, mixed_precision=mixed_precision, strategy=strategy,
+        early_stopping=early_stopping, bn_refresh_batches=bn_refresh_batches, mixed_precision=mixed_precision,
+        strategy=strategy,
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
         init_from=str(init_from) if init_from else None,
     )

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -93,20 +94,36 @@ class VideoOutput:
         self.tmp.unlink(missing_ok=True)
 
 
-_STOP_SIGNALS = {getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)}
-_CAN_MASK = hasattr(signal, "pthread_sigmask")  # POSIX; elsewhere these signals do not reach us anyway
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class _stop_signals_deferred:
-    """Hold SIGTERM/SIGHUP until the block ends (POSIX); their handlers then run after it, not inside it."""
+    """Hold SIGTERM/SIGHUP's handlers until the block ends; a signal that arrived inside it is handled after it.
+
+    Python runs signal handlers in the main thread, between bytecodes, so the handlers themselves are swapped
+    for a recorder. (Masking the signal would not do: the kernel hands a process-wide signal to any thread
+    that does not block it, and Python then runs the handler in the main thread all the same.) Elsewhere
+    than in the main thread nothing needs holding: no handler runs there.
+    """
 
     def __enter__(self) -> None:
-        self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if _CAN_MASK else None
+        self._pending: list[tuple[int, object]] = []
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._record) for s in _STOP_SIGNALS}
+
+    def _record(self, signum, frame) -> None:
+        self._pending.append((signum, frame))
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous)
-
+        for s, handler in self._previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for signum, frame in self._pending:
+            handler = self._previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:  # the default action: end the process, as it would have
+                signal.raise_signal(signum)
 
 
 def _count_frames(path: Path) -> int:

@@ -1,4 +1,5 @@
-"""Keras callback that scores the validation masks the way users see them, to pick the best checkpoint."""
+"""Keras callbacks of a training run: fresh BatchNormalization statistics, and validation masks scored the way
+users see them, to pick the best checkpoint."""
 
 from __future__ import annotations
 
@@ -47,3 +48,45 @@ class MaskQualityCallback(keras.callbacks.Callback):
         if logs is not None:
             logs[MONITOR] = result.pet_iou
             logs["val_boundary_f"] = result.boundary_f
+
+
+class BatchNormRefresh(keras.callbacks.Callback):
+    """Re-estimates the trainable BatchNormalization layers' moving statistics at the end of each epoch.
+
+    Keras keeps an exponential average of the batch statistics (momentum 0.99), which lags behind weights
+    that move faster than it: in short runs and fine-tunes the checkpoint metric and the exported model read
+    stale statistics (``benchmarks/results/bn_statistics.json``). This sets them to the plain mean over
+    ``batches`` training batches of the current weights, before the callbacks after it score and save the
+    model (Keras's own ``val_loss``/``val_miou`` are computed earlier, with the averaged statistics). Frozen
+    layers, such as the pretrained encoder's, keep theirs.
+
+    Args:
+        dataset: training batches, ``(images, masks[, weights])``.
+        batches: how many batches to average over.
+    """
+
+    def __init__(self, dataset, batches: int = 8):
+        super().__init__()
+        self.dataset, self.batches = dataset, batches
+
+    def on_epoch_end(self, epoch, logs=None):
+        layers = [layer for layer in _sublayers(self.model)
+                  if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+        if not layers:
+            return
+        momentum = [layer.momentum for layer in layers]
+        try:
+            for k, batch in enumerate(self.dataset.take(self.batches)):
+                for layer in layers:  # moving = (k * moving + this batch's) / (k + 1): the running mean
+                    layer.momentum = k / (k + 1)
+                self.model(batch[0], training=True)
+        finally:
+            for layer, m in zip(layers, momentum):
+                layer.momentum = m
+
+
+def _sublayers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _sublayers(layer)

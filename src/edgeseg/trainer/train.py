@@ -49,6 +49,7 @@ class TrainConfig:
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
     augment: str = "standard"  # "none", "standard" or "strong": see edgeseg.trainer.data.AUGMENTATIONS
     early_stopping: int = 5  # patience in epochs, 0 disables
+    bn_refresh_batches: int = 8  # training batches that re-estimate BatchNorm statistics each epoch; 0 disables
     mixed_precision: bool = False
     strategy: str = "auto"  # auto, default, mirrored, multiworker
     val_fraction: float = 0.1
@@ -142,13 +143,14 @@ def _validate(config: TrainConfig) -> None:
         parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
 
 
-def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality):
-    """The run's callbacks. The mask-quality callback comes first: it adds ``val_pet_iou`` to the logs that
-    the checkpoint, early stopping and CSV logger read."""
+def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality, train_ds):
+    """The run's callbacks. BatchNormalization statistics are refreshed first, then the mask-quality
+    callback adds ``val_pet_iou`` to the logs that the checkpoint, early stopping and CSV logger read."""
     from edgeseg.trainer.backup import SafeBackupAndRestore
-    from edgeseg.trainer.callbacks import MONITOR
+    from edgeseg.trainer.callbacks import MONITOR, BatchNormRefresh
 
     cbs = [
+        *([BatchNormRefresh(train_ds, config.bn_refresh_batches)] if config.bn_refresh_batches else []),
         mask_quality,
         SafeBackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
@@ -293,7 +295,7 @@ def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_
     start = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
-        callbacks=_callbacks(keras, work, config, best, mask_quality), verbose=1 if verbose else 0,
+        callbacks=_callbacks(keras, work, config, best, mask_quality, train_ds), verbose=1 if verbose else 0,
     )
     return len(previous.get("epoch", [])), time.perf_counter() - start
 
