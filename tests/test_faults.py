@@ -506,3 +506,32 @@ def test_a_run_folder_is_a_model_and_other_folders_say_what_they_lack(tmp_path):
 
     with pytest.raises(ValueError, match="run.json is not valid JSON"):
         RunFolder(run).training_data()
+
+
+def _damaged_copy_of_the_default_model(folder: Path) -> Path:
+    from edgeseg.runtime.packaged import packaged_model
+
+    damaged = folder / "damaged.tflite"
+    damaged.write_bytes(packaged_model("edge").read_bytes()[:5000])  # what an interrupted download leaves
+    return damaged
+
+
+def test_evaluate_names_a_damaged_model_in_one_line(oxford_dir, tmp_path):
+    damaged = _damaged_copy_of_the_default_model(tmp_path)
+    result = runner.invoke(app, ["evaluate", str(damaged), "--data", str(oxford_dir)])
+    assert isinstance(result.exception, SystemExit), result.exception  # an error line, not a traceback
+    assert result.exit_code == 1 and "cannot load" in result.output and "damaged.tflite" in result.output
+
+
+def test_bench_finishes_every_row_then_exits_1_naming_the_models_that_failed(tmp_path):
+    import json
+
+    damaged = _damaged_copy_of_the_default_model(tmp_path)
+    out = tmp_path / "results.json"
+    result = runner.invoke(app, ["bench", "edge", str(damaged), "--threads", "1", "--warmup", "0", "--runs", "2",
+                                 "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    rows = json.loads(out.read_text())["rows"]  # written all the same, the good row measured
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert rows[1]["error"].startswith("BackendError: LiteRT cannot load")  # the message, not a traceback's path
+    assert "1 of 2 rows failed: damaged.tflite" in " ".join(result.output.split())

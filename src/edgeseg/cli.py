@@ -185,6 +185,7 @@ def evaluate(
 ):
     """The mask a user sees, at each image's own resolution: pet IoU with border pixels ignored (the
     headline), fg IoU, boundary F, background leakage and semi-transparent share."""
+    from edgeseg.runtime.backends import BackendError
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.evaluate import evaluate as run_eval
     from edgeseg.trainer.evaluate import needs_tensorflow
@@ -195,7 +196,7 @@ def evaluate(
     settings = {"threshold": threshold, "softness": softness, "edges": edges.value}
     try:
         report = run_eval(model, data, split, limit, progress=not as_json, options=settings)
-    except (DataError, FileNotFoundError, ValueError) as exc:
+    except (BackendError, DataError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     result = report.to_dict()
     if out:
@@ -606,6 +607,11 @@ def bench(
         typer.echo(json.dumps(result, indent=2))
     else:
         console.print(bench_table(result))
+    failed = [r for r in result["rows"] if r["status"] == "failed"]
+    if failed:
+        names = ", ".join(dict.fromkeys(r["model"] for r in failed))
+        raise fail(f"{len(failed)} of {len(result['rows'])} rows failed: {names} (see the status column"
+                   + (f" or {out})" if out else ")"))
 
 
 @bench_app.command("report")

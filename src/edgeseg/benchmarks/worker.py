@@ -120,4 +120,8 @@ def measure(req: dict) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(json.loads(sys.argv[1]))))
+    try:
+        row = measure(json.loads(sys.argv[1]))
+    except Exception as exc:  # the runner shows this one line in the row's status; a traceback says less
+        sys.exit(f"{type(exc).__name__}: {exc}")
+    print(json.dumps(row))
