@@ -535,3 +535,17 @@ def test_bench_finishes_every_row_then_exits_1_naming_the_models_that_failed(tmp
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert rows[1]["error"].startswith("BackendError: LiteRT cannot load")  # the message, not a traceback's path
     assert "1 of 2 rows failed: damaged.tflite" in " ".join(result.output.split())
+
+
+def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path, capfd):
+    from edgeseg.runtime.effects import parse_background
+
+    bomb = _png_claiming(tmp_path, 20000, 20000)
+    result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--effect", "replace-bg",
+                                 "--background", str(bomb), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "over the limit of 50 MP" in " ".join(result.output.split())
+    with pytest.raises(ValueError, match="cannot read .*missing.png.*or a #RRGGBB colour"):
+        parse_background(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="'#zz' is not a #RRGGBB colour"):
+        parse_background("#zz")
+    assert "imread" not in capfd.readouterr().err  # no OpenCV warning beside our error

@@ -8,10 +8,12 @@ see ``_blend``).
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeseg.runtime.image_io import ImageError, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
 
@@ -136,16 +138,18 @@ def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | N
     """``--background``: an image file, or a colour as #RRGGBB (returned as BGR)."""
     if value is None:
         return None
-    if value.startswith("#") and len(value) == 7:
+    if value.startswith("#") and not Path(value).exists():
         try:
+            if len(value) != 7:
+                raise ValueError
             r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
         except ValueError:
-            raise ValueError(f"--background {value!r} is not a #RRGGBB colour") from None
+            raise ValueError(f"{value!r} is not a #RRGGBB colour") from None
         return (b, g, r)
-    image = cv2.imread(value, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"--background {value} is not a readable image or a #RRGGBB colour")
-    return image
+    try:
+        return read_image(value)
+    except ImageError as exc:
+        raise ValueError(f"{exc}; expected an image or a #RRGGBB colour") from None
 
 
 def check_background(effect: Effect | str, background) -> None:
