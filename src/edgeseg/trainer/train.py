@@ -1,8 +1,8 @@
 """Training: ``edgeseg train`` as a library call returning a :class:`TrainReport`.
 
-A run folder holds everything a run produces: ``model.keras`` (best validation loss), ``metrics.json``,
-``run.json`` (settings, versions, data summary), ``history.csv``, TensorBoard logs, ``curves.png`` and
-``predictions.png``. Running the same command again after an interruption resumes from ``backup/``.
+A run folder holds everything a run produces: ``model.keras`` (the epoch with the best validation pet
+IoU), ``metrics.json``, ``run.json`` (settings, versions, data summary), ``history.csv``, TensorBoard logs,
+``curves.png`` and ``predictions.png``. Running the same command again after an interruption resumes from ``backup/``.
 """
 
 from __future__ import annotations
