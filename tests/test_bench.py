@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from edgeseg.benchmarks.report import ResultsError, load_results, markdown, write_report
+from edgeseg.benchmarks.report import ResultsError, accuracy_axis, load_results, markdown, write_report
 from edgeseg.benchmarks.runner import BenchOptions, collect_models, run_bench
 from tests.helpers import SHARED  # noqa: F401
 
@@ -101,3 +101,10 @@ def test_a_report_without_accuracy_draws_no_empty_chart_and_names_threads(tmp_pa
     written = write_report([tmp_path / "speed.json"], tmp_path / "r")
     assert [p.name for p in written] == ["README.md", "latency.png"]
     assert "accuracy" not in (tmp_path / "r" / "README.md").read_text()
+
+
+def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_result):
+    rows = [r for r in bench_result["rows"] if r["status"] == "ok"]
+    assert accuracy_axis(rows)[0] == "pet_iou"  # fg IoU counts the border band: it rewards halos
+    assert accuracy_axis(load_results(OLD_RESULT)["rows"])[0] == "fg_iou"  # files from before pet IoU
+    assert accuracy_axis([{"model": "x", "threads": 1}]) is None

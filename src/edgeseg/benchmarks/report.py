@@ -60,9 +60,20 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+# The accuracy the chart plots: the first of these that any row has (older result files lack pet IoU).
+ACCURACY_AXES = (("pet_iou", "pet IoU, border pixels ignored (test split)"),
+                 ("fg_iou_256", "foreground IoU at 256 px (test split)"),
+                 ("fg_iou", "foreground IoU (test split)"))
+
+
+def accuracy_axis(rows: list[dict]) -> tuple[str, str] | None:
+    """(row key, axis label) of the accuracy to plot, or None when no row has one."""
+    return next(((key, label) for key, label in ACCURACY_AXES if any(r.get(key) is not None for r in rows)), None)
+
+
 def charts(results: list[dict], out: Path) -> list[Path]:
     """latency.png: p50 per model and device (each device at its most threads, said in the legend);
-    accuracy.png: fg IoU vs latency, only when some row has an accuracy."""
+    accuracy.png: accuracy (:func:`accuracy_axis`) vs latency, only when some row has one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,8 +102,10 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.legend()
     ax.invert_yaxis()
     _save(fig, out / "latency.png")
-    if not any(r.get("fg_iou_256", r.get("fg_iou")) is not None for r in best.values()):
+    axis = accuracy_axis(list(best.values()))
+    if axis is None:
         return [out / "latency.png"]  # no accuracy was measured: no empty chart
+    key, axis_label = axis
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
     colors = plt.get_cmap("tab20")
@@ -101,14 +114,14 @@ def charts(results: list[dict], out: Path) -> list[Path]:
         name = doc["device"]["name"]
         for i, model in enumerate(models):
             r = best.get((name, model))
-            accuracy = None if r is None else r.get("fg_iou_256", r.get("fg_iou"))
+            accuracy = None if r is None else r.get(key)
             if accuracy is not None:
                 label = model if len(docs) == 1 else f"{model} ({name})"
                 ax.scatter(r["latency_ms"]["p50"], accuracy, color=colors(i % 20), marker=markers[d % len(markers)],
                            s=50, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, ms")
-    ax.set_ylabel("foreground IoU at 256 px (test split)")
+    ax.set_ylabel(axis_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, out / "accuracy.png")
