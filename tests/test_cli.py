@@ -16,7 +16,7 @@ def test_train_then_evaluate(oxford_session_dir, tmp_path):
                                  "--img-size", "32", "--batch-size", "8", "--epochs", "1", "--augment", "strong",
                                  "--encoder-weights", "none", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "pixel acc" in result.output and (out / "model.keras").is_file()
+    assert "pixel acc" in result.output and "pet IoU (border ignored)" in result.output and (out / "model.keras").is_file()
 
     metrics_json = tmp_path / "eval.json"
     result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--out", str(metrics_json)])

@@ -43,6 +43,8 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
     assert any((run / "logs").rglob("*tfevents*"))
     assert report.epochs_run == 2 and report.resumed_from_epoch == 0
     assert 0.0 <= report.test_metrics.mean_iou <= 1.0
+    # the headline too: the runtime's mask on every test image at its own resolution
+    assert report.test_mask.images == report.data["test"]["images"] and 0.0 <= report.test_mask.pet_iou <= 1.0
     info = json.loads((run / "run.json").read_text())
     assert info["config"]["model"] == "conv_deconv" and info["versions"]["keras"].startswith("3.")
     assert info["data"]["train"]["images"] == 32 and len(info["class_weights"]) == 3
@@ -50,6 +52,7 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
     assert set(metrics["history"]) >= {"loss", "val_loss", "accuracy", "miou", "val_miou", "val_pet_iou",
                                        "val_boundary_f"}
     assert all(0 <= v <= 1 for v in metrics["history"]["val_pet_iou"])
+    assert metrics["test_mask"]["pet_iou"] == report.test_mask.pet_iou
     with pytest.raises(FileExistsError, match="already holds a finished run"):
         train(tiny_config(oxford_session_dir, run), progress=False)
 
@@ -127,7 +130,7 @@ def test_binary_mask_datasets_report_no_phantom_border_class(tmp_path):
     report = train(tiny_config(data, tmp_path / "run", epochs=1), progress=False)
     assert report.test_metrics.class_names == ("pet", "background")
     assert set(report.test_metrics.iou) == {"pet", "background"}
-    assert not np.isnan(report.test_metrics.mean_iou)
+    assert not np.isnan(report.test_metrics.mean_iou) and not np.isnan(report.test_mask.pet_iou)
     model = keras.models.load_model(report.model_path)
     test = load_folder(data, "test", 32, progress=False)
     # a border the model predicts counts as the foreground it is, not as a third class with IoU 0

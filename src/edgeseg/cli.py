@@ -164,7 +164,8 @@ def train(
         report = run_training(config)
     except (DataError, FileNotFoundError, FileExistsError, ValueError, BackupError) as exc:
         raise fail(str(exc)) from None
-    console.print(metrics_table(f"{model}: test split", {"best model": report.test_metrics.to_dict()}))
+    console.print(mask_table(f"{model}: test split, runtime mask", {"best model": report.test_mask.to_dict()}))
+    console.print(metrics_table("class argmax at the model's input size", {"best model": report.test_metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
     console.print(f"{report.epochs_run} epochs in {report.wall_time_s:.0f} s "
                   f"({report.train_images_per_s:.1f} images/s); {skipped} unreadable images skipped; "

@@ -23,6 +23,7 @@ import numpy as np
 from edgeseg import __version__
 from edgeseg.io import atomic_write_text
 from edgeseg.trainer import data as data_mod
+from edgeseg.trainer.mask_quality import MaskQuality
 from edgeseg.trainer.metrics import CLASS_NAMES, FOREGROUND_CLASSES, SegmentationMetrics
 
 log = logging.getLogger("edgeseg")
@@ -70,7 +71,8 @@ class TrainReport:
     resumed_from_epoch: int
     wall_time_s: float
     train_images_per_s: float
-    test_metrics: SegmentationMetrics
+    test_metrics: SegmentationMetrics  # class argmax at the model's input size
+    test_mask: MaskQuality  # the runtime's mask at each image's own resolution: pet IoU is the headline
     data: dict
     history: dict = field(default_factory=dict)
 
@@ -211,6 +213,7 @@ class _Splits:
     val: data_mod.SegmentationData
     test: data_mod.SegmentationData
     val_labels: list[np.ndarray]  # validation labels at each image's own resolution
+    test_labels: list[np.ndarray]  # the same for the test split
 
     def summary(self) -> dict:
         return {"train": self.train.summary(), "val": self.val.summary(), "test": self.test.summary()}
@@ -245,12 +248,16 @@ def _load(config: TrainConfig, progress: bool) -> _Splits:
         raise data_mod.DataError(
             f"{config.data} has {len(train_data)} training images, fewer than one batch of {config.batch_size}")
     val_data = data_mod.load_split(config.data, "val", config.img_size, **load)
-    full = {name: labels for name, _, labels in data_mod.iter_full_resolution(
-        config.data, "val", val_fraction=config.val_fraction, seed=config.seed, limit=config.limit,
-        data_dir=config.data_dir)}
-    val_labels = [full[name] for name in val_data.names]
     test_data = data_mod.load_split(config.data, "test", config.img_size, **load)
-    return _Splits(train_data, val_data, test_data, val_labels)
+    return _Splits(train_data, val_data, test_data, _full_labels(config, val_data), _full_labels(config, test_data))
+
+
+def _full_labels(config: TrainConfig, data: data_mod.SegmentationData) -> list[np.ndarray]:
+    """The labels of ``data``'s images at each image's own resolution, in its order."""
+    full = {name: labels for name, _, labels in data_mod.iter_full_resolution(
+        config.data, data.split, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit,
+        data_dir=config.data_dir)}
+    return [full[name] for name in data.names]
 
 
 def _build(config: TrainConfig, splits: _Splits, class_weights):
@@ -305,6 +312,8 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
     """Test the best checkpoint and write model.keras, metrics.json and the plots."""
     import keras
 
+    from edgeseg.trainer.callbacks import runtime_mask_quality
+
     history = read_history(work / "history.csv")
     epochs_now = len(history.get("epoch", [])) - resumed_from
     best = work / "checkpoints" / "best.keras"
@@ -315,7 +324,9 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
         run_dir=str(run), model_path=str(run / "model.keras"),
         epochs_run=len(history.get("epoch", [])), resumed_from_epoch=resumed_from, wall_time_s=round(wall, 1),
         train_images_per_s=round(epochs_now * steps * config.batch_size / wall, 2) if wall and epochs_now else 0.0,
-        test_metrics=evaluate_model(model, splits.test, config.batch_size), data=splits.summary(), history=history,
+        test_metrics=evaluate_model(model, splits.test, config.batch_size),
+        test_mask=runtime_mask_quality(model, splits.test.images, splits.test_labels, config.batch_size),
+        data=splits.summary(), history=history,
     )
     if not chief:
         shutil.rmtree(work, ignore_errors=True)
