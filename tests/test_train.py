@@ -192,3 +192,10 @@ def test_batchnorm_refresh_leaves_frozen_layers_alone():
     bn = inner.get_layer("inner")  # in a nested model: the mean of four batch means is the data's mean
     conv = np.asarray(inner.layers[0](frozen(x)))
     np.testing.assert_allclose(np.asarray(bn.moving_mean), conv.mean((0, 1, 2)), rtol=1e-4, atol=1e-5)
+
+
+def test_progress_into_a_log_file_is_one_line_per_epoch(oxford_session_dir, tmp_path, capfd):
+    train(tiny_config(oxford_session_dir, tmp_path / "run", epochs=2), progress=True)  # stdout is not a terminal here
+    out = capfd.readouterr().out
+    assert "\x1b[" not in out and "\r" not in out  # no redrawn progress bar: `edgeseg train ... > train.log` reads well
+    assert out.count("Epoch ") == 2 and out.count("/step - ") == 2

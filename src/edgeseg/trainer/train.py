@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -302,7 +303,8 @@ def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_
     start = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
-        callbacks=_callbacks(keras, work, config, best, mask_quality, train_ds), verbose=1 if verbose else 0,
+        callbacks=_callbacks(keras, work, config, best, mask_quality, train_ds),
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,  # a log file gets a line per epoch, not a bar
     )
     return len(previous.get("epoch", [])), time.perf_counter() - start
 
