@@ -184,8 +184,10 @@ def evaluate(
     edges: EdgesOpt = Edges.GUIDED,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """The mask a user sees, at each image's own resolution: pet IoU with border pixels ignored (the
-    headline), fg IoU, boundary F, background leakage and semi-transparent share."""
+    """Score the mask a user sees against a dataset's labels, at each image's own resolution.
+
+    Pet IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak, semi-transparent share.
+    """
     from edgeseg.runtime.backends import BackendError
     from edgeseg.trainer.data import DataError
     from edgeseg.trainer.evaluate import evaluate as run_eval
