@@ -28,6 +28,16 @@ def test_train_then_evaluate(oxford_session_dir, tmp_path):
     assert json.loads(result.stdout)["metrics"] == report["metrics"]
 
 
+def test_train_prints_its_report_as_json(oxford_dir, tmp_path):
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--model", "conv_deconv", "--img-size", "32",
+                                 "--batch-size", "8", "--epochs", "1", "--encoder-weights", "none",
+                                 "--out", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # nothing but the JSON on stdout: no progress, no tables
+    assert report["run_dir"] == str(tmp_path / "run") and 0 <= report["test_mask"]["pet_iou"] <= 1
+    assert report == json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
 def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     result = runner.invoke(app, ["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "not found" in result.output

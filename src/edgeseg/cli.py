@@ -140,6 +140,7 @@ def train(
     init_from: Optional[Path] = typer.Option(None, help="Start from this .keras model's weights (e.g. to fine-tune).",
                                              rich_help_panel="Model"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished or damaged run in --out."),
+    as_json: JsonOpt = False,
 ):
     """Train a segmentation model; run the same command again to resume an interrupted run.
 
@@ -161,9 +162,12 @@ def train(
         init_from=str(init_from) if init_from else None,
     )
     try:
-        report = run_training(config)
+        report = run_training(config, progress=not as_json)
     except (DataError, FileNotFoundError, FileExistsError, ValueError, BackupError) as exc:
         raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
     console.print(mask_table(f"{model}: test split, runtime mask", {"best model": report.test_mask.to_dict()}))
     console.print(metrics_table("class argmax at the model's input size", {"best model": report.test_metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
