@@ -190,6 +190,31 @@ def test_failed_conversion_leaves_no_partial_artifact(trained_run, tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export_report.json"]
 
 
+def test_an_export_killed_before_its_check_leaves_no_artifact_to_run(trained_run, tmp_path, monkeypatch):
+    from edgeseg.export import exporter
+    from edgeseg.runs import RunFolder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.keras", "run.json", "metrics.json"):
+        (run / name).write_bytes((trained_run / name).read_bytes())
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what SIGINT, or SIGTERM's default, does between the write and the check
+
+    monkeypatch.setattr(exporter, "compare", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(run, ExportOptions(formats=["tflite"]), progress=False)
+    assert RunFolder(run).artifacts() == []  # `edgeseg webcam --model RUN` must not run an unchecked file
+    monkeypatch.undo()
+    dead = run / "export" / f".unchecked.{2**22 + 12345}.d"  # SIGTERM's default allows no clean-up: a dead pid's
+    dead.mkdir()
+    (dead / "conv_deconv_fp32.tflite").write_bytes(b"half-checked")
+    report = export_model(run, ExportOptions(formats=["tflite"]), progress=False)  # the rerun starts clean
+    assert report.passed and [p.name for p in RunFolder(run).artifacts()] == ["conv_deconv_fp32.tflite"]
+    assert sorted(p.name for p in (run / "export").iterdir()) == ["conv_deconv_fp32.tflite", "export_report.json"]
+
+
 def test_cli_exit_code_follows_the_gates(trained_run, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["export", str(trained_run), "--formats", "onnx", "--out", str(tmp_path / "a")])

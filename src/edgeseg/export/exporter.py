@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,9 @@ def _resolve_source(source: str | Path) -> tuple[Path, dict]:
         raise ExportError(str(exc)) from None
 
 
+STAGING_PREFIX = ".unchecked."  # OUT/.unchecked.PID.d holds the artifacts being written and checked
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -104,9 +108,11 @@ def plan(options: ExportOptions) -> tuple[list[tuple[Format, Precision]], list[s
 def export_model(source: str | Path, options: ExportOptions | None = None, progress: bool = True) -> ExportReport:
     """Export ``source`` (run folder or .keras) to every requested format x precision and check each one.
 
-    Returns the report. An artifact that fails its gate is moved aside to ``OUT/failed/`` (so a script
-    that ships every file in OUT never ships it); the report keeps its numbers. Call
-    ``report.raise_for_failures()`` to turn failures into a :class:`ToleranceError`.
+    Returns the report. Each artifact is written to a staging folder inside OUT and moved into OUT only
+    once it has passed its check, so an export that is killed or fails midway never leaves an unchecked
+    file where the runtime or a script would pick it up. An artifact that fails its gate goes to
+    ``OUT/failed/`` instead; the report keeps its numbers. Call ``report.raise_for_failures()`` to turn
+    failures into a :class:`ToleranceError`.
     """
     options = options or ExportOptions()
     pairs, notes = plan(options)
@@ -167,12 +173,19 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
             artifact.mask = user_view(artifact.path)
         return artifact
 
-    steps = (finish(artifact) for artifact in _steps(model, pairs, options, calibration, metadata_for, out, check))
-    if progress:
-        from rich.progress import track
+    remove_stale(out, STAGING_PREFIX)  # what an export killed by a signal left unchecked
+    stage = out / f"{STAGING_PREFIX}{os.getpid()}.d"
+    stage.mkdir(exist_ok=True)
+    try:
+        steps = (finish(artifact) for artifact in _steps(model, pairs, options, calibration, metadata_for, stage,
+                                                          check))
+        if progress:
+            from rich.progress import track
 
-        steps = track(steps, total=len(pairs), description="Exporting and checking")
-    report.artifacts.extend(steps)
+            steps = track(steps, total=len(pairs), description="Exporting and checking")
+        report.artifacts.extend(steps)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     atomic_write_text(out / "export_report.json", json.dumps(report.to_dict(), indent=2))
     return report
 
@@ -186,17 +199,19 @@ def _source_metrics(run_dir: Path) -> dict:
 
 
 def _settle(artifact: ArtifactReport, out: Path) -> ArtifactReport:
-    """Move an artifact that failed its gate to OUT/failed/, where no glob over OUT picks it up."""
-    if artifact.path and not artifact.passed:
-        aside = out / "failed" / Path(artifact.path).name
-        aside.parent.mkdir(exist_ok=True)
-        os.replace(artifact.path, aside)
-        artifact.path = str(aside)
+    """Move a checked artifact from the staging folder to OUT if it passed its gate, else to OUT/failed/,
+    where no glob over OUT picks it up."""
+    if artifact.path:
+        target = (out if artifact.passed else out / "failed") / Path(artifact.path).name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(artifact.path, target)
+        artifact.path = str(target)
     return artifact
 
 
 def _steps(model, pairs, options: ExportOptions, calibration, metadata_for, out: Path, check):
-    """Write and check each artifact, format by format (each format's writer in :data:`WRITERS`)."""
+    """Write (into ``out``, the staging folder) and check each artifact, format by format (each format's
+    writer in :data:`WRITERS`)."""
     for name, writer in WRITERS.items():
         precisions = [p for f, p in pairs if f.name == name]
         if precisions:
