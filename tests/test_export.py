@@ -165,7 +165,7 @@ def test_bad_input_gives_clear_errors_and_no_files(trained_run, tmp_path):
         export_model(junk, ExportOptions(out=str(out), eval_data=str(tmp_path)), progress=False)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ExportError, match="cannot write to output folder"):
+    with pytest.raises(ExportError, match="output folder: .*file is a file, not a folder"):
         export_model(trained_run, ExportOptions(out=str(blocker / "sub")), progress=False)
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((40, 64, 64, 3), np.uint8))

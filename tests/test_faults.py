@@ -549,3 +549,26 @@ def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path,
     with pytest.raises(ValueError, match="'#zz' is not a #RRGGBB colour"):
         parse_background("#zz")
     assert "imread" not in capfd.readouterr().err  # no OpenCV warning beside our error
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "edge", "--data", "{data}", "--out", "{blocked}/result.json"],
+    ["bench", "edge", "--threads", "1", "--runs", "1", "--out", "{blocked}/result.json"],
+    ["predict", "{data}/images", "--out", "{blocked}"],
+    ["label", "{data}/images", "--out", "{blocked}"],
+])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir, tmp_path, command, monkeypatch):
+    import edgeseg.runtime.segmenter as segmenter
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model ran before the output was checked")
+
+    monkeypatch.setattr(segmenter.Segmenter, "__init__", no_work)
+    args = [a.format(data=oxford_dir, blocked=blocked) for a in command]
+    result = runner.invoke(app, args)
+    output = " ".join(result.output.replace("│", " ").split())  # unwrapped from the help box
+    assert result.exit_code == 2 and "Invalid value for --out" in output and "a-file" in output, result.output
+    assert "is a file, not a folder" in output

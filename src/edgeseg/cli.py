@@ -62,6 +62,19 @@ def _need_train_extra() -> None:
         import tensorflow  # noqa: F401
 
 
+def writable(path: Path, param: str, folder: bool = False) -> Path:
+    """Refuse an output that cannot be written (exit 2) before any long work starts."""
+    from edgeseg.io import ensure_writable_dir
+
+    try:
+        if not folder and path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; expected a file name")
+        ensure_writable_dir(path if folder else path.parent)
+    except OSError as exc:
+        raise typer.BadParameter(str(exc), param_hint=param) from None
+    return path
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(message)}")  # messages hold paths and [extras], not markup
     return typer.Exit(code)
@@ -197,6 +210,8 @@ def evaluate(
     from edgeseg.trainer.evaluate import evaluate as run_eval
     from edgeseg.trainer.evaluate import needs_tensorflow
 
+    if out:
+        writable(out, "--out")
     if needs_tensorflow(model, data):
         _need_train_extra()
 
@@ -485,6 +500,7 @@ def predict(
     from edgeseg.runtime.segmenter import RunningMode
 
     background_value = _background(effect, background)
+    writable(out, "--out", folder=True)
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, edges=edges, feather=feather, input_range=input_range, output_kind=output_kind)
@@ -539,6 +555,7 @@ def label(
     from edgeseg.runtime.backends import BackendError
     from edgeseg.trainer.label import LabelOptions, label_folder
 
+    writable(out, "--out", folder=True)
     teachers = [_segmenter_options(model, "image", None, foreground, threads=threads)]
     if teacher2:
         teachers.append(_segmenter_options(teacher2, "image", None, teacher2_foreground, threads=threads))
@@ -595,6 +612,8 @@ def bench(
     """
     from edgeseg.benchmarks.runner import BenchOptions, run_bench
 
+    if out:
+        writable(out, "--out")
     if data is None:
         from edgeseg.runs import RunFolder
 

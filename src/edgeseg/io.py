@@ -54,6 +54,24 @@ def temporary_directory(kind: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it, before any long work.
+
+    Raises OSError with a message that names the folder and what is wrong.
+    """
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise NotADirectoryError(f"{blocker} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeseg-check-"):
+            pass
+    except OSError as exc:
+        raise OSError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,13 @@ from edgeseg.export.base import (
 )
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.validate import compare, keras_reference
-from edgeseg.io import atomic_write_bytes, atomic_write_text, remove_stale, temporary_directory
+from edgeseg.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    ensure_writable_dir,
+    remove_stale,
+    temporary_directory,
+)
 from edgeseg.runs import RunFolder
 from edgeseg.trainer.data import DataError, load_split
 from edgeseg.trainer.evaluate import mask_quality
@@ -73,11 +78,9 @@ STAGING_PREFIX = ".unchecked."  # OUT/.unchecked.PID.d holds the artifacts being
 
 def _check_writable(out: Path) -> None:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out):
-            pass
+        ensure_writable_dir(out)
     except OSError as exc:
-        raise ExportError(f"cannot write to output folder {out}: {exc.strerror or exc}") from exc
+        raise ExportError(f"output folder: {exc}") from exc
 
 
 def _load_model(path: Path):
