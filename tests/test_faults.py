@@ -556,6 +556,7 @@ def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path,
     ["bench", "edge", "--threads", "1", "--runs", "1", "--out", "{blocked}/result.json"],
     ["predict", "{data}/images", "--out", "{blocked}"],
     ["label", "{data}/images", "--out", "{blocked}"],
+    ["webcam", "--source", "{data}/images", "--output", "{blocked}/out.mp4"],
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir, tmp_path, command, monkeypatch):
     import edgeseg.runtime.segmenter as segmenter
@@ -570,5 +571,5 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir,
     args = [a.format(data=oxford_dir, blocked=blocked) for a in command]
     result = runner.invoke(app, args)
     output = " ".join(result.output.replace("│", " ").split())  # unwrapped from the help box
-    assert result.exit_code == 2 and "Invalid value for --out" in output and "a-file" in output, result.output
+    assert result.exit_code == 2 and f"Invalid value for {args[-2]}" in output and "a-file" in output, result.output
     assert "is a file, not a folder" in output

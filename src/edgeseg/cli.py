@@ -441,6 +441,8 @@ def webcam(
     if token is not None and not token.strip():
         raise typer.BadParameter("the token is empty: give one, or pass --no-token", param_hint="--token")
     background_value = _background(effect, background)
+    if output:
+        writable(output, "--output")
     options = _segmenter_options(
         model, RunningMode.VIDEO, provider, foreground, threads=threads, smoothing=smoothing,
         threshold=threshold, softness=softness, edges=edges, feather=feather, mask_every=mask_every, input_range=input_range,
