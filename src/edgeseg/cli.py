@@ -502,10 +502,10 @@ def predict(
     from edgeseg.runtime.segmenter import RunningMode
 
     background_value = _background(effect, background)
-    writable(out, "--out", folder=True)
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, edges=edges, feather=feather, input_range=input_range, output_kind=output_kind)
+    writable(out, "--out", folder=True)  # after the model is found: no empty folder for a mistyped name
     try:
         report = predict_images(images, options, effect, out, background_value, max_pixels)
     except (BackendError, FileNotFoundError, ValueError, OSError) as exc:
@@ -557,10 +557,10 @@ def label(
     from edgeseg.runtime.backends import BackendError
     from edgeseg.trainer.label import LabelOptions, label_folder
 
-    writable(out, "--out", folder=True)
     teachers = [_segmenter_options(model, "image", None, foreground, threads=threads)]
     if teacher2:
         teachers.append(_segmenter_options(teacher2, "image", None, teacher2_foreground, threads=threads))
+    writable(out, "--out", folder=True)
     try:
         options = LabelOptions(teachers, flip=flip, scales=tuple(float(s) for s in _split_list(scales)), layout=layout,
                                border_px=border_px, min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
