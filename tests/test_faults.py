@@ -557,6 +557,7 @@ def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path,
     ["predict", "{data}/images", "--out", "{blocked}"],
     ["label", "{data}/images", "--out", "{blocked}"],
     ["webcam", "--source", "{data}/images", "--output", "{blocked}/out.mp4"],
+    ["bench", "report", "tests/data/bench_schema_v1.json", "--out", "{blocked}/report"],
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir, tmp_path, command, monkeypatch):
     import edgeseg.runtime.segmenter as segmenter

@@ -653,6 +653,7 @@ def bench_report(
     """
     from edgeseg.benchmarks.report import ResultsError, write_report
 
+    writable(out, "--out", folder=True)
     try:
         written = write_report([str(r) for r in results], out)
     except ResultsError as exc:
