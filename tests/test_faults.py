@@ -558,6 +558,7 @@ def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path,
     ["label", "{data}/images", "--out", "{blocked}"],
     ["webcam", "--source", "{data}/images", "--output", "{blocked}/out.mp4"],
     ["bench", "report", "tests/data/bench_schema_v1.json", "--out", "{blocked}/report"],
+    ["train", "--data", "{data}", "--out", "{blocked}/run"],
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir, tmp_path, command, monkeypatch):
     import edgeseg.runtime.segmenter as segmenter
@@ -574,3 +575,10 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir,
     output = " ".join(result.output.replace("│", " ").split())  # unwrapped from the help box
     assert result.exit_code == 2 and f"Invalid value for {args[-2]}" in output and "a-file" in output, result.output
     assert "is a file, not a folder" in output
+
+
+def test_checking_an_output_folder_creates_nothing(tmp_path):
+    from edgeseg.io import check_writable_dir
+
+    check_writable_dir(tmp_path / "new" / "deeper")  # a run folder appears only once its model exists
+    assert list(tmp_path.iterdir()) == []

@@ -64,12 +64,12 @@ def _need_train_extra() -> None:
 
 def writable(path: Path, param: str, folder: bool = False) -> Path:
     """Refuse an output that cannot be written (exit 2) before any long work starts."""
-    from edgeseg.io import ensure_writable_dir
+    from edgeseg.io import check_writable_dir
 
     try:
         if not folder and path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; expected a file name")
-        ensure_writable_dir(path if folder else path.parent)
+        check_writable_dir(path if folder else path.parent)
     except OSError as exc:
         raise typer.BadParameter(str(exc), param_hint=param) from None
     return path
@@ -159,6 +159,7 @@ def train(
 
     Example: edgeseg train --data oxford_iiit_pet --out runs/pets
     """
+    writable(out, "--out", folder=True)
     _need_train_extra()
     from edgeseg.trainer.backup import BackupError
     from edgeseg.trainer.data import DataError
@@ -505,7 +506,7 @@ def predict(
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, edges=edges, feather=feather, input_range=input_range, output_kind=output_kind)
-    writable(out, "--out", folder=True)  # after the model is found: no empty folder for a mistyped name
+    writable(out, "--out", folder=True)
     try:
         report = predict_images(images, options, effect, out, background_value, max_pixels)
     except (BackendError, FileNotFoundError, ValueError, OSError) as exc:

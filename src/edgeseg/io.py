@@ -54,18 +54,18 @@ def temporary_directory(kind: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def ensure_writable_dir(folder: str | Path) -> Path:
-    """Create ``folder`` if needed and check that a file can be written in it, before any long work.
+def check_writable_dir(folder: str | Path) -> Path:
+    """Check, before any long work, that ``folder`` can be created if missing and written in.
 
+    Leaves nothing behind: it writes a temporary file in the folder, or in its nearest existing parent.
     Raises OSError with a message that names the folder and what is wrong.
     """
     folder = Path(folder)
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise NotADirectoryError(f"{blocker} is a file, not a folder")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeseg-check-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".edgeseg-check-"):
             pass
     except OSError as exc:
         raise OSError(f"cannot write to {folder}: {exc.strerror or exc}") from None

@@ -32,7 +32,7 @@ from edgeseg.export.validate import compare, keras_reference
 from edgeseg.io import (
     atomic_write_bytes,
     atomic_write_text,
-    ensure_writable_dir,
+    check_writable_dir,
     remove_stale,
     temporary_directory,
 )
@@ -78,7 +78,8 @@ STAGING_PREFIX = ".unchecked."  # OUT/.unchecked.PID.d holds the artifacts being
 
 def _check_writable(out: Path) -> None:
     try:
-        ensure_writable_dir(out)
+        check_writable_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"output folder: {exc}") from exc
 
