@@ -132,6 +132,8 @@ def test_perturbed_weights_fail_the_int8_gate(trained_run, oxford_session_dir, t
 
 
 def test_failed_artifact_is_moved_aside_and_keeps_its_numbers(trained_run, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "conv_deconv_int8.tflite").write_bytes(b"an earlier export's file")
     strict = Gates(int8_min_agreement=1.01)  # unreachable: this artifact must fail
     report = export_model(trained_run, ExportOptions(formats=["tflite"], precisions=[Precision.INT8], calib_size=40,
                                                      out=str(tmp_path / "out"), gates=strict), progress=False)
