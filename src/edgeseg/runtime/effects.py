@@ -140,9 +140,7 @@ def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | N
         return None
     if value.startswith("#") and not Path(value).exists():
         try:
-            if len(value) != 7:
-                raise ValueError
-            r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
+            r, g, b = bytes.fromhex(value[1:]) if len(value) == 7 else b""
         except ValueError:
             raise ValueError(f"{value!r} is not a #RRGGBB colour") from None
         return (b, g, r)
