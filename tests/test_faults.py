@@ -301,6 +301,28 @@ def test_truncated_jpeg_is_named_as_such(tmp_path):
         read_image(tmp_path / "cut.jpg")
 
 
+def test_empty_and_corrupt_images_are_named_in_one_line_each(tmp_path, capfd):
+    import cv2
+
+    from edgeseg.runtime.image_io import ImageError, read_image
+
+    (tmp_path / "empty.jpg").write_bytes(b"")  # a failed download or a full disk leaves these behind
+    with pytest.raises(ImageError, match="empty.jpg is empty"):
+        read_image(tmp_path / "empty.jpg")
+    png = bytearray(cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8))[1].tobytes())
+    png[60] ^= 0xFF  # inside the compressed pixels: libpng fails its checksum while decoding
+    (tmp_path / "bad.png").write_bytes(bytes(png))
+    tif = cv2.imencode(".tif", np.zeros((50, 50, 3), np.uint8))[1].tobytes()
+    (tmp_path / "cut.tif").write_bytes(tif[:100])
+    capfd.readouterr()
+    inputs = [str(tmp_path / name) for name in ("empty.jpg", "bad.png", "cut.tif")]
+    result = runner.invoke(app, ["predict", *inputs, "--model", "edge", "--out", str(tmp_path / "o")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "empty.jpg is empty" in output and "3 of 3 inputs failed" in output
+    native = capfd.readouterr().err  # what libpng, libtiff and OpenCV write around Python's stderr
+    assert "libpng" not in native and "TIFF" not in native  # our one line per file says what failed
+
+
 def test_a_video_corrupt_mid_file_is_an_error_not_a_quiet_stop(tmp_path):
     from tests.helpers import write_video
 

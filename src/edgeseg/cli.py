@@ -517,7 +517,8 @@ def predict(
         for output in report.outputs.values():
             console.print(output, soft_wrap=True)
         if report.outputs:
-            console.print(f"{len(report.outputs)} images written to {out}; median ms: "
+            n = len(report.outputs)
+            console.print(f"{n} image{'s' if n > 1 else ''} written to {out}; median ms: "
                           + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()), soft_wrap=True)
         for name, why in report.failed.items():
             err.print(f"[yellow]skipped[/] {escape(why)}")

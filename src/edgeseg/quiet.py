@@ -44,3 +44,18 @@ def native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextmanager
+def opencv_silenced() -> Iterator[None]:
+    """Drop OpenCV's log lines and its codecs' own stderr output (libpng, libtiff, FFmpeg) inside the block,
+    where the caller's error already says what failed."""
+    import cv2
+
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        with native_stderr_silenced():
+            yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)

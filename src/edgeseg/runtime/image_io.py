@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeseg.quiet import opencv_silenced
+
 MAX_PIXELS = 50_000_000  # 50 MP: larger images are refused before decoding (a 1 MB PNG can hold 400 MP)
 
 
@@ -56,13 +58,16 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageError(f"{path} is empty (0 bytes): an interrupted download or copy?")
     size = header_size(data)
     if size and size[0] * size[1] > max_pixels:
         raise ImageError(f"{path} is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP), over the limit of "
                          f"{max_pixels / 1e6:.0f} MP; raise it with --max-pixels if you trust the file")
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
         raise ImageError(f"{path} is a truncated JPEG (no end-of-image marker): an interrupted download or copy?")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
     if size is None and image.shape[0] * image.shape[1] > max_pixels:  # no header we know: checked after

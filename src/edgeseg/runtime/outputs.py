@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edgeseg.io import remove_stale, temp_prefix
-from edgeseg.quiet import native_stderr_silenced
+from edgeseg.quiet import opencv_silenced
 
 log = logging.getLogger("edgeseg")
 
@@ -68,13 +68,8 @@ class VideoOutput:
 
     def _open(self) -> tuple[cv2.VideoWriter, str]:
         for codec in self.codecs:
-            level = cv2.utils.logging.getLogLevel()
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-            try:  # OpenCV and FFmpeg complain about a missing encoder; we fall back to the next codec
-                with native_stderr_silenced():
-                    writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
-            finally:
-                cv2.utils.logging.setLogLevel(level)
+            with opencv_silenced():  # OpenCV and FFmpeg complain about a missing encoder; we try the next codec
+                writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
             if writer.isOpened():
                 log.debug("writing %s as %s", self.path, CODEC_NAMES[codec])
                 return writer, codec
