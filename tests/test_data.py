@@ -40,9 +40,13 @@ def test_mask_folder_binary_masks(tmp_path):
 
 def test_unreadable_image_is_skipped_and_counted(oxford_dir, caplog):
     (oxford_dir / "images" / "Pet_30.jpg").write_bytes(b"garbage")
+    jpeg = (oxford_dir / "images" / "Pet_31.jpg").read_bytes()
+    (oxford_dir / "images" / "Pet_31.jpg").write_bytes(jpeg[: len(jpeg) // 2])  # OpenCV decodes half a picture
     test = load_folder(oxford_dir, "test", 32, progress=False)
-    assert test.skipped == ["Pet_30"] and len(test) == 7
-    assert "Pet_30" in caplog.text
+    assert test.skipped == ["Pet_30", "Pet_31"] and len(test) == 6
+    assert "Pet_30.jpg is not a readable image" in caplog.text and "Pet_31.jpg is a truncated JPEG" in caplog.text
+    full = [name for name, _, _ in data_mod.iter_full_resolution(str(oxford_dir), "test")]  # what evaluate scores
+    assert full == test.names
 
 
 def test_bad_mask_values_name_the_file(oxford_dir):

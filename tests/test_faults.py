@@ -323,6 +323,61 @@ def test_empty_and_corrupt_images_are_named_in_one_line_each(tmp_path, capfd):
     assert "libpng" not in native and "TIFF" not in native  # our one line per file says what failed
 
 
+def test_threads_silencing_native_output_at_once_leave_stderr_and_opencv_logs_as_they_were(monkeypatch):
+    import os
+    import threading
+
+    import cv2
+
+    from edgeseg import quiet
+
+    monkeypatch.setattr(quiet, "_quiet", True)
+    before = os.fstat(2).st_ino, cv2.utils.logging.getLogLevel()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a():  # enters first, leaves while b is still inside (the data loader's 4 readers do this)
+        with quiet.opencv_silenced():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with quiet.opencv_silenced():
+            b_in.set()
+            a_out.wait(5)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert (os.fstat(2).st_ino, cv2.utils.logging.getLogLevel()) == before
+
+
+def test_a_calibration_folder_skips_images_that_cannot_be_used(tmp_path, caplog):
+    import cv2
+
+    from edgeseg.export.calibration import load_calibration
+
+    rng = np.random.default_rng(0)
+    for i in range(33):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.jpg"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    jpeg = (tmp_path / "00.jpg").read_bytes()
+    (tmp_path / "00.jpg").write_bytes(jpeg[: len(jpeg) // 2])  # half a picture would calibrate int8 on grey
+    images = load_calibration(tmp_path, 32, progress=False)
+    assert images.shape == (32, 32, 32, 3) and "00.jpg is a truncated JPEG" in caplog.text
+
+
+def test_an_unknown_split_is_refused_not_read_as_the_training_split(oxford_dir):
+    from edgeseg.trainer.data import DataError, iter_full_resolution
+
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--split", "all"])
+    assert result.exit_code == 2 and "'all': expected train, val or test" in " ".join(result.output.split())
+    with pytest.raises(DataError, match="split must be one of"):
+        next(iter_full_resolution(str(oxford_dir), "all"))
+
+
 def test_a_video_corrupt_mid_file_is_an_error_not_a_quiet_stop(tmp_path):
     from tests.helpers import write_video
 

@@ -207,10 +207,12 @@ def evaluate(
     Pet IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak, semi-transparent share.
     """
     from edgeseg.runtime.backends import BackendError
-    from edgeseg.trainer.data import DataError
+    from edgeseg.trainer.data import SPLITS, DataError
     from edgeseg.trainer.evaluate import evaluate as run_eval
     from edgeseg.trainer.evaluate import needs_tensorflow
 
+    if split not in SPLITS:
+        raise typer.BadParameter(f"{split!r}: expected {', '.join(SPLITS[:-1])} or {SPLITS[-1]}", param_hint="--split")
     if out:
         writable(out, "--out")
     if needs_tensorflow(model, data):

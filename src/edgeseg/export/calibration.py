@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.export.base import ExportError, ShapeMismatchError
+from edgeseg.runtime.image_io import ImageError, read_image
 from edgeseg.trainer.data import DataError, load_split
 
 log = logging.getLogger("edgeseg")
@@ -34,9 +35,15 @@ def load_calibration(source: str | Path, size: int, count: int = RECOMMENDED_IMA
         images = images[:count]
     elif path.is_dir() and not (path / "images").is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
-        decoded = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
-        images = np.stack([cv2.cvtColor(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-                           for im in decoded if im is not None]) if any(im is not None for im in decoded) else np.empty((0,))
+        resized = []
+        for file in files:
+            try:
+                image = read_image(file)
+            except ImageError as exc:
+                log.warning("calibration: skipping %s", exc)
+                continue
+            resized.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+        images = np.stack(resized) if resized else np.empty((0,))
     else:
         try:
             images = load_split(str(source), "train", size, limit=count, progress=progress).images

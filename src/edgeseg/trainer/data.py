@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.runtime.image_io import ImageError, read_image
 
 log = logging.getLogger("edgeseg")
 
@@ -61,6 +62,11 @@ def detect_layout(root: Path) -> str:
         f"{root} is not a dataset folder: expected images/ with annotations/trimaps/ (Oxford-IIIT Pet layout) "
         "or images/ with masks/ (binary masks of the same file names)"
     )
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {SPLITS}, received {split!r}")
 
 
 def _split_names(names: list[str], split: str, val_fraction: float, seed: int) -> list[str]:
@@ -124,10 +130,12 @@ def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
 
 
 def _read_pair(pair, layout: str, size: int):
+    """(name, image, labels, None) at ``size``, or (name, None, None, why the image cannot be used)."""
     name, image_path, mask_path = pair
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        return name, None, None
+    try:
+        image = read_image(image_path)
+    except ImageError as exc:
+        return name, None, None, str(exc)
     mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DataError(f"mask {mask_path} for image {image_path} is missing or unreadable")
@@ -138,7 +146,7 @@ def _read_pair(pair, layout: str, size: int):
         )
     mask = _convert_mask(mask, layout, mask_path)
     image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return name, image, resize_mask(mask, size)
+    return name, image, resize_mask(mask, size), None
 
 
 def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -156,8 +164,7 @@ def load_folder(
     Unreadable images are skipped with a warning (and listed in ``skipped``); a bad or missing mask is a
     :class:`DataError` naming the file.
     """
-    if split not in SPLITS:
-        raise DataError(f"split must be one of {SPLITS}, received {split!r}")
+    _check_split(split)
     root = Path(root)
     layout = detect_layout(root)
     pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
@@ -172,9 +179,9 @@ def load_folder(
             from rich.progress import track
 
             results = track(results, total=len(pairs), description=f"Reading {split} ({len(pairs)} images)")
-        for name, image, mask in results:
-            if image is None:
-                log.warning("skipping unreadable image %s", root / "images" / name)
+        for name, image, mask, why in results:
+            if why:
+                log.warning("skipping %s", why)
                 skipped.append(name)
                 continue
             names.append(name)
@@ -247,6 +254,7 @@ def load_split(
 
     tfds splits are fixed slices of its train split, so ``seed`` only shuffles a folder's split.
     """
+    _check_split(split)
     if source == TFDS_NAME:
         return load_tfds(split, size, data_dir=data_dir, val_fraction=val_fraction, limit=limit, progress=progress)
     if not Path(source).exists():
@@ -261,6 +269,7 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
     The same splits as :func:`load_split`; for measuring the mask a user sees (the runtime resizes its
     mask to the frame). Unreadable images are skipped with a warning.
     """
+    _check_split(split)
     if source == TFDS_NAME:
         import tensorflow_datasets as tfds
 
@@ -275,10 +284,14 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
     layout = detect_layout(root)
     pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
     for name, image_path, mask_path in pairs[:limit] if limit else pairs:
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        try:
+            image = read_image(image_path)
+        except ImageError as exc:
+            log.warning("skipping %s", exc)
+            continue
         mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-        if image is None or mask is None:
-            log.warning("skipping unreadable %s", image_path if image is None else mask_path)
+        if mask is None:
+            log.warning("skipping %s: its mask %s is missing or unreadable", image_path, mask_path)
             continue
         yield name, image, _convert_mask(mask, layout, mask_path)
 
