@@ -181,15 +181,16 @@ def load_folder(
             results = track(results, total=len(pairs), description=f"Reading {split} ({len(pairs)} images)")
         for name, image, mask, why in results:
             if why:
-                log.warning("skipping %s", why)
-                skipped.append(name)
+                skipped.append((name, why))
                 continue
             names.append(name)
             images.append(image)
             masks.append(mask)
+    for _, why in skipped:  # after the readers, whose decoding silences native stderr (fd 2) while it runs
+        log.warning("skipping %s", why)
     if not names:
         raise DataError(f"none of the {len(pairs)} images in {root} ({split}) could be read")
-    return SegmentationData(np.stack(images), np.stack(masks), names, str(root.resolve()), split, skipped,
+    return SegmentationData(np.stack(images), np.stack(masks), names, str(root.resolve()), split, [n for n, _ in skipped],
                             binary=layout == "masks")
 
 
