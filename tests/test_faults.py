@@ -614,6 +614,19 @@ def test_bench_finishes_every_row_then_exits_1_naming_the_models_that_failed(tmp
     assert "1 of 2 rows failed: damaged.tflite" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "a"], "'a': expected thread counts of 1 or more, e.g. 1,2,4"),
+    (["--threads", "2,0"], "'2,0': expected thread counts of 1 or more, e.g. 1,2,4"),
+    (["--data", "{tmp}/nowhere"], "nowhere' not found: give 'oxford_iiit_pet' (tfds) or an existing folder"),
+])
+def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, message):
+    out = tmp_path / "results.json"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = runner.invoke(app, ["bench", "edge", *args, "--runs", "1", "--out", str(out)])
+    assert result.exit_code == 2 and message in " ".join(result.output.replace("│", " ").split()), result.output
+    assert not out.exists()
+
+
 def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path, capfd):
     from edgeseg.runtime.effects import parse_background
 

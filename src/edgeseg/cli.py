@@ -618,6 +618,16 @@ def bench(
     """
     from edgeseg.benchmarks.runner import BenchOptions, run_bench
 
+    from edgeseg.trainer.data import DataError, check_source
+
+    thread_counts = _split_list(threads)
+    if not all(t.isdigit() and int(t) > 0 for t in thread_counts):
+        raise typer.BadParameter(f"{threads!r}: expected thread counts of 1 or more, e.g. 1,2,4", param_hint="--threads")
+    if data is not None:
+        try:
+            check_source(data)
+        except DataError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--data") from None
     if out:
         writable(out, "--out")
     if data is None:
@@ -627,8 +637,8 @@ def bench(
         data = next((d for d in (run.training_data() for run in found) if d), None)
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
                            foreground=_foreground(foreground), device=device)
-    if threads:
-        options.threads = [int(t) for t in _split_list(threads)]
+    if thread_counts:
+        options.threads = [int(t) for t in thread_counts]
     try:
         result = run_bench(models, options, progress=not as_json)
     except (FileNotFoundError, ValueError) as exc:

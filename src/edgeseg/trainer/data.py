@@ -247,6 +247,12 @@ def load_tfds(
     return SegmentationData(np.stack(images), np.stack(masks), names, f"tfds:{TFDS_NAME}", split)
 
 
+def check_source(source: str) -> None:
+    """Refuse a dataset that is neither tfds's Oxford-IIIT Pet nor an existing folder (:class:`DataError`)."""
+    if source != TFDS_NAME and not Path(source).exists():
+        raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
+
+
 def load_split(
     source: str, split: str, size: int, *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
     progress: bool = True, data_dir: str | None = None,
@@ -258,8 +264,7 @@ def load_split(
     _check_split(split)
     if source == TFDS_NAME:
         return load_tfds(split, size, data_dir=data_dir, val_fraction=val_fraction, limit=limit, progress=progress)
-    if not Path(source).exists():
-        raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
+    check_source(source)
     return load_folder(source, split, size, val_fraction=val_fraction, seed=seed, limit=limit, progress=progress)
 
 
