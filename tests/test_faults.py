@@ -206,6 +206,53 @@ def test_sigterm_and_sighup_finalise_the_recording(tmp_path, sig):
     assert not list(tmp_path.glob(".rec.*"))  # no hidden partial file left
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="finds the worker through /proc (Linux)")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_stopped_bench_takes_its_worker_with_it(tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "results.json"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeseg", "bench", "edge", "--threads", "1", "--runs", "10000000",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def workers() -> list[int]:  # the timing processes this bench started
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and b"edgeseg.benchmarks.worker" in (entry / "cmdline").read_bytes() \
+                        and f"PPid:\t{proc.pid}\n" in (entry / "status").read_text():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+        return found
+
+    deadline = time.monotonic() + 60
+    while not (started := workers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started, "the worker never started"
+    proc.send_signal(getattr(signal, sig))
+    _, stderr = proc.communicate(timeout=60)
+    try:
+        assert proc.returncode == 128 + getattr(signal, sig) and f"stopped by {sig}" in stderr, stderr[-2000:]
+        for pid in started:  # a worker left behind would time 10 million runs on a core nobody is watching
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes() \
+                    and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert time.monotonic() < deadline, f"worker {pid} outlived the bench"
+        assert not out.exists()
+    finally:
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def test_predict_keeps_every_output_and_reports_what_failed(tmp_path):
     import json
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -691,15 +692,36 @@ def bench_table(result: dict) -> Table:
                   "fg IoU 256", "MB", "RSS MB"], rows, left=2)
 
 
+_stopped_by: list[signal.Signals] = []
+
+
+def _stop_signals_unwind_like_ctrl_c() -> None:
+    """SIGTERM (timeout, systemd, docker stop) and SIGHUP (a closed terminal) unwind a command as Ctrl-C does, so
+    it cleans up after itself: bench's worker processes are killed, temporary files removed. ``webcam`` installs
+    its own handlers while it runs, to finalise its outputs and report the signal."""
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+    def unwind(signum, _frame):
+        _stopped_by.append(signal.Signals(signum))
+        for n in names:  # a second signal must not cut the clean-up short
+            signal.signal(getattr(signal, n), signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for n in names:
+        signal.signal(getattr(signal, n), unwind)
+
+
 def main() -> None:
-    """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line."""
+    """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line; a stop signal
+    128 + its number."""
     try:  # typer vendors click from 0.26 on
         from typer._click.exceptions import UsageError
     except ImportError:
         from click.exceptions import UsageError
 
+    _stop_signals_unwind_like_ctrl_c()
     try:
-        code = app(standalone_mode=False)  # a typer.Exit comes back as its exit code
+        code = app(standalone_mode=False)  # a typer.Exit comes back as its exit code (130 for Ctrl-C)
     except UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "edgeseg"
         err.print(f"[bold red]error:[/] {escape(exc.format_message())} (see: {command} --help)")
@@ -709,4 +731,7 @@ def main() -> None:
     except typer.Abort:
         err.print("[bold red]error:[/] aborted")
         raise SystemExit(1) from None
+    if _stopped_by:
+        err.print(f"[bold red]error:[/] stopped by {_stopped_by[0].name}")
+        raise SystemExit(128 + _stopped_by[0])
     raise SystemExit(code if isinstance(code, int) else 0)
