@@ -280,6 +280,26 @@ def test_predict_keeps_every_output_and_reports_what_failed(tmp_path):
     assert not list((tmp_path / "out").glob("*clip*"))
 
 
+def test_predict_names_inputs_that_are_neither_images_nor_folders(tmp_path):
+    import json
+    import os
+
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "sub" / "inner").mkdir(parents=True)
+    specs = [str(tmp_path / "loop1"), str(tmp_path / "sub" / "*")]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.jpg")  # reading it would wait for a writer forever
+        specs.append(str(tmp_path / "pipe.jpg"))
+    result = runner.invoke(app, ["predict", *specs, "--model", "edge", "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 1  # it was a silent success with nothing written
+    failed = json.loads(result.stdout)["failed"]
+    assert failed[specs[0]] == f"{specs[0]} is not an image file or folder"
+    assert failed[specs[1]] == f"{specs[1]} matches no image files"
+    if len(specs) == 3:
+        assert failed[specs[2]] == f"{specs[2]} is not an image file or folder"
+
+
 def test_predict_with_nothing_readable_fails(tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--model", "edge", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "1 of 1 inputs failed" in result.output
@@ -300,6 +320,19 @@ def test_a_folder_of_differently_sized_images_keeps_every_frame(tmp_path):
     assert json.loads(result.stdout)["frames"] == 7
     capture = cv2.VideoCapture(str(out))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_webcam_on_images_none_of_which_can_be_read_fails(tmp_path, loop):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(b"")
+    (tmp_path / "imgs" / "b.png").write_bytes(b"not a png")
+    args = ["webcam", "--model", "edge", "--source", str(tmp_path / "imgs"), "--output", str(tmp_path / "o.mp4"),
+            "--no-window"] + (["--loop"] if loop else [])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1  # it reported "0 frames; end of input" and succeeded
+    assert "none of the 2 images could be read" in " ".join(result.output.split())
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_unsupported_video_type_is_named(tmp_path):

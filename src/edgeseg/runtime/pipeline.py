@@ -261,7 +261,11 @@ def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
         elif path.is_file():
             files.append(path)
         elif matches := sorted(glob.glob(spec)):
-            files += [Path(m) for m in matches if Path(m).is_file()]
+            found = [Path(m) for m in matches if Path(m).is_file()]
+            files += found
+            if not found:  # a pipe, a symlink loop, or a pattern that matches only folders
+                failed[spec] = (f"{spec} is not an image file or folder" if matches == [spec]
+                                else f"{spec} matches no image files")
         else:
             failed[spec] = f"{spec} not found"
     return list(dict.fromkeys(files)), failed

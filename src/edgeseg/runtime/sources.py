@@ -131,7 +131,10 @@ class ImageSource(Source):
                 readable = True
                 yield Frame(image, index, time.perf_counter() - t, str(path))
                 index += 1
-            if not (self.loop and readable):
+            if not readable:
+                n = len(self.files)
+                raise SourceError(f"none of the {n} images could be read" if n > 1 else f"{self.files[0]} could not be read")
+            if not self.loop:
                 return
 
 
