@@ -98,3 +98,26 @@ def test_label_masks_layout_and_two_teacher_agreement(photos, tmp_path):
                                  "--json"])
     report = json.loads(result.stdout)
     assert not report["kept"] and report["reasons"]["teachers disagree"] >= 6
+
+
+def test_a_rerun_with_other_settings_is_refused_not_mixed_in(photos, tmp_path):
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    out = tmp_path / "dataset"
+    args = ["label", str(photos), "--out", str(out), "--model", str(teacher), "--foreground", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    summary = (out / "label_summary.json").read_text()
+    result = runner.invoke(app, [*args, "--min-fg", "0.2", "--flip"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "holds labels made with other settings (flip False -> True, min_fg 0.03 -> 0.2)" in output
+    assert (out / "label_summary.json").read_text() == summary  # which still describes what is there
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--min-fg", "0.9", "--max-fg", "0.1"], "min_fg (0.9) must be below max_fg (0.1)"),
+    (["--scales", "1,abc"], "'1,abc': expected numbers, e.g. 0.75,1,1.25"),
+    (["--scales", "0"], "scales must lie in (0, 4.0], received 0.0"),
+    (["--scales", "1,100"], "scales must lie in (0, 4.0], received 1.0, 100.0"),
+])
+def test_label_refuses_settings_that_cannot_work(photos, tmp_path, args, message):
+    result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and message in " ".join(result.output.replace("│", " ").split()), result.output

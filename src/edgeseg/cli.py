@@ -565,9 +565,13 @@ def label(
     teachers = [_segmenter_options(model, "image", None, foreground, threads=threads)]
     if teacher2:
         teachers.append(_segmenter_options(teacher2, "image", None, teacher2_foreground, threads=threads))
+    try:
+        scale_values = tuple(float(s) for s in _split_list(scales))
+    except ValueError:
+        raise typer.BadParameter(f"{scales!r}: expected numbers, e.g. 0.75,1,1.25", param_hint="--scales") from None
     writable(out, "--out", folder=True)
     try:
-        options = LabelOptions(teachers, flip=flip, scales=tuple(float(s) for s in _split_list(scales)), layout=layout,
+        options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout,
                                border_px=border_px, min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
                                min_agreement=min_agreement)
     except ValueError as exc:

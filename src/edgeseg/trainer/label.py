@@ -26,6 +26,7 @@ from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 LAYOUTS = ("oxford", "masks")
 SUMMARY = "label_summary.json"
+MAX_SCALE = 4.0  # test-time scales: beyond this an upscaled photo costs memory, not accuracy
 BAND_FRACTION = 0.0306  # border band / longer side: the median of real Oxford-IIIT Pet trimaps
 
 
@@ -63,8 +64,16 @@ class LabelOptions:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, received {self.layout!r}")
         if not 1 <= len(self.teachers) <= 2:
             raise ValueError(f"label takes one or two teachers, received {len(self.teachers)}")
-        if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"scales must be positive, received {self.scales}")
+        if not self.scales or not all(0 < s <= MAX_SCALE for s in self.scales):
+            raise ValueError(f"scales must lie in (0, {MAX_SCALE}], received {', '.join(map(str, self.scales)) or 'none'}")
+        if self.min_fg >= self.max_fg:
+            raise ValueError(f"min_fg ({self.min_fg}) must be below max_fg ({self.max_fg}): no mask could be kept")
+
+    def decisive(self) -> dict:
+        """The settings a kept or rejected image depends on, as its summary stores them."""
+        names = ("flip", "scales", "layout", "border_px", "min_fg", "max_fg", "min_largest", "min_agreement")
+        settings = {n: getattr(self, n) for n in names} | {"teachers": [str(t.model) for t in self.teachers]}
+        return json.loads(json.dumps(settings))  # tuples as lists, as read back
 
 
 @dataclass
@@ -192,15 +201,22 @@ def _write_lists(report: LabelReport, out: Path, options: LabelOptions) -> None:
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2))
 
 
-def _previous(out: Path) -> dict[str, str]:
-    """Images an earlier run rejected, and why."""
+def _previous(out: Path, options: LabelOptions) -> dict[str, str]:
+    """Images an earlier run rejected, and why; refuses to resume a run whose decisions used other settings."""
     path = out / SUMMARY
     if not path.is_file():
         return {}
     try:
-        return dict(json.loads(path.read_text()).get("rejected", {}))
+        summary = json.loads(path.read_text())
+        rejected = dict(summary.get("rejected", {}))
+        was = {**summary.get("options", {}), "teachers": summary.get("teachers")}
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
         return {}  # damaged: decide those images again
+    changed = [f"{k} {was.get(k)} -> {v}" for k, v in options.decisive().items() if was.get(k) != v]
+    if changed:
+        raise ValueError(f"{out} holds labels made with other settings ({', '.join(changed)}): a rerun resumes, "
+                         "it does not redo. Label into a new folder, or delete this one to start again")
+    return rejected
 
 
 def label_folder(images: str | Path, out: str | Path, options: LabelOptions, progress: bool = True,
@@ -216,7 +232,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     if len(set(names)) != len(names):
         raise ValueError(f"{images} has images that share a name with different suffixes; rename them first")
     report = LabelReport(str(out))
-    rejected = _previous(out)
+    rejected = _previous(out, options)
     label_dir = out / ("annotations/trimaps" if options.layout == "oxford" else "masks")
     report.kept = [n for n in names if (label_dir / f"{n}.png").is_file()]  # written whole, or not at all
     report.rejected = {n: r for n, r in rejected.items() if n in names and n not in report.kept}
