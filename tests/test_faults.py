@@ -449,6 +449,12 @@ def test_a_calibration_folder_skips_images_that_cannot_be_used(tmp_path, caplog)
     assert images.shape == (32, 32, 32, 3) and "00.jpg is a truncated JPEG" in caplog.text
 
 
+@pytest.mark.parametrize("command", [["evaluate", "edge"], ["train"]])
+def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, command):
+    result = runner.invoke(app, [*command, "--data", str(oxford_dir), "--limit", "-1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--limit" in result.output  # -1 scored all images but the last
+
+
 def test_an_unknown_split_is_refused_not_read_as_the_training_split(oxford_dir):
     from edgeseg.trainer.data import DataError, iter_full_resolution
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -92,6 +93,19 @@ def test_class_weight_parsing():
     np.testing.assert_allclose(parse_class_weights("balanced", masks), [1, 1 / 3, 1])
     with pytest.raises(ValueError, match="3 non-negative numbers"):
         parse_class_weights("1,2", masks)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"learning_rate": 0.0}, "learning rate must be positive, received 0.0"),
+    ({"learning_rate": -1e-3}, "learning rate must be positive, received -0.001"),
+    ({"alpha": 0.0}, "alpha (the encoder's width multiplier) must be positive, received 0.0"),
+    ({"img_size": 100}, "input size must be a multiple of 32 (the encoder halves it 5 times), received 100"),
+])
+def test_settings_that_cannot_train_are_refused_before_the_data_is_read(tmp_path, change, message):
+    config = tiny_config(tmp_path / "nowhere", tmp_path / "run", **change)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(config, progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def _free_port() -> int:

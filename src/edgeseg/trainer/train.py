@@ -132,6 +132,12 @@ def _validate(config: TrainConfig) -> None:
 
     check_model_name(config.model)
     get_augmentation(config.augment)
+    if config.img_size % 32:
+        raise ValueError(f"input size must be a multiple of 32 (the encoder halves it 5 times), received {config.img_size}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning rate must be positive, received {config.learning_rate}")
+    if not config.alpha > 0:
+        raise ValueError(f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
     if config.upsampling not in UPSAMPLING:
         raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {config.upsampling!r}")
     if config.loss not in LOSSES:
