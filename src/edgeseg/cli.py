@@ -622,7 +622,6 @@ def bench(
     Example: edgeseg bench tutorial edge --out results/my-laptop.json
     """
     from edgeseg.benchmarks.runner import BenchOptions, run_bench
-
     from edgeseg.trainer.data import DataError, check_source
 
     thread_counts = _split_list(threads)
