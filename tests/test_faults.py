@@ -455,6 +455,12 @@ def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, 
     assert result.exit_code == 2 and "--limit" in result.output  # -1 scored all images but the last
 
 
+def test_an_unknown_export_format_is_a_command_line_error(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path), "--formats", "tflite,onxx"])
+    output = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "unknown format 'onxx'; choose from tflite, onnx (did you mean 'onnx'?)" in output
+
+
 def test_an_unknown_split_is_refused_not_read_as_the_training_split(oxford_dir):
     from edgeseg.trainer.data import DataError, iter_full_resolution
 

@@ -260,13 +260,19 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Export to TFLite / ONNX and check every artifact against the Keras model; exit 1 if a check fails."""
+    from edgeseg.contract import get_format
+
+    try:
+        format_names = [get_format(name).name for name in _split_list(formats)]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--formats") from None
     _need_train_extra()
     from edgeseg.export.base import ExportError, Precision, ToleranceError
     from edgeseg.export.exporter import ExportOptions, export_model
 
     chosen = [p for flag, p in ((fp32, Precision.FP32), (fp16, Precision.FP16), (int8, Precision.INT8),
                                 (dynamic, Precision.DYNAMIC)) if flag] or [Precision.FP32]
-    options = ExportOptions(formats=_split_list(formats), precisions=chosen, out=str(out) if out else None,
+    options = ExportOptions(formats=format_names, precisions=chosen, out=str(out) if out else None,
                             calib_data=calib_data, calib_size=calib_size, eval_data=eval_data, eval_size=eval_size,
                             batch_size=batch_size, uint8_output=uint8_output, force=force,
                             gates=_parse_gates(gate))
