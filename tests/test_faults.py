@@ -455,6 +455,20 @@ def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, 
     assert result.exit_code == 2 and "--limit" in result.output  # -1 scored all images but the last
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--loss", "dice"], "loss must be one of ce, ce+dice, received 'dice'"),
+    (["--model", "unet"], "unknown model 'unet'"),
+    (["--lr", "0"], "learning rate must be positive"),
+    (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
+])
+def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
+    option = [o.replace("{tmp}", str(tmp_path)) for o in option]
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(tmp_path / "run"), *option])
+    output = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and message in output, output
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_unknown_export_format_is_a_command_line_error(tmp_path):
     result = runner.invoke(app, ["export", str(tmp_path), "--formats", "tflite,onxx"])
     output = " ".join(result.output.replace("│", " ").split())

@@ -164,7 +164,7 @@ def train(
     _need_train_extra()
     from edgeseg.trainer.backup import BackupError
     from edgeseg.trainer.data import DataError
-    from edgeseg.trainer.train import TrainConfig
+    from edgeseg.trainer.train import TrainConfig, validate
     from edgeseg.trainer.train import train as run_training
 
     config = TrainConfig(
@@ -176,6 +176,10 @@ def train(
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
         init_from=str(init_from) if init_from else None,
     )
+    try:
+        validate(config)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         report = run_training(config, progress=not as_json)
     except (DataError, FileNotFoundError, FileExistsError, ValueError, BackupError) as exc:
@@ -208,7 +212,7 @@ def evaluate(
     Pet IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak, semi-transparent share.
     """
     from edgeseg.runtime.backends import BackendError
-    from edgeseg.trainer.data import SPLITS, DataError
+    from edgeseg.trainer.data import SPLITS, DataError, check_source
     from edgeseg.trainer.evaluate import evaluate as run_eval
     from edgeseg.trainer.evaluate import needs_tensorflow
 
@@ -218,6 +222,10 @@ def evaluate(
         writable(out, "--out")
     if needs_tensorflow(model, data):
         _need_train_extra()
+    try:
+        check_source(data)
+    except DataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from None
 
     settings = {"threshold": threshold, "softness": softness, "edges": edges.value}
     try:

@@ -124,13 +124,15 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
     return weights
 
 
-def _validate(config: TrainConfig) -> None:
-    """Reject bad settings before any data is read."""
+def validate(config: TrainConfig) -> None:
+    """Reject settings that cannot train (ValueError, or FileNotFoundError for ``init_from``) before any data
+    is read."""
     from edgeseg.trainer.data import get_augmentation
     from edgeseg.trainer.losses import LOSSES
     from edgeseg.trainer.models import UPSAMPLING, check_model_name
 
     check_model_name(config.model)
+    data_mod.check_source(config.data)
     get_augmentation(config.augment)
     if config.img_size % 32:
         raise ValueError(f"input size must be a multiple of 32 (the encoder halves it 5 times), received {config.img_size}")
@@ -226,7 +228,7 @@ class _Splits:
 
 
 def _train(config: TrainConfig, progress: bool) -> TrainReport:
-    _validate(config)
+    validate(config)
     run = Path(config.out)
     if (run / "model.keras").exists() and not (run / "backup").exists() and not config.overwrite:
         raise FileExistsError(f"{run} already holds a finished run; choose another --out or pass --overwrite")
