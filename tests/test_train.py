@@ -102,7 +102,7 @@ def test_class_weight_parsing():
     ({"img_size": 100}, "input size must be a multiple of 32 (the encoder halves it 5 times), received 100"),
 ])
 def test_settings_that_cannot_train_are_refused_before_the_data_is_read(tmp_path, change, message):
-    config = tiny_config(tmp_path / "nowhere", tmp_path / "run", **change)
+    config = tiny_config(tmp_path, tmp_path / "run", **change)  # a folder, though not a dataset: never read
     with pytest.raises(ValueError, match=re.escape(message)):
         train(config, progress=False)
     assert not (tmp_path / "run").exists()
