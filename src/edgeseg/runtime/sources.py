@@ -133,7 +133,7 @@ class ImageSource(Source):
                 index += 1
             if not readable:
                 n = len(self.files)
-                raise SourceError(f"none of the {n} images could be read" if n > 1 else f"{self.files[0]} could not be read")
+                raise SourceError(f"{self.files[0]} could not be read" if n == 1 else f"none of the {n} images could be read")
             if not self.loop:
                 return
 
