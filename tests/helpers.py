@@ -97,3 +97,8 @@ def interrupted_training(config, monkeypatch, after_epoch: int = 1) -> None:
     with pytest.raises(KeyboardInterrupt):
         train_mod.train(config, progress=False)
     monkeypatch.setattr(train_mod, "_callbacks", real)
+
+
+def one_line(output: str) -> str:
+    """A command's output on one line, unwrapped from rich's error and help boxes."""
+    return " ".join(output.replace("│", " ").split())

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
+from tests.helpers import one_line
 
 pytest.importorskip("keras")
 pytestmark = pytest.mark.slow  # trains or exports a model
@@ -38,27 +39,22 @@ def test_train_prints_its_report_as_json(oxford_dir, tmp_path):
     assert report == json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 
-def flat(result) -> str:
-    """The output on one line, out of rich's error box."""
-    return " ".join(result.output.replace("│", " ").split())
-
-
 def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     # A value on the command line that cannot work exits 2 before any work; a failure while working exits 1.
     for command in (["train"], ["evaluate", "edge"]):
         result = runner.invoke(app, [*command, "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
-        assert result.exit_code == 2 and "not found" in flat(result)
+        assert result.exit_code == 2 and "not found" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--model", "unet", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "unknown model 'unet'" in flat(result)
+    assert result.exit_code == 2 and "unknown model 'unet'" in one_line(result.output)
     result = runner.invoke(app, ["evaluate", str(tmp_path / "nope.keras"), "--data", str(oxford_dir)])
-    assert result.exit_code == 1 and "nope.keras not found" in flat(result)
+    assert result.exit_code == 1 and "nope.keras not found" in one_line(result.output)
     (tmp_path / "bad.keras").write_text("not a model")
     result = runner.invoke(app, ["evaluate", str(tmp_path / "bad.keras"), "--data", str(oxford_dir)])
-    assert result.exit_code == 1 and "is not a Keras model" in flat(result)
+    assert result.exit_code == 1 and "is not a Keras model" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--class-weights", "x", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "class weights must be" in flat(result)
+    assert result.exit_code == 2 and "class weights must be" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--augment", "wild", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "unknown augmentation 'wild'" in flat(result)
+    assert result.exit_code == 2 and "unknown augmentation 'wild'" in one_line(result.output)
 
 
 def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
-from tests.helpers import http_get, interrupted_training
+from tests.helpers import http_get, interrupted_training, one_line
 
 runner = CliRunner()
 
@@ -464,14 +464,14 @@ def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, 
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
     option = [o.replace("{tmp}", str(tmp_path)) for o in option]
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(tmp_path / "run"), *option])
-    output = " ".join(result.output.replace("│", " ").split())
+    output = one_line(result.output)
     assert result.exit_code == 2 and message in output, output
     assert not (tmp_path / "run").exists()
 
 
 def test_an_unknown_export_format_is_a_command_line_error(tmp_path):
     result = runner.invoke(app, ["export", str(tmp_path), "--formats", "tflite,onxx"])
-    output = " ".join(result.output.replace("│", " ").split())
+    output = one_line(result.output)
     assert result.exit_code == 2 and "unknown format 'onxx'; choose from tflite, onnx (did you mean 'onnx'?)" in output
 
 
@@ -729,7 +729,7 @@ def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, mes
     out = tmp_path / "results.json"
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = runner.invoke(app, ["bench", "edge", *args, "--runs", "1", "--out", str(out)])
-    assert result.exit_code == 2 and message in " ".join(result.output.replace("│", " ").split()), result.output
+    assert result.exit_code == 2 and message in one_line(result.output), result.output
     assert not out.exists()
 
 
@@ -768,7 +768,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(oxford_dir,
     monkeypatch.setattr(segmenter.Segmenter, "__init__", no_work)
     args = [a.format(data=oxford_dir, blocked=blocked) for a in command]
     result = runner.invoke(app, args)
-    output = " ".join(result.output.replace("│", " ").split())  # unwrapped from the help box
+    output = one_line(result.output)  # unwrapped from the help box
     assert result.exit_code == 2 and f"Invalid value for {args[-2]}" in output and "a-file" in output, result.output
     assert "is a file, not a folder" in output
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.trainer.data import load_folder
-from tests.helpers import synthetic_sample
+from tests.helpers import one_line, synthetic_sample
 
 onnx = pytest.importorskip("onnx")
 runner = CliRunner()
@@ -120,4 +120,4 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed_in(photos, tmp_path):
 ])
 def test_label_refuses_settings_that_cannot_work(photos, tmp_path, args, message):
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), *args])
-    assert result.exit_code == 2 and message in " ".join(result.output.replace("│", " ").split()), result.output
+    assert result.exit_code == 2 and message in one_line(result.output), result.output
