@@ -778,3 +778,36 @@ def test_checking_an_output_folder_creates_nothing(tmp_path):
 
     check_writable_dir(tmp_path / "new" / "deeper")  # a run folder appears only once its model exists
     assert list(tmp_path.iterdir()) == []
+
+
+def _interrupted_run_folder(run: Path, data, **settings) -> None:
+    """What an interrupted ``train`` leaves: its settings in run.json and a backup to resume from."""
+    import json
+    from dataclasses import asdict
+
+    from edgeseg.trainer.train import TrainConfig
+
+    (run / "backup" / "current").mkdir(parents=True)
+    config = TrainConfig(data=str(data), out=str(run), **settings)
+    (run / "run.json").write_text(json.dumps({"config": asdict(config)}))
+
+
+def test_resuming_with_other_settings_is_refused_not_mixed_into_the_run(oxford_dir, tmp_path):
+    run = tmp_path / "run"
+    _interrupted_run_folder(run, oxford_dir, img_size=128, learning_rate=1e-3)
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(run), "--img-size", "224",
+                                 "--lr", "3e-4"])
+    output = one_line(result.output)
+    assert result.exit_code == 2, output
+    assert f"{run} holds an interrupted run with other settings" in output
+    assert "img_size 128 (now 224)" in output and "learning_rate 0.001 (now 0.0003)" in output
+    assert "--overwrite" in output
+
+
+def test_resuming_may_name_the_same_data_another_way_and_change_the_strategy(oxford_dir, tmp_path, monkeypatch):
+    from edgeseg.trainer.train import TrainConfig, validate
+
+    run = tmp_path / "run"
+    _interrupted_run_folder(run, oxford_dir)
+    monkeypatch.chdir(oxford_dir.parent)
+    validate(TrainConfig(data=oxford_dir.name, out=str(run), strategy="default"))  # no error

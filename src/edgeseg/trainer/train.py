@@ -152,6 +152,37 @@ def validate(config: TrainConfig) -> None:
         raise FileNotFoundError(f"--init-from model {config.init_from} not found")
     if config.class_weights not in ("none", "balanced"):
         parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
+    _check_resume(config)
+
+
+# What a resumed run may change: where it is written from, how it is distributed, and --overwrite itself.
+_FREE_ON_RESUME = ("out", "strategy", "overwrite")
+
+
+def _check_resume(config: TrainConfig) -> None:
+    """Refuse to resume an interrupted run with other settings: its backup would be continued under them,
+    a model of mixed recipes recorded as the new one."""
+    run = Path(config.out)
+    if config.overwrite or not (run / "backup").is_dir():
+        return
+    try:
+        recorded = json.loads((run / "run.json").read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        return  # no record to compare with; the backup's own checks still apply
+    changed = [f"{name} {recorded[name]} (now {value})" for name, value in asdict(config).items()
+               if name not in _FREE_ON_RESUME and name in recorded and not _same(recorded[name], value)]
+    if changed:
+        raise ValueError(f"{run} holds an interrupted run with other settings: {', '.join(changed)}; "
+                         "rerun with its settings (run.json) to resume it, or pass --overwrite to start again")
+
+
+def _same(recorded, value) -> bool:
+    """Equal settings; a path counts as equal when both spellings name the same file."""
+    if recorded == value:
+        return True
+    if isinstance(recorded, str) and isinstance(value, str) and os.path.exists(recorded) and os.path.exists(value):
+        return os.path.samefile(recorded, value)
+    return False
 
 
 def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality, train_ds):
