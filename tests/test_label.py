@@ -80,8 +80,19 @@ def test_label_writes_an_oxford_dataset_train_can_read_and_resumes(photos, tmp_p
 
     stamp = (out / "annotations" / "trimaps" / "pet0.png").stat().st_mtime_ns
     again = json.loads(runner.invoke(app, args).stdout)  # the same command again
-    assert again["resumed"] == 10 and sorted(again["kept"]) == sorted(report["kept"])
+    assert again["resumed"] == 9 and sorted(again["kept"]) == sorted(report["kept"])  # the unreadable one retried
+    assert again["reasons"]["unreadable"] == 1
     assert (out / "annotations" / "trimaps" / "pet0.png").stat().st_mtime_ns == stamp  # not redone
+
+
+def test_a_rerun_tries_unreadable_images_again(photos, tmp_path):
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    args = ["label", str(photos), "--out", str(tmp_path / "dataset"), "--model", str(teacher), "--foreground", "1",
+            "--json"]
+    assert json.loads(runner.invoke(app, args).stdout)["rejected"]["broken"].startswith("unreadable")
+    (photos / "broken.jpg").write_bytes((photos / "pet0.jpg").read_bytes())  # the user restores the file
+    again = json.loads(runner.invoke(app, args).stdout)
+    assert "broken" in again["kept"] and "unreadable" not in again["reasons"]
 
 
 def test_label_masks_layout_and_two_teacher_agreement(photos, tmp_path):

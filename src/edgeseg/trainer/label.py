@@ -26,6 +26,7 @@ from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 LAYOUTS = ("oxford", "masks")
 SUMMARY = "label_summary.json"
+UNREADABLE = "unreadable"  # the reason given for images that cannot be decoded; a rerun tries them again
 MAX_SCALE = 4.0  # test-time scales: beyond this an upscaled photo costs memory, not accuracy
 BAND_FRACTION = 0.0306  # border band / longer side: the median of real Oxford-IIIT Pet trimaps
 
@@ -235,7 +236,9 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     rejected = _previous(out, options)
     label_dir = out / ("annotations/trimaps" if options.layout == "oxford" else "masks")
     report.kept = [n for n in names if (label_dir / f"{n}.png").is_file()]  # written whole, or not at all
-    report.rejected = {n: r for n, r in rejected.items() if n in names and n not in report.kept}
+    # Images that could not be read are tried again: the file may have been replaced, or the read failed once.
+    report.rejected = {n: r for n, r in rejected.items()
+                       if n in names and n not in report.kept and not r.startswith(UNREADABLE)}
     done = set(report.kept) | set(report.rejected)
     report.resumed = len(done)
     todo = [p for p in files if p.stem not in done]
@@ -252,7 +255,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
             try:
                 image = read_image(path, options.max_pixels)
             except ImageError as exc:
-                report.rejected[path.stem] = f"unreadable: {exc}"
+                report.rejected[path.stem] = f"{UNREADABLE}: {exc}"
                 continue
             probs = [teacher_probability(s, image, options.flip, options.scales) for s in segmenters]
             mask, why = _decide(probs, options)
