@@ -602,6 +602,56 @@ def test_connections_are_capped_and_idle_ones_time_out():
         server.close()
 
 
+def test_a_client_trickling_its_request_is_dropped_after_the_timeout():
+    import socket
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0, max_clients=1, timeout=0.5).start()
+    try:
+        slow = socket.create_connection(server.httpd.server_address[:2])
+        slow.sendall(b"GET /frame.jpg HTTP/1.1\r\n")
+        slow.settimeout(0.1)
+        start, closed = time.monotonic(), False
+        while not closed and time.monotonic() - start < 4:
+            try:  # a header byte every 0.2 s: never idle for the 0.5 s timeout, never done either
+                slow.sendall(b"X")
+                closed = slow.recv(100) == b""
+            except socket.timeout:
+                time.sleep(0.1)
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - start < 2, "the trickling client kept its slot"
+        slow.close()
+        time.sleep(0.2)
+        _published(server)
+        conn, resp = http_get(server, "/frame.jpg")  # the only slot is free again
+        assert resp.status == 200
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_a_client_leaving_mid_response_prints_no_traceback(capfd):
+    import socket
+    import struct
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0).start()
+    try:
+        gone = socket.create_connection(server.httpd.server_address[:2])
+        gone.sendall(b"GET /frame.jpg HTTP/1.0\r\n\r\n")  # no frame yet: answered after a wait
+        gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        gone.close()  # reset: the answer's write fails
+        time.sleep(2.5)
+    finally:
+        server.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_each_frame_is_encoded_once_for_all_viewers():
     import threading
     import time

@@ -4,7 +4,7 @@ Security model: binds 127.0.0.1 unless told otherwise; any other address needs a
 generated when none is given) unless ``allow_open`` is set; the token is accepted as ``?token=`` or
 ``Authorization: Bearer`` and is never logged. Only its own routes are served (``/``, ``/stream.mjpg``,
 ``/frame.jpg``). Limits: at most ``max_clients`` connections (more get 503), a read/write timeout on
-every connection, a listen backlog of 64.
+every connection and on each whole request, a listen backlog of 64.
 
 Clients barely slow the pipeline: ``publish`` only swaps a reference; a frame is JPEG-encoded once, by
 the first client that wants it, at most ``max_fps`` times a second, and every client sends those same
@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import secrets
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +79,12 @@ class _Server(ThreadingHTTPServer):
             return
         super().process_request(request, client_address)
 
+    def handle_error(self, request, client_address):
+        """A client that leaves mid-response is routine, not a traceback on the console."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            log.warning("stream client %s: %s: %s", client_address[0], type(exc).__name__, exc)
+
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
@@ -126,6 +133,31 @@ class MjpegServer:
             def setup(self):
                 self.timeout = timeout  # socket timeout for reading the request and for every write
                 super().setup()
+                # The whole request must arrive within the timeout: one trickling a byte at a time never
+                # idles long enough for the socket's timeout, and would hold its slot for good.
+                self._late = False
+                self._deadline = threading.Timer(timeout, self._hang_up)
+                self._deadline.daemon = True
+                self._deadline.start()
+
+            def _hang_up(self):
+                self._late = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+            def parse_request(self):
+                parsed = super().parse_request()  # reads the headers
+                self._deadline.cancel()
+                if self._late:  # what arrived before the hang-up is not a request to answer
+                    self.close_connection = True
+                    return False
+                return parsed
+
+            def finish(self):
+                self._deadline.cancel()
+                super().finish()
 
             def do_GET(self):
                 url = urlparse(self.path)
