@@ -370,6 +370,36 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path):
     assert result.exit_code == 1 and "over the limit" in " ".join(result.output.split())
 
 
+def _tiff_claiming(tmp_path, width, height):
+    """A small TIFF (either byte order) whose first directory claims width x height."""
+    import struct
+
+    import cv2
+
+    data = bytearray(cv2.imencode(".tif", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    offset = struct.unpack("<I", data[4:8])[0]
+    for i in range(struct.unpack("<H", data[offset:offset + 2])[0]):
+        entry = offset + 2 + 12 * i
+        tag = struct.unpack("<H", data[entry:entry + 2])[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength: a LONG now, as large images store them
+            data[entry + 2:entry + 12] = struct.pack("<HII", 4, 1, width if tag == 256 else height)
+    path = tmp_path / "bomb.tif"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_tiff_bombs_are_refused_before_decoding(tmp_path):
+    import struct
+
+    from edgeseg.runtime.image_io import ImageError, header_size, read_image
+
+    with pytest.raises(ImageError, match=r"30000x20000 \(600 MP\), over the limit of 50 MP"):
+        read_image(_tiff_claiming(tmp_path, 30000, 20000))
+    for order, f in ((b"II", "<"), (b"MM", ">")):  # width as a SHORT (left-justified), height as a LONG
+        entries = struct.pack(f + "HHIHH", 256, 3, 1, 900, 0) + struct.pack(f + "HHII", 257, 4, 1, 70000)
+        assert header_size(order + struct.pack(f + "HIH", 42, 8, 2) + entries + bytes(4)) == (900, 70000)
+
+
 def test_truncated_jpeg_is_named_as_such(tmp_path):
     import cv2
 

@@ -18,7 +18,7 @@ class ImageError(ValueError):
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, BMP or WebP header, without decoding; None if not found."""
+    """(width, height) from a PNG, JPEG, BMP, WebP or TIFF header, without decoding; None if not found."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:2] == b"BM" and len(data) >= 26:
@@ -34,6 +34,8 @@ def header_size(data: bytes) -> tuple[int, int] | None:
         if chunk == b"VP8 ":
             w, h = struct.unpack("<HH", data[26:30])
             return w & 0x3FFF, h & 0x3FFF
+    if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) >= 8:
+        return _tiff_size(data, "<" if data[:2] == b"II" else ">")
     if data[:2] == b"\xff\xd8":
         i = 2
         while i + 9 < len(data):
@@ -49,6 +51,21 @@ def header_size(data: bytes) -> tuple[int, int] | None:
                 continue
             i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
     return None
+
+
+def _tiff_size(data: bytes, order: str) -> tuple[int, int] | None:
+    """ImageWidth and ImageLength (tags 256, 257; SHORT or LONG) from a TIFF's first directory."""
+    offset = struct.unpack(order + "I", data[4:8])[0]
+    if offset + 2 > len(data):
+        return None
+    count = struct.unpack(order + "H", data[offset:offset + 2])[0]
+    size = {}
+    for entry in range(offset + 2, min(offset + 2 + 12 * count, len(data) - 11), 12):
+        tag, kind = struct.unpack(order + "HH", data[entry:entry + 4])
+        if tag in (256, 257) and kind in (3, 4):
+            fmt, end = ("H", entry + 10) if kind == 3 else ("I", entry + 12)  # a SHORT is left-justified
+            size[tag] = struct.unpack(order + fmt, data[entry + 8:end])[0]
+    return (size[256], size[257]) if len(size) == 2 else None
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
