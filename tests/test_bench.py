@@ -1,6 +1,7 @@
 """edgeseg bench on a tiny exported model; report merging; schema versions."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -90,6 +91,13 @@ def test_schema_versions(tmp_path):
     (tmp_path / "junk.json").write_text("{")
     with pytest.raises(ResultsError, match="not a readable benchmark result"):
         load_results(tmp_path / "junk.json")
+    for doc, says in (([], "is a JSON list, not a benchmark result"),
+                      ({"schema_version": 1, "rows": []}, "lacks device, peak_gflops"),
+                      ({**old, "rows": [{"model": "x"}]}, "lacks rows[].status, rows[].threads"),
+                      ({**old, "device": {"name": "pi"}}, "lacks device.cores, device.cpu")):
+        (tmp_path / "other.json").write_text(json.dumps(doc))  # valid JSON, not what edgeseg bench --out writes
+        with pytest.raises(ResultsError, match=re.escape(f"other.json {says}")):
+            load_results(tmp_path / "other.json")
 
 
 def test_a_report_without_accuracy_draws_no_empty_chart_and_names_threads(tmp_path):

@@ -21,10 +21,31 @@ def load_results(path: str | Path) -> dict:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ResultsError(f"{path} is not a readable benchmark result ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{path} is a JSON {type(doc).__name__}, not a benchmark result (edgeseg bench --out)")
     version = doc.get("schema_version")
     if version not in SUPPORTED_SCHEMAS:
         raise ResultsError(f"{path} has schema_version {version!r}; this edgeseg reads {SUPPORTED_SCHEMAS}")
+    missing = _missing(doc)
+    if missing:
+        raise ResultsError(f"{path} lacks {', '.join(missing)}: not a whole benchmark result (edgeseg bench --out)")
     return doc
+
+
+# What the report reads of a result file: its device, and each row's identity.
+_DEVICE_KEYS = ("cores", "cpu", "date", "edgeseg", "name", "os", "python")
+_ROW_KEYS = ("model", "status", "threads")
+
+
+def _missing(doc: dict) -> list[str]:
+    missing = [key for key in ("device", "peak_gflops", "rows") if key not in doc]
+    device, rows = doc.get("device"), doc.get("rows")
+    if isinstance(device, dict):
+        missing += [f"device.{key}" for key in _DEVICE_KEYS if key not in device]
+    if isinstance(rows, list):
+        missing += sorted({f"rows[].{key}" for row in rows for key in _ROW_KEYS
+                           if not isinstance(row, dict) or key not in row})
+    return missing
 
 
 def _fmt(value, spec: str = ".2f") -> str:
