@@ -28,11 +28,16 @@ def load_calibration(source: str | Path, size: int, count: int = RECOMMENDED_IMA
     if path.suffix == ".npy":
         if not path.is_file():
             raise ExportError(f"calibration array {path} not found")
-        images = np.load(path)
+        images = _load_array(path)
         if images.ndim != 4 or images.shape[1:] != (size, size, 3):
             raise ShapeMismatchError(
                 f"calibration array {path} has shape {images.shape}; expected (N, {size}, {size}, 3) RGB images")
         images = images[:count]
+        if images.size and images.dtype != np.uint8:
+            low, high = float(images.min()), float(images.max())
+            if not (low >= 0 and 1 < high <= 255):  # 0-1 floats cast to uint8 would calibrate on black
+                raise ExportError(f"{path} holds values from {low:.0f} to {high:.0f}; expected RGB pixel values "
+                                  "from 0 to 255 (uint8)")
     elif path.is_dir() and not (path / "images").is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
         resized = []
@@ -56,6 +61,13 @@ def load_calibration(source: str | Path, size: int, count: int = RECOMMENDED_IMA
     if n < RECOMMENDED_IMAGES:
         log.warning("calibrating int8 on %d images (%d recommended): accuracy may suffer", n, RECOMMENDED_IMAGES)
     return images.astype(np.uint8)
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path)  # no pickles: an array file must not run code
+    except (OSError, ValueError, EOFError) as exc:
+        raise ExportError(f"calibration array {path} is not a readable .npy array ({exc})") from None
 
 
 def calibration_batches(images: np.ndarray) -> Iterator[np.ndarray]:
