@@ -187,7 +187,8 @@ def train(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    console.print(mask_table(f"{model}: test split, runtime mask", {"best model": report.test_mask.to_dict()}))
+    console.print(mask_table(f"{model}: test split, runtime mask (--edges bilinear)",
+                             {"best model": report.test_mask.to_dict()}))
     console.print(metrics_table("class argmax at the model's input size", {"best model": report.test_metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
     console.print(f"{report.epochs_run} epochs in {report.wall_time_s:.0f} s "

@@ -73,7 +73,7 @@ class TrainReport:
     wall_time_s: float
     train_images_per_s: float
     test_metrics: SegmentationMetrics  # class argmax at the model's input size
-    test_mask: MaskQuality  # the runtime's mask at each image's own resolution: pet IoU is the headline
+    test_mask: MaskQuality  # the runtime mask (--edges bilinear) at each image's own resolution: pet IoU is the headline
     data: dict
     history: dict = field(default_factory=dict)
 
