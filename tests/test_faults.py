@@ -480,6 +480,17 @@ def test_a_calibration_folder_skips_images_that_cannot_be_used(tmp_path, caplog)
     assert images.shape == (32, 32, 32, 3) and "00.jpg is a truncated JPEG" in caplog.text
 
 
+def test_a_damaged_video_is_named_in_one_line(tmp_path, capfd):
+    from tests.helpers import write_video
+
+    data = write_video(tmp_path / "clip.mp4", frames=5).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # an interrupted copy: MP4's index is at the end
+    capfd.readouterr()
+    result = runner.invoke(app, ["webcam", "--source", str(tmp_path / "cut.mp4"), "--output", str(tmp_path / "o.mp4")])
+    assert result.exit_code == 1 and "cannot open video" in one_line(result.output)
+    assert "moov atom" not in capfd.readouterr().err  # FFmpeg's own line beside ours
+
+
 def _npy(path, array):
     np.save(path, array, allow_pickle=True)
     return path

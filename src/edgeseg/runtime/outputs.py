@@ -122,7 +122,8 @@ class _stop_signals_deferred:
 
 
 def _count_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
+    with opencv_silenced():  # a partial recording makes FFmpeg complain about its missing index
+        capture = cv2.VideoCapture(str(path))
     try:
         return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:

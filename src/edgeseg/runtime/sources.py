@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.quiet import opencv_silenced
 from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
 
 log = logging.getLogger("edgeseg")
@@ -141,7 +142,8 @@ class ImageSource(Source):
 class VideoFileSource(Source):
     def __init__(self, path: Path, loop: bool = False, realtime: bool = False):
         self.path, self.loop, self.realtime = path, loop, realtime
-        self.cap = cv2.VideoCapture(str(path))
+        with opencv_silenced():  # FFmpeg names a damaged container in its own words beside ours
+            self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {path} (not a video, or a codec OpenCV lacks)")
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
