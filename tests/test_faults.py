@@ -491,6 +491,17 @@ def test_a_damaged_video_is_named_in_one_line(tmp_path, capfd):
     assert "moov atom" not in capfd.readouterr().err  # FFmpeg's own line beside ours
 
 
+@pytest.mark.parametrize("source", ["/dev/video7", "rtsp://127.0.0.1:9/cam"])
+def test_a_camera_or_stream_that_cannot_be_opened_is_named_in_one_line(tmp_path, capfd, source):
+    result = runner.invoke(app, ["webcam", "--source", source, "--output", str(tmp_path / "o.mp4")])
+    message = one_line(result.output)
+    assert result.exit_code == 1 and ("no camera could be opened at --source /dev/video7" in message
+                                      or "cannot open stream rtsp://127.0.0.1:9/cam" in message), message
+    assert ", (" not in message  # no list glued to a parenthesis
+    native = capfd.readouterr().err
+    assert "video4linux2" not in native and "Connection refused" not in native  # FFmpeg's own lines
+
+
 def _npy(path, array):
     np.save(path, array, allow_pickle=True)
     return path

@@ -35,7 +35,7 @@ def test_webcam_cli_on_a_video_file(shipped, video, tmp_path):
 def test_missing_camera_says_what_was_tried_and_what_to_do(shipped):
     result = CliRunner().invoke(app, ["webcam", "--model", shipped("onnx", "int8"), "--source", "7"])
     assert result.exit_code == 1
-    assert "no camera could be opened (tried --source 7" in result.output
+    assert "no camera could be opened at --source 7" in result.output
     assert "edgeseg predict" in result.output and "--source VIDEO" in result.output
     assert "Traceback" not in result.output
 

@@ -37,12 +37,6 @@ class Frame:
     name: str = ""
 
 
-def no_camera_message(tried: list[str]) -> str:
-    return (f"no camera could be opened (tried {', '.join(tried)}). This machine may have no camera, or it is in "
-            "use. Pick one with --source N or --source /dev/videoN, run on a video with --source VIDEO.mp4, or "
-            "segment still images with: edgeseg predict IMAGES... --effect grayscale-bg")
-
-
 def _is_live(spec: str) -> bool:
     return spec.isdigit() or spec.startswith("/dev/video") or "://" in spec
 
@@ -205,17 +199,15 @@ class LiveSource(Source):
 
     def _open(self):
         start = time.monotonic()
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says what failed
         try:
-            if "://" in self.spec:  # FFmpeg otherwise waits ~30 s on a server that never answers
-                ms = int(self.timeout_s * 1000)
-                cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG,
-                                       [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-            else:
-                cap = cv2.VideoCapture(self._target())
+            with opencv_silenced():  # OpenCV and FFmpeg say it in their words; our error says what failed
+                if "://" in self.spec:  # FFmpeg otherwise waits ~30 s on a server that never answers
+                    ms = int(self.timeout_s * 1000)
+                    cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG,
+                                           [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+                else:
+                    cap = cv2.VideoCapture(self._target())
         finally:
-            cv2.utils.logging.setLogLevel(level)
             self._open_seconds = time.monotonic() - start
         if cap.isOpened():
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
@@ -225,10 +217,11 @@ class LiveSource(Source):
 
     def _open_error(self) -> str:
         if self.spec.isdigit() or self.spec.startswith("/dev/video"):
-            tried = [f"--source {self.spec}"]
-            others = sorted(glob.glob("/dev/video*"))
-            tried += [d for d in others if d != self.spec] or ["(no /dev/video* devices present)"]
-            return no_camera_message(tried)
+            others = [d for d in sorted(glob.glob("/dev/video*")) if d != self.spec]
+            found = f"other devices here: {', '.join(others)}" if others else "no /dev/video* devices here"
+            return (f"no camera could be opened at --source {self.spec} ({found}). This machine may have no camera, "
+                    "or it is in use. Pick one with --source N or --source /dev/videoN, run on a video with --source "
+                    "VIDEO.mp4, or segment still images with: edgeseg predict IMAGES... --effect grayscale-bg")
         if self._open_seconds >= 0.9 * self.timeout_s:
             return f"cannot open stream {self.spec}: it did not answer within {self.timeout_s:.0f} s (timed out)"
         return f"cannot open stream {self.spec} (unreachable, wrong URL, or a protocol OpenCV lacks)"
