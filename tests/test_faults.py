@@ -938,10 +938,10 @@ def test_resuming_with_other_settings_is_refused_not_mixed_into_the_run(oxford_d
     assert "--overwrite" in output
 
 
-def test_resuming_may_name_the_same_data_another_way_and_change_the_strategy(oxford_dir, tmp_path, monkeypatch):
+def test_resuming_may_extend_the_run_and_name_the_same_data_another_way(oxford_dir, tmp_path, monkeypatch):
     from edgeseg.trainer.train import TrainConfig, validate
 
     run = tmp_path / "run"
-    _interrupted_run_folder(run, oxford_dir)
+    _interrupted_run_folder(run, oxford_dir, epochs=20)
     monkeypatch.chdir(oxford_dir.parent)
-    validate(TrainConfig(data=oxford_dir.name, out=str(run), strategy="default"))  # no error
+    validate(TrainConfig(data=oxford_dir.name, out=str(run), strategy="default", epochs=30, early_stopping=0))

@@ -155,8 +155,9 @@ def validate(config: TrainConfig) -> None:
     _check_resume(config)
 
 
-# What a resumed run may change: where it is written from, how it is distributed, and --overwrite itself.
-_FREE_ON_RESUME = ("out", "strategy", "overwrite")
+# What a resumed run may change: when to stop (to extend a run; a cosine schedule stretches to the new length),
+# where it is written from, how it is distributed, and --overwrite itself.
+_FREE_ON_RESUME = ("epochs", "early_stopping", "out", "strategy", "overwrite")
 
 
 def _check_resume(config: TrainConfig) -> None:
