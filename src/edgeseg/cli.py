@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import Effect
-from edgeseg.runtime.image_io import MAX_PIXELS
+from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION
 from edgeseg.runtime.segmenter import Edges
 from edgeseg.trainer.model_names import MODEL_NAMES
 
@@ -401,6 +401,7 @@ InputRangeOpt = Annotated[Optional[str], typer.Option(
 OutputKindOpt = Annotated[Optional[str], typer.Option(
     help="Output of a model without metadata: logits, probability, class-index.", rich_help_panel=THIRD_PARTY_PANEL)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+MaxPixelsOpt = Annotated[int, typer.Option(MAX_PIXELS_OPTION, min=1, help="Refuse larger images before decoding them.")]
 
 
 @app.command()
@@ -435,6 +436,7 @@ def webcam(
     feather: FeatherOpt = 0,
     mask_every: int = typer.Option(1, min=1, help="Compute a new mask every N frames.", rich_help_panel=MASK_PANEL),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after N frames."),
+    max_pixels: MaxPixelsOpt = MAX_PIXELS,
     loop: bool = typer.Option(False, "--loop", help="Play a video file or image folder again and again."),
     input_range: InputRangeOpt = None,
     output_kind: OutputKindOpt = None,
@@ -468,7 +470,7 @@ def webcam(
         output_kind=output_kind)
     show = display_available() if window is None else window
     try:  # files play at their own frame rate where someone watches: a window, a stream, a virtual camera
-        src = open_source(source, loop=loop, realtime=bool(show or serve or virtual_cam))
+        src = open_source(source, loop=loop, realtime=bool(show or serve or virtual_cam), max_pixels=max_pixels)
     except SourceError as exc:
         raise fail(str(exc)) from None
     if not (show or output or serve or virtual_cam or as_json) or (show and not display_available()):
@@ -501,7 +503,7 @@ def predict(
     effect: EffectOpt = Effect.GRAYSCALE_BG,
     background: BackgroundOpt = None,
     out: Path = typer.Option(Path("predictions"), help="Output folder."),
-    max_pixels: int = typer.Option(MAX_PIXELS, min=1, help="Refuse larger images before decoding them."),
+    max_pixels: MaxPixelsOpt = MAX_PIXELS,
     threads: ThreadsOpt = None,
     threshold: ThresholdOpt = 0.5,
     softness: SoftnessOpt = 0.1,
@@ -568,6 +570,7 @@ def label(
                                       "the foreground.", rich_help_panel="Filters"),
     min_agreement: float = typer.Option(0.6, min=0.0, max=1.0, help="With two teachers: reject below this mask "
                                         "IoU.", rich_help_panel="Filters"),
+    max_pixels: MaxPixelsOpt = MAX_PIXELS,
     as_json: JsonOpt = False,
 ):
     """Label a folder of images with a teacher model, for training a smaller one (distillation).
@@ -588,7 +591,7 @@ def label(
     try:
         options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout,
                                border_px=border_px, min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
-                               min_agreement=min_agreement)
+                               min_agreement=min_agreement, max_pixels=max_pixels)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:

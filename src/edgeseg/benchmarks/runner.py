@@ -121,7 +121,7 @@ def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: 
     request = {"model": entry.path, "threads": threads, "warmup": options.warmup, "runs": options.runs,
                "min_seconds": options.min_seconds, "data": options.data if accuracy else None,
                "eval_size": options.eval_size,
-               "foreground": options.foreground}
+               "foreground": options.foreground, "parent": os.getpid()}
     row = {"model": entry.label, "path": entry.path, "format": entry.format, "precision": entry.precision,
            "threads": threads, "size_mb": round(Path(entry.path).stat().st_size / 2**20, 3)}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}

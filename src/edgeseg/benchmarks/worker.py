@@ -7,8 +7,10 @@ Reads a JSON request from argv[1], prints a JSON row on stdout.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
+import threading
 import time
 
 import cv2
@@ -119,9 +121,22 @@ def measure(req: dict) -> dict:
     return row
 
 
+def _exit_with_parent(parent: int, poll_s: float = 0.2) -> None:
+    """End this process once ``parent``, the bench that started it, is gone, however it went (kill -9 included,
+    or a stop signal landing while it was still starting this process): nobody would read what it measures."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="edgeseg-parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
+    request = json.loads(sys.argv[1])
+    _exit_with_parent(request.pop("parent", os.getppid()))
     try:
-        row = measure(json.loads(sys.argv[1]))
+        row = measure(request)
     except Exception as exc:  # the runner shows this one line in the row's status; a traceback says less
         sys.exit(f"{type(exc).__name__}: {exc}")
     print(json.dumps(row))

@@ -11,6 +11,7 @@ import numpy as np
 from edgeseg.quiet import opencv_silenced
 
 MAX_PIXELS = 50_000_000  # 50 MP: larger images are refused before decoding (a 1 MB PNG can hold 400 MP)
+MAX_PIXELS_OPTION = "--max-pixels"  # the commands that read photos (predict, webcam, label) raise the limit with it
 
 
 class ImageError(ValueError):
@@ -68,8 +69,16 @@ def _tiff_size(data: bytes, order: str) -> tuple[int, int] | None:
     return (size[256], size[257]) if len(size) == 2 else None
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A BGR image, or :class:`ImageError` saying why not (checked before any large allocation)."""
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | None = None) -> np.ndarray:
+    """A BGR image, or :class:`ImageError` saying why not (checked before any large allocation).
+
+    ``option``: the command-line option that raises ``max_pixels``, named in the error where there is one.
+    """
+    def over_limit(width: int, height: int) -> ImageError:
+        hint = f"; raise it with {option} if you trust the file" if option else ""
+        return ImageError(f"{path} is {width}x{height} ({width * height / 1e6:.3g} MP), over the limit of "
+                          f"{max_pixels / 1e6:.3g} MP{hint}")
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -79,8 +88,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{path} is empty (0 bytes): an interrupted download or copy?")
     size = header_size(data)
     if size and size[0] * size[1] > max_pixels:
-        raise ImageError(f"{path} is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP), over the limit of "
-                         f"{max_pixels / 1e6:.0f} MP; raise it with --max-pixels if you trust the file")
+        raise over_limit(*size)
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
         raise ImageError(f"{path} is a truncated JPEG (no end-of-image marker): an interrupted download or copy?")
     with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
@@ -88,5 +96,5 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
     if size is None and image.shape[0] * image.shape[1] > max_pixels:  # no header we know: checked after
-        raise ImageError(f"{path} is {image.shape[1]}x{image.shape[0]}, over the limit of {max_pixels / 1e6:.0f} MP")
+        raise over_limit(image.shape[1], image.shape[0])
     return image

@@ -21,7 +21,7 @@ import numpy as np
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import KEY_COLOR, Effect, apply_effect
-from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
+from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
@@ -296,7 +296,7 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
         process = FrameProcessor(segmenter, effect, background, video=False)
         for path, name in zip(files, output_names(files, Effect(effect).value)):
             try:
-                image = read_image(path, max_pixels)
+                image = read_image(path, max_pixels, MAX_PIXELS_OPTION)
             except ImageError as exc:
                 failed[str(path)] = str(exc)
                 continue

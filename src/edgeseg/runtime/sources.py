@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
-from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
+from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
 
 log = logging.getLogger("edgeseg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -117,7 +117,7 @@ class ImageSource(Source):
             for path in self.files:
                 t = time.perf_counter()
                 try:
-                    image = read_image(path, self.max_pixels)
+                    image = read_image(path, self.max_pixels, MAX_PIXELS_OPTION)
                 except ImageError as exc:
                     if not self.loop or index < len(self.files):  # say it once
                         log.warning("skipping %s", exc)

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path, atomic_write_text
-from edgeseg.runtime.image_io import MAX_PIXELS, ImageError, read_image
+from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 LAYOUTS = ("oxford", "masks")
@@ -253,7 +253,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
             items = track(todo, description=f"Labelling {len(todo)} images")
         for i, path in enumerate(items, start=1):
             try:
-                image = read_image(path, options.max_pixels)
+                image = read_image(path, options.max_pixels, MAX_PIXELS_OPTION)
             except ImageError as exc:
                 report.rejected[path.stem] = f"{UNREADABLE}: {exc}"
                 continue
