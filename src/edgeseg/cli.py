@@ -528,7 +528,7 @@ def predict(
         softness=softness, edges=edges, feather=feather, input_range=input_range, output_kind=output_kind)
     writable(out, "--out", folder=True)
     try:
-        report = predict_images(images, options, effect, out, background_value, max_pixels)
+        report = predict_images(images, options, effect, out, background_value, max_pixels, progress=not as_json)
     except (BackendError, FileNotFoundError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     if as_json:

@@ -282,10 +282,11 @@ def output_names(files: list[Path], suffix: str) -> list[str]:
 
 
 def predict_images(images: list[str], options: SegmenterOptions, effect: Effect, out_dir: str | Path,
-                   background=None, max_pixels: int = MAX_PIXELS) -> PredictReport:
+                   background=None, max_pixels: int = MAX_PIXELS, progress: bool = False) -> PredictReport:
     """Apply ``effect`` to still images; write PNGs (remove-bg: with an alpha channel) into ``out_dir``.
 
-    Every readable image is processed; the rest are listed in ``failed`` with the reason.
+    Every readable image is processed; the rest are listed in ``failed`` with the reason. ``progress``: a
+    progress bar while it runs.
     """
     from dataclasses import replace
 
@@ -294,7 +295,12 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, video=False)
-        for path, name in zip(files, output_names(files, Effect(effect).value)):
+        jobs = list(zip(files, output_names(files, Effect(effect).value)))
+        if progress:
+            from rich.progress import track
+
+            jobs = track(jobs, description=f"Segmenting {len(jobs)} images", transient=True)
+        for path, name in jobs:
             try:
                 image = read_image(path, max_pixels, MAX_PIXELS_OPTION)
             except ImageError as exc:
