@@ -168,8 +168,10 @@ def _check_resume(config: TrainConfig) -> None:
         return
     try:
         recorded = json.loads((run / "run.json").read_text())["config"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return  # no record to compare with; the backup's own checks still apply
+    if not isinstance(recorded, dict):
+        return
     changed = [f"{name} {recorded[name]} (now {value})" for name, value in asdict(config).items()
                if name not in _FREE_ON_RESUME and name in recorded and not _same(recorded[name], value)]
     if changed:
