@@ -34,7 +34,8 @@ def scores(model, x: np.ndarray, y: np.ndarray) -> dict:
 def measure(run: Path, n_train: int) -> dict:
     import keras
 
-    from edgeseg.trainer.data import cache_size, load_split, make_dataset
+    from edgeseg.data import load_split
+    from edgeseg.trainer.data import cache_size, make_dataset
 
     config = json.loads((run / "run.json").read_text())["config"]
     size = config["img_size"]

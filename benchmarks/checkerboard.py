@@ -23,7 +23,7 @@ from rich.progress import track
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.segmenter import Edges, Segmenter, SegmenterOptions
-from edgeseg.trainer.data import iter_full_resolution
+from edgeseg.data import iter_full_resolution
 from edgeseg.trainer.mask_quality import BACKGROUND
 
 KERNEL = np.array([[1, -1], [-1, 1]], np.float32) / 4

@@ -19,7 +19,7 @@ import numpy as np
 from edgeseg.runtime.effects import grayscale_bg
 from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
-from edgeseg.trainer.data import iter_full_resolution
+from edgeseg.data import iter_full_resolution
 
 SETTINGS = {"before": ("tutorial", {"foreground": {0: 1.0, 2: 1.0}, "softness": 0.5}),  # pet + border, raw
             "now": (None, {})}  # the default model, its mask weights, the default soft threshold

@@ -35,7 +35,7 @@ import numpy as np
 
 from edgeseg.benchmarks.device import cpu_flags, cpu_model
 from edgeseg.io import atomic_write_text
-from edgeseg.trainer.data import oxford_list
+from edgeseg.data.readers import oxford_list
 
 BACKGROUND = 2  # Oxford trimap value
 

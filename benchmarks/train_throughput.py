@@ -49,12 +49,13 @@ def main() -> None:
     import tensorflow as tf
 
     from edgeseg.io import atomic_write_text
+    from edgeseg.data import load_folder
     from edgeseg.trainer import data as data_mod
     from edgeseg.trainer.models import build_model
     from edgeseg.trainer.train import TrainConfig, _compile
 
     size = 128
-    train = data_mod.load_folder(args.data, "train", data_mod.cache_size(size), limit=args.batch_size * args.steps)
+    train = load_folder(args.data, "train", data_mod.cache_size(size), limit=args.batch_size * args.steps)
     real = data_mod.make_dataset(train, size, args.batch_size, training=True).repeat()
     x, y = next(iter(real))
     in_memory = tf.data.Dataset.from_tensors((x, y)).repeat()

@@ -23,7 +23,9 @@ def test_train_then_evaluate(oxford_session_dir, tmp_path):
     result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--out", str(metrics_json)])
     assert result.exit_code == 0, result.output
     report = json.loads(metrics_json.read_text())
-    assert report["images"] == 12 and 0 <= report["metrics"]["mean_iou"] <= 1
+    name = oxford_session_dir.name
+    assert report["images"] == 12 and 0 <= report["metrics"][name]["mean_iou"] <= 1
+    assert report["mask_by_source"][name] == report["mask"]  # one source: its scores are the mean
 
     result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--json"])
     assert json.loads(result.stdout)["metrics"] == report["metrics"]
@@ -55,6 +57,11 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     assert result.exit_code == 2 and "class weights must be" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--augment", "wild", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "unknown augmentation 'wild'" in one_line(result.output)
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--data", f"{oxford_dir}:many",
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "the weight after ':' must be a number" in one_line(result.output)
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--data", str(oxford_dir)])
+    assert result.exit_code == 2 and f"two sources are named '{oxford_dir.name}'" in one_line(result.output)
 
 
 def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):

@@ -2,8 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edgeseg.data import readers
+from edgeseg.data.readers import DataError, load_folder, resize_mask
 from edgeseg.trainer import data as data_mod
-from edgeseg.trainer.data import DataError, load_folder, resize_mask
 from tests.helpers import write_mask_folder
 
 
@@ -45,7 +46,7 @@ def test_unreadable_image_is_skipped_and_counted(oxford_dir, caplog):
     test = load_folder(oxford_dir, "test", 32, progress=False)
     assert test.skipped == ["Pet_30", "Pet_31"] and len(test) == 6
     assert "Pet_30.jpg is not a readable image" in caplog.text and "Pet_31.jpg is a truncated JPEG" in caplog.text
-    full = [name for name, _, _ in data_mod.iter_full_resolution(str(oxford_dir), "test")]  # what evaluate scores
+    full = [name for name, _, _ in readers.iter_full_resolution(str(oxford_dir), "test")]  # what evaluate scores
     assert full == test.names
 
 
@@ -72,7 +73,7 @@ def test_missing_and_empty_datasets(tmp_path, oxford_dir):
     with pytest.raises(DataError, match="no images in its test split"):
         load_folder(oxford_dir, "test", 32)
     with pytest.raises(DataError, match="not found"):
-        data_mod.load_split(str(tmp_path / "nowhere"), "train", 32)
+        readers.load_split(str(tmp_path / "nowhere"), "train", 32)
 
 
 def test_binary_mask_with_other_values_is_an_error(tmp_path):
@@ -90,9 +91,9 @@ def test_tfds_offline_fails_fast(monkeypatch, tmp_path):
             return False
 
     monkeypatch.setattr(tfds, "builder", lambda *a, **k: NotPrepared())
-    monkeypatch.setattr(data_mod, "_can_reach", lambda host, timeout=3.0: False)
+    monkeypatch.setattr(readers, "_can_reach", lambda host, timeout=3.0: False)
     with pytest.raises(DataError, match="Point --data at a local copy"):
-        data_mod.load_tfds("train", 32, data_dir=str(tmp_path))
+        readers.load_tfds("train", 32, data_dir=str(tmp_path))
 
 
 @pytest.mark.parametrize("augment", ["standard", "strong"])
@@ -133,3 +134,32 @@ def test_strong_augmentation_rotates_image_and_mask_alike_and_names_are_checked(
     assert np.mean((rotated_image.numpy()[..., 0] > 128) == (rotated_mask.numpy() == 0)) > 0.97
     with pytest.raises(ValueError, match="unknown augmentation 'wild'; choose one of none, standard, strong"):
         data_mod.get_augmentation("wild")
+
+
+def _constant_source(value: int, n: int, size: int = 40):
+    from edgeseg.data import SegmentationData
+
+    return SegmentationData(np.full((n, size, size, 3), value, np.uint8), np.ones((n, size, size), np.uint8),
+                            [f"{value}_{i}" for i in range(n)], f"source{value}", "train")
+
+
+def test_sources_are_drawn_by_weight_times_size():
+    # source A: 40 images, weight 1; source B: 10 images, weight 3 -> B's share is 30 / 70 of the draws
+    parts = [_constant_source(10, 40), _constant_source(200, 10)]
+    ds, steps = data_mod.make_mixed_dataset(parts, [1.0, 3.0], 32, batch_size=10, augment="none", seed=0)
+    assert steps == 7  # (40 * 1 + 10 * 3) / 10: an epoch counts B's images three times
+    values = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in ds.take(200)])
+    assert set(np.unique(values)) == {10.0, 200.0}
+    assert np.mean(values == 200) == pytest.approx(30 / 70, abs=0.03)
+
+
+def test_ignored_outline_pixels_weigh_nothing_and_leave_the_dice_term_too():
+    from edgeseg.data.outline import BORDER, IGNORE
+
+    part = _constant_source(10, 8)
+    part.masks[:, :5] = IGNORE
+    ds, _ = data_mod.make_mixed_dataset([part], [1.0], 40, batch_size=4, augment="none")
+    _, mask, weight = next(iter(ds))
+    mask, weight = mask.numpy(), weight.numpy()
+    assert np.all(weight[:, :5] == 0) and np.all(mask[:, :5] == BORDER)
+    assert np.all(weight[:, 5:] == 1) and np.all(mask[:, 5:] == 1)

@@ -26,7 +26,7 @@ from edgeseg.export.base import (  # noqa: E402
 from edgeseg.export.exporter import ExportOptions, export_model  # noqa: E402
 from edgeseg.export.validate import compare, keras_reference  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
-from edgeseg.trainer.data import load_folder  # noqa: E402
+from edgeseg.data import load_folder  # noqa: E402
 from tests.helpers import ALL_PRECISIONS  # noqa: E402
 
 ALL = [Precision(p) for p in ALL_PRECISIONS]

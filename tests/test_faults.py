@@ -380,7 +380,7 @@ def test_every_command_that_reads_photos_can_raise_the_pixel_limit_it_names(tmp_
 
     import cv2
 
-    from edgeseg.trainer.data import load_folder
+    from edgeseg.data import load_folder
     from tests.helpers import write_oxford
 
     data = write_oxford(tmp_path / "pets", n_trainval=4, n_test=2)  # train, evaluate, export: no such option
@@ -587,7 +587,7 @@ def test_an_unknown_export_format_is_a_command_line_error(tmp_path):
 
 
 def test_an_unknown_split_is_refused_not_read_as_the_training_split(oxford_dir):
-    from edgeseg.trainer.data import DataError, iter_full_resolution
+    from edgeseg.data import DataError, iter_full_resolution
 
     result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--split", "all"])
     assert result.exit_code == 2 and "'all': expected train, val or test" in " ".join(result.output.split())

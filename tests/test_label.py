@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
-from edgeseg.trainer.data import load_folder
+from edgeseg.data import load_folder
 from tests.helpers import one_line, synthetic_sample
 
 onnx = pytest.importorskip("onnx")

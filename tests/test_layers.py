@@ -10,6 +10,7 @@ ROOT = Path(edgeseg.__file__).parent
 LAYERS = [
     {"edgeseg", "edgeseg.contract", "edgeseg.io", "edgeseg.quiet", "edgeseg.runs"},
     {"edgeseg.runtime"},
+    {"edgeseg.data"},
     {"edgeseg.trainer"},
     {"edgeseg.export"},
     {"edgeseg.benchmarks"},

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 tf = pytest.importorskip("tensorflow")
 
 from edgeseg.cli import app  # noqa: E402
-from edgeseg.trainer import data as data_mod  # noqa: E402
+from edgeseg.data import readers  # noqa: E402
 from tests.helpers import synthetic_sample  # noqa: E402
 
 N_EXAMPLES = 24
@@ -41,7 +41,7 @@ def fake_pets(trimap_offset: int = 0):
 @pytest.fixture
 def reachable(monkeypatch):
     """The download host 'answers'; mock_data turns download_and_prepare into a no-op."""
-    monkeypatch.setattr(data_mod, "_can_reach", lambda host, timeout=3.0: True)
+    monkeypatch.setattr(readers, "_can_reach", lambda host, timeout=3.0: True)
 
 
 def test_readme_train_command_runs_on_tfds(tmp_path, reachable):
@@ -53,12 +53,12 @@ def test_readme_train_command_runs_on_tfds(tmp_path, reachable):
             "--data-dir", str(tmp_path / "tfds")])
     assert result.exit_code == 0, result.output
     info = json.loads((out / "run.json").read_text())
-    assert info["data"]["train"]["source"] == "tfds:oxford_iiit_pet"
+    assert info["data"]["train"]["sources"][0]["source"] == "tfds:oxford_iiit_pet"
     assert info["data"]["test"]["images"] == N_EXAMPLES
     assert (out / "model.keras").is_file()
 
 
 def test_tfds_masks_outside_the_trimap_values_are_refused(tmp_path, reachable):
     with tfds.testing.mock_data(as_dataset_fn=fake_pets(trimap_offset=5)):
-        with pytest.raises(data_mod.DataError, match="expected 1 \\(pet\\), 2 \\(background\\), 3 \\(border\\)"):
-            data_mod.load_split("oxford_iiit_pet", "test", 32, data_dir=str(tmp_path), progress=False)
+        with pytest.raises(readers.DataError, match="expected 1 \\(pet\\), 2 \\(background\\), 3 \\(border\\)"):
+            readers.load_split("oxford_iiit_pet", "test", 32, data_dir=str(tmp_path), progress=False)

@@ -15,13 +15,19 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
 from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
-from tests.helpers import interrupted_training, synthetic_sample, write_mask_folder  # noqa: E402
+from tests.helpers import interrupted_training, synthetic_sample, write_mask_folder, write_oxford  # noqa: E402
 
 
 def tiny_config(data, out, **kw) -> TrainConfig:
-    base = dict(model="conv_deconv", data=str(data), out=str(out), epochs=2, batch_size=8, img_size=32,
+    base = dict(model="conv_deconv", data=data if isinstance(data, list) else str(data), out=str(out), epochs=2, batch_size=8, img_size=32,
                 encoder_weights="none", val_fraction=0.2, early_stopping=0)
     return TrainConfig(**{**base, **kw})
+
+
+def only(by_source: dict):
+    """The one source's entry of a per-source report field."""
+    assert len(by_source) == 1, by_source
+    return next(iter(by_source.values()))
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
@@ -43,7 +49,7 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
         assert (run / name).is_file(), name
     assert any((run / "logs").rglob("*tfevents*"))
     assert report.epochs_run == 2 and report.resumed_from_epoch == 0
-    assert 0.0 <= report.test_metrics.mean_iou <= 1.0
+    assert 0.0 <= only(report.test_metrics).mean_iou <= 1.0
     # the headline too: the runtime's mask on every test image at its own resolution
     assert report.test_mask.images == report.data["test"]["images"] and 0.0 <= report.test_mask.pet_iou <= 1.0
     info = json.loads((run / "run.json").read_text())
@@ -73,7 +79,7 @@ def test_init_from_continues_from_a_trained_model(oxford_session_dir, tmp_path):
     second = train(tiny_config(oxford_session_dir, tmp_path / "b", epochs=1, learning_rate=1e-9,
                                 init_from=first.model_path), progress=False)
     # with a learning rate of ~0, the second run is the first model: same test metrics
-    assert second.test_metrics.mean_iou == pytest.approx(first.test_metrics.mean_iou, abs=1e-3)
+    assert only(second.test_metrics).mean_iou == pytest.approx(only(first.test_metrics).mean_iou, abs=1e-3)
     with pytest.raises(FileNotFoundError, match="--init-from model"):
         train(tiny_config(oxford_session_dir, tmp_path / "c", init_from=str(tmp_path / "none.keras")), progress=False)
 
@@ -137,18 +143,18 @@ def test_two_worker_distributed_run(oxford_session_dir, tmp_path):
 
 
 def test_binary_mask_datasets_report_no_phantom_border_class(tmp_path):
-    from edgeseg.trainer.data import load_folder
+    from edgeseg.data import load_folder
     from edgeseg.trainer.train import evaluate_model
 
     data = write_mask_folder(tmp_path / "cats", n=20, size=32)
     report = train(tiny_config(data, tmp_path / "run", epochs=1), progress=False)
-    assert report.test_metrics.class_names == ("pet", "background")
-    assert set(report.test_metrics.iou) == {"pet", "background"}
-    assert not np.isnan(report.test_metrics.mean_iou) and not np.isnan(report.test_mask.pet_iou)
+    assert only(report.test_metrics).class_names == ("pet", "background")
+    assert set(only(report.test_metrics).iou) == {"pet", "background"}
+    assert not np.isnan(only(report.test_metrics).mean_iou) and not np.isnan(report.test_mask.pet_iou)
     model = keras.models.load_model(report.model_path)
     test = load_folder(data, "test", 32, progress=False)
     # a border the model predicts counts as the foreground it is, not as a third class with IoU 0
-    assert evaluate_model(model, test).mean_iou == pytest.approx(report.test_metrics.mean_iou)
+    assert evaluate_model(model, test).mean_iou == pytest.approx(only(report.test_metrics).mean_iou)
 
 
 def test_the_best_checkpoint_is_picked_by_pet_iou_at_image_resolution(oxford_session_dir, tmp_path):
@@ -157,11 +163,11 @@ def test_the_best_checkpoint_is_picked_by_pet_iou_at_image_resolution(oxford_ses
     best_epoch = int(np.argmax(scores))
     checkpoint = keras.models.load_model(tmp_path / "run" / "model.keras")
     from edgeseg.trainer.callbacks import MaskQualityCallback
-    from edgeseg.trainer.data import iter_full_resolution, load_split
+    from edgeseg.data import iter_full_resolution, load_split
 
     val = load_split(str(oxford_session_dir), "val", 32, val_fraction=0.2, progress=False)
     labels = {n: lab for n, _, lab in iter_full_resolution(str(oxford_session_dir), "val", val_fraction=0.2)}
-    callback = MaskQualityCallback(val.images, [labels[n] for n in val.names])
+    callback = MaskQualityCallback({"data": (val.images, [labels[n] for n in val.names])})
     callback.set_model(checkpoint)
     logs = {}
     callback.on_epoch_end(0, logs)
@@ -171,12 +177,12 @@ def test_the_best_checkpoint_is_picked_by_pet_iou_at_image_resolution(oxford_ses
 def test_batchnorm_statistics_are_those_of_the_final_weights(oxford_session_dir, tmp_path):
     # Four steps leave Keras's moving averages (momentum 0.99) at ~4% of the batch statistics; the checkpoint
     # must hold the statistics of its own weights, or a short run's metric and export read stale ones.
-    from edgeseg.trainer.data import load_split
+    from edgeseg.data import load_split
 
     config = tiny_config(oxford_session_dir, tmp_path / "run", model="unet_plain", epochs=1, augment="none")
     train(config, progress=False)
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
-    images = load_split(config.data, "train", 32, val_fraction=0.2, progress=False).images.astype(np.float32)
+    images = load_split(config.data[0], "train", 32, val_fraction=0.2, progress=False).images.astype(np.float32)
     conv = keras.Model(model.input, model.get_layer("enc0a_conv").output)
     features = np.asarray(conv.predict(images, verbose=0))
     bn = model.get_layer("enc0a_bn")
@@ -213,3 +219,43 @@ def test_progress_into_a_log_file_is_one_line_per_epoch(oxford_session_dir, tmp_
     out = capfd.readouterr().out
     assert "\x1b[" not in out and "\r" not in out  # no redrawn progress bar: `edgeseg train ... > train.log` reads well
     assert out.count("Epoch ") == 2 and out.count("/step - ") == 2
+
+
+def test_mixed_sources_train_with_weights_and_report_per_source(tmp_path):
+    pets = write_oxford(tmp_path / "pets", n_trainval=16, n_test=4, size=32)
+    cats = write_mask_folder(tmp_path / "cats", n=16, size=32, seed=1)
+    (cats / "trainval.txt").write_text("".join(f"cat_{i}\n" for i in range(12)))
+    (cats / "test.txt").write_text("".join(f"cat_{i}\n" for i in range(12, 16)))
+    config = tiny_config([str(pets), f"{cats}:3"], tmp_path / "run", epochs=2)
+    report = train(config, progress=False)
+    # the test split list of the mask folder was honoured; scores per source and their mean
+    assert [s["images"] for s in report.data["test"]["sources"]] == [4, 4]
+    assert set(report.test_mask_by_source) == {"pets", "cats"} and set(report.test_metrics) == {"pets", "cats"}
+    assert report.test_metrics["cats"].class_names == ("pet", "background")  # scored against the binary masks
+    by_source = [q.pet_iou for q in report.test_mask_by_source.values()]
+    assert report.test_mask.pet_iou == pytest.approx(np.mean(by_source), abs=1e-4)
+    assert report.test_mask.images == 8
+    assert {"val_pet_iou", "val_pet_iou_pets", "val_pet_iou_cats"} <= set(report.history)
+    assert report.history["val_pet_iou"][0] == pytest.approx(
+        (report.history["val_pet_iou_pets"][0] + report.history["val_pet_iou_cats"][0]) / 2, abs=1e-4)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [(s["name"], s["weight"]) for s in info["sources"]] == [("pets", 1.0), ("cats", 3.0)]
+    assert info["config"]["data"] == [str(pets), f"{cats}:3"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["test_mask_by_source"]) == {"pets", "cats"}
+    # an epoch draws 13 pets and 10 * 3 cats (their weight): 43 images, 5 batches of 8
+    assert report.train_images_per_s == pytest.approx(2 * 5 * 8 / report.wall_time_s, rel=0.05)
+
+
+def test_a_resume_with_other_sources_is_refused_by_name(tmp_path, monkeypatch):
+    from edgeseg.trainer.train import validate
+
+    pets = write_oxford(tmp_path / "pets", n_trainval=16, n_test=4, size=32)
+    cats = write_mask_folder(tmp_path / "cats", n=16, size=32, seed=1)
+    config = tiny_config([str(pets), f"{cats}:3"], tmp_path / "run", epochs=3)
+    interrupted_training(config, monkeypatch)
+    validate(config)  # the same sources resume
+    validate(replace(config, data=[str(pets), f"{tmp_path}/./cats:3"]))  # spelled otherwise, the same
+    for data in ([str(pets)], [str(pets), f"{cats}:2"], [f"{cats}:3", str(pets)]):
+        with pytest.raises(ValueError, match=r"interrupted run with other settings: data \["):
+            validate(replace(config, data=data))

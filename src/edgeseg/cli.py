@@ -109,12 +109,21 @@ def mask_table(title: str, rows: dict[str, dict]) -> Table:
                  [[name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS)] for name, m in rows.items()])
 
 
+def _by_source(by_source: dict, overall) -> dict[str, dict]:
+    """Table rows: each source's scores, then their mean when there are several."""
+    rows = {name: q.to_dict() for name, q in by_source.items()}
+    if len(rows) > 1:
+        rows["mean of sources"] = overall.to_dict()
+    return rows
+
+
 @app.command()
 def train(
     model: str = typer.Option("unet_mobilenetv2", help=f"Architecture: {', '.join(MODEL_NAMES)}.",
                               rich_help_panel="Model"),
-    data: str = typer.Option("oxford_iiit_pet", help="'oxford_iiit_pet' (tfds download) or a dataset folder "
-                             "(Oxford layout, or images/ + masks/)."),
+    data: list[str] = typer.Option(["oxford_iiit_pet"], help="'oxford_iiit_pet' (tfds download) or a dataset "
+                                   "folder (Oxford layout, or images/ + masks/), with an optional weight: PATH:3 draws "
+                                   "its images 3x as often. Repeat for several sources."),
     out: Path = typer.Option(Path("runs/unet_mobilenetv2"), help="Run folder (rerun the same command to resume)."),
     epochs: int = typer.Option(20, min=1, help="Epochs (at most; see --early-stopping).", rich_help_panel="Schedule"),
     batch_size: int = typer.Option(32, min=1, help="Images per step (over all devices).", rich_help_panel="Schedule"),
@@ -135,6 +144,8 @@ def train(
                                       rich_help_panel="Schedule"),
     augment: str = typer.Option("standard", help="standard (random crops, flips, colour jitter), strong (wider "
                                 "crops and jitter, rotation, sensor noise) or none.", rich_help_panel="Data"),
+    outline: str = typer.Option("band", help="A binary mask's outline in training: band (a border band as the "
+                                "trimaps have), ignore (left out of the loss) or none.", rich_help_panel="Data"),
     early_stopping: int = typer.Option(5, min=0, help="Stop after this many epochs without a better val pet IoU; "
                                        "0 disables.", rich_help_panel="Schedule"),
     bn_refresh_batches: int = typer.Option(
@@ -163,14 +174,15 @@ def train(
     writable(out, "--out", folder=True)
     _need_train_extra()
     from edgeseg.trainer.backup import BackupError
-    from edgeseg.trainer.data import DataError
+    from edgeseg.data import DataError
     from edgeseg.trainer.train import TrainConfig, validate
     from edgeseg.trainer.train import train as run_training
 
     config = TrainConfig(
         model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
         encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
-        upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule, class_weights=class_weights, augment=augment,
+        upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule,
+        class_weights=class_weights, augment=augment, outline=outline,
         early_stopping=early_stopping, bn_refresh_batches=bn_refresh_batches, mixed_precision=mixed_precision,
         strategy=strategy,
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
@@ -187,9 +199,10 @@ def train(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    console.print(mask_table(f"{model}: test split, runtime mask (--edges bilinear)",
-                             {"best model": report.test_mask.to_dict()}))
-    console.print(metrics_table("class argmax at the model's input size", {"best model": report.test_metrics.to_dict()}))
+    console.print(mask_table(f"{model}: test split, runtime mask (--edges bilinear)", _by_source(report.test_mask_by_source,
+                                                                                             report.test_mask)))
+    for name, metrics in report.test_metrics.items():
+        console.print(metrics_table(f"{name}: class argmax at the model's input size", {"best model": metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
     console.print(f"{report.epochs_run} epochs in {report.wall_time_s:.0f} s "
                   f"({report.train_images_per_s:.1f} images/s); {skipped} unreadable images skipped; "
@@ -199,7 +212,8 @@ def train(
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="A .keras model, run folder, .tflite/.onnx file or shipped model name."),
-    data: str = typer.Option(..., help="'oxford_iiit_pet' or a dataset folder."),
+    data: list[str] = typer.Option(..., help="'oxford_iiit_pet' or a dataset folder; repeat for several (each "
+                                   "scored on its own, and their mean)."),
     split: str = typer.Option("test", help="train, val or test."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many images."),
     out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here."),
@@ -212,8 +226,8 @@ def evaluate(
 
     Pet IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak, semi-transparent share.
     """
+    from edgeseg.data import SPLITS, DataError, parse_sources
     from edgeseg.runtime.backends import BackendError
-    from edgeseg.trainer.data import SPLITS, DataError, check_source
     from edgeseg.trainer.evaluate import evaluate as run_eval
     from edgeseg.trainer.evaluate import needs_tensorflow
 
@@ -224,7 +238,7 @@ def evaluate(
     if needs_tensorflow(model, data):
         _need_train_extra()
     try:
-        check_source(data)
+        data = [s.location for s in parse_sources(data)]
     except DataError as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from None
 
@@ -239,10 +253,10 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    console.print(mask_table(f"{model} on {data} ({split}, {report.images} images, runtime mask)",
-                             {model.name: result["mask"]}))
-    if report.metrics:
-        console.print(metrics_table("class argmax at the model's input size", {model.name: result["metrics"]}))
+    console.print(mask_table(f"{model} ({split}, {report.images} images, runtime mask)",
+                             _by_source(report.mask_by_source, report.mask)))
+    for name, metrics in result["metrics"].items():
+        console.print(metrics_table(f"{name}: class argmax at the model's input size", {model.name: metrics}))
 
 
 def _split_list(value: str) -> list[str]:
@@ -258,9 +272,11 @@ def export_cmd(
     dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic-range TFLite (slow on x86; on request only)."),
     formats: str = typer.Option("tflite,onnx", help="Comma-separated formats: tflite, onnx."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN/export)."),
-    calib_data: Optional[str] = typer.Option(None, help="Dataset, image folder or .npy for int8 calibration."),
+    calib_data: list[str] = typer.Option([], help="Dataset, image folder or .npy for int8 calibration (repeatable; "
+                                         "default: the training sources)."),
     calib_size: int = typer.Option(300, min=1, help="Calibration images."),
-    eval_data: Optional[str] = typer.Option(None, help="Dataset for the accuracy checks (default: training data)."),
+    eval_data: list[str] = typer.Option([], help="Dataset for the accuracy checks (repeatable; default: the "
+                                        "training sources)."),
     eval_size: Optional[int] = typer.Option(None, min=1, help="Evaluation images (default: the whole test split)."),
     batch_size: int = typer.Option(1, min=0, help="Static batch size of the exported input (0: dynamic)."),
     uint8_output: bool = typer.Option(False, "--uint8-output", help="int8 TFLite with uint8 output."),
@@ -282,7 +298,8 @@ def export_cmd(
     chosen = [p for flag, p in ((fp32, Precision.FP32), (fp16, Precision.FP16), (int8, Precision.INT8),
                                 (dynamic, Precision.DYNAMIC)) if flag] or [Precision.FP32]
     options = ExportOptions(formats=format_names, precisions=chosen, out=str(out) if out else None,
-                            calib_data=calib_data, calib_size=calib_size, eval_data=eval_data, eval_size=eval_size,
+                            calib_data=calib_data or None, calib_size=calib_size, eval_data=eval_data or None,
+                            eval_size=eval_size,
                             batch_size=batch_size, uint8_output=uint8_output, force=force,
                             gates=_parse_gates(gate))
     try:
@@ -640,7 +657,7 @@ def bench(
     Example: edgeseg bench tutorial edge --out results/my-laptop.json
     """
     from edgeseg.benchmarks.runner import BenchOptions, run_bench
-    from edgeseg.trainer.data import DataError, check_source
+    from edgeseg.data import DataError, check_source
 
     thread_counts = _split_list(threads)
     if not all(t.isdigit() and int(t) > 0 for t in thread_counts):

@@ -44,7 +44,7 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     """
     from edgeseg.runtime.backends import open_backend
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
-    from edgeseg.trainer.data import load_split
+    from edgeseg.data import load_split
     from edgeseg.trainer.evaluate import mask_quality
     from edgeseg.trainer.metrics import FOREGROUND_CLASSES, segmentation_metrics
 

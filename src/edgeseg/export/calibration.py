@@ -11,19 +11,33 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.export.base import ExportError, ShapeMismatchError
+from edgeseg.data import DataError, load_split
 from edgeseg.runtime.image_io import ImageError, read_image
-from edgeseg.trainer.data import DataError, load_split
 
 log = logging.getLogger("edgeseg")
 MIN_IMAGES = 32
 RECOMMENDED_IMAGES = 300
 
 
-def load_calibration(source: str | Path, size: int, count: int = RECOMMENDED_IMAGES, force: bool = False,
+def load_calibration(sources: str | Path | list, size: int, count: int = RECOMMENDED_IMAGES, force: bool = False,
                      progress: bool = True) -> np.ndarray:
-    """Up to ``count`` RGB uint8 images (N, size, size, 3) from a dataset (its train split), a folder of
-    images, or a ``.npy`` array. Fewer than 300 warns; fewer than 32 is refused unless ``force``: a tiny
-    calibration set silently ruins int8 accuracy."""
+    """Up to ``count`` RGB uint8 images (N, size, size, 3) from datasets (their train splits), folders of
+    images, or ``.npy`` arrays; several sources give an equal share each. Fewer than 300 warns; fewer than
+    32 is refused unless ``force``: a tiny calibration set silently ruins int8 accuracy."""
+    sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    share = -(-count // len(sources))
+    images = np.concatenate([_load_one(source, size, share, progress) for source in sources])[:count]
+    n = len(images)
+    named = ", ".join(str(s) for s in sources)
+    if n < MIN_IMAGES and not force:
+        raise ExportError(f"calibration data {named} has {n} images; int8 needs at least {MIN_IMAGES} "
+                          f"({RECOMMENDED_IMAGES} recommended). Pass --force to quantize anyway.")
+    if n < RECOMMENDED_IMAGES:
+        log.warning("calibrating int8 on %d images (%d recommended): accuracy may suffer", n, RECOMMENDED_IMAGES)
+    return images.astype(np.uint8)
+
+
+def _load_one(source: str | Path, size: int, count: int, progress: bool) -> np.ndarray:
     path = Path(str(source))
     if path.suffix == ".npy":
         if not path.is_file():
@@ -48,19 +62,13 @@ def load_calibration(source: str | Path, size: int, count: int = RECOMMENDED_IMA
                 log.warning("calibration: skipping %s", exc)
                 continue
             resized.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-        images = np.stack(resized) if resized else np.empty((0,))
+        images = np.stack(resized) if resized else np.empty((0, size, size, 3), np.uint8)
     else:
         try:
             images = load_split(str(source), "train", size, limit=count, progress=progress).images
         except DataError as exc:
             raise ExportError(f"calibration data: {exc}") from exc
-    n = len(images)
-    if n < MIN_IMAGES and not force:
-        raise ExportError(f"calibration data {source} has {n} images; int8 needs at least {MIN_IMAGES} "
-                          f"({RECOMMENDED_IMAGES} recommended). Pass --force to quantize anyway.")
-    if n < RECOMMENDED_IMAGES:
-        log.warning("calibrating int8 on %d images (%d recommended): accuracy may suffer", n, RECOMMENDED_IMAGES)
-    return images.astype(np.uint8)
+    return images
 
 
 def _load_array(path: Path) -> np.ndarray:

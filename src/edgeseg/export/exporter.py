@@ -37,8 +37,8 @@ from edgeseg.io import (
     temporary_directory,
 )
 from edgeseg.runs import RunFolder
-from edgeseg.trainer.data import DataError, load_split
-from edgeseg.trainer.evaluate import mask_quality
+from edgeseg.data import DataError, concatenate, load_split
+from edgeseg.trainer.evaluate import mask_quality_by_source
 from edgeseg.trainer.macs import keras_macs
 
 log = logging.getLogger("edgeseg")
@@ -51,9 +51,9 @@ class ExportOptions:
     formats: list[str] = field(default_factory=lambda: ["tflite", "onnx"])
     precisions: list[Precision] = field(default_factory=lambda: [Precision.FP32])
     out: str | None = None  # default: <run>/export
-    calib_data: str | None = None  # default: the training data named in run.json
+    calib_data: list[str] | None = None  # default: the training sources named in run.json
     calib_size: int = RECOMMENDED_IMAGES
-    eval_data: str | None = None  # default: the training data's test split
+    eval_data: list[str] | None = None  # default: the training sources' test splits
     eval_size: int | None = None  # default: the whole split
     batch_size: int = 1  # static batch of the exported input; 0 = dynamic
     uint8_output: bool = False
@@ -125,14 +125,13 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     _check_writable(out)
     model = _load_model(model_path)
     size = int(model.input_shape[1])
-    # The absolute dataset path recorded at training time (the configured one may be relative).
-    train_data = run_info.get("data", {}).get("train", {}).get("source") or run_info.get("config", {}).get("data")
-
-    eval_source = options.eval_data or train_data
-    if not eval_source:
+    train_data = training_sources(run_info)
+    eval_sources = options.eval_data or train_data
+    if not eval_sources:
         raise ExportError(f"{model_path} has no run.json naming its data: pass --eval-data for the accuracy checks")
     try:
-        evaluation = load_split(eval_source, "test", size, limit=options.eval_size, progress=progress)
+        evaluation = concatenate([load_split(s, "test", size, limit=options.eval_size, progress=progress)
+                                  for s in eval_sources])
     except DataError as exc:
         raise ExportError(f"evaluation data: {exc}") from exc
 
@@ -158,8 +157,8 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
             source_model=str(model_path), source_metrics=source_metrics, macs=macs)
 
     def user_view(path: str | Path) -> dict:
-        """What the user sees: the runtime's mask at each test image's own resolution."""
-        return mask_quality(path, eval_source, "test", options.eval_size, progress=False).to_dict()
+        """What the user sees: the runtime's mask at each test image's own resolution (the mean over sources)."""
+        return mask_quality_by_source(path, eval_sources, "test", options.eval_size, progress=False)[0].to_dict()
 
     report.keras_mask = user_view(model_path)
 
@@ -194,12 +193,24 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     return report
 
 
+def training_sources(run_info: dict) -> list[str]:
+    """The dataset locations a run was trained on, as run.json records them (absolute where they were folders)."""
+    if run_info.get("sources"):
+        return [s["location"] for s in run_info["sources"]]
+    # a run of one source, recorded before runs had several: the resolved path, else the configured one
+    source = run_info.get("data", {}).get("train", {}).get("source") or run_info.get("config", {}).get("data")
+    return [source] if isinstance(source, str) else list(source or [])
+
+
 def _source_metrics(run_dir: Path) -> dict:
+    """The run's test scores that an artifact carries: pet IoU of the runtime mask, overall and per source."""
     metrics = run_dir / "metrics.json"
     if not metrics.is_file():
         return {}
-    test = json.loads(metrics.read_text()).get("test_metrics", {})
-    return {k: test[k] for k in ("pixel_accuracy", "mean_iou", "foreground_iou") if k in test}
+    recorded = json.loads(metrics.read_text())
+    by_source = recorded.get("test_mask_by_source") or {}
+    return {"pet_iou": recorded.get("test_mask", {}).get("pet_iou"),
+            "pet_iou_by_source": {name: q.get("pet_iou") for name, q in by_source.items()}}
 
 
 def _settle(artifact: ArtifactReport, out: Path) -> ArtifactReport:

@@ -9,9 +9,9 @@ import numpy as np
 
 from edgeseg.contract import TRIMAP_MASK_WEIGHTS
 from edgeseg.runtime.segmenter import soft_threshold
-from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter
+from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 
-MONITOR = "val_pet_iou"  # pet IoU with border pixels ignored, at each image's own resolution
+MONITOR = "val_pet_iou"  # pet IoU with border pixels ignored, at each image's own resolution; mean of sources
 
 
 def runtime_mask_quality(model, images: np.ndarray, labels: list[np.ndarray], batch_size: int = 32) -> MaskQuality:
@@ -42,27 +42,33 @@ def runtime_mask_quality(model, images: np.ndarray, labels: list[np.ndarray], ba
 
 
 class MaskQualityCallback(keras.callbacks.Callback):
-    """Adds ``val_pet_iou`` and ``val_boundary_f`` (:func:`runtime_mask_quality`) to each epoch's logs.
+    """Adds ``val_pet_iou`` and ``val_boundary_f`` (:func:`runtime_mask_quality`, the mean over the sources)
+    and each source's ``val_pet_iou_<source>`` to each epoch's logs.
 
     Place it before the callbacks that read these logs (checkpoint, early stopping, CSV logger).
 
     Args:
-        images: validation images at the model's input size (N, S, S, 3), uint8 RGB.
-        labels: the same images' 0-based labels at their original sizes.
+        sources: per source name, its validation images at the model's input size (N, S, S, 3), uint8 RGB,
+            and the same images' 0-based labels at their original sizes.
         batch_size: prediction batch size.
     """
 
-    def __init__(self, images: np.ndarray, labels: list[np.ndarray], batch_size: int = 32):
+    def __init__(self, sources: dict[str, tuple[np.ndarray, list[np.ndarray]]], batch_size: int = 32):
         super().__init__()
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} validation images but {len(labels)} label maps")
-        self.images, self.labels, self.batch_size = images, labels, batch_size
+        for name, (images, labels) in sources.items():
+            if len(images) != len(labels):
+                raise ValueError(f"{name}: {len(images)} validation images but {len(labels)} label maps")
+        self.sources, self.batch_size = sources, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        result = runtime_mask_quality(self.model, self.images, self.labels, self.batch_size)
+        results = {name: runtime_mask_quality(self.model, images, labels, self.batch_size)
+                   for name, (images, labels) in self.sources.items()}
+        overall = mean_quality(list(results.values()))
         if logs is not None:
-            logs[MONITOR] = result.pet_iou
-            logs["val_boundary_f"] = result.boundary_f
+            logs[MONITOR] = overall.pet_iou
+            logs["val_boundary_f"] = overall.boundary_f
+            if len(results) > 1:
+                logs.update({f"{MONITOR}_{name}": r.pet_iou for name, r in results.items()})
 
 
 class BatchNormRefresh(keras.callbacks.Callback):

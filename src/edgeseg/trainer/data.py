@@ -1,305 +1,18 @@
-"""Datasets for training and evaluation: tfds ``oxford_iiit_pet`` and local folders.
+"""The training input pipeline (TensorFlow): per-source sampling, augmentation, batching.
 
-Every source yields RGB uint8 images and 0-based masks (0 = pet, 1 = background, 2 = border).
-Local folders are read once, validated (mask values, sizes), resized and held in memory; the tf.data
-pipeline then shuffles, augments (identical geometry for image and mask), batches and prefetches.
+Sources are read by :mod:`edgeseg.data` (no TensorFlow) and held in memory; this module turns them into a
+``tf.data`` pipeline that draws from each source by its weight, augments (identical geometry for image and
+mask), batches and prefetches.
 """
 
 from __future__ import annotations
 
-import logging
-import socket
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from edgeseg.contract import IMAGE_SUFFIXES
-from edgeseg.runtime.image_io import ImageError, read_image
-
-log = logging.getLogger("edgeseg")
-
-TFDS_NAME = "oxford_iiit_pet"
-TFDS_HOST = ("thor.robots.ox.ac.uk", 443)  # where tfds downloads oxford_iiit_pet 4.0.0 from
-OXFORD_TRIMAP_VALUES = (1, 2, 3)  # pet, background, border; shifted to 0, 1, 2
-SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used: missing, empty, or with a bad mask (the message names the file)."""
-
-
-@dataclass
-class SegmentationData:
-    """Images and masks of one split, resized to ``size`` and held in memory."""
-
-    images: np.ndarray  # (N, size, size, 3) uint8 RGB
-    masks: np.ndarray  # (N, size, size) uint8, 0-based classes
-    names: list[str]
-    source: str
-    split: str
-    skipped: list[str] = field(default_factory=list)
-    binary: bool = False  # binary masks (no border class): metrics leave the border out
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def summary(self) -> dict:
-        return {"source": self.source, "split": self.split, "images": len(self), "skipped": self.skipped}
-
-
-def detect_layout(root: Path) -> str:
-    """'oxford' (images/ + annotations/trimaps/) or 'masks' (images/ + masks/)."""
-    if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist")
-    if (root / "images").is_dir() and (root / "annotations" / "trimaps").is_dir():
-        return "oxford"
-    if (root / "images").is_dir() and (root / "masks").is_dir():
-        return "masks"
-    raise DataError(
-        f"{root} is not a dataset folder: expected images/ with annotations/trimaps/ (Oxford-IIIT Pet layout) "
-        "or images/ with masks/ (binary masks of the same file names)"
-    )
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise DataError(f"split must be one of {SPLITS}, received {split!r}")
-
-
-def _split_names(names: list[str], split: str, val_fraction: float, seed: int) -> list[str]:
-    """Deterministic train/val split of a trainval list (val = the last ``val_fraction`` of a shuffle)."""
-    order = np.random.default_rng(seed).permutation(len(names))
-    n_val = int(round(len(names) * val_fraction))
-    keep = order[len(names) - n_val:] if split == "val" else order[: len(names) - n_val]
-    return [names[i] for i in sorted(keep)]
-
-
-def oxford_list(list_file: Path) -> list[str]:
-    """The image names of an Oxford-IIIT Pet split list ("NAME CLASS_ID SPECIES BREED_ID" lines)."""
-    return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
-def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
-    list_file = root / "annotations" / ("test.txt" if split == "test" else "trainval.txt")
-    if not list_file.is_file():
-        raise DataError(f"{list_file} not found: the Oxford-IIIT Pet layout needs annotations/trainval.txt and test.txt")
-    names = oxford_list(list_file)
-    if split != "test":
-        names = _split_names(names, split, val_fraction, seed)
-    return [(n, root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
-
-
-def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
-    masks = {p.stem: p for p in (root / "masks").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    images = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    pairs = []
-    for image in images:
-        if image.stem not in masks:
-            raise DataError(f"no mask for {image}: expected {root / 'masks' / image.stem}.png")
-        pairs.append((image.stem, image, masks[image.stem]))
-    # No official split: test = 10%, then val = val_fraction of the rest, both fixed by the seed.
-    names = [p[0] for p in pairs]
-    test = set(_split_names(names, "val", 0.1, seed))
-    if split == "test":
-        return [p for p in pairs if p[0] in test]
-    rest = [p for p in pairs if p[0] not in test]
-    kept = set(_split_names([p[0] for p in rest], split, val_fraction, seed))
-    return [p for p in rest if p[0] in kept]
-
-
-def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
-    if mask.ndim == 3:
-        if not np.all(mask == mask[..., :1]):
-            raise DataError(f"mask {path} has {mask.shape[2]} differing channels; expected a single-channel label image")
-        mask = mask[..., 0]
-    values = np.unique(mask)
-    if layout == "oxford":
-        if not set(values.tolist()) <= set(OXFORD_TRIMAP_VALUES):
-            raise DataError(f"trimap {path} has values {values.tolist()}; expected 1 (pet), 2 (background), 3 (border)")
-        return (mask - 1).astype(np.uint8)
-    if set(values.tolist()) <= {0, 1}:
-        fg = mask == 1
-    elif set(values.tolist()) <= {0, 255}:
-        fg = mask == 255
-    else:
-        raise DataError(f"mask {path} has values {values[:8].tolist()}; expected a binary mask of 0/1 or 0/255")
-    return np.where(fg, 0, 1).astype(np.uint8)  # foreground -> pet, rest -> background
-
-
-def _read_pair(pair, layout: str, size: int):
-    """(name, image, labels, None) at ``size``, or (name, None, None, why the image cannot be used)."""
-    name, image_path, mask_path = pair
-    try:
-        image = read_image(image_path)
-    except ImageError as exc:
-        return name, None, None, str(exc)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise DataError(f"mask {mask_path} for image {image_path} is missing or unreadable")
-    if mask.shape[:2] != image.shape[:2]:
-        raise DataError(
-            f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
-            f"{image.shape[1]}x{image.shape[0]}; they must match"
-        )
-    mask = _convert_mask(mask, layout, mask_path)
-    image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    return name, image, resize_mask(mask, size), None
-
-
-def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize a label mask with nearest neighbour, so no label appears that was not there."""
-    w, h = (size, size) if isinstance(size, int) else size
-    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-
-
-def load_folder(
-    root: str | Path, split: str, size: int, val_fraction: float = 0.1, seed: int = 0,
-    limit: int | None = None, progress: bool = True,
-) -> SegmentationData:
-    """Read one split of a local dataset folder into memory, resized to ``size`` x ``size``.
-
-    Unreadable images are skipped with a warning (and listed in ``skipped``); a bad or missing mask is a
-    :class:`DataError` naming the file.
-    """
-    _check_split(split)
-    root = Path(root)
-    layout = detect_layout(root)
-    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
-    if limit:
-        pairs = pairs[:limit]
-    if not pairs:
-        raise DataError(f"{root} has no images in its {split} split")
-    images, masks, names, skipped = [], [], [], []
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(lambda p: _read_pair(p, layout, size), pairs)
-        if progress:
-            from rich.progress import track
-
-            results = track(results, total=len(pairs), description=f"Reading {split} ({len(pairs)} images)")
-        for name, image, mask, why in results:
-            if why:
-                skipped.append((name, why))
-                continue
-            names.append(name)
-            images.append(image)
-            masks.append(mask)
-    for _, why in skipped:  # after the readers, whose decoding silences native stderr (fd 2) while it runs
-        log.warning("skipping %s", why)
-    if not names:
-        raise DataError(f"none of the {len(pairs)} images in {root} ({split}) could be read")
-    return SegmentationData(np.stack(images), np.stack(masks), names, str(root.resolve()), split, [n for n, _ in skipped],
-                            binary=layout == "masks")
-
-
-def _tfds_split(split: str, val_fraction: float) -> str:
-    cut = int(round(100 * (1 - val_fraction)))
-    return {"train": f"train[:{cut}%]", "val": f"train[{cut}%:]", "test": "test"}[split]
-
-
-def _can_reach(host: tuple[str, int], timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection(host, timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def load_tfds(
-    split: str, size: int, data_dir: str | None = None, val_fraction: float = 0.1,
-    limit: int | None = None, progress: bool = True,
-):
-    """Oxford-IIIT Pet from tensorflow-datasets (downloads on first use), as :class:`SegmentationData`.
-
-    Fails within seconds, not minutes of retries, when the dataset is not prepared and its host cannot
-    be reached.
-    """
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-    if not builder.is_prepared():
-        if not _can_reach(TFDS_HOST):
-            raise DataError(
-                f"tfds dataset {TFDS_NAME} is not downloaded and {TFDS_HOST[0]} cannot be reached (offline?). "
-                "Point --data at a local copy in the Oxford-IIIT Pet layout (images/, annotations/trimaps/, "
-                "annotations/trainval.txt, annotations/test.txt) or at a folder with images/ and masks/."
-            )
-        builder.download_and_prepare()
-    ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
-    if limit:
-        ds = ds.take(limit)
-    images, masks, names = [], [], []
-    items = tfds.as_numpy(ds)
-    if progress:
-        from rich.progress import track
-
-        items = track(items, description=f"Reading {TFDS_NAME} {split}")
-    for item in items:
-        name = item["file_name"].decode()
-        mask = _convert_mask(item["segmentation_mask"], "oxford", Path(f"tfds:{TFDS_NAME}/{name}"))
-        images.append(cv2.resize(item["image"], (size, size), interpolation=cv2.INTER_AREA))
-        masks.append(resize_mask(mask, size))
-        names.append(name)
-    if not names:
-        raise DataError(f"tfds {TFDS_NAME} split {split} is empty")
-    return SegmentationData(np.stack(images), np.stack(masks), names, f"tfds:{TFDS_NAME}", split)
-
-
-def check_source(source: str) -> None:
-    """Refuse a dataset that is neither tfds's Oxford-IIIT Pet nor an existing folder (:class:`DataError`)."""
-    if source != TFDS_NAME and not Path(source).exists():
-        raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
-
-
-def load_split(
-    source: str, split: str, size: int, *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
-    progress: bool = True, data_dir: str | None = None,
-) -> SegmentationData:
-    """Load ``split`` of ``source``: 'oxford_iiit_pet' (tfds, stored under ``data_dir``) or a local folder.
-
-    tfds splits are fixed slices of its train split, so ``seed`` only shuffles a folder's split.
-    """
-    _check_split(split)
-    if source == TFDS_NAME:
-        return load_tfds(split, size, data_dir=data_dir, val_fraction=val_fraction, limit=limit, progress=progress)
-    check_source(source)
-    return load_folder(source, split, size, val_fraction=val_fraction, seed=seed, limit=limit, progress=progress)
-
-
-def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, seed: int = 0,
-                         limit: int | None = None, data_dir: str | None = None):
-    """Yield ``(name, BGR image, 0-based labels)`` of ``split`` at each image's own resolution.
-
-    The same splits as :func:`load_split`; for measuring the mask a user sees (the runtime resizes its
-    mask to the frame). Unreadable images are skipped with a warning.
-    """
-    _check_split(split)
-    if source == TFDS_NAME:
-        import tensorflow_datasets as tfds
-
-        builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-        ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
-        for item in tfds.as_numpy(ds.take(limit) if limit else ds):
-            name = item["file_name"].decode()
-            labels = _convert_mask(item["segmentation_mask"], "oxford", Path(f"tfds:{TFDS_NAME}/{name}"))
-            yield name, cv2.cvtColor(item["image"], cv2.COLOR_RGB2BGR), labels
-        return
-    root = Path(source)
-    layout = detect_layout(root)
-    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
-    for name, image_path, mask_path in pairs[:limit] if limit else pairs:
-        try:
-            image = read_image(image_path)
-        except ImageError as exc:
-            log.warning("skipping %s", exc)
-            continue
-        mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-        if mask is None:
-            log.warning("skipping %s: its mask %s is missing or unreadable", image_path, mask_path)
-            continue
-        yield name, image, _convert_mask(mask, layout, mask_path)
+from edgeseg.data.outline import BORDER, IGNORE
+from edgeseg.data.readers import SegmentationData
 
 
 def class_frequencies(masks: np.ndarray, num_classes: int = 3) -> np.ndarray:
@@ -326,17 +39,62 @@ def make_dataset(
     class_weights: np.ndarray | None = None,
     seed: int = 0,
 ):
-    """tf.data pipeline over in-memory data: shuffle, augment, batch, prefetch.
+    """tf.data pipeline over one source in memory: shuffle, augment, batch, prefetch (one pass).
 
     Training data should be stored larger than ``img_size`` (see :func:`cache_size`): ``augment`` names an
     entry of :data:`AUGMENTATIONS`: a random square crop resized to ``img_size`` (bilinear image, nearest
     mask), a horizontal flip, colour jitter and, for "strong", rotation and sensor noise. Evaluation data
-    is passed through at ``img_size``. Yields ``(image float32 0-255, mask int32[, per-pixel weight])``.
+    is passed through at ``img_size``. Yields ``(image float32 0-255, mask int32[, per-pixel weight])``;
+    the weight is there with ``class_weights`` or when the masks hold :data:`~edgeseg.data.outline.IGNORE`.
     """
     import tensorflow as tf
 
+    with_weights = class_weights is not None or _has_ignored(data)
+    ds = _examples(tf, data, img_size, training, augment, class_weights, with_weights, seed)
+    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def make_mixed_dataset(
+    parts: list[SegmentationData],
+    weights: list[float],
+    img_size: int,
+    batch_size: int,
+    augment: str = "standard",
+    class_weights: np.ndarray | None = None,
+    seed: int = 0,
+):
+    """Endless training batches drawn from several sources, each image as often as its source's weight says.
+
+    Source ``i`` is drawn with probability ``weights[i] * len(parts[i])`` over the total, and an epoch is
+    that total in images (weight 3 counts a source's images three times, as copies would). Returns
+    ``(dataset, steps_per_epoch)``; each source is reshuffled on every pass through it.
+    """
+    import tensorflow as tf
+
+    if len(parts) != len(weights) or not parts:
+        raise ValueError(f"{len(parts)} sources but {len(weights)} weights")
+    with_weights = class_weights is not None or any(_has_ignored(p) for p in parts)
+    streams = [_examples(tf, p, img_size, True, augment, class_weights, with_weights, seed + i).repeat()
+               for i, p in enumerate(parts)]
+    sizes = np.array([w * len(p) for p, w in zip(parts, weights)], np.float64)
+    ds = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
+        streams, weights=(sizes / sizes.sum()).tolist(), seed=seed)
+    steps = max(1, int(sizes.sum()) // batch_size)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE), steps
+
+
+def _has_ignored(data: SegmentationData) -> bool:
+    return bool(np.any(data.masks == IGNORE))
+
+
+def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment: str,
+              class_weights: np.ndarray | None, with_weights: bool, seed: int):
+    """One source's examples, shuffled and augmented when ``training``, unbatched."""
     aug = get_augmentation(augment)
     stored = data.images.shape[1]
+    # Per-pixel weights: the class's weight, 0 where the label says IGNORE. Ignored pixels are then labelled
+    # border, which the Dice term leaves out too.
+    pixel_weights = np.append(np.ones(3) if class_weights is None else class_weights, 0.0).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.masks))
     if training:
         ds = ds.shuffle(min(len(data), 4096), seed=seed, reshuffle_each_iteration=True)
@@ -349,12 +107,12 @@ def make_dataset(
             mask = tf.image.resize(mask[..., None], (img_size, img_size), method="nearest")[..., 0]
         image = tf.cast(image, tf.float32)
         mask = tf.cast(mask, tf.int32)
-        if class_weights is not None:
-            return image, mask, tf.gather(tf.constant(class_weights, tf.float32), mask)
-        return image, mask
+        if not with_weights:
+            return image, mask
+        weight = tf.gather(tf.constant(pixel_weights), mask)
+        return image, tf.where(mask == IGNORE, BORDER, mask), weight
 
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
 
 
 def cache_size(img_size: int) -> int:

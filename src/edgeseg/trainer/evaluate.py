@@ -11,25 +11,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgeseg.trainer.data import TFDS_NAME, iter_full_resolution, load_split
-from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter
+from edgeseg.data import TFDS_NAME, DataSource, iter_full_resolution, load_split
+from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 from edgeseg.trainer.metrics import SegmentationMetrics
 
 
 @dataclass
 class EvalReport:
     model: str
-    data: str
+    data: list[str]
     split: str
     images: int
-    mask: MaskQuality  # the runtime's mask at each image's own resolution
-    metrics: SegmentationMetrics | None = None  # class argmax at the input size (Keras models only)
+    mask: MaskQuality  # the runtime's mask at each image's own resolution; the mean over sources
+    mask_by_source: dict[str, MaskQuality] = field(default_factory=dict)
+    metrics: dict[str, SegmentationMetrics] = field(default_factory=dict)  # per source: class argmax (Keras only)
     settings: dict = field(default_factory=dict)  # the runtime settings the mask was made with
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["mask"] = self.mask.to_dict()
-        d["metrics"] = self.metrics.to_dict() if self.metrics else None
+        d["metrics"] = {name: m.to_dict() for name, m in self.metrics.items()}
         return d
 
 
@@ -54,10 +54,10 @@ def is_keras_model(path: str | Path) -> bool:
     return path.is_dir() or path.suffix == ".keras"
 
 
-def needs_tensorflow(model: str | Path, data: str) -> bool:
+def needs_tensorflow(model: str | Path, data: str | list[str]) -> bool:
     """Whether evaluating ``model`` on ``data`` needs the training stack: a ``.tflite``/``.onnx`` artifact
-    or a shipped model on a local folder runs on the runtime alone."""
-    return is_keras_model(model) or data == TFDS_NAME
+    or a shipped model on local folders runs on the runtime alone."""
+    return is_keras_model(model) or TFDS_NAME in ([data] if isinstance(data, str) else data)
 
 
 def mask_quality(model: str | Path, data: str, split: str = "test", limit: int | None = None,
@@ -79,21 +79,31 @@ def mask_quality(model: str | Path, data: str, split: str = "test", limit: int |
     return meter.result()
 
 
-def evaluate(model_path: str | Path, data: str, split: str = "test", limit: int | None = None,
+def mask_quality_by_source(model: str | Path, data: list[str], split: str = "test", limit: int | None = None,
+                           options: dict | None = None, progress: bool = True
+                           ) -> tuple[MaskQuality, dict[str, MaskQuality]]:
+    """:func:`mask_quality` on each source, and their mean (each source counting once)."""
+    by_source = {DataSource(d).name: mask_quality(model, d, split, limit, options, progress) for d in data}
+    return mean_quality(list(by_source.values())), by_source
+
+
+def evaluate(model_path: str | Path, data: str | list[str], split: str = "test", limit: int | None = None,
              batch_size: int = 32, progress: bool = True, options: dict | None = None) -> EvalReport:
-    """Mask quality of any model on ``split`` of ``data``; Keras models also get argmax metrics."""
+    """Mask quality of any model on ``split`` of each source in ``data``; Keras models also get argmax metrics."""
     from edgeseg.runtime.packaged import resolve_model
 
+    data = [data] if isinstance(data, str) else list(data)
     path = Path(model_path)
-    metrics = None
+    metrics = {}
     if is_keras_model(path):
         from edgeseg.trainer.train import evaluate_model
 
         model = load_keras_model(path)
         path = path / "model.keras" if path.is_dir() else path
-        split_data = load_split(data, split, model.input_shape[1], limit=limit, progress=progress)
-        metrics = evaluate_model(model, split_data, batch_size)
+        for d in data:
+            split_data = load_split(d, split, model.input_shape[1], limit=limit, progress=progress)
+            metrics[DataSource(d).name] = evaluate_model(model, split_data, batch_size)
     else:
         path = resolve_model(str(model_path))
-    quality = mask_quality(path, data, split, limit, options, progress)
-    return EvalReport(str(model_path), data, split, quality.images, quality, metrics, dict(options or {}))
+    quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)
+    return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}))

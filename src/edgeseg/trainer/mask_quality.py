@@ -63,6 +63,15 @@ def boundary_f(pred: np.ndarray, truth: np.ndarray, tolerance_px: float) -> floa
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+def mean_quality(results: list[MaskQuality]) -> MaskQuality:
+    """The mean of several sources' scores, each source counting once (``images`` is their total)."""
+    if len(results) == 1:
+        return results[0]
+    fields = [k for k in MaskQuality.__dataclass_fields__ if k != "images"]
+    return MaskQuality(images=sum(r.images for r in results),
+                       **{k: round(float(np.mean([getattr(r, k) for r in results])), 4) for k in fields})
+
+
 class MaskQualityMeter:
     """Accumulates :class:`MaskQuality` one image at a time.
 

@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg import __version__
+from edgeseg.data import (
+    DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_sources, parse_sources,
+)
 from edgeseg.io import atomic_write_text
 from edgeseg.trainer import data as data_mod
-from edgeseg.trainer.mask_quality import MaskQuality
+from edgeseg.trainer.mask_quality import MaskQuality, mean_quality
 from edgeseg.trainer.metrics import CLASS_NAMES, FOREGROUND_CLASSES, SegmentationMetrics
 
 log = logging.getLogger("edgeseg")
@@ -35,7 +38,7 @@ class TrainConfig:
     """Settings of one training run (all recorded in run.json)."""
 
     model: str = "unet_mobilenetv2"
-    data: str = "oxford_iiit_pet"
+    data: list[str] = field(default_factory=lambda: ["oxford_iiit_pet"])  # sources, each "PATH[:WEIGHT]"
     out: str = "runs/unet_mobilenetv2"
     epochs: int = 20
     batch_size: int = 32
@@ -50,6 +53,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # or "cosine"
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
     augment: str = "standard"  # "none", "standard" or "strong": see edgeseg.trainer.data.AUGMENTATIONS
+    outline: str = "band"  # what a binary mask's outline teaches: see edgeseg.data.outline.Outline
     early_stopping: int = 5  # patience in epochs, 0 disables
     bn_refresh_batches: int = 8  # training batches that re-estimate BatchNorm statistics each epoch; 0 disables
     mixed_precision: bool = False
@@ -60,6 +64,10 @@ class TrainConfig:
     data_dir: str | None = None  # tfds data_dir
     init_from: str | None = None  # start from this .keras model's weights (same architecture), e.g. to fine-tune
     overwrite: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.data, str):  # one source
+            self.data = [self.data]
 
 
 @dataclass
@@ -72,14 +80,15 @@ class TrainReport:
     resumed_from_epoch: int
     wall_time_s: float
     train_images_per_s: float
-    test_metrics: SegmentationMetrics  # class argmax at the model's input size
-    test_mask: MaskQuality  # the runtime mask (--edges bilinear) at each image's own resolution: pet IoU is the headline
+    test_metrics: dict[str, SegmentationMetrics]  # per source: class argmax at the model's input size
+    test_mask: MaskQuality  # the runtime mask (--edges bilinear) at each image's own resolution, mean over sources
+    test_mask_by_source: dict[str, MaskQuality]  # the same per source: pet IoU is the headline
     data: dict
     history: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["test_metrics"] = self.test_metrics.to_dict()
+        d["test_metrics"] = {name: m.to_dict() for name, m in self.test_metrics.items()}
         return d
 
 
@@ -132,8 +141,10 @@ def validate(config: TrainConfig) -> None:
     from edgeseg.trainer.models import UPSAMPLING, check_model_name
 
     check_model_name(config.model)
-    data_mod.check_source(config.data)
+    parse_sources(config.data)
     get_augmentation(config.augment)
+    if config.outline not in {o.value for o in Outline}:
+        raise ValueError(f"outline must be one of {', '.join(o.value for o in Outline)}, received {config.outline!r}")
     if config.img_size % 32:
         raise ValueError(f"input size must be a multiple of 32 (the encoder halves it 5 times), received {config.img_size}")
     if not config.learning_rate > 0:
@@ -172,6 +183,8 @@ def _check_resume(config: TrainConfig) -> None:
         return  # no record to compare with; the backup's own checks still apply
     if not isinstance(recorded, dict):
         return
+    if isinstance(recorded.get("data"), str):  # runs of one source recorded it as a string
+        recorded["data"] = [recorded["data"]]
     changed = [f"{name} {recorded[name]} (now {value})" for name, value in asdict(config).items()
                if name not in _FREE_ON_RESUME and name in recorded and not _same(recorded[name], value)]
     if changed:
@@ -180,12 +193,21 @@ def _check_resume(config: TrainConfig) -> None:
 
 
 def _same(recorded, value) -> bool:
-    """Equal settings; a path counts as equal when both spellings name the same file."""
+    """Equal settings; a path counts as equal when both spellings name the same file, and so does a source
+    spec ("PATH:WEIGHT") when its weight is equal too."""
     if recorded == value:
         return True
-    if isinstance(recorded, str) and isinstance(value, str) and os.path.exists(recorded) and os.path.exists(value):
+    if isinstance(recorded, list) and isinstance(value, list):
+        return len(recorded) == len(value) and all(map(_same, recorded, value))
+    if not (isinstance(recorded, str) and isinstance(value, str)):
+        return False
+    if os.path.exists(recorded) and os.path.exists(value):
         return os.path.samefile(recorded, value)
-    return False
+    try:
+        a, b = DataSource.parse(recorded), DataSource.parse(value)
+    except DataError:
+        return False
+    return a.weight == b.weight and a.location != recorded and _same(a.location, b.location)
 
 
 def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_quality, train_ds):
@@ -252,13 +274,26 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
 
 @dataclass
 class _Splits:
-    train: data_mod.SegmentationData
-    val: data_mod.SegmentationData
-    test: data_mod.SegmentationData
-    val_labels: list[np.ndarray]  # validation labels at each image's own resolution
+    """Each split of every source, in the order of ``config.data``."""
+
+    sources: list[DataSource]
+    train: list[SegmentationData]
+    val: list[SegmentationData]
+    test: list[SegmentationData]
+    val_labels: list[list[np.ndarray]]  # validation labels at each image's own resolution, per source
 
     def summary(self) -> dict:
-        return {"train": self.train.summary(), "val": self.val.summary(), "test": self.test.summary()}
+        """Per split: the sources' summaries (with their weights) and the image count."""
+        def split(parts):
+            by_source = [{**p.summary(), "name": p.name, "weight": s.weight} for s, p in zip(self.sources, parts)]
+            return {"images": sum(len(p) for p in parts), "sources": by_source, "skipped": sum(
+                (p.skipped for p in parts), [])}
+
+        return {"train": split(self.train), "val": split(self.val), "test": split(self.test)}
+
+    @property
+    def weights(self) -> list[float]:
+        return [s.weight for s in self.sources]
 
 
 def _train(config: TrainConfig, progress: bool) -> TrainReport:
@@ -269,41 +304,45 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
     if config.overwrite and _is_chief():
         shutil.rmtree(run, ignore_errors=True)
     splits = _load(config, progress)  # before TensorFlow starts: bad data fails fast, with the file named
-    class_weights = parse_class_weights(config.class_weights, splits.train.masks)
-    model, strategy, train_ds, val_ds = _build(config, splits, class_weights)
+    class_weights = parse_class_weights(config.class_weights, np.concatenate([p.masks for p in splits.train]))
+    model, strategy, train_ds, val_ds, steps = _build(config, splits, class_weights)
     chief = _is_chief()
     # Non-chief workers of a multi-worker run write their copies to a scratch folder.
     work = run if chief else Path(tempfile.mkdtemp(prefix="edgeseg-worker-"))
     work.mkdir(parents=True, exist_ok=True)  # only once the model exists: a failed build leaves no folder
     if chief:
         _write_run_json(run, config, strategy, splits, class_weights)
-    resumed_from, wall = _fit(model, config, work, splits, train_ds, val_ds, progress and chief)
-    return _finalise(model, config, run, work, splits, resumed_from, wall, chief)
+    resumed_from, wall = _fit(model, config, work, splits, train_ds, val_ds, steps, progress and chief)
+    return _finalise(model, config, run, work, splits, steps, resumed_from, wall, chief)
 
 
 def _load(config: TrainConfig, progress: bool) -> _Splits:
+    sources = parse_sources(config.data)
     load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress,
                 data_dir=config.data_dir)
-    train_data = data_mod.load_split(
-        config.data, "train", data_mod.cache_size(config.img_size) if config.augment != "none" else config.img_size, **load)
-    if len(train_data) < config.batch_size:
-        raise data_mod.DataError(
-            f"{config.data} has {len(train_data)} training images, fewer than one batch of {config.batch_size}")
-    val_data = data_mod.load_split(config.data, "val", config.img_size, **load)
-    test_data = data_mod.load_split(config.data, "test", config.img_size, **load)
-    return _Splits(train_data, val_data, test_data, _full_labels(config, val_data))
+    stored = data_mod.cache_size(config.img_size) if config.augment != "none" else config.img_size
+    outline = Outline(config.outline)
+    train_data = load_sources(sources, "train", stored, outline=outline, **load)
+    total = sum(len(p) for p in train_data)
+    if total < config.batch_size:
+        raise DataError(f"{', '.join(config.data)}: {total} training images, fewer than one batch of {config.batch_size}")
+    val_data = load_sources(sources, "val", config.img_size, outline=outline, **load)
+    test_data = load_sources(sources, "test", config.img_size, **load)  # scored against the labels as drawn
+    return _Splits(sources, train_data, val_data, test_data,
+                   [_full_labels(config, s, v) for s, v in zip(sources, val_data)])
 
 
-def _full_labels(config: TrainConfig, data: data_mod.SegmentationData) -> list[np.ndarray]:
+def _full_labels(config: TrainConfig, source: DataSource, data: SegmentationData) -> list[np.ndarray]:
     """The labels of ``data``'s images at each image's own resolution, in its order."""
-    full = {name: labels for name, _, labels in data_mod.iter_full_resolution(
-        config.data, data.split, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit,
+    full = {name: labels for name, _, labels in iter_full_resolution(
+        source.location, data.split, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit,
         data_dir=config.data_dir)}
     return [full[name] for name in data.names]
 
 
 def _build(config: TrainConfig, splits: _Splits, class_weights):
-    """The compiled model inside its distribution strategy, and the training and validation datasets."""
+    """The compiled model inside its distribution strategy, the training and validation datasets, and the
+    steps per epoch."""
     import keras
     import tensorflow as tf
 
@@ -315,10 +354,11 @@ def _build(config: TrainConfig, splits: _Splits, class_weights):
     strategy = choose_strategy(config.strategy)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = data_mod.make_dataset(
-        splits.train, config.img_size, config.batch_size, True, config.augment, class_weights, config.seed
-    ).with_options(options)
-    val_ds = data_mod.make_dataset(splits.val, config.img_size, config.batch_size, False).with_options(options)
+    train_ds, steps = data_mod.make_mixed_dataset(
+        splits.train, splits.weights, config.img_size, config.batch_size, config.augment, class_weights, config.seed)
+    train_ds = train_ds.with_options(options)
+    val_ds = data_mod.make_dataset(concatenate(splits.val), config.img_size, config.batch_size,
+                                   False).with_options(options)
     with strategy.scope():
         model = build_model(
             config.model, config.img_size, len(CLASS_NAMES), config.encoder_weights,
@@ -326,13 +366,13 @@ def _build(config: TrainConfig, splits: _Splits, class_weights):
         )
         if config.init_from:
             model.load_weights(config.init_from)  # matched by layer structure, whatever is trainable now
-        _compile(keras, model, config, len(splits.train) // config.batch_size)
+        _compile(keras, model, config, steps)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(tf, model, next(iter(train_ds)))
-    return model, strategy, train_ds, val_ds
+    return model, strategy, train_ds, val_ds, steps
 
 
-def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_ds, verbose: bool):
+def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_ds, steps: int, verbose: bool):
     """Fit, resuming from the backup of an interrupted attempt; returns (epochs done before, wall seconds)."""
     import keras
 
@@ -340,19 +380,20 @@ def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_
 
     previous = read_history(work / "history.csv")
     best = max(previous[MONITOR]) if previous.get(MONITOR) else None
-    mask_quality = MaskQualityCallback(splits.val.images, splits.val_labels, config.batch_size)
+    mask_quality = MaskQualityCallback({p.name: (p.images, labels) for p, labels in zip(splits.val, splits.val_labels)},
+                                       config.batch_size)
     start = time.perf_counter()
     model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,  # the dataset shuffles
+        train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps, shuffle=False,  # it shuffles
         callbacks=_callbacks(keras, work, config, best, mask_quality, train_ds),
         verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,  # a log file gets a line per epoch, not a bar
     )
     return len(previous.get("epoch", [])), time.perf_counter() - start
 
 
-def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits, resumed_from: int, wall: float,
-              chief: bool) -> TrainReport:
-    """Test the best checkpoint and write model.keras, metrics.json and the plots."""
+def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits, steps: int, resumed_from: int,
+              wall: float, chief: bool) -> TrainReport:
+    """Test the best checkpoint per source and write model.keras, metrics.json and the plots."""
     import keras
 
     from edgeseg.trainer.callbacks import runtime_mask_quality
@@ -362,15 +403,16 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
     best = work / "checkpoints" / "best.keras"
     if best.exists():
         model = keras.models.load_model(best, compile=False)
-    steps = len(splits.train) // config.batch_size
+    # the test labels at full size are read only now, not held through training (the tfds test split is 3,669)
+    by_source = {test.name: runtime_mask_quality(model, test.images, _full_labels(config, source, test),
+                                                 config.batch_size)
+                 for source, test in zip(splits.sources, splits.test)}
     report = TrainReport(
         run_dir=str(run), model_path=str(run / "model.keras"),
         epochs_run=len(history.get("epoch", [])), resumed_from_epoch=resumed_from, wall_time_s=round(wall, 1),
         train_images_per_s=round(epochs_now * steps * config.batch_size / wall, 2) if wall and epochs_now else 0.0,
-        test_metrics=evaluate_model(model, splits.test, config.batch_size),
-        # the test labels at full size are read only now, not held through training (the tfds test split is 3,669)
-        test_mask=runtime_mask_quality(model, splits.test.images, _full_labels(config, splits.test),
-                                       config.batch_size),
+        test_metrics={test.name: evaluate_model(model, test, config.batch_size) for test in splits.test},
+        test_mask=mean_quality(list(by_source.values())), test_mask_by_source=by_source,
         data=splits.summary(), history=history,
     )
     if not chief:
@@ -381,7 +423,8 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
     from edgeseg.trainer.plots import plot_curves, plot_predictions
 
     plot_curves(history, run / "curves.png")
-    images, masks = splits.test.images[:6], splits.test.masks[:6]
+    test = concatenate(splits.test)
+    images, masks = test.images[:6], test.masks[:6]
     probs = predict_probs(model, images)
     plot_predictions(images, masks, probs.argmax(-1), probs, run / "predictions.png")
     return report
@@ -422,6 +465,8 @@ def _write_run_json(run: Path, config: TrainConfig, strategy, splits: _Splits, c
         "classes": list(CLASS_NAMES),
         "foreground_classes": list(FOREGROUND_CLASSES),
         "class_weights": None if class_weights is None else [float(w) for w in class_weights],
+        # absolute, so that export and evaluate find them from anywhere
+        "sources": [{"location": s.resolved, "name": s.name, "weight": s.weight} for s in splits.sources],
         "data": splits.summary(),
     }
     run.mkdir(parents=True, exist_ok=True)
@@ -441,7 +486,7 @@ def predict_labels(model, images: np.ndarray, batch_size: int = 32) -> np.ndarra
     return np.argmax(logits, axis=-1).astype(np.uint8)
 
 
-def evaluate_model(model, data: data_mod.SegmentationData, batch_size: int = 32) -> SegmentationMetrics:
+def evaluate_model(model, data: SegmentationData, batch_size: int = 32) -> SegmentationMetrics:
     """Test metrics of a Keras model on in-memory data at the model's input size."""
     from edgeseg.trainer.metrics import confusion_matrix, metrics_from_confusion
 
