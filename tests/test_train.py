@@ -64,11 +64,13 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
         train(tiny_config(oxford_session_dir, run), progress=False)
 
 
-def test_interrupted_run_resumes(oxford_session_dir, tmp_path, monkeypatch):
+def test_interrupted_run_resumes(oxford_session_dir, tmp_path, monkeypatch, caplog):
     config = tiny_config(oxford_session_dir, tmp_path / "run", epochs=4)
     interrupted_training(config, monkeypatch)
     assert (tmp_path / "run" / "backup").is_dir() and not (tmp_path / "run" / "model.keras").exists()
-    report = train(config, progress=False)
+    with caplog.at_level("INFO", logger="edgeseg"):
+        report = train(config, progress=False)
+    assert "resuming" in caplog.text and "2 of 4 epochs done" in caplog.text  # said, before Keras's "Epoch 3/4"
     assert report.resumed_from_epoch == 2
     assert report.history["epoch"] == [0, 1, 2, 3]
     assert not (tmp_path / "run" / "backup").exists()  # removed once training finished

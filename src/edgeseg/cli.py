@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -46,8 +47,11 @@ def _main(
     from edgeseg.quiet import set_quiet
 
     set_quiet(not verbose)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+    # Our own logger speaks at INFO; the libraries' (onnxruntime's quantizer logs through the root logger) only
+    # with --verbose, warnings included.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR, format="%(message)s",
                         handlers=[RichHandler(console=err, show_time=False, show_path=False)], force=True)
+    logging.getLogger("edgeseg").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _need_train_extra() -> None:
@@ -74,6 +78,11 @@ def writable(path: Path, param: str, folder: bool = False) -> Path:
     except OSError as exc:
         raise typer.BadParameter(str(exc), param_hint=param) from None
     return path
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -204,7 +213,7 @@ def train(
     for name, metrics in report.test_metrics.items():
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {"best model": metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
-    console.print(f"{report.epochs_run} epochs in {report.wall_time_s:.0f} s "
+    console.print(f"{plural(report.epochs_run, 'epoch')} in {report.wall_time_s:.0f} s "
                   f"({report.train_images_per_s:.1f} images/s); {skipped} unreadable images skipped; "
                   f"run folder: {report.run_dir}")
 
@@ -466,7 +475,7 @@ def webcam(
 
     from edgeseg.runtime.backends import BackendError
     from edgeseg.runtime.outputs import display_available
-    from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
+    from edgeseg.runtime.pipeline import EndReason, PipelineOptions, run_pipeline
     from edgeseg.runtime.segmenter import RunningMode, Segmenter
     from edgeseg.runtime.server import ServeError, parse_address
     from edgeseg.runtime.sources import SourceError, open_source
@@ -478,6 +487,9 @@ def webcam(
             raise typer.BadParameter(str(exc), param_hint="--serve") from None
     if token is not None and not token.strip():
         raise typer.BadParameter("the token is empty: give one, or pass --no-token", param_hint="--token")
+    if token is not None and no_token:
+        raise typer.BadParameter("--no-token serves without a token; give --token or --no-token, not both",
+                                 param_hint="--token")
     background_value = _background(effect, background)
     if output:
         writable(output, "--output")
@@ -504,13 +516,16 @@ def webcam(
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
-    else:
+    elif report.frames or not report.ended.failed:  # a run that saw no frame has only its error to say
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items())
         ended = report.ended.value + (f" ({report.detail})" if report.detail else "")
-        console.print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} FPS; median ms: {stages}); "
-                      f"{ended}" + (f"; wrote {report.output} ({report.codec})" if report.output else ""))
+        console.print(f"{plural(report.frames, 'frame')} in {report.seconds:.1f} s ({report.fps:.1f} FPS"
+                      + (f"; median ms: {stages}" if stages else "") + f"); {ended}"
+                      + (f"; wrote {report.output} ({report.codec})" if report.output else ""), soft_wrap=True)
     if report.ended.failed:
         raise fail(f"{report.ended.value}: {report.detail}")
+    if report.ended is EndReason.SIGNAL:  # the recording is finalised; the code says how the run ended
+        raise typer.Exit(128 + signal.Signals[report.detail])
 
 
 @app.command()
@@ -749,6 +764,19 @@ def _stop_signals_unwind_like_ctrl_c() -> None:
         signal.signal(getattr(signal, n), unwind)
 
 
+VERBOSE_FLAGS = ("--verbose", "-v")
+
+
+def verbose_first(args: list[str]) -> list[str]:
+    """``edgeseg predict x --verbose`` as ``edgeseg --verbose predict x``: the flag is the top command's, and
+    users put it at the end (no sub-command has options of those names; words after ``--`` are left alone)."""
+    head = args[:args.index("--")] if "--" in args else args
+    flags = [a for a in head if a in VERBOSE_FLAGS]
+    if not flags:
+        return args
+    return [flags[0], *(a for a in head if a not in VERBOSE_FLAGS), *args[len(head):]]
+
+
 def main() -> None:
     """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line; a stop signal
     128 + its number."""
@@ -759,10 +787,12 @@ def main() -> None:
 
     _stop_signals_unwind_like_ctrl_c()
     try:
-        code = app(standalone_mode=False)  # a typer.Exit comes back as its exit code (130 for Ctrl-C)
+        code = app(args=verbose_first(sys.argv[1:]), standalone_mode=False)  # a typer.Exit comes back as its exit code (130 for Ctrl-C)
     except UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "edgeseg"
-        err.print(f"[bold red]error:[/] {escape(exc.format_message())} (see: {command} --help)")
+        message = exc.format_message()
+        if message:  # no sub-command: click printed the help and has nothing to add
+            command = exc.ctx.command_path if exc.ctx else "edgeseg"
+            err.print(f"[bold red]error:[/] {escape(message)} (see: {command} --help)")
         raise SystemExit(2) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None

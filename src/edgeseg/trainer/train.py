@@ -380,6 +380,8 @@ def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_
 
     previous = read_history(work / "history.csv")
     best = max(previous[MONITOR]) if previous.get(MONITOR) else None
+    if previous.get("epoch"):
+        log.info("resuming %s from its backup: %d of %d epochs done", work, len(previous["epoch"]), config.epochs)
     mask_quality = MaskQualityCallback({p.name: (p.images, labels) for p, labels in zip(splits.val, splits.val_labels)},
                                        config.batch_size)
     start = time.perf_counter()
