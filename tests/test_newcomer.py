@@ -62,3 +62,76 @@ def test_a_source_without_frames_says_its_error_once(tmp_path):
 
 def test_counts_agree_with_their_nouns():
     assert plural(1, "epoch") == "1 epoch" and plural(2, "epoch") == "2 epochs" and plural(0, "frame") == "0 frames"
+
+
+def test_bench_report_without_matplotlib_writes_the_table(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the runtime-only install: import fails
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    result = runner.invoke(app, ["bench", "report", "tests/data/bench_schema_v1.json", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "the charts need matplotlib" in one_line(result.output) and "Traceback" not in result.output
+    table = (tmp_path / "r" / "README.md").read_text()
+    assert "| device | model |" in table and ".png" not in table
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["README.md"]
+
+
+@pytest.fixture
+def without_tensorflow(monkeypatch):
+    """What the runtime-only install of an edge device finds: no TensorFlow."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
+
+
+def _run_folder(root, exported: bool):
+    """A run folder as train and export leave it (model.keras a stand-in: it must not be opened here)."""
+    import json
+    import shutil
+
+    from edgeseg.runtime.packaged import packaged_model
+
+    root.mkdir(parents=True)
+    (root / "model.keras").write_bytes(b"not opened without TensorFlow")
+    (root / "run.json").write_text(json.dumps({"config": {}}))
+    if exported:
+        (root / "export").mkdir()
+        shutil.copy(packaged_model("edge"), root / "export" / "unet_mobilenetv2_edge_int8.tflite")
+    return root
+
+
+def test_webcam_on_an_unexported_run_says_what_the_folder_lacks(tmp_path, without_tensorflow):
+    run = _run_folder(tmp_path / "student", exported=False)
+    result = runner.invoke(app, ["webcam", "--model", str(run), "--source", "x.mp4", "--output", str(tmp_path / "o.mp4")])
+    text = one_line(result.output)
+    assert result.exit_code == 1 and "has no exported model" in text, text
+    assert f"edgeseg export {run}" in text and 'pip install "edgeseg[train]"' in text
+    assert "No module named" not in text
+
+
+def test_evaluate_scores_a_runs_exported_artifact_without_tensorflow(tmp_path, without_tensorflow):
+    from tests.helpers import write_oxford
+
+    run = _run_folder(tmp_path / "edge", exported=True)
+    data = write_oxford(tmp_path / "pets", n_trainval=2, n_test=3, size=64)
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    assert report["images"] == 3 and report["metrics"] == {}  # the artifact webcam runs, not model.keras
+
+
+@pytest.mark.slow
+def test_bench_of_a_run_folder_without_tensorflow_leaves_the_keras_row_out(tmp_path, without_tensorflow):
+    run = _run_folder(tmp_path / "edge", exported=True)
+    result = runner.invoke(app, ["bench", str(run), "--threads", "1", "--runs", "3", "--warmup", "1",
+                                 "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    import json
+
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["rows"] and all(r["status"] == "ok" for r in doc["rows"])
+    assert not any("keras" in r["model"] for r in doc["rows"])
+    assert "model.keras not measured: Keras models need TensorFlow" in one_line(doc["notes"][0])
+    assert "note:" in result.output

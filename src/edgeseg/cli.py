@@ -688,7 +688,7 @@ def bench(
         from edgeseg.runs import RunFolder
 
         found = [run for run in map(RunFolder.at, models) if run]
-        data = next((d for d in (run.training_data() for run in found) if d), None)
+        data = next((d[0] for d in (run.training_data() for run in found) if d), None)  # its first source
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
                            foreground=_foreground(foreground), device=device)
     if thread_counts:
@@ -703,6 +703,8 @@ def bench(
         typer.echo(json.dumps(result, indent=2))
     else:
         console.print(bench_table(result))
+        for note in result["notes"]:
+            err.print(f"note: {escape(note)}")
     failed = [r for r in result["rows"] if r["status"] == "failed"]
     if failed:
         names = ", ".join(dict.fromkeys(r["model"] for r in failed))

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,20 @@ from edgeseg.contract import EXPORT_FORMATS, FORMATS
 
 # Which exported artifact a run folder stands for at run time: the fastest that passed its check.
 RUNTIME_PREFERENCE = ("int8.tflite", "fp16.tflite", "fp32.tflite", "int8.onnx", "fp32.onnx")
+
+
+def keras_runnable() -> bool:
+    """Whether a ``model.keras`` can run here: the runtime-only install of an edge device has no TensorFlow."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def training_sources(info: dict) -> list[str]:
+    """The dataset locations a run was trained on, from its run.json (absolute where they were folders)."""
+    if info.get("sources"):
+        return [s["location"] for s in info["sources"]]
+    # a run of one source, recorded before runs had several: the resolved path, else the configured one
+    source = info.get("data", {}).get("train", {}).get("source") or info.get("config", {}).get("data")
+    return [source] if isinstance(source, str) else list(source or [])
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,9 @@ class RunFolder:
             raise ValueError(f"{path} is not valid JSON ({exc}); it was damaged, or is not edgeseg's") from None
         return info if isinstance(info, dict) else {}
 
-    def training_data(self) -> str | None:
-        """The dataset the run was trained on (the absolute path recorded at training time)."""
-        info = self.info()
-        return info.get("data", {}).get("train", {}).get("source") or info.get("config", {}).get("data")
+    def training_data(self) -> list[str]:
+        """The datasets the run was trained on (:func:`training_sources`)."""
+        return training_sources(self.info())
 
     def export_verdicts(self) -> dict[str, bool]:
         """{artifact file name: passed its export check} from export_report.json."""
@@ -71,6 +85,11 @@ class RunFolder:
             for p in passing:
                 if p.name.endswith(ending):
                     return p
-        if self.model.is_file():
-            return self.model
-        raise FileNotFoundError(f"run folder {self.path} holds no exported model and no model.keras")
+        if not self.model.is_file():
+            raise FileNotFoundError(f"run folder {self.path} holds no exported model and no model.keras")
+        if not keras_runnable():
+            raise FileNotFoundError(
+                f"run folder {self.path} has no exported model (export/ holds none that passed its check), and its "
+                f"model.keras needs TensorFlow: export it with `edgeseg export {self.path} --int8` where the training "
+                'stack is installed, or install it here: pip install "edgeseg[train]"')
+        return self.model

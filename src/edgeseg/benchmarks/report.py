@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from edgeseg.io import atomic_path, atomic_write_text
 
 SUPPORTED_SCHEMAS = (1,)
+log = logging.getLogger("edgeseg")
 
 
 class ResultsError(ValueError):
@@ -157,7 +159,11 @@ def write_report(paths: list[str | Path], out: str | Path) -> list[Path]:
         raise ResultsError("no result files given")
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results)
-    written = charts(results, out)
+    try:
+        written = charts(results, out)
+    except ImportError:  # the runtime install of an edge device has no matplotlib: the table is what matters there
+        log.warning("the charts need matplotlib (pip install matplotlib); wrote the table only")
+        written = []
     images = "".join(f"\n![{p.stem}]({p.name})\n" for p in written)
     atomic_write_text(out / "README.md", "# edgeseg benchmarks\n\n" + table + images)
     return [out / "README.md", *written]

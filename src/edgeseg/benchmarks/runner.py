@@ -12,7 +12,7 @@ from pathlib import Path
 from edgeseg.benchmarks.device import device_info
 from edgeseg.benchmarks.flops import compute_peak_gflops
 from edgeseg.contract import format_of
-from edgeseg.runs import RunFolder
+from edgeseg.runs import RunFolder, keras_runnable
 
 SCHEMA_VERSION = 1
 
@@ -59,20 +59,25 @@ def _artifact_entry(path: Path, label_prefix: str = "", verdicts: dict | None = 
     return ModelEntry(str(path), label, fmt.name, precision, (verdicts or {}).get(path.name))
 
 
-def collect_models(inputs: list[str]) -> list[ModelEntry]:
+def collect_models(inputs: list[str], notes: list[str] | None = None) -> list[ModelEntry]:
     """Run folders expand to model.keras plus every artifact in RUN/export; files and shipped model names
-    (``tutorial``, ``edge``) are taken as given."""
+    (``tutorial``, ``edge``) are taken as given. Where TensorFlow is missing, a run's model.keras is left out
+    and ``notes`` says so."""
     from edgeseg.runtime.packaged import resolve_model
 
     entries: list[ModelEntry] = []
     for item in inputs:
         run = RunFolder.at(item)
         if run:
-            found = [_artifact_entry(run.model, run.path.name)] if run.model.is_file() else []
+            keras = run.model.is_file() and keras_runnable()
+            if run.model.is_file() and not keras and notes is not None:
+                notes.append(f"{run.model} not measured: Keras models need TensorFlow (pip install \"edgeseg[train]\")")
+            found = [_artifact_entry(run.model, run.path.name)] if keras else []
             verdicts = run.export_verdicts()
             found += [_artifact_entry(artifact, run.path.name, verdicts) for artifact in run.artifacts()]
             if not found:
-                raise FileNotFoundError(f"{run.path} holds no model.keras and no export/ artifacts")
+                raise FileNotFoundError(f"{run.path} holds no export/ artifacts" + (
+                    " (and its model.keras needs TensorFlow)" if run.model.is_file() else " and no model.keras"))
             entries += found
         else:
             try:
@@ -142,7 +147,8 @@ def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: 
 def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: bool = True) -> dict:
     """Benchmark every model of ``inputs`` at every thread count; returns the result document."""
     options = options or BenchOptions()
-    entries = collect_models(inputs)
+    notes: list[str] = []
+    entries = collect_models(inputs, notes)
     peaks = {str(t): compute_peak_gflops(t) for t in options.threads}
     # Most threads first: accuracy (thread-independent) is measured there and copied to the other rows.
     threads_order = sorted(options.threads, reverse=True)
@@ -170,4 +176,5 @@ def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: 
         rows.append(row)
     rows.sort(key=lambda r: (next(i for i, e in enumerate(entries) if e.path == r["path"]), r["threads"]))
     return {"schema_version": SCHEMA_VERSION, "device": device_info(options.device),
-            "options": asdict(options), "peak_gflops": peaks, "command": " ".join(sys.argv), "rows": rows}
+            "options": asdict(options), "peak_gflops": peaks, "command": " ".join(sys.argv), "rows": rows,
+            "notes": notes}

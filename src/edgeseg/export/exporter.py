@@ -36,7 +36,7 @@ from edgeseg.io import (
     remove_stale,
     temporary_directory,
 )
-from edgeseg.runs import RunFolder
+from edgeseg.runs import RunFolder, training_sources
 from edgeseg.data import DataError, concatenate, load_split
 from edgeseg.trainer.evaluate import mask_quality_by_source
 from edgeseg.trainer.macs import keras_macs
@@ -191,15 +191,6 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         shutil.rmtree(stage, ignore_errors=True)
     atomic_write_text(out / "export_report.json", json.dumps(report.to_dict(), indent=2))
     return report
-
-
-def training_sources(run_info: dict) -> list[str]:
-    """The dataset locations a run was trained on, as run.json records them (absolute where they were folders)."""
-    if run_info.get("sources"):
-        return [s["location"] for s in run_info["sources"]]
-    # a run of one source, recorded before runs had several: the resolved path, else the configured one
-    source = run_info.get("data", {}).get("train", {}).get("source") or run_info.get("config", {}).get("data")
-    return [source] if isinstance(source, str) else list(source or [])
 
 
 def _source_metrics(run_dir: Path) -> dict:

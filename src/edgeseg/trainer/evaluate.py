@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgeseg.data import TFDS_NAME, DataSource, iter_full_resolution, load_split
+from edgeseg.runs import RunFolder
 from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 from edgeseg.trainer.metrics import SegmentationMetrics
 
@@ -49,9 +50,19 @@ def load_keras_model(path: str | Path):
 
 
 def is_keras_model(path: str | Path) -> bool:
-    """A ``.keras`` file or a run folder: evaluated as Keras (argmax metrics too), which needs TensorFlow."""
+    """A ``.keras`` file, or a run folder that the runtime runs as its model.keras (nothing exported passed):
+    evaluated as Keras (argmax metrics too), which needs TensorFlow. A run folder with a passing artifact is
+    scored by that artifact, the one ``webcam`` runs."""
     path = Path(path)
-    return path.is_dir() or path.suffix == ".keras"
+    if path.suffix == ".keras":
+        return True
+    run = RunFolder.at(path)
+    if not run:
+        return False
+    try:
+        return run.runtime_model() == run.model
+    except FileNotFoundError:
+        return True  # the Keras path then says what is missing
 
 
 def needs_tensorflow(model: str | Path, data: str | list[str]) -> bool:
