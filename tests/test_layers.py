@@ -8,7 +8,7 @@ import edgeseg
 ROOT = Path(edgeseg.__file__).parent
 # Bottom to top. A module may import its own layer and the ones below it.
 LAYERS = [
-    {"edgeseg", "edgeseg.contract", "edgeseg.io", "edgeseg.quiet", "edgeseg.runs"},
+    {"edgeseg", "edgeseg.contract", "edgeseg.io", "edgeseg.progress", "edgeseg.quiet", "edgeseg.runs"},
     {"edgeseg.runtime"},
     {"edgeseg.data"},
     {"edgeseg.trainer"},

@@ -135,3 +135,37 @@ def test_bench_of_a_run_folder_without_tensorflow_leaves_the_keras_row_out(tmp_p
     assert not any("keras" in r["model"] for r in doc["rows"])
     assert "model.keras not measured: Keras models need TensorFlow" in one_line(doc["notes"][0])
     assert "note:" in result.output
+
+
+@pytest.mark.slow
+def test_the_keras_path_of_predict_prints_no_tensorflow_start_up_lines(tmp_path):
+    keras = pytest.importorskip("keras")
+    import cv2
+    import numpy as np
+
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs)).save(tmp_path / "m.keras")
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 40, 3), 128, np.uint8))
+    result = _edgeseg("predict", str(tmp_path / "a.png"), "--model", str(tmp_path / "m.keras"), "--out",
+                      str(tmp_path / "out"), env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert result.returncode == 0, result.stderr
+    for line in ("absl::", "oneDNN", "cuda", "cuInit", "TensorFlow binary is optimized"):
+        assert line not in result.stderr, result.stderr
+
+
+def test_piped_output_has_no_blank_first_line_and_no_hard_wraps(tmp_path):
+    import cv2
+    import numpy as np
+
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 6)
+    deep.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(deep / f"p{i}.png"), np.full((40, 40, 3), 100, np.uint8))
+    result = _edgeseg("predict", str(deep / "p0.png"), str(deep / "p1.png"), "--out", str(deep / "out"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(deep / "out" / "p0_grayscale-bg.png"), lines  # a `while read f` loop gets the files
+    result = _edgeseg("webcam", "--source", str(deep / "p0.png"), "--output", str(deep / "out" / "o.mp4"),
+                      "--no-window")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1 and "o.mp4" in result.stdout, result.stdout

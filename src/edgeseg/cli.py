@@ -26,8 +26,8 @@ HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
                   no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP_OPTIONS)
 console = Console()
-if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
-    console = Console(width=160)
+if not console.is_terminal:  # piped output: tables not squeezed into 80 columns, lines never wrapped
+    console = Console(width=160, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # no hard wraps inside file names
 
 

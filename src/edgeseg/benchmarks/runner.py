@@ -154,7 +154,7 @@ def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: 
     threads_order = sorted(options.threads, reverse=True)
     jobs = [(e, t) for e in entries for t in threads_order]
     if progress:
-        from rich.progress import track
+        from edgeseg.progress import track
 
         jobs = track(jobs, description=f"Benchmarking {len(entries)} models")
     rows = []

@@ -185,7 +185,7 @@ def load_folder(
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = pool.map(lambda p: _read_pair(p, layout, size, outline), pairs)
         if progress:
-            from rich.progress import track
+            from edgeseg.progress import track
 
             results = track(results, total=len(pairs), description=f"Reading {split} ({len(pairs)} images)")
         for name, image, mask, why in results:
@@ -242,7 +242,7 @@ def load_tfds(
     images, masks, names = [], [], []
     items = tfds.as_numpy(ds)
     if progress:
-        from rich.progress import track
+        from edgeseg.progress import track
 
         items = track(items, description=f"Reading {TFDS_NAME} {split}")
     for item in items:

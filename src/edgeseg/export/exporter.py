@@ -183,7 +183,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         steps = (finish(artifact) for artifact in _steps(model, pairs, options, calibration, metadata_for, stage,
                                                           check))
         if progress:
-            from rich.progress import track
+            from edgeseg.progress import track
 
             steps = track(steps, total=len(pairs), description="Exporting and checking")
         report.artifacts.extend(steps)

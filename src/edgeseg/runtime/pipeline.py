@@ -297,7 +297,7 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
         process = FrameProcessor(segmenter, effect, background, video=False)
         jobs = list(zip(files, output_names(files, Effect(effect).value)))
         if progress:
-            from rich.progress import track
+            from edgeseg.progress import track
 
             jobs = track(jobs, description=f"Segmenting {len(jobs)} images", transient=True)
         for path, name in jobs:

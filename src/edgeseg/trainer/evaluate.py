@@ -79,7 +79,7 @@ def mask_quality(model: str | Path, data: str, split: str = "test", limit: int |
     meter = MaskQualityMeter()
     items = iter_full_resolution(data, split, limit=limit)
     if progress:
-        from rich.progress import track
+        from edgeseg.progress import track
 
         items = track(items, description=f"Measuring masks ({split})", transient=True)
     with Segmenter(SegmenterOptions(model, **(options or {}))) as segmenter:

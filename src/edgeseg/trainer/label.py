@@ -248,7 +248,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     try:
         items = todo
         if progress:
-            from rich.progress import track
+            from edgeseg.progress import track
 
             items = track(todo, description=f"Labelling {len(todo)} images")
         for i, path in enumerate(items, start=1):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.contract import CLASS_NAMES, TRIMAP_MASK_WEIGHTS, ArtifactMetadata
+from edgeseg.quiet import native_stderr_silenced
 from edgeseg.runtime.backends.base import ClosingBackend, TensorSpec
 
 
@@ -17,6 +18,10 @@ class KerasBackend(ClosingBackend):
     name = "keras"
 
     def __init__(self, path: str | Path, threads: int | None = None):
+        with native_stderr_silenced():  # TensorFlow's C++ start-up lines (absl, oneDNN, CUDA), unless --verbose
+            self._open(path, threads)
+
+    def _open(self, path: str | Path, threads: int | None) -> None:
         import tensorflow as tf
 
         if threads:
@@ -38,8 +43,13 @@ class KerasBackend(ClosingBackend):
                                          mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None)
         self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         self.details = {"threads": threads}
+        self._first = True
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        if self._first:  # the first call starts TensorFlow's devices, which log again
+            self._first = False
+            with native_stderr_silenced():
+                return self._call(batch.astype(np.float32, copy=False)).numpy()
         return self._call(batch.astype(np.float32, copy=False)).numpy()
 
     def close(self) -> None:
