@@ -169,3 +169,34 @@ def test_piped_output_has_no_blank_first_line_and_no_hard_wraps(tmp_path):
                       "--no-window")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) == 1 and "o.mp4" in result.stdout, result.stdout
+
+
+def test_remove_bg_with_a_colour_says_the_pngs_are_opaque_and_help_names_the_green(tmp_path):
+    import cv2
+    import numpy as np
+
+    from edgeseg.runtime.effects import KEY_COLOR, KEY_HEX
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 40, 3), 100, np.uint8))
+    result = _edgeseg("predict", str(tmp_path / "a.png"), "--effect", "remove-bg", "--background", "#00FF00",
+                      "--out", str(tmp_path / "out"))
+    assert result.returncode == 0 and "no transparency" in one_line(result.stderr), result.stderr
+    assert KEY_HEX == "#40B100" and KEY_COLOR == (0x00, 0xB1, 0x40)
+    help_text = one_line(_edgeseg("webcam", "--help", env={**__import__("os").environ, "COLUMNS": "200"}).stdout)
+    assert f"chroma green {KEY_HEX}" in help_text
+
+
+@pytest.mark.parametrize("command", ["webcam", "predict", "evaluate"])
+def test_help_at_80_columns_splits_no_choice_mid_word(command):
+    import os
+    import re
+
+    from edgeseg.runtime.effects import Effect
+
+    text = _edgeseg(command, "--help", env={**os.environ, "COLUMNS": "80"}).stdout
+    assert not re.search(r"<[a-z-]+\|", text), text  # no <a|b|c> metavar to break
+    cells = " ".join(line.strip("│ ") for line in text.splitlines())
+    words = set(re.findall(r"[a-z]+(?:-[a-z]+)*", cells))
+    if command != "evaluate":
+        assert {e.value for e in Effect} <= words, {e.value for e in Effect} - words
+    assert {"guided", "bilinear"} <= words

@@ -17,7 +17,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from edgeseg.io import atomic_write_text
-from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.effects import KEY_HEX, Effect
 from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION
 from edgeseg.runtime.segmenter import Edges
 from edgeseg.trainer.model_names import MODEL_NAMES
@@ -407,8 +407,16 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
 ProviderOpt = Annotated[Optional[list[str]], typer.Option(
     "--provider", help="ONNX Runtime execution provider to try first, e.g. CUDAExecutionProvider (repeatable; "
     "CPU is always the fallback).", rich_help_panel=MODEL_PANEL)]
-EffectOpt = Annotated[Effect, typer.Option(help="Background effect.")]
-BackgroundOpt = Annotated[Optional[str], typer.Option(help="replace-bg / remove-bg: image file or #RRGGBB.")]
+def choices(enum: type) -> str:
+    """An Enum's choices for help text, which wraps between words (Typer's own ``<a|b|c>`` metavar is one
+    long word that a narrow terminal splits mid-choice)."""
+    return ", ".join(e.value for e in enum)
+
+
+EffectOpt = Annotated[Effect, typer.Option(metavar="EFFECT", help=f"Background effect: {choices(Effect)}.")]
+BackgroundOpt = Annotated[Optional[str], typer.Option(
+    help=f"replace-bg: image file or #RRGGBB (default: chroma green {KEY_HEX}). remove-bg: photos become PNGs with "
+    f"transparency; video has none, so its background is keyed to this colour (default {KEY_HEX}).")]
 ThresholdOpt = Annotated[float, typer.Option(
     min=0.0, max=1.0, help="Centre of the soft threshold that turns the mask probability into opacity.",
     rich_help_panel=MASK_PANEL)]
@@ -416,7 +424,7 @@ SoftnessOpt = Annotated[float, typer.Option(
     min=0.01, max=0.5, help="Half-width of that ramp: transparent below threshold - softness, opaque above "
     "threshold + softness (0.5: the raw probability).", rich_help_panel=MASK_PANEL)]
 EdgesOpt = Annotated[Edges, typer.Option(
-    help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
+    metavar="EDGES", help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
     "640x480 frame on a 2-core x86 CPU).", rich_help_panel=MASK_PANEL)]
 FeatherOpt = Annotated[int, typer.Option(min=0, help="Edge feathering radius in pixels.", rich_help_panel=MASK_PANEL)]
 ForegroundOpt = Annotated[Optional[str], typer.Option(
@@ -555,6 +563,10 @@ def predict(
     from edgeseg.runtime.segmenter import RunningMode
 
     background_value = _background(effect, background)
+    if effect is Effect.REMOVE_BG and isinstance(background_value, tuple):
+        logging.getLogger("edgeseg").warning(
+            "remove-bg with --background %s keys the background to that colour: the PNGs have no transparency "
+            "(leave --background out for transparent cutouts)", background)
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, edges=edges, feather=feather, input_range=input_range, output_kind=output_kind)
@@ -569,8 +581,7 @@ def predict(
         for output in report.outputs.values():
             console.print(output, soft_wrap=True)
         if report.outputs:
-            n = len(report.outputs)
-            console.print(f"{n} image{'s' if n > 1 else ''} written to {out}; median ms: "
+            console.print(f"{plural(len(report.outputs), 'image')} written to {out}; median ms: "
                           + ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items()), soft_wrap=True)
         for name, why in report.failed.items():
             err.print(f"[yellow]skipped[/] {escape(why)}")

@@ -44,17 +44,17 @@ class Gates:
         failures = []
         if precision is Precision.FP32:
             if agreement < self.fp32_min_agreement:
-                failures.append(f"agreement {agreement:.4%} < {self.fp32_min_agreement:.2%}")
+                failures.append(f"agreement {agreement:.4%} < {self.fp32_min_agreement:.2%} (fp32_min_agreement)")
             if max_abs_prob > self.fp32_max_abs_prob:
-                failures.append(f"max |dprob| {max_abs_prob:.2e} > {self.fp32_max_abs_prob:.0e}")
+                failures.append(f"max |dprob| {max_abs_prob:.2e} > {self.fp32_max_abs_prob:.0e} (fp32_max_abs_prob)")
         elif precision is Precision.FP16:
             if delta_miou < self.fp16_min_delta_miou:
-                failures.append(f"delta mIoU {delta_miou:+.2f} points < {self.fp16_min_delta_miou:+.2f}")
+                failures.append(f"delta mIoU {delta_miou:+.2f} points < {self.fp16_min_delta_miou:+.2f} (fp16_min_delta_miou)")
         else:
             if delta_miou < self.int8_min_delta_miou:
-                failures.append(f"delta mIoU {delta_miou:+.2f} points < {self.int8_min_delta_miou:+.2f}")
+                failures.append(f"delta mIoU {delta_miou:+.2f} points < {self.int8_min_delta_miou:+.2f} (int8_min_delta_miou)")
             if agreement < self.int8_min_agreement:
-                failures.append(f"agreement {agreement:.2%} < {self.int8_min_agreement:.0%}")
+                failures.append(f"agreement {agreement:.2%} < {self.int8_min_agreement:.0%} (int8_min_agreement)")
         return failures
 
 
@@ -106,7 +106,8 @@ class ExportReport:
 
     def raise_for_failures(self) -> None:
         if not self.passed:
-            raise ToleranceError("accuracy check failed:\n  " + "\n  ".join(self.failures()))
+            raise ToleranceError("accuracy check failed:\n  " + "\n  ".join(self.failures()) + "\n  (to accept "
+                                 "them, override the gate named in brackets: --gate NAME=VALUE)")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}

@@ -209,8 +209,8 @@ def _settle(artifact: ArtifactReport, out: Path) -> ArtifactReport:
     where no glob over OUT picks it up."""
     if artifact.path:
         target = (out if artifact.passed else out / "failed") / Path(artifact.path).name
-        if not artifact.passed:  # an earlier export's file of that name would now stand for this one
-            (out / target.name).unlink(missing_ok=True)
+        # an earlier export's file of that name, passed or failed, would now stand for this one
+        (out / "failed" / target.name if artifact.passed else out / target.name).unlink(missing_ok=True)
         target.parent.mkdir(exist_ok=True)
         os.replace(artifact.path, target)
         artifact.path = str(target)

@@ -132,6 +132,7 @@ def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = 
 
 
 KEY_COLOR = (0, 177, 64)  # chroma green (BGR): the default background and remove-bg's key in video
+KEY_HEX = "#{2:02X}{1:02X}{0:02X}".format(*KEY_COLOR)  # as users write it (RGB)
 
 
 def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | None:
