@@ -96,6 +96,18 @@ def test_tfds_offline_fails_fast(monkeypatch, tmp_path):
         readers.load_tfds("train", 32, data_dir=str(tmp_path))
 
 
+def test_an_offline_tfds_attempt_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(readers, "_can_reach", lambda host, timeout=3.0: False)
+    with pytest.raises(DataError, match="cannot be reached"):
+        readers.load_tfds("train", 32, data_dir=str(tmp_path / "tfds"))
+    assert list((tmp_path / "tmp").iterdir()) == []  # tfds's own metadata look-up made a tmp*tfds folder here
+
+
 @pytest.mark.parametrize("augment", ["standard", "strong"])
 def test_augmentation_moves_image_and_mask_together(oxford_dir, augment):
     pytest.importorskip("tensorflow")

@@ -200,3 +200,29 @@ def test_help_at_80_columns_splits_no_choice_mid_word(command):
     if command != "evaluate":
         assert {e.value for e in Effect} <= words, {e.value for e in Effect} - words
     assert {"guided", "bilinear"} <= words
+
+
+def test_a_wildcard_stream_prints_the_machines_addresses(monkeypatch):
+    from edgeseg.runtime import server as server_mod
+
+    assert "0.0.0.0" not in server_mod.machine_addresses() and "127.0.0.1" not in server_mod.machine_addresses()
+    monkeypatch.setattr(server_mod, "machine_addresses", lambda: ["192.0.2.7", "198.51.100.3"])
+    server = server_mod.MjpegServer("0.0.0.0", 0, token="t0k")
+    try:
+        port = server.httpd.server_address[1]
+        assert server.urls == [f"http://192.0.2.7:{port}/?token=t0k", f"http://198.51.100.3:{port}/?token=t0k"]
+    finally:
+        server.httpd.server_close()
+    loopback = server_mod.MjpegServer("127.0.0.1", 0)
+    try:
+        assert loopback.urls == [f"http://127.0.0.1:{loopback.httpd.server_address[1]}/"]
+    finally:
+        loopback.httpd.server_close()
+
+
+def test_the_full_token_url_goes_only_to_a_terminal(capsys, monkeypatch):
+    from edgeseg.runtime.pipeline import _announce
+
+    _announce("http://192.0.2.7:8080/?token=secret")  # pytest's stderr is no terminal: a log file, say
+    err = capsys.readouterr().err
+    assert "secret" not in err and "?token=…" in err and "only on a terminal" in err

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,6 +218,18 @@ def _can_reach(host: tuple[str, int], timeout: float = 3.0) -> bool:
         return False
 
 
+@contextmanager
+def _own_temp_folder():
+    """Temporary files inside the block go to a folder removed after it: tfds leaves a ``tmp*tfds`` folder in
+    /tmp each time it looks for its dataset's metadata (``DatasetInfo.initialize_from_bucket``)."""
+    with tempfile.TemporaryDirectory(prefix="edgeseg-tfds-") as scratch:
+        previous, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous
+
+
 def load_tfds(
     split: str, size: int, data_dir: str | None = None, val_fraction: float = 0.1,
     limit: int | None = None, progress: bool = True,
@@ -227,15 +241,16 @@ def load_tfds(
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-    if not builder.is_prepared():
-        if not _can_reach(TFDS_HOST):
-            raise DataError(
-                f"tfds dataset {TFDS_NAME} is not downloaded and {TFDS_HOST[0]} cannot be reached (offline?). "
-                "Point --data at a local copy in the Oxford-IIIT Pet layout (images/, annotations/trimaps/, "
-                "annotations/trainval.txt, annotations/test.txt) or at a folder with images/ and masks/."
-            )
-        builder.download_and_prepare()
+    with _own_temp_folder():
+        builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
+        if not builder.is_prepared():
+            if not _can_reach(TFDS_HOST):
+                raise DataError(
+                    f"tfds dataset {TFDS_NAME} is not downloaded and {TFDS_HOST[0]} cannot be reached (offline?). "
+                    "Point --data at a local copy in the Oxford-IIIT Pet layout (images/, annotations/trimaps/, "
+                    "annotations/trainval.txt, annotations/test.txt) or at a folder with images/ and masks/."
+                )
+            builder.download_and_prepare()
     ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
     if limit:
         ds = ds.take(limit)

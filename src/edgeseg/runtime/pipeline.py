@@ -105,7 +105,14 @@ def _signals_stop_the_run():
 
 
 def _announce(url: str) -> None:
-    print(f"serving {url}", file=sys.stderr, flush=True)
+    """The stream's URL on stderr: in full on a terminal, redacted where stderr is a log (systemd, docker)."""
+    from edgeseg.runtime.server import redact
+
+    if sys.stderr.isatty() or redact(url) == url:
+        print(f"serving {url}", file=sys.stderr, flush=True)
+    else:
+        print(f"serving {redact(url)} (the token is shown only on a terminal; choose one with --token)",
+              file=sys.stderr, flush=True)
 
 
 HUD_FONT, HUD_SCALE, HUD_LINE = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 20
@@ -178,7 +185,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
         server = MjpegServer(host, port, options.token, max_clients=options.max_clients,
                              allow_open=options.open_stream, max_fps=options.stream_fps).start()
         report.url = redact(server.url)
-        announce(server.url)
+        for url in server.urls:
+            announce(url)
     hud = options.hud
     start = time.perf_counter()
     fps = 0.0

@@ -56,6 +56,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def machine_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback, as a viewer on the network reaches it."""
+    import socket
+
+    import psutil
+
+    return [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+            if a.family == socket.AF_INET and not ipaddress.ip_address(a.address).is_loopback]
+
+
 def redact(url: str) -> str:
     """The URL with its token hidden, for logs and reports."""
     return url.split("?token=")[0] + ("?token=…" if "?token=" in url else "")
@@ -213,8 +223,16 @@ class MjpegServer:
     @property
     def url(self) -> str:
         """The page's URL, token included: show it once, to the person who started the server."""
+        return self.urls[0]
+
+    @property
+    def urls(self) -> list[str]:
+        """The page's URL at each address a viewer can use: a wildcard bind (0.0.0.0) is reached at the
+        machine's own addresses, not at 0.0.0.0, which no phone can open."""
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
+        hosts = machine_addresses() if host in ("0.0.0.0", "") else [host]
+        query = f"?token={self.token}" if self.token else ""
+        return [f"http://{h}:{port}/{query}" for h in hosts or [host]]
 
     def _authorized(self, header: str, query: dict) -> bool:
         if not self.token:
