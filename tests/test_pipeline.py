@@ -154,3 +154,41 @@ def test_mask_every_reports_the_inference_it_ran(shipped, video):
     with open_source(str(video)) as source, Segmenter(options) as seg:
         report = run_pipeline(source, seg, PipelineOptions())
     assert report.frames == 12 and report.stage_ms["inference"] > 0  # medians over the frames that ran it
+
+
+def test_the_hud_shows_the_throughput_the_user_gets(shipped, video, tmp_path, monkeypatch):
+    import time
+
+    from edgeseg.runtime import outputs, pipeline
+
+    shown = []
+    monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, *a: shown.append(fps))
+    real_write = outputs.VideoOutput.write
+    monkeypatch.setattr(outputs.VideoOutput, "write", lambda self, f: (time.sleep(0.05), real_write(self, f)))
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(open_source(str(video)), seg, PipelineOptions(hud=True, output=str(tmp_path / "o.mp4")))
+    # encoding (here 50 ms a frame) is part of what the user waits for: the HUD may not leave it out
+    assert report.frames == 12 and shown[-1] < 22 and report.fps < 22
+    assert shown[-1] == pytest.approx(report.fps, rel=0.35)
+
+
+def test_a_long_run_keeps_a_bounded_window_of_timings(shipped, monkeypatch):
+    from edgeseg.runtime import pipeline
+    from edgeseg.runtime.sources import Frame
+
+    monkeypatch.setattr(pipeline, "STATS_WINDOW", 5)
+    kept = {}
+    real = pipeline.deque
+    monkeypatch.setattr(pipeline, "deque", lambda maxlen: kept.setdefault(len(kept), real(maxlen=maxlen)))
+
+    class Frames:
+        fps = 30.0
+
+        def __iter__(self):
+            for i in range(40):
+                yield Frame(np.full((48, 64, 3), 90, np.uint8), i, 0.0)
+
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(Frames(), seg, PipelineOptions())
+    assert report.frames == 40 and kept and all(len(d) <= 5 for d in kept.values())
+    assert report.stage_ms["inference"] > 0

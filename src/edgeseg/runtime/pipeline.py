@@ -9,6 +9,7 @@ import statistics
 import sys
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -70,13 +71,16 @@ class RunReport:
     frames: int = 0
     seconds: float = 0.0
     fps: float = 0.0
-    stage_ms: dict[str, float] = field(default_factory=dict)  # median per stage
+    stage_ms: dict[str, float] = field(default_factory=dict)  # median per stage over the last STATS_WINDOW frames
     ended: EndReason = EndReason.END_OF_INPUT
     detail: str = ""  # e.g. the signal's name, or why the source was lost
     output: str | None = None
     codec: str | None = None  # the output's video codec
     url: str | None = None  # token redacted
     delegate: dict = field(default_factory=dict)
+
+
+STATS_WINDOW = 3000  # frames of stage timings a run keeps for its medians: 100 s at 30 FPS
 
 
 class Stopped(Exception):
@@ -175,7 +179,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     report = RunReport(source=name, delegate=segmenter.backend.details)
     effects = list(Effect)
     process = FrameProcessor(segmenter, options.effect, options.background, options.blur)
-    history: dict[str, list[float]] = {k: [] for k in ALL_STAGES}
+    # A live run may last for days: each stage keeps its last STATS_WINDOW timings, not every frame's.
+    history: dict[str, deque[float]] = {k: deque(maxlen=STATS_WINDOW) for k in ALL_STAGES}
     camera = VirtualCamera(source.fps) if options.virtual_cam else None  # first: may fail on a missing import
     writer = VideoOutput(options.output, source.fps) if options.output else None
     window = Window() if options.window else None
@@ -190,21 +195,24 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     hud = options.hud
     start = time.perf_counter()
     fps = 0.0
+    last = None  # when the previous frame's turn began: the HUD shows the rate of whole turns, outputs included
     with _signals_stop_the_run():
         try:
             for frame in source:
                 t0 = time.perf_counter()
                 out, stage_s = process(frame.image)
-                t1 = time.perf_counter()
                 timings = {"capture": frame.capture_s, **stage_s}
                 for k in ALL_STAGES:
                     if timings[k] is not None:  # stages skipped this frame (--mask-every) are not zeros
                         history[k].append(timings[k] * 1000)
                 report.frames += 1
-                instant = 1.0 / max(t1 - t0 + frame.capture_s, 1e-6)
-                fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
-                if hud:
-                    draw_hud(out, fps, {k: history[k][-1] for k in ALL_STAGES}, process.effect)
+                if last is not None:
+                    instant = 1.0 / max(t0 - last, 1e-6)
+                    fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
+                last = t0
+                if hud:  # before the first whole turn, the rate of this frame's work is all there is
+                    shown = fps or 1.0 / max(time.perf_counter() - t0 + frame.capture_s, 1e-6)
+                    draw_hud(out, shown, {k: history[k][-1] for k in ALL_STAGES}, process.effect)
                 if writer:
                     writer.write(out)
                 if server:
