@@ -50,7 +50,7 @@ def test_bench_takes_the_shipped_names(tmp_path):
                                  "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rows"]
-    assert [r["model"] for r in rows] == ["unet_mobilenetv2_int8.tflite", "unet_mobilenetv2_edge_int8.tflite"]
+    assert [r["model"] for r in rows] == ["tutorial tflite int8", "edge tflite int8", "edge onnx int8"]
     assert all(r["status"] == "ok" for r in rows)
 
 
@@ -73,7 +73,8 @@ def test_bench_names_files_of_the_same_name_by_their_folder(tmp_path):
 
     (tmp_path / "new").mkdir()
     shutil.copy(packaged_model("edge"), tmp_path / "new" / packaged_model("edge").name)
-    labels = [e.label for e in collect_models(["edge", str(tmp_path / "new" / packaged_model("edge").name)])]
+    labels = [e.label for e in collect_models([str(packaged_model("edge")),
+                                               str(tmp_path / "new" / packaged_model("edge").name)])]
     assert labels == ["models/unet_mobilenetv2_edge_int8.tflite", "new/unet_mobilenetv2_edge_int8.tflite"]
     exports = []
     for run in ("run_a", "run_b"):  # two runs' export/ folders: the runs name them, not "export"
@@ -94,5 +95,21 @@ def test_tflite_and_onnx_rows_have_their_own_names():
     from edgeseg.runtime.packaged import manifest
 
     onnx = next(name for name in manifest()["files"] if name.endswith(".onnx"))
-    labels = [e.label for e in collect_models(["edge", onnx])]
+    labels = [e.label for e in collect_models([manifest()["aliases"]["edge"], onnx])]
     assert len(set(labels)) == 2 and labels[1].endswith(".onnx")
+
+
+def test_a_shipped_alias_is_benched_in_every_format_it_ships_and_runs_never_look_like_one(tmp_path):
+    import shutil
+
+    from edgeseg.benchmarks.runner import collect_models
+    from edgeseg.runtime.packaged import packaged_model
+
+    entries = collect_models(["edge"])
+    assert [e.label for e in entries] == ["edge tflite int8", "edge onnx int8"]
+    assert [e.label for e in collect_models(["edge", str(packaged_model("edge"))])] == [e.label for e in entries]
+    run = tmp_path / "edge"  # a run folder of the alias's name
+    (run / "export").mkdir(parents=True)
+    shutil.copy(packaged_model("edge"), run / "export" / packaged_model("edge").name)
+    labels = [e.label for e in collect_models(["edge", str(run)])]
+    assert labels == ["edge tflite int8", "edge onnx int8", f"{run}/ tflite int8"]

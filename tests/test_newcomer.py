@@ -226,3 +226,11 @@ def test_the_full_token_url_goes_only_to_a_terminal(capsys, monkeypatch):
     _announce("http://192.0.2.7:8080/?token=secret")  # pytest's stderr is no terminal: a log file, say
     err = capsys.readouterr().err
     assert "secret" not in err and "?token=…" in err and "only on a terminal" in err
+
+
+def test_the_bench_table_explains_x_floor_and_how_to_get_accuracy():
+    result = runner.invoke(app, ["bench", "edge", "--threads", "1", "--warmup", "0", "--runs", "2"])
+    text = one_line(result.output)
+    assert result.exit_code == 0, text
+    assert "x floor: p50 over the time" in text and "below 1 is faster" in text
+    assert "No accuracy was measured: pass --data DATASET" in text

@@ -60,10 +60,10 @@ def _artifact_entry(path: Path, label_prefix: str = "", verdicts: dict | None = 
 
 
 def collect_models(inputs: list[str], notes: list[str] | None = None) -> list[ModelEntry]:
-    """Run folders expand to model.keras plus every artifact in RUN/export; files and shipped model names
-    (``tutorial``, ``edge``) are taken as given. Where TensorFlow is missing, a run's model.keras is left out
-    and ``notes`` says so."""
-    from edgeseg.runtime.packaged import resolve_model
+    """Run folders expand to model.keras plus every artifact in RUN/export (labelled ``RUN/ format precision``);
+    a shipped model's alias (``edge``) to each format it ships in; files are taken as given. Where TensorFlow is
+    missing, a run's model.keras is left out and ``notes`` says so. A file named twice is measured once."""
+    from edgeseg.runtime.packaged import resolve_model, shipped_formats
 
     entries: list[ModelEntry] = []
     for item in inputs:
@@ -72,18 +72,23 @@ def collect_models(inputs: list[str], notes: list[str] | None = None) -> list[Mo
             keras = run.model.is_file() and keras_runnable()
             if run.model.is_file() and not keras and notes is not None:
                 notes.append(f"{run.model} not measured: Keras models need TensorFlow (pip install \"edgeseg[train]\")")
-            found = [_artifact_entry(run.model, run.path.name)] if keras else []
+            prefix = f"{run.path}/"  # never the same as a shipped alias: a run folder may be called "edge" too
+            found = [_artifact_entry(run.model, prefix)] if keras else []
             verdicts = run.export_verdicts()
-            found += [_artifact_entry(artifact, run.path.name, verdicts) for artifact in run.artifacts()]
+            found += [_artifact_entry(artifact, prefix, verdicts) for artifact in run.artifacts()]
             if not found:
                 raise FileNotFoundError(f"{run.path} holds no export/ artifacts" + (
                     " (and its model.keras needs TensorFlow)" if run.model.is_file() else " and no model.keras"))
             entries += found
+        elif shipped := shipped_formats(item):
+            entries += [_artifact_entry(path, item) for path in shipped]
         else:
             try:
                 entries.append(_artifact_entry(resolve_model(item)))
             except ValueError as exc:
                 raise FileNotFoundError(str(exc)) from None
+    seen: set[Path] = set()  # a file named twice (an alias and its file name) is measured once, as first named
+    entries = [e for e in entries if not (Path(e.path).resolve() in seen or seen.add(Path(e.path).resolve()))]
     labels = [e.label for e in entries]
     for e in entries:  # files of the same name from different folders: name the folder too
         if labels.count(e.label) > 1:

@@ -33,6 +33,17 @@ def packaged_model(name: str | None = None) -> Path:
     return MODELS_DIR / name
 
 
+def shipped_formats(alias: str) -> list[Path]:
+    """Every shipped file of the model an alias names (its ``.tflite`` and, where one ships, its ``.onnx``);
+    [] when ``alias`` is no alias."""
+    info = manifest()
+    if alias not in info.get("aliases", {}):
+        return []
+    stem = Path(info["aliases"][alias]).stem
+    return [MODELS_DIR / name for name in sorted(info["files"], key=lambda n: n.endswith(".onnx"))
+            if Path(name).stem == stem]
+
+
 def resolve_model(model: str | Path | None) -> Path:
     """A model path: an existing file, a run folder's best artifact, a shipped model's name or alias, or
     (for None) the shipped default."""
