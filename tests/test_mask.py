@@ -116,3 +116,26 @@ def test_mask_quality_ignores_the_border_band_and_sees_halos():
     assert boundary_f(np.zeros((4, 4), bool), np.zeros((4, 4), bool), 1) == 1.0
     with pytest.raises(ValueError, match="image's resolution"):
         meter.add(soft[:50], labels)
+
+
+def test_small_parts_of_the_mask_are_dropped_but_never_the_largest():
+    from edgeseg.runtime.segmenter import drop_small_parts
+
+    mask = np.zeros((100, 100), np.float32)
+    mask[10:60, 10:60] = 0.9  # the subject: 25% of the frame
+    mask[80:83, 80:83] = 0.8  # a 9-pixel blob beside it (0.09%)
+    mask[90:92, 10:12] = 0.45  # faint, but visible above threshold - softness (0.4)
+    kept = drop_small_parts(mask.copy(), 0.01, 0.4)
+    assert kept[30, 30] == pytest.approx(0.9) and kept[81, 81] == 0 and kept[91, 11] == 0
+    assert np.array_equal(drop_small_parts(mask.copy(), 0.0001, 0.4), mask)  # nothing under 1 pixel
+    alone = np.zeros((100, 100), np.float32)
+    alone[5:7, 5:7] = 0.9  # a small pet far away: the only part stays
+    assert np.array_equal(drop_small_parts(alone.copy(), 0.5, 0.4), alone)
+
+
+def test_min_blob_is_a_share_of_the_frame(shipped):
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="min_blob must be a share"):
+            Segmenter(SegmenterOptions(shipped("tflite"), min_blob=bad))

@@ -229,6 +229,7 @@ def evaluate(
     threshold: ThresholdOpt = 0.5,
     softness: SoftnessOpt = 0.1,
     edges: EdgesOpt = Edges.GUIDED,
+    min_blob: MinBlobOpt = 0.0,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Score the mask a user sees against a dataset's labels, at each image's own resolution.
@@ -251,7 +252,7 @@ def evaluate(
     except DataError as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from None
 
-    settings = {"threshold": threshold, "softness": softness, "edges": edges.value}
+    settings = {"threshold": threshold, "softness": softness, "edges": edges.value, "min_blob": min_blob}
     try:
         report = run_eval(model, data, split, limit, progress=not as_json, options=settings)
     except (BackendError, DataError, FileNotFoundError, ValueError) as exc:
@@ -427,6 +428,9 @@ EdgesOpt = Annotated[Edges, typer.Option(
     metavar="EDGES", help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
     "640x480 frame on a 2-core x86 CPU).", rich_help_panel=MASK_PANEL)]
 FeatherOpt = Annotated[int, typer.Option(min=0, help="Edge feathering radius in pixels.", rich_help_panel=MASK_PANEL)]
+MinBlobOpt = Annotated[float, typer.Option(
+    min=0.0, max=0.99, help="Drop visible parts of the mask smaller than this share of the frame, except the largest "
+    "(patterned cushions, blobs beside the subject); 0 keeps every part.", rich_help_panel=MASK_PANEL)]
 ForegroundOpt = Annotated[Optional[str], typer.Option(
     help="Classes that make the mask, with optional weights: 8,12 (cat, dog in PASCAL VOC) or 0,2:0.5 (pet, half "
     "the border). Default: the model's own mask weights.", rich_help_panel=MASK_PANEL)]
@@ -468,6 +472,7 @@ def webcam(
     softness: SoftnessOpt = 0.1,
     edges: EdgesOpt = Edges.GUIDED,
     feather: FeatherOpt = 0,
+    min_blob: MinBlobOpt = 0.0,
     mask_every: int = typer.Option(1, min=1, help="Compute a new mask every N frames.", rich_help_panel=MASK_PANEL),
     max_frames: Optional[int] = typer.Option(None, min=1, help="Stop after N frames."),
     max_pixels: MaxPixelsOpt = MAX_PIXELS,
@@ -503,7 +508,8 @@ def webcam(
         writable(output, "--output")
     options = _segmenter_options(
         model, RunningMode.VIDEO, provider, foreground, threads=threads, smoothing=smoothing,
-        threshold=threshold, softness=softness, edges=edges, feather=feather, mask_every=mask_every, input_range=input_range,
+        threshold=threshold, softness=softness, edges=edges, feather=feather, mask_every=mask_every,
+        min_blob=min_blob, input_range=input_range,
         output_kind=output_kind)
     show = display_available() if window is None else window
     try:  # files play at their own frame rate where someone watches: a window, a stream, a virtual camera
@@ -549,6 +555,7 @@ def predict(
     softness: SoftnessOpt = 0.1,
     edges: EdgesOpt = Edges.GUIDED,
     feather: FeatherOpt = 0,
+    min_blob: MinBlobOpt = 0.0,
     input_range: InputRangeOpt = None,
     output_kind: OutputKindOpt = None,
     foreground: ForegroundOpt = None,
@@ -569,7 +576,8 @@ def predict(
             "(leave --background out for transparent cutouts)", background)
     options = _segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
-        softness=softness, edges=edges, feather=feather, input_range=input_range, output_kind=output_kind)
+        softness=softness, edges=edges, feather=feather, min_blob=min_blob, input_range=input_range,
+        output_kind=output_kind)
     writable(out, "--out", folder=True)
     try:
         report = predict_images(images, options, effect, out, background_value, max_pixels, progress=not as_json)

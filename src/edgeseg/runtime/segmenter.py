@@ -49,6 +49,8 @@ class SegmenterOptions:
         input_range, output_kind: overrides for models without edgeseg metadata.
         foreground: class ids, or {class id: weight}: alpha is the sum of weight x probability over
             these classes (default: the artifact's mask weights).
+        min_blob: drop visible parts of the mask smaller than this share of the frame, except the largest
+            (a cushion's pattern, a blob below the pet); 0 keeps every part.
     """
 
     model: str | Path
@@ -63,6 +65,7 @@ class SegmenterOptions:
     input_range: str | None = None
     output_kind: str | None = None
     foreground: dict[int, float] | list[int] | None = None
+    min_blob: float = 0.0
     backend_options: dict = field(default_factory=dict)
 
 
@@ -86,6 +89,8 @@ class Segmenter:
                              f"{options.threshold} and {options.softness}")
         if options.mask_every < 1:
             raise ValueError(f"mask_every must be >= 1, received {options.mask_every}")
+        if not 0 <= options.min_blob < 1:
+            raise ValueError(f"min_blob must be a share of the frame in [0, 1), received {options.min_blob}")
         self.options = options
         self.mode = mode
         still = mode is RunningMode.IMAGE  # temporal settings mean nothing for independent images
@@ -169,6 +174,8 @@ class Segmenter:
         t3 = time.perf_counter()
         if not reuse:
             mask = self._foreground(output)
+            if self.options.min_blob:
+                drop_small_parts(mask, self.options.min_blob, self.options.threshold - self.options.softness)
             a = self._smoothing
             if self._state is None:
                 self._state = mask.copy()  # ``mask`` may be a work array the next frame overwrites
@@ -264,6 +271,21 @@ class Segmenter:
         elif self._ramped:
             soft_threshold(alpha, self.options.threshold, self.options.softness)
         return alpha
+
+
+def drop_small_parts(mask: np.ndarray, min_share: float, visible: float) -> np.ndarray:
+    """Zero, in place, each 8-connected part of ``mask >= visible`` (what would show) smaller than ``min_share``
+    of the mask's area, except the largest part: a small subject far away stays."""
+    parts, labels, stats, _ = cv2.connectedComponentsWithStats((mask >= visible).astype(np.uint8), connectivity=8)
+    if parts <= 2:  # background and at most one part
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    drop = np.zeros(parts, bool)
+    drop[1:] = areas < min_share * mask.size
+    drop[1 + int(np.argmax(areas))] = False
+    if drop.any():
+        mask[drop[labels]] = 0
+    return mask
 
 
 def soft_threshold(alpha: np.ndarray, threshold: float = 0.5, softness: float = 0.1) -> np.ndarray:
