@@ -18,12 +18,15 @@ import numpy as np
 
 from edgeseg.runtime.effects import grayscale_bg
 from edgeseg.runtime.packaged import resolve_model
-from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 from edgeseg.data import iter_full_resolution
+from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 
 SETTINGS = {"before": ("tutorial", {"foreground": {0: 1.0, 2: 1.0}, "softness": 0.5}),  # pet + border, raw
             "now": (None, {})}  # the default model, its mask weights, the default soft threshold
 TILE = 300
+CAPTION = 42  # two lines: setting and kind, then the photo's name
+GAP = 6
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def pick(data: str, per_kind: int) -> list[tuple[str, str, np.ndarray]]:
@@ -53,10 +56,23 @@ def tile(image: np.ndarray, alpha: np.ndarray, caption: str) -> np.ndarray:
     h, w = out.shape[:2]
     scale = TILE / max(h, w)
     out = cv2.resize(out, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    canvas = np.full((TILE + 24, TILE, 3), 255, np.uint8)
-    canvas[24:24 + out.shape[0], :out.shape[1]] = out
-    cv2.putText(canvas, caption, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    canvas = np.full((TILE + CAPTION, TILE + GAP, 3), 255, np.uint8)
+    canvas[CAPTION:CAPTION + out.shape[0], :out.shape[1]] = out
+    for i, line in enumerate(caption.split("\n")):
+        cv2.putText(canvas, fit(line, TILE - 8), (4, 17 + 18 * i), FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
+
+
+def fit(text: str, width: int) -> str:
+    """``text``, cut short with "..." until it fits ``width`` pixels: captions never run into the next tile."""
+    def size(t: str) -> int:
+        return cv2.getTextSize(t, FONT, 0.45, 1)[0][0]
+
+    if size(text) <= width:
+        return text
+    while len(text) > 4 and size(text + "...") > width:
+        text = text[:-1]
+    return text + "..."
 
 
 def main() -> None:
@@ -69,7 +85,7 @@ def main() -> None:
     rows = []
     segmenters = {k: Segmenter(SegmenterOptions(resolve_model(m), **v)) for k, (m, v) in SETTINGS.items()}
     for kind, name, image in photos:
-        rows.append(np.hstack([tile(image, segmenters[k].segment(image), f"{k}: {kind} ({name})")
+        rows.append(np.hstack([tile(image, segmenters[k].segment(image), f"{k}: {kind}\n{name}")
                                for k in SETTINGS]))
     for s in segmenters.values():
         s.close()
