@@ -18,9 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.data.outline import Outline, mark_outline
-from edgeseg.runtime.image_io import ImageError, read_image
+from edgeseg.runtime.image_io import ImageError, image_files, read_image
 
 log = logging.getLogger("edgeseg")
 
@@ -97,8 +96,8 @@ def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> lis
 
 
 def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
-    masks = {p.stem: p for p in (root / "masks").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    images = {p.stem: p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    masks = {p.stem: p for p in image_files(root / "masks")}
+    images = {p.stem: p for p in image_files(root / "images")}
     lists = {name: root / f"{name}.txt" for name in ("trainval", "test")}
     if all(f.is_file() for f in lists.values()):  # the folder's own split
         names = oxford_list(lists["test"] if split == "test" else lists["trainval"])

@@ -9,10 +9,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.export.base import ExportError, ShapeMismatchError
 from edgeseg.data import DataError, load_split
-from edgeseg.runtime.image_io import ImageError, read_image
+from edgeseg.runtime.image_io import ImageError, image_files, read_image
 
 log = logging.getLogger("edgeseg")
 MIN_IMAGES = 32
@@ -53,7 +52,7 @@ def _load_one(source: str | Path, size: int, count: int, progress: bool) -> np.n
                 raise ExportError(f"{path} holds values from {low:.0f} to {high:.0f}; expected RGB pixel values "
                                   "from 0 to 255 (uint8)")
     elif path.is_dir() and not (path / "images").is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
+        files = image_files(path)[:count]
         resized = []
         for file in files:
             try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
 
 MAX_PIXELS = 50_000_000  # 50 MP: larger images are refused before decoding (a 1 MB PNG can hold 400 MP)
@@ -19,12 +21,33 @@ class ImageError(ValueError):
 
 
 def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, JPEG, BMP, WebP or TIFF header, without decoding; None if not found."""
+    """(width, height) from the header of a PNG, JPEG, BMP, WebP, TIFF, GIF, JPEG 2000, AVIF/HEIF or PNM
+    image, without decoding; None if not found."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data[:2] == b"BM" and len(data) >= 26:
+        if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+            return struct.unpack("<HH", data[18:22])
         w, h = struct.unpack("<ii", data[18:26])
         return abs(w), abs(h)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:4] == b"\xff\x4f\xff\x51" and len(data) >= 24:  # a JPEG 2000 codestream: its SIZ segment first
+        w, h, x0, y0 = struct.unpack(">IIII", data[8:24])
+        return w - x0, h - y0
+    if data[4:8] == b"jP  ":  # JP2: the image header box holds height, then width
+        at = data.find(b"ihdr")
+        if 0 <= at <= len(data) - 12:
+            h, w = struct.unpack(">II", data[at + 4:at + 12])
+            return w, h
+        return None
+    if data[4:12] in (b"ftypavif", b"ftypavis", b"ftypheic", b"ftypmif1"):  # HEIF: the spatial extent property
+        at = data.find(b"ispe")
+        return struct.unpack(">II", data[at + 8:at + 16]) if 0 <= at <= len(data) - 16 else None
+    if data[:1] == b"P" and data[1:2] in b"123456" and len(data) >= 7:
+        fields = data[2:64].split(maxsplit=3)  # PNM: "P6 <width> <height> ..." (comments are rare)
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            return int(fields[0]), int(fields[1])
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         chunk = data[12:16]
         if chunk == b"VP8X":
@@ -74,12 +97,8 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
 
     ``option``: the command-line option that raises ``max_pixels``, named in the error where there is one.
     """
-    def over_limit(width: int, height: int) -> ImageError:
-        hint = f"; raise it with {option} if you trust the file" if option else ""
-        return ImageError(f"{path} is {width}x{height} ({width * height / 1e6:.3g} MP), over the limit of "
-                          f"{max_pixels / 1e6:.3g} MP{hint}")
-
     path = Path(path)
+    regular_file(path, ImageError)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -87,14 +106,51 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
     if not data:
         raise ImageError(f"{path} is empty (0 bytes): an interrupted download or copy?")
     size = header_size(data)
-    if size and size[0] * size[1] > max_pixels:
-        raise over_limit(*size)
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
+    if size is None:  # decoding it is the only way to learn its size, and a 35-byte file can claim 900 MP
+        raise ImageError(f"{path} is not a readable image: no PNG, JPEG, BMP, WebP, TIFF, GIF, JPEG 2000, AVIF "
+                         "or PNM header, whose size is checked before decoding (corrupt, or another format)")
+    if size[0] * size[1] > max_pixels:
+        hint = f"; raise it with {option} if you trust the file" if option else ""
+        raise ImageError(f"{path} is {size[0]}x{size[1]} ({size[0] * size[1]:,} pixels), over the limit of "
+                         f"{max_pixels:,} pixels{hint}")
+    if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
         raise ImageError(f"{path} is a truncated JPEG (no end-of-image marker): an interrupted download or copy?")
     with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
-    if size is None and image.shape[0] * image.shape[1] > max_pixels:  # no header we know: checked after
-        raise over_limit(image.shape[1], image.shape[0])
     return image
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files of a folder, sorted: regular files with an image suffix only, so that a pipe, a device
+    or a link to one (``ln -s /dev/zero x.png``) is left out, not read until it hangs or fills memory."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def regular_file(path: Path, error: type[Exception]) -> None:
+    """Refuse a pipe, a device or a link to one (reading it hangs or never ends) with ``error``."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing: the read says so
+    if not stat.S_ISREG(mode):
+        raise error(f"{path} is not a regular file (a pipe, a device or a link to one)")
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether the JPEG's main image ends with its end-of-image marker. The marker is looked for after the
+    main image's start of scan, so that an EXIF thumbnail's end does not count, and anywhere after it, so
+    that data appended after the image (a phone's motion photo) does not hide it."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return b"\xff\xd9" in data[i:]
+        marker = data[i + 1]
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            return data.find(b"\xff\xd9", i) >= 0
+        if marker in (0xD8, 0xFF) or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2 if marker != 0xFF else 1
+            continue
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return False

@@ -22,7 +22,7 @@ import numpy as np
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import KEY_COLOR, Effect, apply_effect
-from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
+from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
@@ -267,7 +267,7 @@ def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = image_files(path)
             files += found
             if not found:
                 failed[spec] = f"folder {spec} holds no images ({', '.join(IMAGE_SUFFIXES)})"

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
-from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
+from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
 
 log = logging.getLogger("edgeseg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -56,7 +56,7 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
         return LiveSource(spec, reconnect_s, timeout_s)
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(path)
         if not files:
             raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return ImageSource(files, max_pixels, loop, realtime)

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path, atomic_write_text
-from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
+from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 LAYOUTS = ("oxford", "masks")
@@ -226,7 +226,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     images, out = Path(images), Path(out)
     if not images.is_dir():
         raise FileNotFoundError(f"image folder {images} not found")
-    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(images)
     if not files:
         raise FileNotFoundError(f"{images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     names = [p.stem for p in files]

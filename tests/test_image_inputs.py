@@ -1,0 +1,81 @@
+"""Still images read safely: sizes from every header before decoding, special files left out, real files kept."""
+
+import os
+import struct
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeseg.cli import app
+from edgeseg.runtime.image_io import ImageError, header_size, image_files, read_image
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("ext", [".gif", ".avif", ".ppm", ".png", ".jpg", ".bmp", ".webp", ".tif"])
+def test_every_format_opencv_writes_has_its_size_read_from_the_header(ext):
+    ok, buf = cv2.imencode(ext, np.zeros((8, 10, 3), np.uint8))
+    if not ok:
+        pytest.skip(f"this OpenCV cannot write {ext}")
+    assert header_size(buf.tobytes()) == (10, 8)
+
+
+def test_a_tiny_gif_claiming_900_mp_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.jpg"  # the name does not matter: the content decides the format
+    bomb.write_bytes(b"GIF89a" + struct.pack("<HH", 30000, 30000) + b"\x00" * 25)
+    with pytest.raises(ImageError, match=r"30000x30000 \(900,000,000 pixels\), over the limit of 50,000,000"):
+        read_image(bomb)
+
+
+def test_jpeg_2000_and_heif_headers_are_read():
+    jp2 = b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00\x00\x00\x2djp2h\x00\x00\x00\x16ihdr" + struct.pack(">II", 8000, 10000)
+    assert header_size(jp2) == (10000, 8000)
+    codestream = b"\xff\x4f\xff\x51\x00\x29\x00\x00" + struct.pack(">IIII", 10000, 8000, 0, 0)
+    assert header_size(codestream) == (10000, 8000)
+    heif = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 12 + b"\x00\x00\x00\x14ispe\x00\x00\x00\x00" + struct.pack(">II", 10000, 8000)
+    assert header_size(heif) == (10000, 8000)
+
+
+def test_an_image_whose_size_cannot_be_read_is_not_decoded(tmp_path):
+    unknown = tmp_path / "x.png"
+    unknown.write_bytes(b"#?RADIANCE\n" + b"\x00" * 100)
+    with pytest.raises(ImageError, match="no PNG, JPEG, BMP, WebP, TIFF, GIF, JPEG 2000, AVIF or PNM header"):
+        read_image(unknown)
+
+
+def test_a_motion_photo_with_data_after_the_jpeg_is_read(tmp_path):
+    ok, jpeg = cv2.imencode(".jpg", np.full((20, 30, 3), 120, np.uint8))
+    photo = tmp_path / "motion.jpg"
+    photo.write_bytes(jpeg.tobytes() + b"\x00\x00\x00\x18ftypmp42" + os.urandom(500))  # a phone's JPEG + MP4
+    assert read_image(photo).shape == (20, 30, 3)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg.tobytes()[: len(jpeg) // 2])
+    with pytest.raises(ImageError, match="truncated JPEG"):
+        read_image(cut)
+
+
+def test_an_os2_bitmap_is_read_with_its_16_bit_sizes(tmp_path):
+    w, h = 3, 2
+    row = (b"\x10\x20\x30" * w).ljust(12, b"\x00")  # 24-bit rows padded to 4 bytes
+    header = b"BM" + struct.pack("<IHHI", 14 + 12 + len(row) * h, 0, 0, 26) + struct.pack("<IHHHH", 12, w, h, 1, 24)
+    bmp = tmp_path / "os2.bmp"
+    bmp.write_bytes(header + row * h)
+    assert header_size(bmp.read_bytes()) == (3, 2)
+    assert read_image(bmp).shape == (2, 3, 3)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_pipes_and_devices_in_a_folder_are_left_out(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    os.mkfifo(photos / "pipe.png")  # reading it would block for ever
+    (photos / "zero.png").symlink_to("/dev/zero")  # reading it would fill memory
+    assert image_files(photos) == [photos / "a.png"]
+    result = runner.invoke(app, ["predict", str(photos), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_grayscale-bg.png"]
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_image(photos / "pipe.png")  # named directly (a list file, say): refused, not read
