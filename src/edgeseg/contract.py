@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -131,6 +132,9 @@ class ArtifactMetadata:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def __post_init__(self):
+        lo, hi = self.input_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise MetadataError(f"input range {[lo, hi]}: expected two finite numbers, the lower first")
         n = len(self.classes)
         if any(not 0 <= c < n for c in self.foreground_classes):
             raise MetadataError(f"foreground_classes {list(self.foreground_classes)} do not fit {n} classes")

@@ -95,4 +95,24 @@ def resolve_model_info(backend: Backend, input_range: str | None = None, output_
         source = "overrides"
     if kind is OutputKind.LOGITS and any(not 0 <= c < out.shape[-1] for c in weights):
         raise ValueError(f"foreground classes {sorted(weights)} do not exist in a model with {out.shape[-1]} classes")
+    _check_agreement(backend, meta, kind)
     return ModelInfo(size, rng, kind, weights, tuple(names), source)
+
+
+def _check_agreement(backend: Backend, meta, kind: OutputKind) -> None:
+    """Refuse metadata or an output kind that the model's own tensors contradict: read as given, either would
+    change the mask without a word (a 2-class reading of a 3-channel output, a class index taken from logits)."""
+    path = getattr(backend, "path", "the model")
+    shape, out = backend.input.shape, backend.output.shape
+    channels = out[-1] if len(out) == 4 else 1
+    if kind is OutputKind.CLASS_INDEX and channels > 1:
+        raise UnsupportedModelError(f"{path}: a class-index output has one channel, this one has {channels}; it "
+                                    "holds class scores (--output-kind logits or probability)")
+    if meta is None:
+        return
+    if tuple(meta.input_size) != (shape[1], shape[2]):
+        raise UnsupportedModelError(f"{path}: its metadata says the input is {meta.input_size[0]}x{meta.input_size[1]}"
+                                    f", the model's input is {shape[1]}x{shape[2]}; the metadata belongs to another model")
+    if kind is not OutputKind.CLASS_INDEX and channels not in (1, len(meta.classes)):
+        raise UnsupportedModelError(f"{path}: its metadata names {len(meta.classes)} classes, the model's output has "
+                                    f"{channels} channels; the metadata belongs to another model")

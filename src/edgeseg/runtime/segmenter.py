@@ -169,6 +169,9 @@ class Segmenter:
             self._preprocess(frame)
             t1 = time.perf_counter()
             output = self.backend.run(self._input)
+            if output.dtype.kind == "f" and not np.isfinite(output).all():  # else a fully opaque mask, silently
+                raise ValueError(f"{self.options.model} produced non-finite outputs (NaN or Inf): the model is "
+                                 "broken, or its input range is wrong (--input-range)")
             t2 = time.perf_counter()
             self.timings.update(preprocess=t1 - t0, inference=t2 - t1)
         t3 = time.perf_counter()

@@ -95,9 +95,13 @@ class LiteRTBackend(ClosingBackend):
         return np.concatenate([self._invoke(batch[i:i + 1]) for i in range(batch.shape[0])])
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
-        self._interp.set_tensor(self._in, batch)
-        self._interp.invoke()
-        return dequantize_output(self._interp.get_tensor(self._out), self.output)
+        try:
+            self._interp.set_tensor(self._in, batch)
+            self._interp.invoke()
+            output = self._interp.get_tensor(self._out)
+        except (ValueError, RuntimeError) as exc:  # e.g. a damaged file whose tensors have no data
+            raise BackendError(f"LiteRT cannot run {self.path}: {exc}") from None
+        return dequantize_output(output, self.output)
 
     def close(self) -> None:
         self._interp = None

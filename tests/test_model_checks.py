@@ -1,0 +1,88 @@
+"""Models and metadata that contradict themselves are refused by name; broken outputs are errors, not masks."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeseg.cli import app
+from edgeseg.contract import METADATA_KEY, ArtifactMetadata, MetadataError
+from edgeseg.runtime.model_info import UnsupportedModelError
+from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+from tests.helpers import one_line
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+runner = CliRunner()
+
+
+def _model(path, out_channels=3, metadata: dict | None = None, scale: float = 1.0):
+    """A 32x32 ONNX model: a 1x1 convolution to ``out_channels`` outputs, optionally carrying edgeseg metadata."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [out_channels, 3, 1, 1],
+                                np.full(out_channels * 3, scale / 3, np.float32).tolist())
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xt", "w"], ["c"]),
+             helper.make_node("Transpose", ["c"], ["y"], perm=[0, 2, 3, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 32, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 32, out_channels])],
+                              initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if metadata is not None:
+        helper.set_model_props(model, {METADATA_KEY: json.dumps(metadata)})
+    onnx.save(model, str(path))
+    return path
+
+
+def _meta(**changes) -> dict:
+    d = ArtifactMetadata("m", "onnx", "fp32", (32, 32), input_range=(0.0, 1.0)).to_dict()
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        (d[section] if field else d)[field or section] = value
+    return d
+
+
+@pytest.mark.parametrize("bad", [[float("nan"), 1.0], [0.0, float("inf")], [1.0, 0.0]])
+def test_non_finite_or_reversed_input_ranges_are_refused(bad):
+    with pytest.raises(MetadataError, match="input range"):
+        ArtifactMetadata.from_dict(_meta(input__range=bad))
+
+
+def test_metadata_of_another_input_size_is_refused(tmp_path):
+    path = _model(tmp_path / "m.onnx", metadata=_meta(input__size=[256, 256]))
+    with pytest.raises(UnsupportedModelError, match="metadata says the input is 256x256, the model's input is 32x32"):
+        Segmenter(SegmenterOptions(path))
+
+
+def test_metadata_naming_two_classes_on_a_three_channel_output_is_refused(tmp_path):
+    two = _meta(output__classes=["pet", "background"], output__foreground_classes=[0])
+    path = _model(tmp_path / "m.onnx", metadata=two)
+    with pytest.raises(UnsupportedModelError, match="names 2 classes, the model's output has 3 channels"):
+        Segmenter(SegmenterOptions(path))
+
+
+def test_class_index_on_a_logits_output_is_a_clear_error(tmp_path):
+    path = _model(tmp_path / "m.onnx")
+    result = runner.invoke(app, ["predict", str(tmp_path / "x.png"), "--model", str(path), "--output-kind",
+                                 "class-index", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "a class-index output has one channel, this one has 3" in one_line(result.output)
+    assert "cv2.error" not in result.output
+
+
+def test_non_finite_model_outputs_are_an_error_naming_the_model(tmp_path):
+    path = _model(tmp_path / "nan.onnx", metadata=_meta(), scale=float("nan"))
+    with Segmenter(SegmenterOptions(path)) as seg, pytest.raises(ValueError, match="nan.onnx produced non-finite"):
+        seg.segment(np.full((40, 40, 3), 100, np.uint8))
+
+
+def test_a_tflite_that_cannot_run_names_its_file(shipped, monkeypatch):
+    from edgeseg.runtime.backends import BackendError, open_backend
+
+    with open_backend(shipped("tflite")) as backend:
+        def broken():
+            raise RuntimeError("Tensor data is null. Run allocate_tensors() first")
+
+        monkeypatch.setattr(backend._interp, "invoke", broken)
+        with pytest.raises(BackendError, match=r"LiteRT cannot run .*\.tflite: Tensor data is null"):
+            backend.run(np.zeros(backend.input.shape, backend.input.dtype))
