@@ -261,3 +261,60 @@ def test_a_resume_with_other_sources_is_refused_by_name(tmp_path, monkeypatch):
     for data in ([str(pets)], [str(pets), f"{cats}:2"], [f"{cats}:3", str(pets)]):
         with pytest.raises(ValueError, match=r"interrupted run with other settings: data \["):
             validate(replace(config, data=data))
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("learning_rate", float("inf"), "learning rate must be positive"),
+    ("learning_rate", float("nan"), "learning rate must be positive"),
+    ("alpha", float("inf"), "alpha"),
+    ("class_weights", "nan,1,1", "class weights must be"),
+    ("class_weights", "inf,1,1", "class weights must be"),
+])
+def test_non_finite_settings_are_refused_before_training(oxford_session_dir, tmp_path, setting, value, message):
+    from edgeseg.trainer.train import validate
+
+    with pytest.raises(ValueError, match=message):
+        validate(tiny_config(oxford_session_dir, tmp_path / "run", **{setting: value}))
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_saves_no_model(oxford_session_dir, tmp_path):
+    config = tiny_config(oxford_session_dir, tmp_path / "run", learning_rate=1e30, epochs=3)
+    with pytest.raises(ValueError, match=r"training diverged: the loss became nan in epoch 1.*--overwrite"):
+        train(config, progress=False)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_second_training_into_one_run_folder_is_refused_at_once(tmp_path):
+    from edgeseg.runs import RunInUse, run_lock
+
+    with run_lock(tmp_path / "run"):  # what the first training holds while it runs
+        with pytest.raises(RunInUse, match=rf"run is in use by another training \(pid {os.getpid()}\)"):
+            with run_lock(tmp_path / "run"):
+                pass
+    with run_lock(tmp_path / "run"):  # released: the next run may take it
+        pass
+    assert not list(tmp_path.glob(".*.lock"))
+
+
+def test_two_trainings_on_one_out_the_second_refused_by_the_cli(oxford_session_dir, tmp_path):
+    import fcntl
+
+    lock = tmp_path / ".run.lock"
+    with open(lock, "w") as f:  # another process holds it (flock locks are per open file)
+        f.write("4242")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        proc = subprocess.run([sys.executable, "-m", "edgeseg", "train", "--data", str(oxford_session_dir),
+                               "--model", "conv_deconv", "--img-size", "32", "--batch-size", "8", "--epochs", "1",
+                               "--encoder-weights", "none", "--out", str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "in use by another training (pid 4242)" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_history_names_itself_and_the_way_out(tmp_path):
+    from edgeseg.trainer.train import read_history
+
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,0.5\nepoch,loss\n1,0.4\n")  # two runs interleaved
+    with pytest.raises(ValueError, match=r"history.csv is damaged .*--overwrite"):
+        read_history(tmp_path / "history.csv")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from edgeseg.data import (
     DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_sources, parse_sources,
 )
 from edgeseg.io import atomic_write_text
+from edgeseg.runs import run_lock
 from edgeseg.trainer import data as data_mod
 from edgeseg.trainer.mask_quality import MaskQuality, mean_quality
 from edgeseg.trainer.metrics import CLASS_NAMES, FOREGROUND_CLASSES, SegmentationMetrics
@@ -126,7 +129,7 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
         weights = np.array([float(w) for w in spec.split(",")])
     except ValueError:
         weights = np.array([])
-    if weights.shape != (num_classes,) or np.any(weights < 0):
+    if weights.shape != (num_classes,) or not np.all(np.isfinite(weights) & (weights >= 0)):
         raise ValueError(
             f"class weights must be 'none', 'balanced' or {num_classes} non-negative numbers like 2,1,2; received {spec!r}"
         )
@@ -147,9 +150,9 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"outline must be one of {', '.join(o.value for o in Outline)}, received {config.outline!r}")
     if config.img_size % 32:
         raise ValueError(f"input size must be a multiple of 32 (the encoder halves it 5 times), received {config.img_size}")
-    if not config.learning_rate > 0:
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise ValueError(f"learning rate must be positive, received {config.learning_rate}")
-    if not config.alpha > 0:
+    if not (math.isfinite(config.alpha) and config.alpha > 0):
         raise ValueError(f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
     if config.upsampling not in UPSAMPLING:
         raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {config.upsampling!r}")
@@ -224,6 +227,7 @@ def _callbacks(keras, work: Path, config: TrainConfig, best: float | None, mask_
             str(work / "checkpoints" / "best.keras"), monitor=MONITOR, mode="max", save_best_only=True,
             initial_value_threshold=best,
         ),
+        keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(work / "logs")),
     ]
@@ -238,11 +242,14 @@ def read_history(path: Path) -> dict[str, list[float]]:
     if not path.is_file():
         return {}
     rows: dict[int, dict] = {}
-    with path.open() as f:
-        for row in csv.DictReader(f):
-            rows[int(row["epoch"])] = row  # a resumed epoch overwrites its interrupted attempt
-    keys = [k for k in (next(iter(rows.values())) if rows else {}) if k != "epoch"]
-    return {"epoch": sorted(rows), **{k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}}
+    try:
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                rows[int(row["epoch"])] = row  # a resumed epoch overwrites its interrupted attempt
+        keys = [k for k in (next(iter(rows.values())) if rows else {}) if k != "epoch"]
+        return {"epoch": sorted(rows), **{k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is damaged ({exc}): pass --overwrite to start the run again") from None
 
 
 def _compile(keras, model, config: TrainConfig, steps_per_epoch: int):
@@ -267,7 +274,8 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
 
     policy = keras.mixed_precision.dtype_policy()
     try:
-        return _train(config, progress)
+        with run_lock(config.out) if _is_chief() else nullcontext():
+            return _train(config, progress)
     finally:
         keras.mixed_precision.set_dtype_policy(policy)  # --mixed-precision must not outlive the run
 
@@ -385,11 +393,17 @@ def _fit(model, config: TrainConfig, work: Path, splits: _Splits, train_ds, val_
     mask_quality = MaskQualityCallback({p.name: (p.images, labels) for p, labels in zip(splits.val, splits.val_labels)},
                                        config.batch_size)
     start = time.perf_counter()
-    model.fit(
+    fitted = model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps, shuffle=False,  # it shuffles
         callbacks=_callbacks(keras, work, config, best, mask_quality, train_ds),
         verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,  # a log file gets a line per epoch, not a bar
     )
+    diverged = [(e, x) for e, x in zip(fitted.epoch, fitted.history.get("loss", [])) if not math.isfinite(x)]
+    if diverged:  # TerminateOnNaN stopped it: a model of non-finite weights must not be saved as the result
+        epoch, loss = diverged[0]
+        raise ValueError(f"training diverged: the loss became {loss} in epoch {epoch + 1}, and {work} holds no "
+                         f"model.keras; lower --lr (it was {config.learning_rate:g}) or check --class-weights, and "
+                         "pass --overwrite to start again")
     return len(previous.get("epoch", [])), time.perf_counter() - start
 
 
