@@ -669,7 +669,7 @@ def test_a_network_address_never_serves_without_a_token_by_accident():
     with pytest.raises(ServeError, match="--token is empty"):
         MjpegServer("127.0.0.1", 0, token="")
     result = runner.invoke(app, ["webcam", "--serve", "0.0.0.0:0", "--token", ""])
-    assert result.exit_code == 2 and "the token is empty" in result.output
+    assert result.exit_code == 2 and "--token is empty" in one_line(result.output)
 
 
 def test_only_the_bearer_scheme_is_accepted_case_insensitively():
@@ -687,26 +687,36 @@ def test_only_the_bearer_scheme_is_accepted_case_insensitively():
         server.close()
 
 
-def test_connections_are_capped_and_idle_ones_time_out():
+def test_viewers_are_capped_and_idle_connections_without_a_token_lock_nobody_out():
     import socket
     import time
 
     from edgeseg.runtime.server import MjpegServer
 
-    server = MjpegServer("127.0.0.1", 0, max_clients=2, timeout=0.5).start()
+    server = MjpegServer("127.0.0.1", 0, token="t0k", max_clients=2, request_timeout=0.5, max_pending=8).start()
     try:
         assert server.httpd.request_queue_size >= 64
-        idle = [socket.create_connection(server.httpd.server_address[:2]) for _ in range(2)]  # silent clients
+        _published(server)
+        idle = [socket.create_connection(server.httpd.server_address[:2]) for _ in range(8)]  # silent, no token
         time.sleep(0.1)
-        conn, resp = http_get(server, "/frame.jpg")
-        assert resp.status == 503  # over the cap: refused at once, not queued forever
-        conn.close()
-        for s in idle:  # the server closes silent connections after its timeout
+        extra = socket.create_connection(server.httpd.server_address[:2])  # over the pending cap: refused at once
+        extra.settimeout(3)
+        assert extra.recv(100).startswith(b"HTTP/1.0 503")
+        for s in idle:  # closed after the short request deadline, not the viewers' 10 s timeout
             s.settimeout(3)
             assert s.recv(100) == b""
-        time.sleep(0.2)
-        _published(server)
-        conn, resp = http_get(server, "/frame.jpg")  # their slots are free again
+        viewers = [http_get(server, "/stream.mjpg?token=t0k") for _ in range(2)]
+        assert all(resp.status == 200 for _, resp in viewers)
+        conn, resp = http_get(server, "/frame.jpg?token=t0k")  # a third viewer: over the cap of 2
+        assert resp.status == 503
+        conn.close()
+        for c, r in viewers:
+            r.close()
+            c.close()
+        for i in range(10):  # the next frames find the viewers gone
+            server.publish(np.full((48, 64, 3), 20 + i, np.uint8))
+            time.sleep(0.05)
+        conn, resp = http_get(server, "/frame.jpg?token=t0k")  # their slots are free again
         assert resp.status == 200
         conn.close()
     finally:
@@ -719,7 +729,7 @@ def test_a_client_trickling_its_request_is_dropped_after_the_timeout():
 
     from edgeseg.runtime.server import MjpegServer
 
-    server = MjpegServer("127.0.0.1", 0, max_clients=1, timeout=0.5).start()
+    server = MjpegServer("127.0.0.1", 0, max_clients=1, timeout=0.5, request_timeout=0.5).start()
     try:
         slow = socket.create_connection(server.httpd.server_address[:2])
         slow.sendall(b"GET /frame.jpg HTTP/1.1\r\n")

@@ -131,3 +131,56 @@ def test_published_frame_is_a_copy():
         assert abs(float(image.mean()) - 200) < 3
     finally:
         srv.close()
+
+
+def test_tokens_are_url_safe_and_any_right_token_lets_a_client_in():
+    from edgeseg.runtime.server import MjpegServer, ServeError
+
+    for bad in ('a"b', "<script>", "a b", "x&y=1", "ä"):
+        with pytest.raises(ServeError, match="use letters, digits and - . _ ~ only"):
+            MjpegServer("127.0.0.1", 0, token=bad)
+    server = MjpegServer("127.0.0.1", 0, token="r1ght-T0k.en_~").start()
+    try:
+        server.publish(np.full((48, 64, 3), 50, np.uint8))
+        conn, resp = http_get(server, "/frame.jpg?token=wrong", headers={"Authorization": "Bearer r1ght-T0k.en_~"})
+        assert resp.status == 200  # a stale ?token= in a bookmark does not defeat the right header
+        conn.close()
+        conn, resp = http_get(server, "/frame.jpg?token=wrong", headers={"Authorization": "Bearer wrong"})
+        assert resp.status == 403
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_an_ipv6_literal_is_served_and_named_in_brackets():
+    import socket
+
+    from edgeseg.runtime.server import MjpegServer, parse_address
+
+    assert parse_address("[::1]:8080") == ("::1", 8080)
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 here")
+    server = MjpegServer(*parse_address("[::1]:0")).start()
+    try:
+        port = server.httpd.server_address[1]
+        assert server.url == f"http://[::1]:{port}/" and server.token is None  # loopback: no token needed
+        server.publish(np.full((48, 64, 3), 50, np.uint8))
+        import http.client
+
+        conn = http.client.HTTPConnection("::1", port, timeout=5)
+        conn.request("GET", "/frame.jpg")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_the_cli_refuses_a_token_that_needs_escaping():
+    from typer.testing import CliRunner
+
+    from edgeseg.cli import app
+
+    result = CliRunner().invoke(app, ["webcam", "--serve", "0.0.0.0:8080", "--token", "<b>"])
+    assert result.exit_code == 2 and "use letters, digits" in " ".join(result.output.replace("│", " ").split())

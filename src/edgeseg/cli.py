@@ -490,7 +490,7 @@ def webcam(
     from edgeseg.runtime.outputs import display_available
     from edgeseg.runtime.pipeline import EndReason, PipelineOptions, run_pipeline
     from edgeseg.runtime.segmenter import RunningMode, Segmenter
-    from edgeseg.runtime.server import ServeError, parse_address
+    from edgeseg.runtime.server import ServeError, check_token, parse_address
     from edgeseg.runtime.sources import SourceError, open_source
 
     if serve:
@@ -498,8 +498,10 @@ def webcam(
             parse_address(serve)
         except ServeError as exc:
             raise typer.BadParameter(str(exc), param_hint="--serve") from None
-    if token is not None and not token.strip():
-        raise typer.BadParameter("the token is empty: give one, or pass --no-token", param_hint="--token")
+    try:
+        check_token(token)
+    except ServeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--token") from None
     if token is not None and no_token:
         raise typer.BadParameter("--no-token serves without a token; give --token or --no-token, not both",
                                  param_hint="--token")

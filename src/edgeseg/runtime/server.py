@@ -39,12 +39,35 @@ class ServeError(ValueError):
     """A --serve address, port or token that cannot be used (the message names it)."""
 
 
+TOKEN_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
 def parse_address(spec: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``:PORT`` for loopback) with a clear error for anything else."""
+    """``HOST:PORT``, ``[IPv6]:PORT`` (or ``:PORT`` for loopback) with a clear error for anything else."""
     host, _, port = spec.rpartition(":")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ServeError(f"--serve {spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080")
+        raise ServeError(f"--serve {spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080 "
+                         "or [::1]:8080")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     return host or "127.0.0.1", int(port)
+
+
+def check_token(token: str | None) -> None:
+    """A token travels in URLs and the page: only URL-safe characters (letters, digits, - . _ ~), so that it
+    needs no escaping anywhere (a ServeError names the first other one)."""
+    if token is None:
+        return
+    if not token.strip():
+        raise ServeError("--token is empty: give a token, or pass --no-token to serve without one")
+    bad = next((c for c in token if c not in TOKEN_CHARACTERS), None)
+    if bad is not None:
+        raise ServeError(f"--token holds {bad!r}: use letters, digits and - . _ ~ only (it travels in URLs and "
+                         "the page)")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def is_loopback(host: str) -> bool:
@@ -72,17 +95,24 @@ def redact(url: str) -> str:
 
 
 class _Server(ThreadingHTTPServer):
+    """Two caps: ``viewers`` counts the clients that showed the token (``max_clients``); ``pending`` the
+    connections whose request has not arrived whole yet, each for a short deadline, so that idle
+    connections without a token cannot lock the viewers out."""
+
     daemon_threads = True
     request_queue_size = 64  # listen backlog: a burst of viewers connects at once
 
-    def __init__(self, address, handler, max_clients: int):
-        self.slots = threading.BoundedSemaphore(max_clients)
+    def __init__(self, address, handler, max_clients: int, max_pending: int):
+        self.viewers = threading.BoundedSemaphore(max_clients)
+        self.pending = threading.BoundedSemaphore(max_pending)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
     def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
+        if not self.pending.acquire(blocking=False):
             try:  # over the cap: refuse at once, without a thread
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n")
+                request.sendall(BUSY)
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -95,11 +125,8 @@ class _Server(ThreadingHTTPServer):
         if not isinstance(exc, OSError):
             log.warning("stream client %s: %s: %s", client_address[0], type(exc).__name__, exc)
 
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+
+BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n"
 
 
 class MjpegServer:
@@ -110,15 +137,17 @@ class MjpegServer:
         token: access token; None on a non-loopback host generates one unless ``allow_open``.
         quality: JPEG quality.
         max_clients: simultaneous connections; more are answered 503.
-        timeout: seconds a connection may stay idle or blocked on a slow reader.
+        timeout: seconds a viewer's connection may stay blocked on a slow reader.
+        request_timeout: seconds a connection has to send its whole request (before its token is known).
+        max_pending: connections waiting for their request at once; more are answered 503.
         allow_open: serve a non-loopback address without a token (explicitly asked for).
         max_fps: frames per second the stream carries at most (the pipeline may run faster).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, quality: int = 80,
-                 max_clients: int = 32, timeout: float = 10.0, allow_open: bool = False, max_fps: float = 30.0):
-        if token is not None and not token.strip():
-            raise ServeError("--token is empty: give a token, or pass --no-token to serve without one")
+                 max_clients: int = 32, timeout: float = 10.0, allow_open: bool = False, max_fps: float = 30.0,
+                 request_timeout: float = 2.0, max_pending: int = 128):
+        check_token(token)
         if token is None and not is_loopback(host) and not allow_open:
             token = secrets.token_urlsafe(16)
         if not 0 <= port <= 65535:
@@ -143,10 +172,11 @@ class MjpegServer:
             def setup(self):
                 self.timeout = timeout  # socket timeout for reading the request and for every write
                 super().setup()
-                # The whole request must arrive within the timeout: one trickling a byte at a time never
-                # idles long enough for the socket's timeout, and would hold its slot for good.
-                self._late = False
-                self._deadline = threading.Timer(timeout, self._hang_up)
+                # The whole request must arrive within its deadline: one trickling a byte at a time never
+                # idles long enough for the socket's timeout, and would hold its place for good.
+                self._late = self._viewer = False
+                self._pending = True
+                self._deadline = threading.Timer(request_timeout, self._hang_up)
                 self._deadline.daemon = True
                 self._deadline.start()
 
@@ -157,9 +187,15 @@ class MjpegServer:
                 except OSError:
                     pass
 
+            def _leave_pending(self):
+                if self._pending:
+                    self._pending = False
+                    server.httpd.pending.release()
+
             def parse_request(self):
                 parsed = super().parse_request()  # reads the headers
                 self._deadline.cancel()
+                self._leave_pending()
                 if self._late:  # what arrived before the hang-up is not a request to answer
                     self.close_connection = True
                     return False
@@ -167,6 +203,9 @@ class MjpegServer:
 
             def finish(self):
                 self._deadline.cancel()
+                self._leave_pending()
+                if self._viewer:
+                    server.httpd.viewers.release()
                 super().finish()
 
             def do_GET(self):
@@ -175,6 +214,10 @@ class MjpegServer:
                     return self.send_error(404, "not found")
                 if not server._authorized(self.headers.get("Authorization", ""), parse_qs(url.query)):
                     return self.send_error(403, "bad or missing token")
+                if not server.httpd.viewers.acquire(blocking=False):
+                    self.close_connection = True
+                    return self.wfile.write(BUSY)
+                self._viewer = True
                 if url.path == "/":
                     query = f"?token={server.token}" if server.token else ""
                     return self._send(200, "text/html; charset=utf-8", PAGE.format(query=query).encode())
@@ -210,7 +253,7 @@ class MjpegServer:
                     pass
 
         try:
-            self.httpd = _Server((host, port), Handler, max_clients)
+            self.httpd = _Server((host, port), Handler, max_clients, max_pending)
         except OverflowError:
             raise ServeError(f"port {port} is out of range: expected 0 to 65535") from None
         except OSError as exc:
@@ -230,16 +273,17 @@ class MjpegServer:
         """The page's URL at each address a viewer can use: a wildcard bind (0.0.0.0) is reached at the
         machine's own addresses, not at 0.0.0.0, which no phone can open."""
         host, port = self.httpd.server_address[:2]
-        hosts = machine_addresses() if host in ("0.0.0.0", "") else [host]
+        hosts = machine_addresses() if host in ("0.0.0.0", "", "::") else [host]
         query = f"?token={self.token}" if self.token else ""
-        return [f"http://{h}:{port}/{query}" for h in hosts or [host]]
+        return [f"http://{_url_host(h)}:{port}/{query}" for h in hosts or [host]]
 
     def _authorized(self, header: str, query: dict) -> bool:
         if not self.token:
             return True
         scheme, _, credentials = header.strip().partition(" ")
-        given = query.get("token", [""])[0] or (credentials.strip() if scheme.lower() == "bearer" else "")
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+        offered = [*query.get("token", []), *([credentials.strip()] if scheme.lower() == "bearer" else [])]
+        # any one right token lets the client in: a stale ?token= in a bookmark must not defeat a right header
+        return any(hmac.compare_digest(t.encode(), self.token.encode()) for t in offered if t)
 
     def start(self) -> "MjpegServer":
         self._thread.start()
