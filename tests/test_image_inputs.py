@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.runtime.image_io import ImageError, header_size, image_files, read_image
+from tests.helpers import one_line
 
 runner = CliRunner()
 
@@ -79,3 +80,21 @@ def test_pipes_and_devices_in_a_folder_are_left_out(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_grayscale-bg.png"]
     with pytest.raises(ImageError, match="not a regular file"):
         read_image(photos / "pipe.png")  # named directly (a list file, say): refused, not read
+
+
+def test_an_output_over_an_input_is_refused(tmp_path):
+    from tests.helpers import write_video
+
+    inout = tmp_path / "inout"
+    inout.mkdir()
+    cv2.imwrite(str(inout / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    mine = np.full((30, 30, 3), 7, np.uint8)  # the user's own photo, named like an output
+    cv2.imwrite(str(inout / "a_grayscale-bg.png"), mine)
+    result = runner.invoke(app, ["predict", str(inout), "--out", str(inout)])
+    assert result.exit_code == 1 and "would replace an input" in one_line(result.output)
+    assert np.array_equal(cv2.imread(str(inout / "a_grayscale-bg.png")), mine)
+    video = write_video(tmp_path / "clip.avi", frames=3)
+    before = video.read_bytes()
+    result = runner.invoke(app, ["webcam", "--source", str(video), "--output", str(tmp_path / "." / "clip.avi")])
+    assert result.exit_code == 2 and "is the source itself" in one_line(result.output)
+    assert video.read_bytes() == before

@@ -508,6 +508,9 @@ def webcam(
     background_value = _background(effect, background)
     if output:
         writable(output, "--output")
+        if Path(source).exists() and output.resolve() == Path(source).resolve():
+            raise typer.BadParameter(f"{output} is the source itself: writing it would replace the video being "
+                                     "read; choose another file", param_hint="--output")
     options = _segmenter_options(
         model, RunningMode.VIDEO, provider, foreground, threads=threads, smoothing=smoothing,
         threshold=threshold, softness=softness, edges=edges, feather=feather, mask_every=mask_every,

@@ -308,6 +308,11 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
 
     out_dir = Path(out_dir)
     files, failed = expand_inputs(images)
+    inputs = {f.resolve() for f in files}
+    clash = next((out_dir / n for n in output_names(files, Effect(effect).value) if (out_dir / n).resolve() in inputs),
+                 None)
+    if clash is not None:  # writing it would replace a photo of the user's, then read it back as an input
+        raise ValueError(f"the output {clash} would replace an input of the same name; choose another --out")
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, video=False)
