@@ -98,3 +98,18 @@ def test_an_output_over_an_input_is_refused(tmp_path):
     result = runner.invoke(app, ["webcam", "--source", str(video), "--output", str(tmp_path / "." / "clip.avi")])
     assert result.exit_code == 2 and "is the source itself" in one_line(result.output)
     assert video.read_bytes() == before
+
+
+def test_what_an_rgba_photo_hides_stays_hidden_in_the_cutout(tmp_path):
+    photo = np.full((60, 80, 4), 200, np.uint8)
+    photo[..., 3] = 255
+    photo[:, :40, 3] = 0  # the left half is transparent in the source
+    cv2.imwrite(str(tmp_path / "a.png"), photo)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--effect", "remove-bg", "--softness", "0.5",
+                                 "--threshold", "0.5", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    cutout = cv2.imread(str(tmp_path / "out" / "a_remove-bg.png"), cv2.IMREAD_UNCHANGED)
+    assert cutout.shape == (60, 80, 4) and not cutout[:, :40, 3].any()
+    assert cutout[:, 40:, 3].any()  # the model's raw probability shows through where the source is opaque
+    assert read_image(tmp_path / "a.png").shape == (60, 80, 3)  # BGR unless transparency is asked for
+    assert read_image(tmp_path / "a.png", alpha=True).shape == (60, 80, 4)

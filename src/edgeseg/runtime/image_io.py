@@ -92,8 +92,10 @@ def _tiff_size(data: bytes, order: str) -> tuple[int, int] | None:
     return (size[256], size[257]) if len(size) == 2 else None
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | None = None) -> np.ndarray:
-    """A BGR image, or :class:`ImageError` saying why not (checked before any large allocation).
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | None = None,
+               alpha: bool = False) -> np.ndarray:
+    """A BGR image (BGRA when ``alpha`` and the file has transparency), or :class:`ImageError` saying why not
+    (checked before any large allocation).
 
     ``option``: the command-line option that raises ``max_pixels``, named in the error where there is one.
     """
@@ -116,10 +118,23 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
     if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
         raise ImageError(f"{path} is a truncated JPEG (no end-of-image marker): an interrupted download or copy?")
     with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
+    if alpha:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
+        image = _bgr_or_bgra(image)
     return image
+
+
+def _bgr_or_bgra(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535) if image.dtype == np.uint16 else \
+            cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return image if (image[..., 3] < 255).any() else np.ascontiguousarray(image[..., :3])
+    return image if image.shape[2] == 3 else cv2.cvtColor(image[..., :1], cv2.COLOR_GRAY2BGR)
 
 
 def image_files(folder: str | Path) -> list[Path]:

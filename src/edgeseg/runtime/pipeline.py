@@ -323,11 +323,16 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
             jobs = track(jobs, description=f"Segmenting {len(jobs)} images", transient=True)
         for path, name in jobs:
             try:
-                image = read_image(path, max_pixels, MAX_PIXELS_OPTION)
+                image = read_image(path, max_pixels, MAX_PIXELS_OPTION, alpha=True)
             except ImageError as exc:
                 failed[str(path)] = str(exc)
                 continue
+            hidden = None
+            if image.shape[2] == 4:  # a photo with transparency: what it hides stays hidden in the cutout
+                image, hidden = np.ascontiguousarray(image[..., :3]), image[..., 3]
             result, timings = process(image)
+            if hidden is not None and result.shape[2] == 4:
+                result[..., 3] = (result[..., 3].astype(np.uint16) * hidden + 127) // 255
             for k in history:
                 history[k].append(timings[k] * 1000)
             target = out_dir / name
