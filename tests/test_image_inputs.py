@@ -113,3 +113,15 @@ def test_what_an_rgba_photo_hides_stays_hidden_in_the_cutout(tmp_path):
     assert cutout[:, 40:, 3].any()  # the model's raw probability shows through where the source is opaque
     assert read_image(tmp_path / "a.png").shape == (60, 80, 3)  # BGR unless transparency is asked for
     assert read_image(tmp_path / "a.png", alpha=True).shape == (60, 80, 4)
+
+
+@pytest.mark.parametrize("feather", ["100000", "1073741824", "-1"])
+def test_a_feather_beyond_any_frame_is_a_command_line_error(tmp_path, feather):
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--feather", feather, "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--feather" in one_line(result.output)
+
+
+def test_a_feather_wider_than_the_frame_is_capped_to_it(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30, 3), 90, np.uint8))
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--feather", "255", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import KEY_HEX, Effect
 from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION
-from edgeseg.runtime.segmenter import Edges
+from edgeseg.runtime.segmenter import MAX_FEATHER, Edges
 from edgeseg.trainer.model_names import MODEL_NAMES
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -427,7 +427,8 @@ SoftnessOpt = Annotated[float, typer.Option(
 EdgesOpt = Annotated[Edges, typer.Option(
     metavar="EDGES", help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
     "640x480 frame on a 2-core x86 CPU).", rich_help_panel=MASK_PANEL)]
-FeatherOpt = Annotated[int, typer.Option(min=0, help="Edge feathering radius in pixels.", rich_help_panel=MASK_PANEL)]
+FeatherOpt = Annotated[int, typer.Option(min=0, max=MAX_FEATHER, help="Edge feathering radius in pixels (at most "
+                                         "half the frame's shorter side is used).", rich_help_panel=MASK_PANEL)]
 MinBlobOpt = Annotated[float, typer.Option(
     min=0.0, max=0.99, help="Drop visible parts of the mask smaller than this share of the frame, except the largest "
     "(patterned cushions, blobs beside the subject); 0 keeps every part.", rich_help_panel=MASK_PANEL)]

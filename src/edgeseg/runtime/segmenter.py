@@ -70,6 +70,7 @@ class SegmenterOptions:
 
 
 STAGES = ("preprocess", "inference", "postprocess")
+MAX_FEATHER = 255  # px: a blur radius past this is no edge but the whole frame, and takes minutes per frame
 
 
 class Segmenter:
@@ -89,6 +90,8 @@ class Segmenter:
                              f"{options.threshold} and {options.softness}")
         if options.mask_every < 1:
             raise ValueError(f"mask_every must be >= 1, received {options.mask_every}")
+        if not 0 <= options.feather <= MAX_FEATHER:
+            raise ValueError(f"feather must be 0 to {MAX_FEATHER} px, received {options.feather}")
         if not 0 <= options.min_blob < 1:
             raise ValueError(f"min_blob must be a share of the frame in [0, 1), received {options.min_blob}")
         self.options = options
@@ -258,8 +261,8 @@ class Segmenter:
             alpha = self._guided(mask, self._small, frame, t - s, t + s, out)
         else:
             alpha = self._resize(mask, frame.shape[1], frame.shape[0], out)
-        if self.options.feather:
-            k = 2 * self.options.feather + 1
+        if self.options.feather:  # at most half the frame's shorter side: more would be a blur of it all
+            k = 2 * min(self.options.feather, min(frame.shape[:2]) // 2) + 1
             alpha = cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
         return alpha
 
