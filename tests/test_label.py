@@ -132,3 +132,21 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed_in(photos, tmp_path):
 def test_label_refuses_settings_that_cannot_work(photos, tmp_path, args, message):
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in one_line(result.output), result.output
+
+
+def test_settings_are_on_disk_before_the_first_label(photos, tmp_path):
+    import subprocess
+    import sys
+
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    out = tmp_path / "dataset"
+    # killed (no clean-up runs, as with kill -9) right after its first label, long before the first summary save
+    code = ("import os, sys\nfrom edgeseg.trainer import label\nreal = label._write\n"
+            "def write(*a):\n    real(*a)\n    os._exit(9)\nlabel._write = write\n"
+            "from edgeseg.cli import main\nsys.argv = ['edgeseg', *sys.argv[1:]]\nmain()\n")
+    args = ["label", str(photos), "--out", str(out), "--model", str(teacher), "--foreground", "1"]
+    killed = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 9 and len(list((out / "annotations" / "trimaps").glob("*.png"))) == 1
+    result = runner.invoke(app, [*args, "--min-fg", "0.2"])  # other settings: refused, not mixed in
+    assert result.exit_code == 1 and "min_fg 0.03 -> 0.2" in " ".join(result.output.split())
+    assert runner.invoke(app, args).exit_code == 0  # the same settings resume

@@ -242,6 +242,8 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     done = set(report.kept) | set(report.rejected)
     report.resumed = len(done)
     todo = [p for p in files if p.stem not in done]
+    out.mkdir(parents=True, exist_ok=True)
+    _write_lists(report, out, options)  # the settings are on disk before the first label: a kill -9 keeps them
     # The raw probability (no soft threshold): the masks are cut at 0.5 after averaging.
     segmenters = [Segmenter(replace(t, running_mode=RunningMode.IMAGE, threshold=0.5, softness=0.5))
                   for t in options.teachers]
