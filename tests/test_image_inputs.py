@@ -125,3 +125,40 @@ def test_a_feather_wider_than_the_frame_is_capped_to_it(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30, 3), 90, np.uint8))
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--feather", "255", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
+
+
+def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    from edgeseg.runtime.sources import SourceError, open_source
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "big.avi", frames=2, size=(400, 300))
+    with pytest.raises(SourceError, match=r"400x300 \(120,000 pixels\), over the limit of 100,000 pixels; raise it"):
+        open_source(str(video), max_pixels=100_000)
+    result = runner.invoke(app, ["webcam", "--source", str(video), "--output", str(tmp_path / "o.mp4"),
+                                 "--max-pixels", "100000"])
+    assert result.exit_code == 1 and "over the limit of 100,000 pixels" in one_line(result.output)
+
+
+def test_a_frame_too_large_for_the_encoder_says_so(tmp_path):
+    from edgeseg.runtime.outputs import VideoOutput
+
+    out = VideoOutput(tmp_path / "wide.mp4", 10)
+    with pytest.raises(OSError, match=r"frames of 8200x480 are larger than video encoders take \(8192 px"):
+        out.write(np.zeros((480, 8200, 3), np.uint8))
+    out.close(keep=False)
+
+
+def test_an_estimated_frame_count_is_no_promise(tmp_path):
+    from edgeseg.runtime.sources import SourceError, VideoFileSource
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "clip.avi", frames=6)
+    stream = tmp_path / "clip.ts"  # MPEG-TS has no index: its count is duration x rate, wrong for variable rates
+    stream.write_bytes(video.read_bytes())  # FFmpeg reads the content, whatever the name
+    source = VideoFileSource(stream)
+    source.expected = 12  # the container's estimate
+    assert len(list(source)) == 6  # every frame decodes: not "corrupt"
+    indexed = VideoFileSource(video)
+    indexed.expected = 12  # an AVI's index promises its count: ending at half is damage
+    with pytest.raises(SourceError, match="ends after 6 of its 12 frames"):
+        list(indexed)

@@ -22,6 +22,7 @@ log = logging.getLogger("edgeseg")
 # every build can write.
 VIDEO_CODECS = {".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",), ".mkv": ("avc1", "MJPG")}
 CODEC_NAMES = {"avc1": "H.264", "mp4v": "MPEG-4 Part 2", "MJPG": "Motion JPEG"}
+MAX_VIDEO_SIDE = 8192  # MPEG-4 Part 2 and H.264 levels, and OpenCV's MJPG writer, stop here
 
 
 class VideoOutput:
@@ -74,6 +75,9 @@ class VideoOutput:
                 log.debug("writing %s as %s", self.path, CODEC_NAMES[codec])
                 return writer, codec
             writer.release()
+        if max(self.size) > MAX_VIDEO_SIDE:  # what the encoders refuse, before "no encoder" would mislead
+            raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} are larger than "
+                          f"video encoders take ({MAX_VIDEO_SIDE} px a side at most)")
         raise OSError(f"cannot write video {self.path}: no encoder for {', '.join(self.codecs)} in this OpenCV build")
 
     def close(self, keep: bool = True) -> None:

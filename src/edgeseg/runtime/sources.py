@@ -68,7 +68,7 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
                           "a folder of images or a stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([path], max_pixels, loop, realtime)
-    return VideoFileSource(path, loop, realtime)
+    return VideoFileSource(path, loop, realtime, max_pixels)
 
 
 class Source:
@@ -133,15 +133,26 @@ class ImageSource(Source):
                 return
 
 
+# Containers whose frame count is an index, not an estimate from duration x rate (MPEG-TS, Matroska and
+# variable-rate streams estimate): only theirs says that a video ending early is damaged.
+INDEXED_CONTAINERS = (".mp4", ".m4v", ".mov", ".avi")
+
+
 class VideoFileSource(Source):
-    def __init__(self, path: Path, loop: bool = False, realtime: bool = False):
+    def __init__(self, path: Path, loop: bool = False, realtime: bool = False, max_pixels: int = MAX_PIXELS):
         self.path, self.loop, self.realtime = path, loop, realtime
         with opencv_silenced():  # FFmpeg names a damaged container in its own words beside ours
             self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise SourceError(f"cannot open video {path} (not a video, or a codec OpenCV lacks)")
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w * h > max_pixels:  # from the container's header, before a frame is decoded
+            self.cap.release()
+            raise SourceError(f"video {path} has frames of {w}x{h} ({w * h:,} pixels), over the limit of "
+                              f"{max_pixels:,} pixels; raise it with {MAX_PIXELS_OPTION} if you trust the file")
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.expected = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))  # from the container; 0 when unknown
+        self.indexed = path.suffix.lower() in INDEXED_CONTAINERS
 
     def __iter__(self) -> Iterator[Frame]:
         return self._paced(self._frames(), self.realtime)
@@ -153,7 +164,7 @@ class VideoFileSource(Source):
             ok, image = self.cap.read()
             if not ok:
                 # Containers estimate their length: a shortfall of a frame or two is not damage.
-                if self.expected and in_pass < 0.98 * self.expected - 2:
+                if self.indexed and self.expected and in_pass < 0.98 * self.expected - 2:
                     raise SourceError(f"video {self.path} ends after {in_pass} of its {self.expected} frames: "
                                       "the file is corrupt or truncated")
                 if not (self.loop and in_pass):
