@@ -162,3 +162,35 @@ def test_an_estimated_frame_count_is_no_promise(tmp_path):
     indexed.expected = 12  # an AVI's index promises its count: ending at half is damage
     with pytest.raises(SourceError, match="ends after 6 of its 12 frames"):
         list(indexed)
+
+
+def test_file_names_that_are_not_utf8_never_crash(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from edgeseg.runtime.packaged import packaged_model
+
+    root = os.fsencode(tmp_path)
+    folder = root + b"/photos"
+    os.mkdir(folder)
+    ok, png = cv2.imencode(".png", np.full((30, 40, 3), 90, np.uint8))
+    for name in (b"caf\xe9.png", b"plain.png"):
+        with open(folder + b"/" + name, "wb") as f:
+            f.write(png.tobytes())
+    # in a subprocess: the crash was a segfault of the whole process (exit 139)
+    out = root + b"/out"
+    predict = subprocess.run([sys.executable, "-m", "edgeseg", "predict", folder, "--out", out],
+                             capture_output=True, timeout=120)
+    assert predict.returncode == 0, predict.stderr
+    assert sorted(os.listdir(out)) == [b"caf\xe9_grayscale-bg.png", b"plain_grayscale-bg.png"]
+    video = subprocess.run([sys.executable, "-m", "edgeseg", "webcam", "--source", folder + b"/plain.png",
+                            "--output", root + b"/caf\xe9.mp4"], capture_output=True, timeout=120)
+    assert video.returncode == 1 and b"not valid UTF-8" in video.stderr, video.stderr
+    assert not [n for n in os.listdir(root) if n.startswith(b".")]  # no hidden temporary file left
+    onnx = root + b"/m\xe9.onnx"
+    shutil.copy(os.fsencode(packaged_model("unet_mobilenetv2_edge_int8.onnx")), onnx)
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+
+    with Segmenter(SegmenterOptions(os.fsdecode(onnx))) as seg:
+        assert seg.segment(np.full((30, 40, 3), 90, np.uint8)).shape == (30, 40)

@@ -41,6 +41,16 @@ def remove_stale(folder: str | Path, prefix: str, suffix: str = "") -> list[Path
     return removed
 
 
+def valid_utf8(path: str | Path) -> bool:
+    """Whether a file name is valid UTF-8: Linux allows any bytes, and some native libraries (OpenCV's
+    writers, onnxruntime) crash or refuse on names that are not."""
+    try:
+        str(path).encode()
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def temp_prefix(path: str | Path) -> str:
     """Prefix of this process's temporary files beside ``path``: hidden, named after it and the pid."""
     return f".{Path(path).stem}.{os.getpid()}."

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edgeseg.data.outline import Outline, mark_outline
-from edgeseg.runtime.image_io import ImageError, image_files, read_image
+from edgeseg.runtime.image_io import ImageError, image_files, read_image, read_label
 
 log = logging.getLogger("edgeseg")
 
@@ -144,7 +144,7 @@ def _read_pair(pair, layout: str, size: int, outline: Outline):
         image = read_image(image_path)
     except ImageError as exc:
         return name, None, None, str(exc)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    mask = read_label(mask_path)
     if mask is None:
         raise DataError(f"mask {mask_path} for image {image_path} is missing or unreadable")
     if mask.shape[:2] != image.shape[:2]:
@@ -319,7 +319,7 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
         except ImageError as exc:
             log.warning("skipping %s", exc)
             continue
-        mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+        mask = read_label(mask_path)
         if mask is None:
             log.warning("skipping %s: its mask %s is missing or unreadable", image_path, mask_path)
             continue

@@ -137,6 +137,26 @@ def _bgr_or_bgra(image: np.ndarray) -> np.ndarray:
     return image if image.shape[2] == 3 else cv2.cvtColor(image[..., :1], cv2.COLOR_GRAY2BGR)
 
 
+def write_image(path: str | Path, image: np.ndarray, params: tuple[int, ...] = ()) -> None:
+    """Encode ``image`` in the format of ``path``'s suffix and write it with Python's file I/O (OpenCV's own
+    writer crashes the process on a file name that is not valid UTF-8)."""
+    path = Path(path)
+    ok, data = cv2.imencode(path.suffix, image, list(params))
+    if not ok:
+        raise OSError(f"cannot encode {path} as {path.suffix}")
+    path.write_bytes(data.tobytes())
+
+
+def read_label(path: str | Path) -> np.ndarray | None:
+    """A label image as stored (8-bit, one or more channels), or None if it cannot be read or decoded."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    with opencv_silenced():
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+
+
 def image_files(folder: str | Path) -> list[Path]:
     """The image files of a folder, sorted: regular files with an image suffix only, so that a pipe, a device
     or a link to one (``ln -s /dev/zero x.png``) is left out, not read until it hangs or fills memory."""

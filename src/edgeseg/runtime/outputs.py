@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.io import remove_stale, temp_prefix
+from edgeseg.io import remove_stale, temp_prefix, valid_utf8
 from edgeseg.quiet import opencv_silenced
 
 log = logging.getLogger("edgeseg")
@@ -37,6 +37,9 @@ class VideoOutput:
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
+        if not valid_utf8(self.path):  # OpenCV's video writer crashes the process on such a name
+            raise ValueError(f"--output {self.path!s}: the name is not valid UTF-8, which the video encoder "
+                             "cannot open; choose another name")
         codecs = VIDEO_CODECS.get(self.path.suffix.lower())
         if codecs is None:
             raise ValueError(f"--output {self.path}: unsupported video type {self.path.suffix!r}; "

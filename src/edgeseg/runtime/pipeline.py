@@ -22,7 +22,9 @@ import numpy as np
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import KEY_COLOR, Effect, apply_effect
-from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
+from edgeseg.runtime.image_io import (
+    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
+)
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
@@ -337,8 +339,7 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
                 history[k].append(timings[k] * 1000)
             target = out_dir / name
             with atomic_path(target) as tmp:
-                if not cv2.imwrite(str(tmp), result):
-                    raise OSError(f"cannot write {target}")
+                write_image(tmp, result)
             outputs[str(path)] = str(target)
         delegate = segmenter.backend.details
     return PredictReport(outputs, failed, {k: round(statistics.median(v), 3) for k, v in history.items() if v}, delegate)

@@ -21,7 +21,9 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path, atomic_write_text
-from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
+from edgeseg.runtime.image_io import (
+    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
+)
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 LAYOUTS = ("oxford", "masks")
@@ -180,11 +182,10 @@ def _write(name: str, source: Path, image: np.ndarray, mask: np.ndarray, out: Pa
     with atomic_path(image_path) as tmp:
         if source.suffix.lower() == image_path.suffix:
             shutil.copyfile(source, tmp)  # the original bytes
-        elif not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
-            raise OSError(f"cannot write {image_path}")
+        else:
+            write_image(tmp, image, (cv2.IMWRITE_JPEG_QUALITY, 95))
     with atomic_path(label_path) as tmp:  # last: a label on disk means its image is there too
-        if not cv2.imwrite(str(tmp), label):
-            raise OSError(f"cannot write {label_path}")
+        write_image(tmp, label)
 
 
 def _in_test(name: str, fraction: float) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.contract import METADATA_KEY
+from edgeseg.io import valid_utf8
 from edgeseg.runtime.backends.base import (
     BackendError,
     ClosingBackend,
@@ -49,7 +50,7 @@ class OnnxRuntimeBackend(ClosingBackend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         fallback = [] if "CPUExecutionProvider" in wanted else ["CPUExecutionProvider"]
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=wanted + fallback)
+            self._session = ort.InferenceSession(_model_source(self.path), options, providers=wanted + fallback)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         meta = self._session.get_modelmeta().custom_metadata_map
@@ -70,3 +71,9 @@ class OnnxRuntimeBackend(ClosingBackend):
 
     def close(self) -> None:
         self._session = None
+
+
+def _model_source(path: Path) -> str | bytes:
+    """The file name, or the file's bytes where the name is not valid UTF-8 (onnxruntime refuses such a name;
+    the name is kept where it can be, for models whose weights live in files beside them)."""
+    return str(path) if valid_utf8(path) else path.read_bytes()
