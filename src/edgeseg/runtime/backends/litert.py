@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.contract import METADATA_KEY
+from edgeseg.contract import METADATA_KEY, MetadataError
 from edgeseg.quiet import native_stderr_silenced
 from edgeseg.runtime.backends.base import (
     BackendError,
@@ -33,12 +34,15 @@ def read_tflite_metadata(content: bytes) -> bytes | None:
     """The edgeseg metadata entry of a TFLite flatbuffer (None when absent), read without TensorFlow."""
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.Model.GetRootAs(content, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() and entry.Name().decode() == METADATA_KEY:
-            data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            return bytes(data) if isinstance(data, np.ndarray) else b""
+    try:
+        model = schema.Model.GetRootAs(content, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() and entry.Name() == METADATA_KEY.encode():
+                data = model.Buffers(entry.Buffer()).DataAsNumpy()
+                return bytes(data) if isinstance(data, np.ndarray) else b""
+    except (struct.error, IndexError, ValueError, TypeError) as exc:  # offsets of a damaged file point anywhere
+        raise MetadataError(f"its metadata table is damaged ({type(exc).__name__})") from None
     return None
 
 
@@ -81,7 +85,10 @@ class LiteRTBackend(ClosingBackend):
                 log.debug("LiteRT could not load %s with %s: %s", path, kind, exc)
         else:
             raise BackendError(f"LiteRT cannot load {path}: " + "; ".join(errors))
-        self.metadata = parse_metadata(read_tflite_metadata(content), self.path)
+        try:
+            self.metadata = parse_metadata(read_tflite_metadata(content), self.path)
+        except MetadataError as exc:
+            raise BackendError(f"{path}: {exc}") from None
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         self._in, self._out = inputs[0]["index"], outputs[0]["index"]
         self.input, self.output = _spec(inputs[0]), _spec(outputs[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,8 @@ class OnnxRuntimeBackend(ClosingBackend):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         fallback = [] if "CPUExecutionProvider" in wanted else ["CPUExecutionProvider"]
         try:
-            self._session = ort.InferenceSession(_model_source(self.path), options, providers=wanted + fallback)
+            with contextlib.redirect_stdout(io.StringIO()):  # its provider fallback prints "EP Error" banners
+                self._session = ort.InferenceSession(_model_source(self.path), options, providers=wanted + fallback)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
         meta = self._session.get_modelmeta().custom_metadata_map
