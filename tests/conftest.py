@@ -12,6 +12,12 @@ from tests.helpers import ALL_PRECISIONS, SHARED, write_oxford, write_video
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """The tests' caches (the checked-model list) in a folder of their own, not the user's ~/.cache."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def oxford_dir(tmp_path) -> Path:
     return write_oxford(tmp_path / "pets")

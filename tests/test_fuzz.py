@@ -72,11 +72,28 @@ FUZZ = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_damaged_models_and_images_are_refused_or_read_never_crash(tmp_path, seed):
-    proc = subprocess.run([sys.executable, "-c", FUZZ, str(tmp_path), str(seed), "60"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", FUZZ, str(tmp_path), str(seed), "40"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]  # a crash or an unexpected exception type fails here
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert counts["refused"] > 0 and sum(counts.values()) > 300, counts
     assert "EP Error" not in proc.stdout  # onnxruntime's own fallback banner stays out of the output
+
+
+def test_a_model_that_crashes_litert_is_an_error_naming_it(tmp_path, monkeypatch, shipped):
+    import shutil
+
+    from edgeseg.runtime.backends import BackendError, probe
+    from edgeseg.runtime.backends.litert import LiteRTBackend
+
+    model = tmp_path / "damaged.tflite"
+    shutil.copy(shipped("tflite"), model)
+    model.write_bytes(model.read_bytes() + b"not shipped")  # another checksum: not one edgeseg shipped
+    monkeypatch.setattr(probe, "PROBE", "import os; os.abort()")  # what LiteRT does on some damaged files
+    with pytest.raises(BackendError, match=r"LiteRT crashes \(signal SIGABRT\) when it runs .*damaged.tflite"):
+        LiteRTBackend(model)
+    monkeypatch.undo()
+    LiteRTBackend(model).close()  # the real probe passes it, and remembers it
+    assert probe.cache_file().is_file()

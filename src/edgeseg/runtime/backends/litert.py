@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeseg.contract import METADATA_KEY, MetadataError
 from edgeseg.quiet import native_stderr_silenced
+from edgeseg.runtime.backends.probe import crash_in_child
 from edgeseg.runtime.backends.base import (
     BackendError,
     ClosingBackend,
@@ -63,10 +64,13 @@ class LiteRTBackend(ClosingBackend):
 
     name = "litert"
 
-    def __init__(self, path: str | Path, threads: int | None = None, delegate: str = "auto"):
+    def __init__(self, path: str | Path, threads: int | None = None, delegate: str = "auto", probe: bool = True):
         interpreter = _import_interpreter()
         self.path = Path(path)
         content = self.path.read_bytes()
+        crash = crash_in_child(self.path, content) if probe else None
+        if crash:
+            raise BackendError(f"LiteRT crashes ({crash}) when it runs {path}: the file is damaged")
         resolvers = {
             "xnnpack": interpreter.OpResolverType.AUTO,
             "none": interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
