@@ -3,7 +3,7 @@
     python scripts/ship_model.py --default runs/edge128/export/unet_mobilenetv2_edge_int8.tflite \\
         runs/edge128/export/unet_mobilenetv2_edge_int8.onnx --keep unet_mobilenetv2_int8.tflite \\
         --alias edge=unet_mobilenetv2_edge_int8.tflite --alias tutorial=unet_mobilenetv2_int8.tflite \\
-        --data ../shared/data/pets-pseudo
+        --data ../shared/data/pets-pseudo --data ../shared/data/oxford-real --data ../shared/data/cats-feral
 
 An artifact given as ``PATH=NAME`` is shipped as NAME (two exports of one architecture share a file name,
 e.g. ``runs/edge160/export/unet_mobilenetv2_edge_int8.tflite=unet_mobilenetv2_edge160_int8.tflite``).
@@ -22,7 +22,7 @@ from pathlib import Path
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import MODELS_DIR, manifest, sha256
 from edgeseg.runtime.segmenter import Edges, SegmenterOptions
-from edgeseg.trainer.evaluate import mask_quality
+from edgeseg.trainer.evaluate import mask_quality_by_source
 
 
 def main() -> None:
@@ -32,7 +32,8 @@ def main() -> None:
     parser.add_argument("--keep", action="append", default=[], metavar="FILE", help="an already shipped file to keep")
     parser.add_argument("--alias", action="append", default=[], metavar="NAME=FILE",
                         help="a short name for --model, e.g. edge=unet_mobilenetv2_edge_int8.tflite")
-    parser.add_argument("--data", help="dataset whose test split measures each file's mask quality")
+    parser.add_argument("--data", action="append", default=[],
+                        help="dataset whose test split measures each file's mask quality (repeatable)")
     args = parser.parse_args()
     previous = manifest()["files"]
     files = {name: previous[name] for name in args.keep}
@@ -52,8 +53,9 @@ def main() -> None:
         settings = {"threshold": defaults["threshold"], "softness": defaults["softness"],
                     "edges": Edges(defaults["edges"]).value}
         for name, entry in files.items():
-            entry["mask_quality"] = {"data": args.data, "settings": settings,
-                                     **mask_quality(MODELS_DIR / name, args.data).to_dict()}
+            mean, by_source = mask_quality_by_source(MODELS_DIR / name, args.data, progress=False)
+            entry["mask_quality"] = {"data": args.data, "settings": settings, **mean.to_dict(),
+                                     "by_source": {k: q.to_dict() for k, q in by_source.items()}}
     aliases = dict(a.split("=", 1) for a in args.alias)
     unknown = [f for f in aliases.values() if f not in files]
     if unknown:
