@@ -14,7 +14,7 @@ LAYERS = [
     {"edgeseg.trainer"},
     {"edgeseg.export"},
     {"edgeseg.benchmarks"},
-    {"edgeseg.cli", "edgeseg.__main__"},
+    {"edgeseg.cli", "edgeseg.cli_numbers", "edgeseg.__main__"},
 ]
 
 

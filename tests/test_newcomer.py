@@ -234,3 +234,31 @@ def test_the_bench_table_explains_x_floor_and_how_to_get_accuracy():
     assert result.exit_code == 0, text
     assert "x floor: p50 over the time" in text and "below 1 is faster" in text
     assert "No accuracy was measured: pass --data DATASET" in text
+
+
+@pytest.mark.parametrize("args, option", [
+    (["predict", "x.png", "--threshold", "nan"], "--threshold"),
+    (["predict", "x.png", "--softness", "nan"], "--softness"),
+    (["webcam", "--smoothing", "nan"], "--smoothing"),
+    (["webcam", "--stream-fps", "inf"], "--stream-fps"),
+    (["webcam", "--stream-fps", "nan"], "--stream-fps"),
+    (["predict", "x.png", "--threads", "2147483648"], "--threads"),
+    (["train", "--alpha", "inf"], "--alpha"),
+    (["train", "--lr", "inf"], "--lr"),
+    (["train", "--dropout", "nan"], "--dropout"),
+    (["train", "--val-fraction", "nan"], "--val-fraction"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--seed", "100000000000000000000"], "--seed"),
+    (["train", "--bn-refresh-batches", "100000000000000000000"], "--bn-refresh-batches"),
+    (["export", "run", "--batch-size", "100000000000000000000"], "--batch-size"),
+    (["bench", "edge", "--min-seconds", "inf"], "--min-seconds"),
+    (["bench", "edge", "--runs", "100000000000000000000"], "--runs"),
+    (["bench", "edge", "--warmup", "100000000000000000000"], "--warmup"),
+    (["bench", "edge", "--threads", "2147483648"], "--threads"),
+    (["label", "photos", "--out", "set", "--min-fg", "nan"], "--min-fg"),
+    (["label", "photos", "--out", "set", "--border-px", "100000"], "--border-px"),
+])
+def test_numbers_are_finite_and_in_range_or_exit_2_naming_the_option(args, option):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, (args, result.output)
+    assert option in one_line(result.output), result.output

@@ -23,6 +23,8 @@ from edgeseg.runtime.segmenter import MAX_FEATHER, Edges
 from edgeseg.trainer.model_names import MODEL_NAMES
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+MAX_THREADS = 256
+MAX_RUNS = 100_000_000  # bench's timed runs: hours at 0.1 ms each, not for ever
 app = typer.Typer(help="Train, export, run and benchmark segmentation models for edge devices.",
                   no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP_OPTIONS)
 console = Console()
@@ -41,10 +43,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug details and the libraries' own logs."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
+    from edgeseg.cli_numbers import finite_numbers
     from edgeseg.quiet import set_quiet
+
+    finite_numbers(ctx.command)  # before the sub-command parses its options
 
     set_quiet(not verbose)
     # Our own logger speaks at INFO; the libraries' (onnxruntime's quantizer logs through the root logger) only
@@ -166,7 +172,7 @@ def train(
                                  rich_help_panel="Devices"),
     val_fraction: float = typer.Option(0.1, min=0.0, max=0.5, help="Share of trainval held out for validation.",
                                        rich_help_panel="Data"),
-    seed: int = typer.Option(0, help="Seed of the split, the shuffling and the initial weights.",
+    seed: int = typer.Option(0, min=0, help="Seed of the split, the shuffling and the initial weights.",
                              rich_help_panel="Data"),
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many images per split (quick runs).",
                                         rich_help_panel="Data"),
@@ -404,7 +410,7 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     help="A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default).",
     rich_help_panel=MODEL_PANEL)]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
-    min=1, help="Interpreter threads (default: all cores).", rich_help_panel=MODEL_PANEL)]
+    min=1, max=MAX_THREADS, help="Interpreter threads (default: all cores).", rich_help_panel=MODEL_PANEL)]
 ProviderOpt = Annotated[Optional[list[str]], typer.Option(
     "--provider", help="ONNX Runtime execution provider to try first, e.g. CUDAExecutionProvider (repeatable; "
     "CPU is always the fallback).", rich_help_panel=MODEL_PANEL)]
@@ -618,7 +624,8 @@ def label(
     flip: bool = typer.Option(False, "--flip", help="Average with the mirrored image (test-time augmentation)."),
     scales: str = typer.Option("1", help="Image scales to average over, e.g. 0.75,1,1.25."),
     layout: str = typer.Option("oxford", help="oxford (trimaps with a border band) or masks (images/ + masks/)."),
-    border_px: Optional[int] = typer.Option(None, min=1, help="Trimap band width (default: 3% of the longer side)."),
+    border_px: Optional[int] = typer.Option(None, min=1, max=255, help="Trimap band width in pixels (default: 3% of "
+                                            "the longer side)."),
     min_fg: float = typer.Option(0.03, min=0.0, max=1.0, help="Reject masks covering less of the image.",
                                  rich_help_panel="Filters"),
     max_fg: float = typer.Option(0.97, min=0.0, max=1.0, help="Reject masks covering more of the image.",
@@ -682,9 +689,9 @@ def bench(
     models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names (tutorial, edge, edge160)."),
     data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
     threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and all cores)."),
-    warmup: int = typer.Option(10, min=0, help="Untimed runs first."),
-    runs: int = typer.Option(50, min=1, help="Timed runs (at least)."),
-    min_seconds: float = typer.Option(0.0, min=0.0, help="Keep timing for at least this long."),
+    warmup: int = typer.Option(10, min=0, max=MAX_RUNS, help="Untimed runs first."),
+    runs: int = typer.Option(50, min=1, max=MAX_RUNS, help="Timed runs (at least)."),
+    min_seconds: float = typer.Option(0.0, min=0.0, max=3600.0, help="Keep timing for at least this long."),
     eval_size: int = typer.Option(100, min=1, help="Test images for accuracy."),
     foreground: Optional[str] = typer.Option(
         None, help="Foreground classes of a third-party class model, with optional weights, e.g. 8,12."),
@@ -700,8 +707,9 @@ def bench(
     from edgeseg.data import DataError, check_source
 
     thread_counts = _split_list(threads)
-    if not all(t.isdigit() and int(t) > 0 for t in thread_counts):
-        raise typer.BadParameter(f"{threads!r}: expected thread counts of 1 or more, e.g. 1,2,4", param_hint="--threads")
+    if not all(t.isdigit() and 0 < int(t) <= MAX_THREADS for t in thread_counts):
+        raise typer.BadParameter(f"{threads!r}: expected thread counts from 1 to {MAX_THREADS}, e.g. 1,2,4",
+                                 param_hint="--threads")
     if data is not None:
         try:
             check_source(data)
