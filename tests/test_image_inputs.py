@@ -194,3 +194,43 @@ def test_file_names_that_are_not_utf8_never_crash(tmp_path):
 
     with Segmenter(SegmenterOptions(os.fsdecode(onnx))) as seg:
         assert seg.segment(np.full((30, 40, 3), 90, np.uint8)).shape == (30, 40)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB file system (tmpfs; needs root, as CI and the developers' machines have), unmounted after."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_stops_predict_at_the_first_failed_write_and_lists_the_rest(tmp_path, small_disk):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):  # noise compresses badly: each PNG is ~0.4 MB
+        cv2.imwrite(str(photos / f"p{i}.png"), rng.integers(0, 255, (400, 400, 3), dtype=np.uint8))
+    result = runner.invoke(app, ["predict", str(photos), "--effect", "none", "--out", str(small_disk)])
+    text = one_line(result.output)
+    assert result.exit_code == 1 and "No space left on device" in text, text
+    written = sorted(p.name for p in small_disk.iterdir() if not p.name.startswith("."))
+    assert written and all(f"{w}" in text for w in written)  # what was written is listed
+    assert "not tried: writing" in text and "of 6 inputs failed" in text and "6 of 6" not in text
+    assert not [p for p in small_disk.iterdir() if p.name.startswith(".")]  # no partial file
+
+
+def test_a_full_disk_stops_the_recording_with_the_os_reason(tmp_path, small_disk):
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "long.avi", frames=400, size=(320, 240))
+    result = runner.invoke(app, ["webcam", "--source", str(video), "--effect", "none", "--output",
+                                 str(small_disk / "out.avi")])
+    text = one_line(result.output)
+    assert result.exit_code == 1 and "output failed" in text and "No space left on device" in text, text
+    assert "frames written but the file holds" not in text
+    assert not list(small_disk.iterdir())  # neither a partial recording nor its temporary file

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -22,6 +24,7 @@ log = logging.getLogger("edgeseg")
 # every build can write.
 VIDEO_CODECS = {".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",), ".mkv": ("avc1", "MJPG")}
 CODEC_NAMES = {"avc1": "H.264", "mp4v": "MPEG-4 Part 2", "MJPG": "Motion JPEG"}
+MIN_FREE_BYTES = 256 * 1024  # below this the next frames cannot be stored: stop, with the OS's reason
 MAX_VIDEO_SIDE = 8192  # MPEG-4 Part 2 and H.264 levels, and OpenCV's MJPG writer, stop here
 
 
@@ -66,6 +69,8 @@ class VideoOutput:
                 log.warning("frames of %dx%d resized to the video's %dx%d", w, h, *self.size)
                 self._resize_warned = True
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        if shutil.disk_usage(self.tmp.parent).free < MIN_FREE_BYTES:  # the encoder would only print warnings
+            raise OSError(errno.ENOSPC, f"cannot write {self.path}: {os.strerror(errno.ENOSPC)}")
         with _stop_signals_deferred():  # a stop between the write and the count would fail the close's check
             self.writer.write(frame)
             self.frames += 1

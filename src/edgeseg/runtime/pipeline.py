@@ -59,10 +59,11 @@ class EndReason(str, Enum):
     SIGNAL = "stopped by signal"
     FRAME_LIMIT = "frame limit reached"
     SOURCE_LOST = "source lost"
+    OUTPUT_FAILED = "output failed"
 
     @property
     def failed(self) -> bool:
-        return self is EndReason.SOURCE_LOST
+        return self in (EndReason.SOURCE_LOST, EndReason.OUTPUT_FAILED)
 
 
 @dataclass
@@ -239,9 +240,11 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
             report.ended, report.detail = EndReason.SIGNAL, str(exc)
         except SourceError as exc:
             report.ended, report.detail = EndReason.SOURCE_LOST, str(exc)
+        except OSError as exc:  # a full disk, say: stop at the first failed write, with the OS's reason
+            report.ended, report.detail = EndReason.OUTPUT_FAILED, str(exc)
         finally:
             if writer:
-                writer.close(keep=True)
+                writer.close(keep=report.ended is not EndReason.OUTPUT_FAILED)  # no file of half its frames
                 report.output = str(writer.path) if writer.frames else None
                 report.codec = CODEC_NAMES.get(writer.codec) if writer.frames else None
             for closable in (window, server, camera):
@@ -318,12 +321,12 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, video=False)
-        jobs = list(zip(files, output_names(files, Effect(effect).value)))
+        todo = jobs = list(zip(files, output_names(files, Effect(effect).value)))
         if progress:
             from edgeseg.progress import track
 
             jobs = track(jobs, description=f"Segmenting {len(jobs)} images", transient=True)
-        for path, name in jobs:
+        for index, (path, name) in enumerate(jobs):
             try:
                 image = read_image(path, max_pixels, MAX_PIXELS_OPTION, alpha=True)
             except ImageError as exc:
@@ -338,8 +341,14 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
             for k in history:
                 history[k].append(timings[k] * 1000)
             target = out_dir / name
-            with atomic_path(target) as tmp:
-                write_image(tmp, result)
+            try:
+                with atomic_path(target) as tmp:
+                    write_image(tmp, result)
+            except OSError as exc:  # a full disk: every later write would fail too
+                failed[str(path)] = f"cannot write {target}: {exc.strerror or exc}"
+                stopped = f"not tried: writing {target} failed ({exc.strerror or exc})"
+                failed.update({str(p): stopped for p, _ in todo[index + 1:]})
+                break
             outputs[str(path)] = str(target)
         delegate = segmenter.backend.details
     return PredictReport(outputs, failed, {k: round(statistics.median(v), 3) for k, v in history.items() if v}, delegate)
