@@ -6,6 +6,7 @@ for browsers on other machines), so load from elsewhere on the machine hits both
 and the FPS of every block.
 
     python benchmarks/soak_serve.py --frames 20000 --viewers 20 --out benchmarks/results/soak_serve.json
+    python benchmarks/soak_serve.py --effects all --frames 6000 --viewers 4 --out benchmarks/results/soak_effects.json
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import psutil
 from edgeseg.benchmarks.device import device_info
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import resolve_model
+from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.pipeline import PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import Frame, Source
@@ -95,15 +97,8 @@ class SoakSource(Source):
         self._set_viewers(False)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="edge", help="model file or shipped name (the server is what is measured)")
-    parser.add_argument("--frames", type=int, default=20000)
-    parser.add_argument("--block", type=int, default=1000)
-    parser.add_argument("--viewers", type=int, default=20)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--plot", type=Path, help="RSS-over-time chart (PNG)")
-    args = parser.parse_args()
+def soak(model: str, effect: Effect, frames: int, block: int, viewers: int) -> dict:
+    """One soak run of ``effect``: FPS per block with and without viewers, RSS every 250 frames."""
     servers = []
 
     def address():
@@ -118,27 +113,45 @@ def main() -> None:
         return real_start(self)
 
     server_mod.MjpegServer.start = start
-    source = SoakSource(args.frames, args.block, args.viewers, address)
-    options = SegmenterOptions(resolve_model(args.model), RunningMode.VIDEO)
-    with Segmenter(options) as segmenter:
-        report = run_pipeline(source, segmenter, PipelineOptions(serve="127.0.0.1:0", max_clients=args.viewers + 4),
-                              announce=lambda url: None)
-    fps = {n: statistics.median(b["fps"] for b in source.blocks if b["viewers"] == n) for n in (0, args.viewers)}
+    try:
+        source = SoakSource(frames, block, viewers, address)
+        with Segmenter(SegmenterOptions(resolve_model(model), RunningMode.VIDEO)) as segmenter:
+            report = run_pipeline(source, segmenter, PipelineOptions(
+                effect=effect, serve="127.0.0.1:0", max_clients=viewers + 4), announce=lambda url: None)
+    finally:
+        server_mod.MjpegServer.start = real_start
+    fps = {n: statistics.median(b["fps"] for b in source.blocks if b["viewers"] == n) for n in {0, viewers}}
     rss = [r for _, r in source.rss]
     settled = rss[len(rss) // 10:]  # after warm-up
-    result = {
-        "command": " ".join(sys.argv), "device": device_info(None), "python": platform.python_version(),
-        "model": str(args.model), "frames": report.frames, "ended": report.ended.value,
+    return {
+        "effect": effect.value, "frames": report.frames, "ended": report.ended.value,
         "median_block_fps": {str(k): v for k, v in fps.items()},
-        "fps_ratio_viewers_vs_none": round(fps[args.viewers] / fps[0], 3),
+        "fps_ratio_viewers_vs_none": round(fps[viewers] / fps[0], 3),
         "frames_sent": servers[0].frames_sent, "frames_encoded": servers[0].frames_encoded,
         "rss_mb": {"first": rss[0], "after_warmup_min": min(settled), "after_warmup_max": max(settled),
-                   "last": rss[-1]},
+                   "last": rss[-1], "growth_after_warmup": round(max(settled) - settled[0], 1)},
         "blocks": source.blocks, "rss_over_frames": source.rss,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="edge", help="model file or shipped name (the server is what is measured)")
+    parser.add_argument("--frames", type=int, default=20000)
+    parser.add_argument("--block", type=int, default=1000)
+    parser.add_argument("--viewers", type=int, default=20)
+    parser.add_argument("--effects", default="grayscale-bg",
+                        help=f"comma-separated effects, each soaked in turn, or 'all' ({', '.join(e.value for e in Effect)})")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--plot", type=Path, help="RSS-over-time chart (PNG)")
+    args = parser.parse_args()
+    effects = list(Effect) if args.effects == "all" else [Effect(e) for e in args.effects.split(",")]
+    runs = [soak(args.model, e, args.frames, args.block, args.viewers) for e in effects]
+    result = {"command": " ".join(sys.argv), "device": device_info(None), "python": platform.python_version(),
+              "model": str(args.model), "viewers": args.viewers, "runs": runs}
     atomic_write_text(args.out, json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("median_block_fps", "fps_ratio_viewers_vs_none", "frames_sent",
-                                             "frames_encoded", "rss_mb")}, indent=2))
+    print(json.dumps([{k: r[k] for k in ("effect", "median_block_fps", "fps_ratio_viewers_vs_none", "rss_mb")}
+                      for r in runs], indent=2))
     if args.plot:
         import matplotlib
 
@@ -146,15 +159,13 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.plot([f for f, _ in source.rss], rss)
-        for b in source.blocks:
-            if b["viewers"]:
-                ax.axvspan(b["first_frame"], b["first_frame"] + args.block, color="tab:orange", alpha=0.15, lw=0)
-        ax.set_xlabel(f"frame (shaded: {args.viewers} viewers attached)")
+        for r in runs:
+            ax.plot([f for f, _ in r["rss_over_frames"]], [m for _, m in r["rss_over_frames"]], label=r["effect"])
+        ax.set_xlabel(f"frame ({args.viewers} viewers attached every other block of {args.block})")
         ax.set_ylabel("RSS (MB)")
-        ax.set_ylim(0, max(rss) * 1.2)
-        ax.set_title(f"soak: {report.frames} frames, {args.model}, FPS with/without viewers "
-                     f"{result['fps_ratio_viewers_vs_none']:.2f}")
+        ax.set_ylim(0, max(m for r in runs for _, m in r["rss_over_frames"]) * 1.2)
+        ax.legend(fontsize=7)
+        ax.set_title(f"soak: {args.frames} frames per effect, {args.model}")
         fig.tight_layout()
         fig.savefig(args.plot, dpi=100)
 

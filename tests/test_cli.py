@@ -101,7 +101,7 @@ def test_evaluate_records_the_mask_settings_it_measured_with(oxford_dir):
         result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--edges", edges, "--json"])
         assert result.exit_code == 0, result.output
         reports[edges] = json.loads(result.stdout)
-    assert reports["bilinear"]["settings"] == {"threshold": 0.5, "softness": 0.1, "edges": "bilinear"}
+    assert reports["bilinear"]["settings"] == {"threshold": 0.5, "softness": 0.1, "edges": "bilinear", "min_blob": 0.0}
     assert reports["guided"]["settings"]["edges"] == "guided"
     assert reports["guided"]["mask"] != reports["bilinear"]["mask"]  # the setting reached the Segmenter
 
