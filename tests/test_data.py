@@ -156,6 +156,7 @@ def _constant_source(value: int, n: int, size: int = 40):
 
 
 def test_sources_are_drawn_by_weight_times_size():
+    pytest.importorskip("tensorflow")
     # source A: 40 images, weight 1; source B: 10 images, weight 3 -> B's share is 30 / 70 of the draws
     parts = [_constant_source(10, 40), _constant_source(200, 10)]
     ds, steps = data_mod.make_mixed_dataset(parts, [1.0, 3.0], 32, batch_size=10, augment="none", seed=0)
@@ -166,6 +167,7 @@ def test_sources_are_drawn_by_weight_times_size():
 
 
 def test_ignored_outline_pixels_weigh_nothing_and_leave_the_dice_term_too():
+    pytest.importorskip("tensorflow")
     from edgeseg.data.outline import BORDER, IGNORE
 
     part = _constant_source(10, 8)

@@ -98,6 +98,7 @@ def _truncate(path):
     path.write_bytes(data[: len(data) // 3])  # what a kill -9 in the middle of a write leaves
 
 
+@pytest.mark.slow  # trains a model
 def test_a_damaged_backup_falls_back_to_the_previous_one(oxford_session_dir, tmp_path, monkeypatch, caplog):
     from edgeseg.trainer.train import train
 
@@ -110,6 +111,7 @@ def test_a_damaged_backup_falls_back_to_the_previous_one(oxford_session_dir, tmp
     assert "is damaged" in caplog.text and "resumed from the previous backup" in caplog.text
 
 
+@pytest.mark.slow  # trains a model
 def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, monkeypatch):
     _interrupted_run(oxford_session_dir, tmp_path / "run", monkeypatch)
     backup = tmp_path / "run" / "backup"
@@ -573,6 +575,7 @@ def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, 
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
 ])
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
+    pytest.importorskip("keras")  # train checks for the training stack first
     option = [o.replace("{tmp}", str(tmp_path)) for o in option]
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(tmp_path / "run"), *option])
     output = one_line(result.output)
@@ -964,6 +967,7 @@ def _interrupted_run_folder(run: Path, data, **settings) -> None:
 
 
 def test_resuming_with_other_settings_is_refused_not_mixed_into_the_run(oxford_dir, tmp_path):
+    pytest.importorskip("keras")  # train checks for the training stack first
     run = tmp_path / "run"
     _interrupted_run_folder(run, oxford_dir, img_size=128, learning_rate=1e-3)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(run), "--img-size", "224",
@@ -976,6 +980,7 @@ def test_resuming_with_other_settings_is_refused_not_mixed_into_the_run(oxford_d
 
 
 def test_resuming_may_extend_the_run_and_name_the_same_data_another_way(oxford_dir, tmp_path, monkeypatch):
+    pytest.importorskip("keras")  # train checks for the training stack first
     from edgeseg.trainer.train import TrainConfig, validate
 
     run = tmp_path / "run"

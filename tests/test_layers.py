@@ -72,3 +72,24 @@ def test_there_are_no_import_circles():
         if m not in state:
             visit(m, [m])
     assert not circles, circles
+
+
+def test_tests_that_train_are_marked_slow():
+    """Every test that trains or exports a model says so (``-m "not slow"`` is the quick suite)."""
+    import re
+
+    tests = Path(__file__).parent
+    unmarked = []
+    for path in tests.glob("test_*.py"):
+        text = path.read_text()
+        if re.search(r"^pytestmark = pytest\.mark\.slow", text, re.M):
+            continue
+        tree = ast.parse(text)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                body = ast.get_source_segment(text, node)
+                marks = " ".join(ast.unparse(d) for d in node.decorator_list)
+                if re.search(r"_interrupted_run\(|interrupted_training\(|\btrain\(config|export_model\(", body) \
+                        and "slow" not in marks:
+                    unmarked.append(f"{path.name}::{node.name}")
+    assert not unmarked, unmarked

@@ -139,3 +139,19 @@ def test_min_blob_is_a_share_of_the_frame(shipped):
     for bad in (-0.1, 1.0, float("nan")):
         with pytest.raises(ValueError, match="min_blob must be a share"):
             Segmenter(SegmenterOptions(shipped("tflite"), min_blob=bad))
+
+
+def test_the_run_folders_prediction_picture_shows_the_runtimes_mask(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from edgeseg.runtime.segmenter import alpha_from_probabilities
+    from edgeseg.trainer import plots
+
+    shown = []
+    real = plots.grayscale_bg
+    monkeypatch.setattr(plots, "grayscale_bg", lambda frame, alpha: (shown.append(alpha), real(frame, alpha))[1])
+    probs = np.zeros((1, 8, 8, 3), np.float32)
+    probs[..., 0], probs[..., 1], probs[..., 2] = 0.05, 0.15, 0.8  # the border band: mostly "border"
+    plots.plot_predictions(np.zeros((1, 8, 8, 3), np.uint8), np.full((1, 8, 8), 2, np.uint8),
+                           np.full((1, 8, 8), 2, np.uint8), probs, tmp_path / "p.png")
+    # p(pet) + 0.5 p(border) = 0.45, soft-thresholded to 0.25: not p(pet) + p(border) = 0.85, the old halo
+    assert np.allclose(shown[0], alpha_from_probabilities(probs[0], TRIMAP_MASK_WEIGHTS)) and shown[0].max() < 0.3

@@ -86,3 +86,14 @@ def test_a_tflite_that_cannot_run_names_its_file(shipped, monkeypatch):
         monkeypatch.setattr(backend._interp, "invoke", broken)
         with pytest.raises(BackendError, match=r"LiteRT cannot run .*\.tflite: Tensor data is null"):
             backend.run(np.zeros(backend.input.shape, backend.input.dtype))
+
+
+def test_a_third_party_models_iou_at_256_px_stays_in_its_own_column(tmp_path):
+    from edgeseg.benchmarks.worker import _accuracy
+    from tests.helpers import write_oxford
+
+    data = write_oxford(tmp_path / "pets", n_trainval=2, n_test=3, size=64)
+    third_party = _model(tmp_path / "other.onnx", out_channels=2)  # no edgeseg metadata
+    result = _accuracy(str(third_party), str(data), 3, 1, {1: 1.0})
+    assert result["fg_iou"] is None and result["miou"] is None  # no class argmax at its own size was measured
+    assert result["fg_iou_256"] is not None

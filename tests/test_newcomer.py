@@ -262,3 +262,20 @@ def test_numbers_are_finite_and_in_range_or_exit_2_naming_the_option(args, optio
     result = runner.invoke(app, args)
     assert result.exit_code == 2, (args, result.output)
     assert option in one_line(result.output), result.output
+
+
+@pytest.mark.parametrize("args, option", [
+    (["webcam", "--output-kind", "logit"], "--output-kind"),
+    (["webcam", "--input-range", "0-2"], "--input-range"),
+    (["predict", "x.png", "--output-kind", "logit"], "--output-kind"),
+])
+def test_third_party_model_choices_are_command_line_errors(args, option):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and option in one_line(result.output), result.output
+
+
+def test_an_input_range_choice_reaches_the_model(tmp_path):
+    from edgeseg.runtime.model_info import INPUT_RANGES, InputRange, _parse_range
+
+    assert _parse_range(InputRange.SIGNED) == _parse_range("-1-1") == (-1.0, 1.0)
+    assert set(INPUT_RANGES) == {r.value for r in InputRange}

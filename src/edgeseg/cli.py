@@ -17,7 +17,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from edgeseg.io import atomic_write_text
+from edgeseg.contract import OutputKind
 from edgeseg.runtime.effects import KEY_HEX, Effect
+from edgeseg.runtime.model_info import InputRange
 from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION
 from edgeseg.runtime.segmenter import MAX_FEATHER, Edges
 from edgeseg.trainer.model_names import MODEL_NAMES
@@ -441,10 +443,11 @@ MinBlobOpt = Annotated[float, typer.Option(
 ForegroundOpt = Annotated[Optional[str], typer.Option(
     help="Classes that make the mask, with optional weights: 8,12 (cat, dog in PASCAL VOC) or 0,2:0.5 (pet, half "
     "the border). Default: the model's own mask weights.", rich_help_panel=MASK_PANEL)]
-InputRangeOpt = Annotated[Optional[str], typer.Option(
-    help="Input range of a model without metadata: 0-255, 0-1 or -1-1.", rich_help_panel=THIRD_PARTY_PANEL)]
-OutputKindOpt = Annotated[Optional[str], typer.Option(
-    help="Output of a model without metadata: logits, probability, class-index.", rich_help_panel=THIRD_PARTY_PANEL)]
+InputRangeOpt = Annotated[Optional[InputRange], typer.Option(
+    metavar="RANGE", help=f"Input range of a model without metadata: {choices(InputRange)}.",
+    rich_help_panel=THIRD_PARTY_PANEL)]
+OutputKindOpt = Annotated[Optional[OutputKind], typer.Option(
+    metavar="KIND", help=f"Output of a model without metadata: {choices(OutputKind)}.", rich_help_panel=THIRD_PARTY_PANEL)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 MaxPixelsOpt = Annotated[int, typer.Option(MAX_PIXELS_OPTION, min=1, help="Refuse larger images before decoding them.")]
 

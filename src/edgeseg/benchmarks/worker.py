@@ -42,9 +42,9 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     model: the like-for-like comparison across input sizes and third-party models. For edgeseg models also
     ``miou`` and ``fg_iou`` from the class argmax at the model's own input size, as the export checks.
     """
+    from edgeseg.data import load_split
     from edgeseg.runtime.backends import open_backend
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
-    from edgeseg.data import load_split
     from edgeseg.trainer.evaluate import mask_quality
     from edgeseg.trainer.metrics import FOREGROUND_CLASSES, segmentation_metrics
 
@@ -64,9 +64,7 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
             pred = seg.segment(cv2.cvtColor(image, cv2.COLOR_RGB2BGR)) > 0.5
             inter += int((pred & t).sum())
             union += int((pred | t).sum())
-    result["fg_iou_256"] = round(inter / union, 4) if union else None
-    if result["fg_iou"] is None:
-        result["fg_iou"] = result["fg_iou_256"]
+    result["fg_iou_256"] = round(inter / union, 4) if union else None  # its own column: never fg_iou's
     # The headline: the runtime's mask at each image's own resolution, border pixels ignored.
     quality = mask_quality(path, data, "test", limit=eval_size, progress=False,
                            options={"threads": threads, "foreground": foreground})

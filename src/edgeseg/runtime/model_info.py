@@ -8,13 +8,23 @@ tensors or given as overrides.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.backends.base import Backend
 
-INPUT_RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
+class InputRange(str, Enum):
+    """The pixel range a model without metadata expects."""
+
+    UINT8 = "0-255"
+    UNIT = "0-1"
+    SIGNED = "-1-1"
+
+
+INPUT_RANGES = {InputRange.UINT8.value: (0.0, 255.0), InputRange.UNIT.value: (0.0, 1.0),
+                InputRange.SIGNED.value: (-1.0, 1.0)}
 MIN_SIDE = 8  # smaller spatial sizes are a classifier's or an undeclared (dynamic) size, not a mask
 
 
@@ -37,6 +47,7 @@ class ModelInfo:
 
 
 def _parse_range(value: str) -> tuple[float, float]:
+    value = value.value if isinstance(value, InputRange) else value
     if value not in INPUT_RANGES:
         raise ValueError(f"input range must be one of {', '.join(INPUT_RANGES)}, received {value!r}")
     return INPUT_RANGES[value]

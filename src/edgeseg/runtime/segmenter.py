@@ -294,6 +294,13 @@ def drop_small_parts(mask: np.ndarray, min_share: float, visible: float) -> np.n
     return mask
 
 
+def alpha_from_probabilities(probs: np.ndarray, weights, threshold: float = 0.5, softness: float = 0.1) -> np.ndarray:
+    """The runtime's alpha at the model's resolution from class probabilities (..., C): the mask weights'
+    sum of probabilities, soft-thresholded (what a user sees, before the resize to the frame)."""
+    alpha = np.ascontiguousarray(probs, dtype=np.float32) @ np.asarray(weights, np.float32)
+    return soft_threshold(alpha, threshold, softness)
+
+
 def soft_threshold(alpha: np.ndarray, threshold: float = 0.5, softness: float = 0.1) -> np.ndarray:
     """Soft threshold in place: 0 below ``threshold - softness``, 1 above ``threshold + softness``, linear between.
 

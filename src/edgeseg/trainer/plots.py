@@ -11,9 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from edgeseg.contract import TRIMAP_MASK_WEIGHTS  # noqa: E402
 from edgeseg.io import atomic_path  # noqa: E402
 from edgeseg.runtime.effects import grayscale_bg  # noqa: E402
-from edgeseg.trainer.metrics import FOREGROUND_CLASSES  # noqa: E402
+from edgeseg.runtime.segmenter import alpha_from_probabilities  # noqa: E402
 
 # pet, background, border
 MASK_COLORS = np.array([[230, 120, 40], [30, 30, 30], [250, 230, 90]], np.uint8)
@@ -45,7 +46,7 @@ def plot_predictions(images, masks, predicted, probs, path: str | Path) -> None:
     n = len(images)
     fig, axes = plt.subplots(n, 4, figsize=(10, 2.5 * n), squeeze=False)
     for row, (image, mask, pred, prob) in enumerate(zip(images, masks, predicted, probs)):
-        alpha = prob[..., list(FOREGROUND_CLASSES)].sum(-1).astype(np.float32)
+        alpha = alpha_from_probabilities(prob, TRIMAP_MASK_WEIGHTS)  # the mask the runtime shows, not p(pet) + p(border)
         effect = grayscale_bg(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), alpha)
         panels = (image, MASK_COLORS[mask], MASK_COLORS[pred], cv2.cvtColor(effect, cv2.COLOR_BGR2RGB))
         for ax, panel, title in zip(axes[row], panels, ("input", "true mask", "predicted", "grayscale-bg")):
