@@ -234,3 +234,22 @@ def test_a_full_disk_stops_the_recording_with_the_os_reason(tmp_path, small_disk
     assert result.exit_code == 1 and "output failed" in text and "No space left on device" in text, text
     assert "frames written but the file holds" not in text
     assert not list(small_disk.iterdir())  # neither a partial recording nor its temporary file
+
+
+def test_a_decoder_failure_is_a_per_file_error_and_the_next_photo_is_read(tmp_path, monkeypatch):
+    from edgeseg.runtime import image_io
+
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((30, 30, 3), 90, np.uint8))
+    real, calls = cv2.imdecode, []
+
+    def imdecode(buf, flags):  # what OpenCV raises when the decoder's allocation fails
+        calls.append(1)
+        if len(calls) == 1:
+            raise cv2.error("OpenCV(4.x) (-4:Insufficient memory) Failed to allocate")
+        return real(buf, flags)
+
+    monkeypatch.setattr(image_io.cv2, "imdecode", imdecode)
+    with pytest.raises(ImageError, match=r"a.png could not be decoded \(error: .*Insufficient memory"):
+        read_image(tmp_path / "a.png")
+    assert read_image(tmp_path / "b.png").shape == (30, 30, 3)

@@ -117,8 +117,11 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
                          f"{max_pixels:,} pixels{hint}")
     if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
         raise ImageError(f"{path} is a truncated JPEG (no end-of-image marker): an interrupted download or copy?")
-    with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
+    try:
+        with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
+    except (cv2.error, MemoryError) as exc:  # out of memory, say: this file fails, the next one is read
+        raise ImageError(f"{path} could not be decoded ({type(exc).__name__}: {str(exc).strip()[:120]})") from None
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
     if alpha:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
