@@ -2,6 +2,7 @@
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -80,3 +81,62 @@ def test_files_loop_and_play_in_real_time_when_asked(video):
     with open_source(str(video), realtime=True) as source:
         count = sum(1 for _ in source)
     assert count == 12 and time.monotonic() - start >= 11 / 10.0 - 0.05  # the clip is 10 fps
+
+
+class _FakeCamera:
+    """A cv2.VideoCapture stand-in for a camera that offers only 640x480 at 30 FPS."""
+
+    def __init__(self, *args):
+        self.props = {cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0, cv2.CAP_PROP_FPS: 30.0}
+        self.asked = {}
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.asked[prop] = value
+        if prop == cv2.CAP_PROP_FRAME_WIDTH and value == 1280:  # it has a 1280x720 mode, at 30 FPS only
+            self.props.update({cv2.CAP_PROP_FRAME_WIDTH: 1280.0, cv2.CAP_PROP_FRAME_HEIGHT: 720.0})
+        return True
+
+    def get(self, prop):
+        return self.props.get(prop, 0.0)
+
+    def read(self):
+        import time
+
+        time.sleep(0.01)
+        w, h = int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT])
+        return True, np.zeros((h, w, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_the_camera_is_asked_for_a_size_and_rate_and_says_what_it_delivers(monkeypatch, caplog):
+    from edgeseg.runtime import sources
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", _FakeCamera)
+    with caplog.at_level("WARNING", logger="edgeseg"):
+        src = sources.open_source("0", camera=sources.CameraMode((1280, 720), 30.0))
+        frame = next(iter(src))
+        src.close()
+    assert frame.image.shape == (720, 1280, 3) and "delivers" not in caplog.text  # what was asked
+    with caplog.at_level("WARNING", logger="edgeseg"):
+        src = sources.open_source("0", camera=sources.CameraMode((1920, 1080), 60.0))
+        src.close()
+    assert "0 delivers 640x480 at 30 FPS, not the 1920x1080 at 60 FPS asked for" in caplog.text
+
+
+def test_camera_options_are_for_cameras(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgeseg.cli import app
+    from tests.helpers import one_line, write_video
+
+    video = write_video(tmp_path / "v.avi", frames=2)
+    result = CliRunner().invoke(app, ["webcam", "--source", str(video), "--camera-size", "1280x720", "--output",
+                                      str(tmp_path / "o.mp4")])
+    assert result.exit_code == 1 and "--camera-size and --camera-fps are for cameras" in one_line(result.output)
+    result = CliRunner().invoke(app, ["webcam", "--camera-size", "1280by720"])
+    assert result.exit_code == 2 and "expected WIDTHxHEIGHT" in one_line(result.output)

@@ -456,6 +456,9 @@ MaxPixelsOpt = Annotated[int, typer.Option(MAX_PIXELS_OPTION, min=1, help="Refus
 def webcam(
     model: ModelOpt = None,
     source: str = typer.Option("0", help="Camera index or device, video file, rtsp/http URL, image or folder."),
+    camera_size: Optional[str] = typer.Option(None, help="Frame size to ask the camera for, e.g. 1280x720 (it says "
+                                              "when it delivers another)."),
+    camera_fps: Optional[float] = typer.Option(None, min=1.0, max=1000.0, help="Frame rate to ask the camera for."),
     effect: EffectOpt = Effect.GRAYSCALE_BG,
     background: BackgroundOpt = None,
     output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
@@ -501,7 +504,7 @@ def webcam(
     from edgeseg.runtime.pipeline import EndReason, PipelineOptions, run_pipeline
     from edgeseg.runtime.segmenter import RunningMode, Segmenter
     from edgeseg.runtime.server import ServeError, check_token, parse_address
-    from edgeseg.runtime.sources import SourceError, open_source
+    from edgeseg.runtime.sources import CameraMode, SourceError, open_source
 
     if serve:
         try:
@@ -527,8 +530,15 @@ def webcam(
         min_blob=min_blob, input_range=input_range,
         output_kind=output_kind)
     show = display_available() if window is None else window
+    camera = None
+    if camera_size or camera_fps:
+        try:
+            camera = CameraMode(CameraMode.parse_size(camera_size) if camera_size else None, camera_fps)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--camera-size") from None
     try:  # files play at their own frame rate where someone watches: a window, a stream, a virtual camera
-        src = open_source(source, loop=loop, realtime=bool(show or serve or virtual_cam), max_pixels=max_pixels)
+        src = open_source(source, loop=loop, realtime=bool(show or serve or virtual_cam), max_pixels=max_pixels,
+                          camera=camera)
     except SourceError as exc:
         raise fail(str(exc)) from None
     if not (show or output or serve or virtual_cam or as_json) or (show and not display_available()):

@@ -45,15 +45,19 @@ STREAM_TIMEOUT_S = 10.0  # a stream URL that does not answer within this is repo
 
 
 def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MAX_PIXELS,
-                timeout_s: float = STREAM_TIMEOUT_S, loop: bool = False, realtime: bool = False) -> "Source":
+                timeout_s: float = STREAM_TIMEOUT_S, loop: bool = False, realtime: bool = False,
+                camera: CameraMode | None = None) -> "Source":
     """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder.
 
     Files (videos, images) can ``loop`` until stopped and be paced in ``realtime`` at their frame rate
     (for live outputs: a window, a stream server); otherwise they are read as fast as they are processed.
+    ``camera``: the frame size and rate to ask a camera for (a SourceError for any other source).
     """
     spec = str(spec)
     if _is_live(spec):
-        return LiveSource(spec, reconnect_s, timeout_s)
+        return LiveSource(spec, reconnect_s, timeout_s, camera)
+    if camera is not None:
+        raise SourceError(f"--camera-size and --camera-fps are for cameras; {spec} is a file or folder")
     path = Path(spec)
     if path.is_dir():
         files = image_files(path)
@@ -180,19 +184,39 @@ class VideoFileSource(Source):
         self.cap.release()
 
 
+@dataclass(frozen=True)
+class CameraMode:
+    """What to ask a camera for: frame size (width, height) and frames per second, each optional."""
+
+    size: tuple[int, int] | None = None
+    fps: float | None = None
+
+    @classmethod
+    def parse_size(cls, spec: str) -> tuple[int, int]:
+        """``1280x720`` as (1280, 720); a ValueError says what was expected."""
+        w, sep, h = spec.lower().partition("x")
+        if not (sep and w.isdigit() and h.isdigit() and 0 < int(w) <= 16384 and 0 < int(h) <= 16384):
+            raise ValueError(f"{spec!r}: expected WIDTHxHEIGHT, e.g. 1280x720")
+        return int(w), int(h)
+
+
 class LiveSource(Source):
     """A camera or stream URL read by a background thread that keeps only the newest frame.
 
     A source that stops delivering is reopened with exponential back-off for up to ``reconnect_s``
-    seconds; after that iteration raises :class:`SourceError`.
+    seconds; after that iteration raises :class:`SourceError`. ``camera`` is asked of the device at each
+    opening; what it delivers instead is said once, in a warning.
     """
 
     live = True
 
-    def __init__(self, spec: str, reconnect_s: float = 10.0, timeout_s: float = STREAM_TIMEOUT_S):
+    def __init__(self, spec: str, reconnect_s: float = 10.0, timeout_s: float = STREAM_TIMEOUT_S,
+                 camera: CameraMode | None = None):
         self.spec = spec
         self.reconnect_s = reconnect_s
         self.timeout_s = timeout_s
+        self.camera = camera
+        self._camera_warned = False
         self.cap = self._open()
         if self.cap is None:
             raise SourceError(self._open_error())
@@ -222,9 +246,27 @@ class LiveSource(Source):
             self._open_seconds = time.monotonic() - start
         if cap.isOpened():
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+            if self.camera:
+                self._ask(cap, self.camera)
             return cap
         cap.release()
         return None
+
+    def _ask(self, cap, camera: CameraMode) -> None:
+        if camera.size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, camera.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, camera.size[1])
+        if camera.fps:
+            cap.set(cv2.CAP_PROP_FPS, camera.fps)
+        got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        got_fps = cap.get(cv2.CAP_PROP_FPS)
+        off = (camera.size and got != tuple(camera.size)) or (camera.fps and abs(got_fps - camera.fps) > 0.5)
+        if off and not self._camera_warned:  # cameras offer a fixed list of modes and pick the nearest
+            asked = " at ".join(filter(None, [camera.size and "{}x{}".format(*camera.size),
+                                              camera.fps and f"{camera.fps:g} FPS"]))
+            log.warning("%s delivers %dx%d at %g FPS, not the %s asked for (it has no such mode)", self.spec,
+                        *got, got_fps, asked)
+            self._camera_warned = True
 
     def _open_error(self) -> str:
         if self.spec.isdigit() or self.spec.startswith("/dev/video"):
