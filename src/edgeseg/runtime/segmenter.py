@@ -172,14 +172,14 @@ class Segmenter:
             self._preprocess(frame)
             t1 = time.perf_counter()
             output = self.backend.run(self._input)
-            if output.dtype.kind == "f" and not np.isfinite(output).all():  # else a fully opaque mask, silently
-                raise ValueError(f"{self.options.model} produced non-finite outputs (NaN or Inf): the model is "
-                                 "broken, or its input range is wrong (--input-range)")
             t2 = time.perf_counter()
             self.timings.update(preprocess=t1 - t0, inference=t2 - t1)
         t3 = time.perf_counter()
         if not reuse:
             mask = self._foreground(output)
+            if not np.isfinite(mask).all():  # one channel, not every class's: else a fully opaque mask, silently
+                raise ValueError(f"{self.options.model} produced non-finite outputs (NaN or Inf): the model is "
+                                 "broken, or its input range is wrong (--input-range)")
             if self.options.min_blob:
                 drop_small_parts(mask, self.options.min_blob, self.options.threshold - self.options.softness)
             a = self._smoothing

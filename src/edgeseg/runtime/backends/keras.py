@@ -5,6 +5,7 @@ Imports TensorFlow, so it is only loaded when a ``.keras`` file is opened (never
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +47,9 @@ class KerasBackend(ClosingBackend):
         self._first = True
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if self._first:  # the first call starts TensorFlow's devices, which log again
-            self._first = False
-            with native_stderr_silenced():
-                return self._call(batch.astype(np.float32, copy=False)).numpy()
-        return self._call(batch.astype(np.float32, copy=False)).numpy()
+        first, self._first = self._first, False
+        with native_stderr_silenced() if first else nullcontext():  # the first call starts TF's devices, which log
+            return self._call(batch.astype(np.float32, copy=False)).numpy()
 
     def close(self) -> None:
         self.model = None
