@@ -138,8 +138,8 @@ def test_the_hud_draws_each_line_exactly_as_plain_text():
     from edgeseg.runtime.pipeline import HUD_FONT, HUD_SCALE, draw_hud
 
     frame = np.full((200, 320, 3), 150, np.uint8)
-    draw_hud(frame, 30.0, {"preprocess": 0.36, "inference": 4.2}, Effect.GRAYSCALE_BG)
-    lines = [" 30.0 FPS  grayscale-bg", "preprocess   0.36 ms", "inference    4.20 ms"]
+    draw_hud(frame, 30.0, {"preprocess": 0.36, "inference": 4.2}, Effect.GRAYSCALE_BG, "person")
+    lines = [" 30.0 FPS  grayscale-bg  person", "preprocess   0.36 ms", "inference    4.20 ms"]
     reference = np.full_like(frame, 150)
     width = max(cv2.getTextSize(line, HUD_FONT, HUD_SCALE, 1)[0][0] for line in lines)
     reference[:8 + 20 * len(lines), :width + 20] //= 3

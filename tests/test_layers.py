@@ -11,6 +11,7 @@ LAYERS = [
     {"edgeseg", "edgeseg.contract", "edgeseg.io", "edgeseg.progress", "edgeseg.quiet", "edgeseg.runs"},
     {"edgeseg.runtime"},
     {"edgeseg.data"},
+    {"edgeseg.evaluation"},
     {"edgeseg.trainer"},
     {"edgeseg.export"},
     {"edgeseg.benchmarks"},

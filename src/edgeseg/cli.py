@@ -21,7 +21,7 @@ from edgeseg.contract import OutputKind
 from edgeseg.runtime.effects import KEY_HEX, Effect
 from edgeseg.runtime.model_info import InputRange
 from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION
-from edgeseg.runtime.segmenter import MAX_FEATHER, Edges
+from edgeseg.runtime.segmenter import MAX_FEATHER, Edges, SegmenterOptions
 from edgeseg.trainer.model_names import MODEL_NAMES
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -116,13 +116,13 @@ def metrics_table(title: str, rows: dict[str, dict]) -> Table:
                                       *(m["iou"][c] for c in classes)))] for name, m in rows.items()])
 
 
-MASK_COLUMNS = {"pet_iou": "pet IoU (border ignored)", "fg_iou": "fg IoU (pet+border)", "boundary_f": "boundary F",
+MASK_COLUMNS = {"pet_iou": "{} IoU (border ignored)", "fg_iou": "fg IoU ({}+border)", "boundary_f": "boundary F",
                 "background_alpha": "bg alpha", "background_leak": "bg leak", "semi_transparent": "semi-transparent"}
 
 
-def mask_table(title: str, rows: dict[str, dict]) -> Table:
-    """Rows of {name: MaskQuality.to_dict()}."""
-    return table(title, ["", *MASK_COLUMNS.values()],
+def mask_table(title: str, rows: dict[str, dict], subject: str = "pet") -> Table:
+    """Rows of {name: MaskQuality.to_dict()}; ``subject`` names what the mask shows (the pet IoU's subject)."""
+    return table(title, ["", *(c.format(subject) for c in MASK_COLUMNS.values())],
                  [[name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS)] for name, m in rows.items()])
 
 
@@ -163,6 +163,8 @@ def train(
                                 "crops and jitter, rotation, sensor noise) or none.", rich_help_panel="Data"),
     outline: str = typer.Option("band", help="A binary mask's outline in training: band (a border band as the "
                                 "trimaps have), ignore (left out of the loss) or none.", rich_help_panel="Data"),
+    subject: str = typer.Option("pet", help="What the masks show, named in the model's metadata and reports: "
+                                "pet, person, ...", rich_help_panel="Data"),
     early_stopping: int = typer.Option(5, min=0, help="Stop after this many epochs without a better val pet IoU; "
                                        "0 disables.", rich_help_panel="Schedule"),
     bn_refresh_batches: int = typer.Option(
@@ -199,7 +201,7 @@ def train(
         model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
         encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
         upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        class_weights=class_weights, augment=augment, outline=outline,
+        class_weights=class_weights, augment=augment, outline=outline, subject=subject,
         early_stopping=early_stopping, bn_refresh_batches=bn_refresh_batches, mixed_precision=mixed_precision,
         strategy=strategy,
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,
@@ -238,11 +240,15 @@ def evaluate(
     softness: SoftnessOpt = 0.1,
     edges: EdgesOpt = Edges.GUIDED,
     min_blob: MinBlobOpt = 0.0,
+    flicker: int = typer.Option(0, min=0, max=10000, help="Also measure the video mask's flicker on shaken, noisy "
+                                "clips made from the first N photos of each dataset (0: off)."),
+    smoothing: SmoothingOpt = SegmenterOptions.smoothing,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Score the mask a user sees against a dataset's labels, at each image's own resolution.
 
-    Pet IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak, semi-transparent share.
+    The subject's IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak,
+    semi-transparent share; with --flicker, the video mask's mean change per frame where nothing moves.
     """
     from edgeseg.data import SPLITS, DataError, parse_sources
     from edgeseg.runtime.backends import BackendError
@@ -261,8 +267,10 @@ def evaluate(
         raise typer.BadParameter(str(exc), param_hint="--data") from None
 
     settings = {"threshold": threshold, "softness": softness, "edges": edges.value, "min_blob": min_blob}
+    if flicker:
+        settings["smoothing"] = smoothing
     try:
-        report = run_eval(model, data, split, limit, progress=not as_json, options=settings)
+        report = run_eval(model, data, split, limit, progress=not as_json, options=settings, flicker_clips=flicker)
     except (BackendError, DataError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     result = report.to_dict()
@@ -272,7 +280,13 @@ def evaluate(
         typer.echo(json.dumps(result, indent=2))
         return
     console.print(mask_table(f"{model} ({split}, {report.images} images, runtime mask)",
-                             _by_source(report.mask_by_source, report.mask)))
+                             _by_source(report.mask_by_source, report.mask), report.subject))
+    if report.flicker:
+        first = next(iter(report.flicker.values()))
+        console.print(table(f"Flicker: mean |alpha_t - alpha_t-1| where nothing moves ({first.frames}-frame clips, "
+                            f"{first.shake_px} px shake, noise {first.noise:g} levels, smoothing {smoothing:g})",
+                            ["", "clips", "flicker"], [[name, str(f.clips), f"{f.flicker:.5f}"]
+                                                       for name, f in report.flicker.items()]))
     for name, metrics in result["metrics"].items():
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {model.name: metrics}))
 
@@ -440,6 +454,9 @@ FeatherOpt = Annotated[int, typer.Option(min=0, max=MAX_FEATHER, help="Edge feat
 MinBlobOpt = Annotated[float, typer.Option(
     min=0.0, max=0.99, help="Drop visible parts of the mask smaller than this share of the frame, except the largest "
     "(patterned cushions, blobs beside the subject); 0 keeps every part.", rich_help_panel=MASK_PANEL)]
+SmoothingOpt = Annotated[float, typer.Option(
+    min=0.01, max=1.0, help="Video: weight of the newest mask in a running average (1 = no smoothing).",
+    rich_help_panel=MASK_PANEL)]
 ForegroundOpt = Annotated[Optional[str], typer.Option(
     help="Classes that make the mask, with optional weights: 8,12 (cat, dog in PASCAL VOC) or 0,2:0.5 (pet, half "
     "the border). Default: the model's own mask weights.", rich_help_panel=MASK_PANEL)]
@@ -479,8 +496,7 @@ def webcam(
     hud: Optional[bool] = typer.Option(None, "--hud/--no-hud",
                                        help="FPS and per-stage latency overlay (default: in the window only)."),
     threads: ThreadsOpt = None,
-    smoothing: float = typer.Option(0.6, min=0.01, max=1.0, help="Weight of the newest mask (1 = no smoothing).",
-                                    rich_help_panel=MASK_PANEL),
+    smoothing: SmoothingOpt = SegmenterOptions.smoothing,
     threshold: ThresholdOpt = 0.5,
     softness: SoftnessOpt = 0.1,
     edges: EdgesOpt = Edges.GUIDED,

@@ -20,12 +20,26 @@ from edgeseg import __version__
 METADATA_KEY = "edgeseg"  # the metadata entry's name in a .tflite, its metadata_props key in an .onnx
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-# Oxford-IIIT Pet trimaps, 0-based: what edgeseg models predict.
+# Oxford-IIIT Pet trimaps, 0-based: what edgeseg models predict. The first class is the subject ("pet" for
+# Oxford-IIIT Pet, "person" for portraits): see trimap_classes.
 CLASS_NAMES = ("pet", "background", "border")
 FOREGROUND_CLASSES = (0, 2)
 # A trimap's border band is drawn on both sides of the true outline: counting all of it as foreground
 # grows every mask by half a band (a halo). Half its probability puts the 0.5 contour on the outline.
 TRIMAP_MASK_WEIGHTS = (1.0, 0.0, 0.5)
+
+
+def trimap_classes(subject: str = CLASS_NAMES[0]) -> tuple[str, ...]:
+    """The classes of an edgeseg trimap model whose foreground is ``subject``: (subject, background, border)."""
+    if not subject or not subject.replace("-", "").replace("_", "").isalnum() or subject in CLASS_NAMES[1:]:
+        raise ValueError(f"subject {subject!r}: expected a short name of letters or digits such as pet or person, "
+                         f"not {CLASS_NAMES[1]!r} or {CLASS_NAMES[2]!r}")
+    return (subject, *CLASS_NAMES[1:])
+
+
+def is_trimap(classes: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``classes`` are an edgeseg trimap model's (any subject): the one rule for "gets trimap mask weights"."""
+    return len(classes) == len(CLASS_NAMES) and tuple(classes[1:]) == CLASS_NAMES[1:]
 
 
 class MetadataError(ValueError):
@@ -141,6 +155,11 @@ class ArtifactMetadata:
         if self.mask_weights is not None and (len(self.mask_weights) != n
                                               or any(not 0 <= w <= 1 for w in self.mask_weights)):
             raise MetadataError(f"mask_weights {list(self.mask_weights)}: expected {n} weights in [0, 1]")
+
+    @property
+    def subject(self) -> str:
+        """What the mask shows ("pet", "person"): the first foreground class's name."""
+        return self.classes[self.foreground_classes[0]] if self.foreground_classes else "foreground"
 
     def class_weights(self) -> tuple[float, ...]:
         """The mask weight of every class."""

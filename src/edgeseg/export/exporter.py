@@ -16,6 +16,7 @@ from edgeseg.contract import (
     ArtifactMetadata,
     Format,
     artifact_name,
+    is_trimap,
 )
 from edgeseg.export import onnx as onnx_export
 from edgeseg.export import tflite as tflite_export
@@ -148,12 +149,13 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
                           reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
 
     macs = keras_macs(model)["total"]
-    trimap = tuple(run_info.get("classes", CLASS_NAMES)) == CLASS_NAMES and model.output_shape[-1] == len(CLASS_NAMES)
+    classes = tuple(run_info.get("classes", CLASS_NAMES))
+    trimap = is_trimap(classes) and model.output_shape[-1] == len(CLASS_NAMES)
 
     def metadata_for(fmt: Format, precision: Precision, input_dtype: str) -> ArtifactMetadata:
         return ArtifactMetadata(
             model.name, fmt.name, precision.value, (size, size), input_dtype,
-            mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None,
+            classes=classes if trimap else CLASS_NAMES, mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None,
             source_model=str(model_path), source_metrics=source_metrics, macs=macs)
 
     def user_view(path: str | Path) -> dict:

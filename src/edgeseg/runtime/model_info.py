@@ -45,6 +45,13 @@ class ModelInfo:
     def foreground_classes(self) -> tuple[int, ...]:
         return tuple(c for c, w in self.mask_weights.items() if w > 0)
 
+    @property
+    def subject(self) -> str:
+        """What the mask shows, for reports and the HUD: the first foreground class's name ("pet", "person"),
+        or "foreground" for models that name no classes."""
+        fg = self.foreground_classes
+        return self.class_names[fg[0]] if fg and fg[0] < len(self.class_names) else "foreground"
+
 
 def _parse_range(value: str) -> tuple[float, float]:
     value = value.value if isinstance(value, InputRange) else value

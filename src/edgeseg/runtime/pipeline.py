@@ -71,6 +71,7 @@ class RunReport:
     """How a run went: frames, rate, median per-stage latency, and why it ended."""
 
     source: str
+    subject: str = ""  # what the mask shows ("pet", "person"): the model's first foreground class
     frames: int = 0
     seconds: float = 0.0
     fps: float = 0.0
@@ -125,13 +126,13 @@ def _announce(url: str) -> None:
 HUD_FONT, HUD_SCALE, HUD_LINE = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 20
 
 
-def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: Effect) -> None:
+def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: Effect, subject: str = "") -> None:
     """FPS and per-stage latency, white on a dark box in the top-left corner (in place).
 
     One text pass of thickness 1 on a filled box: an outline drawn with a thicker pass of the same text
     has wider glyph advances in OpenCV 5, which garbled the lines ("preprocesss 0.36 mss").
     """
-    lines = [f"{fps:5.1f} FPS  {effect.value}"] + [f"{k:<11}{v:6.2f} ms" for k, v in stage_ms.items()]
+    lines = [f"{fps:5.1f} FPS  {effect.value}  {subject}".rstrip()] + [f"{k:<11}{v:6.2f} ms" for k, v in stage_ms.items()]
     width = max(cv2.getTextSize(line, HUD_FONT, HUD_SCALE, 1)[0][0] for line in lines)
     box = frame[:min(frame.shape[0], 8 + HUD_LINE * len(lines)), :min(frame.shape[1], width + 20)]
     box //= 3  # darken in place: readable on any background
@@ -179,7 +180,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     from edgeseg.runtime.outputs import CODEC_NAMES, VideoOutput, VirtualCamera, Window
     from edgeseg.runtime.server import MjpegServer, parse_address, redact
 
-    report = RunReport(source=name, delegate=segmenter.backend.details)
+    report = RunReport(source=name, subject=segmenter.info.subject, delegate=segmenter.backend.details)
     effects = list(Effect)
     process = FrameProcessor(segmenter, options.effect, options.background, options.blur)
     # A live run may last for days: each stage keeps its last STATS_WINDOW timings, not every frame's.
@@ -215,7 +216,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                 last = t0
                 if hud:  # before the first whole turn, the rate of this frame's work is all there is
                     shown = fps or 1.0 / max(time.perf_counter() - t0 + frame.capture_s, 1e-6)
-                    draw_hud(out, shown, {k: history[k][-1] for k in ALL_STAGES}, process.effect)
+                    draw_hud(out, shown, {k: history[k][-1] for k in ALL_STAGES}, process.effect, report.subject)
                 if writer:
                     writer.write(out)
                 if server:

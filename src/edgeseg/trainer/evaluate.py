@@ -9,9 +9,11 @@ also get the class-argmax metrics at their input size, as during training.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from edgeseg.data import TFDS_NAME, DataSource, iter_full_resolution, load_split
+from edgeseg.evaluation.flicker import FlickerReport, measure_flicker
 from edgeseg.runs import RunFolder
 from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 from edgeseg.trainer.metrics import SegmentationMetrics
@@ -27,6 +29,8 @@ class EvalReport:
     mask_by_source: dict[str, MaskQuality] = field(default_factory=dict)
     metrics: dict[str, SegmentationMetrics] = field(default_factory=dict)  # per source: class argmax (Keras only)
     settings: dict = field(default_factory=dict)  # the runtime settings the mask was made with
+    subject: str = "pet"  # what the mask shows (the model's first foreground class): "pet IoU" is its IoU
+    flicker: dict[str, FlickerReport] = field(default_factory=dict)  # per source, when asked for
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -98,9 +102,32 @@ def mask_quality_by_source(model: str | Path, data: list[str], split: str = "tes
     return mean_quality(list(by_source.values())), by_source
 
 
+def video_mask(model: str | Path, data: list[str], split: str, clips: int, options: dict | None = None
+               ) -> tuple[str, dict[str, FlickerReport]]:
+    """The subject ``model`` segments, and its mask's flicker (VIDEO mode, ``options`` such as smoothing) on
+    shaken clips of the first ``clips`` photos of each source's ``split`` (none when ``clips`` is 0)."""
+    from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+
+    with Segmenter(SegmenterOptions(model, running_mode=RunningMode.VIDEO, **(options or {}))) as segmenter:
+        def segment(frame, first):
+            if first:
+                segmenter.reset()
+            return segmenter.segment(frame)
+
+        flicker = {DataSource(d).name: measure_flicker(
+            segment, [image for _, image, _ in islice(iter_full_resolution(d, split), clips)]) for d in data
+            if clips}
+        return segmenter.info.subject, flicker
+
+
 def evaluate(model_path: str | Path, data: str | list[str], split: str = "test", limit: int | None = None,
-             batch_size: int = 32, progress: bool = True, options: dict | None = None) -> EvalReport:
-    """Mask quality of any model on ``split`` of each source in ``data``; Keras models also get argmax metrics."""
+             batch_size: int = 32, progress: bool = True, options: dict | None = None,
+             flicker_clips: int = 0) -> EvalReport:
+    """Mask quality of any model on ``split`` of each source in ``data``; Keras models also get argmax metrics.
+
+    ``flicker_clips``: also measure the video mask's flicker on that many shaken photos per source
+    (:mod:`edgeseg.evaluation.flicker`); ``options`` may then hold ``smoothing``, which single images ignore.
+    """
     from edgeseg.runtime.packaged import resolve_model
 
     data = [data] if isinstance(data, str) else list(data)
@@ -117,4 +144,6 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     else:
         path = resolve_model(str(model_path))
     quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)
-    return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}))
+    subject, flicker = video_mask(path, data, split, flicker_clips, options)
+    return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}),
+                      subject, flicker)

@@ -27,6 +27,7 @@ from edgeseg import __version__
 from edgeseg.data import (
     DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_sources, parse_sources,
 )
+from edgeseg.contract import trimap_classes
 from edgeseg.io import atomic_write_text
 from edgeseg.runs import run_lock
 from edgeseg.trainer import data as data_mod
@@ -57,6 +58,7 @@ class TrainConfig:
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
     augment: str = "standard"  # "none", "standard" or "strong": see edgeseg.trainer.data.AUGMENTATIONS
     outline: str = "band"  # what a binary mask's outline teaches: see edgeseg.data.outline.Outline
+    subject: str = "pet"  # the foreground class's name in the artifact ("person" for portraits)
     early_stopping: int = 5  # patience in epochs, 0 disables
     bn_refresh_batches: int = 8  # training batches that re-estimate BatchNorm statistics each epoch; 0 disables
     mixed_precision: bool = False
@@ -144,6 +146,7 @@ def validate(config: TrainConfig) -> None:
     from edgeseg.trainer.models import UPSAMPLING, check_model_name
 
     check_model_name(config.model)
+    trimap_classes(config.subject)
     parse_sources(config.data)
     get_augmentation(config.augment)
     if config.outline not in {o.value for o in Outline}:
@@ -478,7 +481,7 @@ def _write_run_json(run: Path, config: TrainConfig, strategy, splits: _Splits, c
                      "python": platform.python_version()},
         "device": {"platform": platform.platform(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
                    "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync},
-        "classes": list(CLASS_NAMES),
+        "classes": list(trimap_classes(config.subject)),
         "foreground_classes": list(FOREGROUND_CLASSES),
         "class_weights": None if class_weights is None else [float(w) for w in class_weights],
         # absolute, so that export and evaluate find them from anywhere
