@@ -108,20 +108,42 @@ def test_an_offline_tfds_attempt_leaves_no_temporary_folder(tmp_path, monkeypatc
     assert list((tmp_path / "tmp").iterdir()) == []  # tfds's own metadata look-up made a tmp*tfds folder here
 
 
-@pytest.mark.parametrize("augment", ["standard", "strong"])
+@pytest.mark.parametrize("augment", ["standard", "strong", "webcam"])
 def test_augmentation_moves_image_and_mask_together(oxford_dir, augment):
-    pytest.importorskip("tensorflow")
+    tf = pytest.importorskip("tensorflow")
     train = load_folder(oxford_dir, "train", data_mod.cache_size(32), progress=False)
     # Paint each pixel with the colour of its class: after augmentation the dominant channel must still
-    # be the class wherever geometry was applied identically.
+    # be the class wherever geometry was applied identically (photos pasted behind are background's colour).
     palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
     train.images = palette[train.masks]
-    ds = data_mod.make_dataset(train, 32, batch_size=8, training=True, augment=augment, seed=1)
+    backgrounds = np.broadcast_to(palette[1], (3, 40, 40, 3)).copy()
+    tf.random.set_seed(1)
+    ds = data_mod._examples(tf, train, 32, True, augment, None, False, 1, backgrounds).batch(8)
     images, masks = next(iter(ds))
     assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32)
     assert set(np.unique(masks.numpy())) <= {0, 1, 2}
     agreement = np.mean(np.argmax(images.numpy(), -1) == masks.numpy())
     assert agreement > 0.95
+
+
+def test_zoom_out_pastes_a_smaller_subject_onto_a_photo_on_the_bottom_edge():
+    tf = pytest.importorskip("tensorflow")
+    mask = np.ones((32, 32), np.uint8)
+    mask[4:, 8:24] = 0  # a caller: cut by the frame's bottom edge
+    mask[4:, 7] = mask[4:, 24] = mask[3, 7:25] = 2
+    image = np.where(mask[..., None] == 1, 100.0, 250.0).astype(np.float32) * np.ones(3, np.float32)
+    pool = np.full((2, 40, 40, 3), 7, np.uint8)
+    aug = data_mod.AUGMENTATIONS["webcam"]
+    for seed in range(5):
+        tf.random.set_seed(seed)
+        out, labels = (x.numpy() for x in data_mod._zoom_out(tf, tf.constant(image), tf.constant(mask),
+                                                              tf.constant(pool), 32, aug))
+        assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1, 2}
+        assert 0 < np.sum(labels == 0) < np.sum(mask == 0)  # smaller
+        assert np.all(out[labels == 1] == 7)  # everything around the subject comes from the photo
+        assert np.any(labels[-1] == 0)  # standing on the bottom edge
+    with pytest.raises(ValueError, match="--backgrounds"):
+        data_mod._examples(tf, _constant_source(10, 4), 32, True, "webcam", None, False, 0)
 
 
 def test_class_weights_go_with_pixels(oxford_dir):
@@ -144,7 +166,7 @@ def test_strong_augmentation_rotates_image_and_mask_alike_and_names_are_checked(
     rows = rotated_mask.numpy()[24:40]
     assert any(len(set(row)) > 1 for row in rows)  # the outline is tilted now
     assert np.mean((rotated_image.numpy()[..., 0] > 128) == (rotated_mask.numpy() == 0)) > 0.97
-    with pytest.raises(ValueError, match="unknown augmentation 'wild'; choose one of none, standard, strong"):
+    with pytest.raises(ValueError, match="unknown augmentation 'wild'; choose one of none, standard, strong, webcam"):
         data_mod.get_augmentation("wild")
 
 

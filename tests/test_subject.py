@@ -64,3 +64,9 @@ def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["subject"] == "person"
     assert hud == ["person"] * 3
+
+
+def test_the_webcam_augmentation_needs_backgrounds(tmp_path):
+    data = write_mask_folder(tmp_path / "people", n=10)
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--augment", "webcam", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--backgrounds" in result.output

@@ -160,7 +160,12 @@ def train(
     class_weights: str = typer.Option("none", help="none, balanced, or weights like 2,1,2 (pet,bg,border).",
                                       rich_help_panel="Schedule"),
     augment: str = typer.Option("standard", help="standard (random crops, flips, colour jitter), strong (wider "
-                                "crops and jitter, rotation, sensor noise) or none.", rich_help_panel="Data"),
+                                "crops and jitter, rotation, sensor noise), webcam (portraits made webcam-like: half "
+                                "pasted smaller and off-centre onto --backgrounds photos; motion blur, noise) or none.",
+                                rich_help_panel="Data"),
+    backgrounds: list[Path] = typer.Option([], help="A folder of photos (or a dataset folder's images/) that "
+                                           "--augment webcam pastes subjects onto; repeat for several.",
+                                           rich_help_panel="Data"),
     outline: str = typer.Option("band", help="A binary mask's outline in training: band (a border band as the "
                                 "trimaps have), ignore (left out of the loss) or none.", rich_help_panel="Data"),
     subject: str = typer.Option("pet", help="What the masks show, named in the model's metadata and reports: "
@@ -201,7 +206,8 @@ def train(
         model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
         encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
         upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule,
-        class_weights=class_weights, augment=augment, outline=outline, subject=subject,
+        class_weights=class_weights, augment=augment, backgrounds=[str(b) for b in backgrounds], outline=outline,
+        subject=subject,
         early_stopping=early_stopping, bn_refresh_batches=bn_refresh_batches, mixed_precision=mixed_precision,
         strategy=strategy,
         val_fraction=val_fraction, seed=seed, limit=limit, data_dir=data_dir, overwrite=overwrite,

@@ -324,3 +324,24 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
             log.warning("skipping %s: its mask %s is missing or unreadable", image_path, mask_path)
             continue
         yield name, image, _convert_mask(mask, layout, mask_path)
+
+
+def load_backgrounds(folders: list[str | Path], size: int, limit: int | None = None) -> np.ndarray:
+    """Photos to paste training subjects onto, as (N, size, size, 3) uint8 RGB: every image of each folder (or
+    of its images/ subfolder, so a dataset folder serves as it is). Unreadable photos are skipped."""
+    images = []
+    for folder in map(Path, folders):
+        root = folder / "images" if (folder / "images").is_dir() else folder
+        if not root.is_dir():
+            raise DataError(f"backgrounds folder {folder} does not exist")
+        before = len(images)
+        for path in image_files(root)[:limit]:
+            try:
+                image = read_image(path)
+            except ImageError as exc:
+                log.warning("skipping %s", exc)
+                continue
+            images.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+        if len(images) == before:
+            raise DataError(f"backgrounds folder {folder} holds no readable photos")
+    return np.stack(images)

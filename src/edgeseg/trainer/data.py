@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.data.outline import BORDER, IGNORE
+from edgeseg.data.outline import BACKGROUND, BORDER, IGNORE
 from edgeseg.data.readers import SegmentationData
 
 
@@ -62,19 +62,21 @@ def make_mixed_dataset(
     augment: str = "standard",
     class_weights: np.ndarray | None = None,
     seed: int = 0,
+    backgrounds: np.ndarray | None = None,
 ):
     """Endless training batches drawn from several sources, each image as often as its source's weight says.
 
     Source ``i`` is drawn with probability ``weights[i] * len(parts[i])`` over the total, and an epoch is
     that total in images (weight 3 counts a source's images three times, as copies would). Returns
-    ``(dataset, steps_per_epoch)``; each source is reshuffled on every pass through it.
+    ``(dataset, steps_per_epoch)``; each source is reshuffled on every pass through it. ``backgrounds``
+    (N, S, S, 3) uint8 RGB photos are what an augmentation with ``zoom_out`` pastes its subjects onto.
     """
     import tensorflow as tf
 
     if len(parts) != len(weights) or not parts:
         raise ValueError(f"{len(parts)} sources but {len(weights)} weights")
     with_weights = class_weights is not None or any(_has_ignored(p) for p in parts)
-    streams = [_examples(tf, p, img_size, True, augment, class_weights, with_weights, seed + i).repeat()
+    streams = [_examples(tf, p, img_size, True, augment, class_weights, with_weights, seed + i, backgrounds).repeat()
                for i, p in enumerate(parts)]
     sizes = np.array([w * len(p) for p, w in zip(parts, weights)], np.float64)
     ds = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
@@ -88,9 +90,12 @@ def _has_ignored(data: SegmentationData) -> bool:
 
 
 def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment: str,
-              class_weights: np.ndarray | None, with_weights: bool, seed: int):
+              class_weights: np.ndarray | None, with_weights: bool, seed: int, backgrounds: np.ndarray | None = None):
     """One source's examples, shuffled and augmented when ``training``, unbatched."""
     aug = get_augmentation(augment)
+    if training and aug is not None and aug.zoom_out and backgrounds is None:
+        raise ValueError(f"the {augment!r} augmentation pastes subjects onto other photos: give it --backgrounds")
+    pool = tf.constant(backgrounds) if training and aug is not None and aug.zoom_out else None
     stored = data.images.shape[1]
     # Per-pixel weights: the class's weight, 0 where the label says IGNORE. Ignored pixels are then labelled
     # border, which the Dice term leaves out too.
@@ -101,7 +106,7 @@ def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment
 
     def prepare(image, mask):
         if training and aug is not None:
-            image, mask = _augment(tf, image, mask, stored, img_size, aug)
+            image, mask = _augment(tf, image, mask, stored, img_size, aug, pool)
         elif stored != img_size:
             image = tf.image.resize(image, (img_size, img_size), method="area")
             mask = tf.image.resize(mask[..., None], (img_size, img_size), method="nearest")[..., 0]
@@ -131,6 +136,11 @@ class Augmentation:
     saturation: float  # likewise
     hue: float  # largest hue shift (fraction of the colour circle)
     noise: float  # largest standard deviation of per-pixel Gaussian noise, in levels (sensor noise)
+    zoom_out: float = 0.0  # probability of pasting the subject, smaller, onto another photo (a webcam's framing)
+    min_zoom: float = 0.5  # the pasted subject's smallest height, as a share of the frame's
+    min_squash: float = 0.45  # its narrowest width relative to its height's share: a 16:9 frame fed to a square
+    #                           input narrows a 3:4 portrait's subject to 3/4 * 9/16 of its own aspect (0.42)
+    motion_blur: float = 0.0  # probability of a horizontal motion blur (a camera or subject moving)
 
 
 AUGMENTATIONS = {
@@ -138,6 +148,10 @@ AUGMENTATIONS = {
     "standard": Augmentation(min_crop=0.8, rotate_deg=0, brightness=25, contrast=0.2, saturation=0.2, hue=0, noise=0),
     "strong": Augmentation(min_crop=0.5, rotate_deg=15, brightness=40, contrast=0.4, saturation=0.4, hue=0.04,
                            noise=6),
+    # Portraits made webcam-like: half pasted smaller, narrower and off-centre onto other photos (--backgrounds),
+    # standing on the frame's bottom edge as a seated caller does; lighting, colour, motion blur, sensor noise.
+    "webcam": Augmentation(min_crop=0.8, rotate_deg=5, brightness=40, contrast=0.3, saturation=0.3, hue=0.02,
+                           noise=6, zoom_out=0.5, motion_blur=0.2),
 }
 
 
@@ -165,7 +179,26 @@ def _rotate(tf, image, mask, degrees: float):
     return warp(image, "BILINEAR"), tf.cast(warp(tf.cast(mask[..., None], tf.float32), "NEAREST")[..., 0], mask.dtype)
 
 
-def _augment(tf, image, mask, stored: int, img_size: int, aug: Augmentation):
+def _zoom_out(tf, image, mask, pool, img_size: int, aug: Augmentation):
+    """The subject (every label but background) scaled down, narrowed and pasted onto a random photo of
+    ``pool``, standing on the bottom edge at a random place along it."""
+    size = tf.cast(img_size, tf.float32)
+    zoom = tf.random.uniform([], aug.min_zoom, 1.0)
+    h = tf.cast(tf.round(size * zoom), tf.int32)
+    w = tf.cast(tf.round(size * zoom * tf.random.uniform([], aug.min_squash, 1.0)), tf.int32)
+    left = tf.random.uniform([], 0, img_size - w + 1, dtype=tf.int32)
+    small = tf.image.resize(image, tf.stack([h, w]), method="bilinear")
+    labels = tf.image.resize(tf.cast(mask, tf.int32)[..., None] + 1, tf.stack([h, w]), method="nearest")  # 0: pad
+    image = tf.image.pad_to_bounding_box(small, img_size - h, left, img_size, img_size)
+    labels = tf.image.pad_to_bounding_box(labels, img_size - h, left, img_size, img_size)[..., 0] - 1
+    subject = (labels >= 0) & (labels != BACKGROUND)
+    photo = pool[tf.random.uniform([], 0, tf.shape(pool)[0], dtype=tf.int32)]
+    photo = tf.image.resize(tf.cast(photo, tf.float32), (img_size, img_size), method="bilinear")
+    image = tf.where(subject[..., None], image, tf.image.random_flip_left_right(photo))
+    return image, tf.cast(tf.where(subject, labels, BACKGROUND), mask.dtype)
+
+
+def _augment(tf, image, mask, stored: int, img_size: int, aug: Augmentation, pool=None):
     crop = tf.random.uniform([], int(stored * aug.min_crop), stored + 1, dtype=tf.int32)
     stacked = tf.concat([image, mask[..., None]], axis=-1)
     stacked = tf.image.random_crop(stacked, tf.stack([crop, crop, 4]))
@@ -174,6 +207,12 @@ def _augment(tf, image, mask, stored: int, img_size: int, aug: Augmentation):
     mask = tf.image.resize(stacked[..., 3:], (img_size, img_size), method="nearest")[..., 0]
     if aug.rotate_deg:
         image, mask = _rotate(tf, image, mask, aug.rotate_deg)
+    if aug.zoom_out:
+        image, mask = tf.cond(tf.random.uniform([]) < aug.zoom_out,
+                              lambda: _zoom_out(tf, image, mask, pool, img_size, aug), lambda: (image, mask))
+    if aug.motion_blur:  # a 7-px horizontal smear
+        image = tf.cond(tf.random.uniform([]) < aug.motion_blur,
+                        lambda: tf.nn.avg_pool2d(image[None], (1, 7), 1, "SAME")[0], lambda: image)
     image = tf.image.random_brightness(image, aug.brightness)
     image = tf.image.random_contrast(image, 1 - aug.contrast, 1 + aug.contrast)
     image = tf.image.random_saturation(image, 1 - aug.saturation, 1 + aug.saturation)

@@ -25,7 +25,8 @@ import numpy as np
 
 from edgeseg import __version__
 from edgeseg.data import (
-    DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_sources, parse_sources,
+    DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_backgrounds, load_sources,
+    parse_sources,
 )
 from edgeseg.contract import trimap_classes
 from edgeseg.io import atomic_write_text
@@ -56,7 +57,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"  # or "cosine"
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
-    augment: str = "standard"  # "none", "standard" or "strong": see edgeseg.trainer.data.AUGMENTATIONS
+    augment: str = "standard"  # "none", "standard", "strong" or "webcam": see edgeseg.trainer.data.AUGMENTATIONS
+    backgrounds: list[str] = field(default_factory=list)  # photo folders the "webcam" augmentation pastes onto
     outline: str = "band"  # what a binary mask's outline teaches: see edgeseg.data.outline.Outline
     subject: str = "pet"  # the foreground class's name in the artifact ("person" for portraits)
     early_stopping: int = 5  # patience in epochs, 0 disables
@@ -148,7 +150,11 @@ def validate(config: TrainConfig) -> None:
     check_model_name(config.model)
     trimap_classes(config.subject)
     parse_sources(config.data)
-    get_augmentation(config.augment)
+    if get_augmentation(config.augment) and get_augmentation(config.augment).zoom_out and not config.backgrounds:
+        raise ValueError(f"--augment {config.augment} pastes the subjects onto other photos: give --backgrounds FOLDER")
+    for folder in config.backgrounds:
+        if not Path(folder).is_dir():
+            raise ValueError(f"--backgrounds {folder}: not a folder")
     if config.outline not in {o.value for o in Outline}:
         raise ValueError(f"outline must be one of {', '.join(o.value for o in Outline)}, received {config.outline!r}")
     if config.img_size % 32:
@@ -292,6 +298,7 @@ class _Splits:
     val: list[SegmentationData]
     test: list[SegmentationData]
     val_labels: list[list[np.ndarray]]  # validation labels at each image's own resolution, per source
+    backgrounds: np.ndarray | None = None  # photos that training subjects are pasted onto
 
     def summary(self) -> dict:
         """Per split: the sources' summaries (with their weights) and the image count."""
@@ -339,8 +346,9 @@ def _load(config: TrainConfig, progress: bool) -> _Splits:
         raise DataError(f"{', '.join(config.data)}: {total} training images, fewer than one batch of {config.batch_size}")
     val_data = load_sources(sources, "val", config.img_size, outline=outline, **load)
     test_data = load_sources(sources, "test", config.img_size, **load)  # scored against the labels as drawn
+    backgrounds = load_backgrounds(config.backgrounds, stored) if config.backgrounds else None
     return _Splits(sources, train_data, val_data, test_data,
-                   [_full_labels(config, s, v) for s, v in zip(sources, val_data)])
+                   [_full_labels(config, s, v) for s, v in zip(sources, val_data)], backgrounds)
 
 
 def _full_labels(config: TrainConfig, source: DataSource, data: SegmentationData) -> list[np.ndarray]:
@@ -366,7 +374,8 @@ def _build(config: TrainConfig, splits: _Splits, class_weights):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds, steps = data_mod.make_mixed_dataset(
-        splits.train, splits.weights, config.img_size, config.batch_size, config.augment, class_weights, config.seed)
+        splits.train, splits.weights, config.img_size, config.batch_size, config.augment, class_weights, config.seed,
+        splits.backgrounds)
     train_ds = train_ds.with_options(options)
     val_ds = data_mod.make_dataset(concatenate(splits.val), config.img_size, config.batch_size,
                                    False).with_options(options)
