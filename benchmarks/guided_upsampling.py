@@ -31,7 +31,7 @@ from edgeseg.runtime.guided import EPS, RADIUS, GuidedUpsampler
 from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.segmenter import Edges, Segmenter, SegmenterOptions, soft_threshold
 from edgeseg.data import iter_full_resolution
-from edgeseg.trainer.mask_quality import MaskQualityMeter, outline_mask
+from edgeseg.evaluation.mask_quality import MaskQualityMeter, outline_mask
 
 RAW = {"threshold": 0.5, "softness": 0.5, "edges": Edges.BILINEAR}  # the probability itself: thresholding comes after upsampling
 LOW, HIGH = 0.4, 0.6  # the runtime's default soft threshold (0.5 +- 0.1), applied to every variant

@@ -23,7 +23,7 @@ from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions, soft_threshold
 from edgeseg.data import iter_full_resolution
-from edgeseg.trainer.mask_quality import MaskQualityMeter
+from edgeseg.evaluation.mask_quality import MaskQualityMeter
 
 RAW = {"threshold": 0.5, "softness": 0.5}  # the probability itself
 

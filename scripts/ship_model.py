@@ -22,7 +22,7 @@ from pathlib import Path
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import MODELS_DIR, manifest, sha256
 from edgeseg.runtime.segmenter import Edges, SegmenterOptions
-from edgeseg.trainer.evaluate import mask_quality_by_source
+from edgeseg.evaluation.evaluate import mask_quality_by_source
 
 
 def main() -> None:

@@ -141,7 +141,7 @@ def test_settings_are_on_disk_before_the_first_label(photos, tmp_path):
     teacher = brightness_teacher(tmp_path / "teacher.onnx")
     out = tmp_path / "dataset"
     # killed (no clean-up runs, as with kill -9) right after its first label, long before the first summary save
-    code = ("import os, sys\nfrom edgeseg.trainer import label\nreal = label._write\n"
+    code = ("import os, sys\nfrom edgeseg.data import label\nreal = label._write\n"
             "def write(*a):\n    real(*a)\n    os._exit(9)\nlabel._write = write\n"
             "from edgeseg.cli import main\nsys.argv = ['edgeseg', *sys.argv[1:]]\nmain()\n")
     args = ["label", str(photos), "--out", str(out), "--model", str(teacher), "--foreground", "1"]

@@ -94,3 +94,21 @@ def test_tests_that_train_are_marked_slow():
                         and "slow" not in marks:
                     unmarked.append(f"{path.name}::{node.name}")
     assert not unmarked, unmarked
+
+
+def test_the_trainer_holds_only_what_needs_tensorflow():
+    """TF-free code that other layers use (data, metrics, evaluation, labelling) lives below the trainer: every
+    trainer module but the package's own ``__init__`` imports TensorFlow or Keras, at its top or in a function."""
+    free = []
+    for path in sorted((ROOT / "trainer").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+        if not names & {"tensorflow", "keras"}:
+            free.append(path.name)
+    assert not free, free

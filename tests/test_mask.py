@@ -8,7 +8,7 @@ from edgeseg.contract import TRIMAP_MASK_WEIGHTS, ArtifactMetadata
 from edgeseg.runtime.backends.base import TensorSpec
 from edgeseg.runtime.effects import remove_bg
 from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
-from edgeseg.trainer.mask_quality import MaskQualityMeter, boundary_f, outline_mask
+from edgeseg.evaluation.mask_quality import MaskQualityMeter, boundary_f, outline_mask
 
 MODEL, FRAME, RADIUS, HALF_BAND = 64, 256, 80.0, 12.0  # px; the disc's outline is at RADIUS in frame pixels
 
@@ -144,7 +144,7 @@ def test_min_blob_is_a_share_of_the_frame(shipped):
 def test_the_run_folders_prediction_picture_shows_the_runtimes_mask(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from edgeseg.runtime.segmenter import alpha_from_probabilities
-    from edgeseg.trainer import plots
+    from edgeseg.evaluation import plots
 
     shown = []
     real = plots.grayscale_bg

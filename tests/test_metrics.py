@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgeseg.trainer.metrics import confusion_matrix, segmentation_metrics
+from edgeseg.evaluation.metrics import confusion_matrix, segmentation_metrics
 
 
 def test_confusion_matrix_counts():

@@ -100,6 +100,6 @@ def test_dice_term_scores_the_pet_and_ignores_the_border():
 
 
 def test_the_cli_lists_every_model_without_importing_keras():
-    from edgeseg.trainer.model_names import MODEL_NAMES
+    from edgeseg.trainer import MODEL_NAMES
 
     assert tuple(MODELS) == MODEL_NAMES

@@ -3,7 +3,6 @@ data, in the artifact's metadata, the evaluate report, the run report and the HU
 
 import json
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 

@@ -22,7 +22,7 @@ from edgeseg.runtime.effects import KEY_HEX, Effect
 from edgeseg.runtime.model_info import InputRange
 from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION
 from edgeseg.runtime.segmenter import MAX_FEATHER, Edges, SegmenterOptions
-from edgeseg.trainer.model_names import MODEL_NAMES
+from edgeseg.trainer import MODEL_NAMES
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 MAX_THREADS = 256
@@ -258,8 +258,8 @@ def evaluate(
     """
     from edgeseg.data import SPLITS, DataError, parse_sources
     from edgeseg.runtime.backends import BackendError
-    from edgeseg.trainer.evaluate import evaluate as run_eval
-    from edgeseg.trainer.evaluate import needs_tensorflow
+    from edgeseg.evaluation.evaluate import evaluate as run_eval
+    from edgeseg.evaluation.evaluate import needs_tensorflow
 
     if split not in SPLITS:
         raise typer.BadParameter(f"{split!r}: expected {', '.join(SPLITS[:-1])} or {SPLITS[-1]}", param_hint="--split")
@@ -677,7 +677,7 @@ def label(
     Example: edgeseg label photos/ --out data/my-pets --model big.tflite --foreground 8,12 --flip
     """
     from edgeseg.runtime.backends import BackendError
-    from edgeseg.trainer.label import LabelOptions, label_folder
+    from edgeseg.data.label import LabelOptions, label_folder
 
     teachers = [_segmenter_options(model, "image", None, foreground, threads=threads)]
     if teacher2:

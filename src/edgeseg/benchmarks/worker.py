@@ -45,8 +45,8 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     from edgeseg.data import load_split
     from edgeseg.runtime.backends import open_backend
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
-    from edgeseg.trainer.evaluate import mask_quality
-    from edgeseg.trainer.metrics import FOREGROUND_CLASSES, segmentation_metrics
+    from edgeseg.evaluation.evaluate import mask_quality
+    from edgeseg.evaluation.metrics import FOREGROUND_CLASSES, segmentation_metrics
 
     result = {"miou": None, "fg_iou": None}
     with open_backend(path, threads=threads) as backend:

@@ -39,7 +39,7 @@ from edgeseg.io import (
 )
 from edgeseg.runs import RunFolder, training_sources
 from edgeseg.data import DataError, concatenate, load_split
-from edgeseg.trainer.evaluate import mask_quality_by_source
+from edgeseg.evaluation.evaluate import mask_quality_by_source
 from edgeseg.trainer.macs import keras_macs
 
 log = logging.getLogger("edgeseg")
@@ -86,7 +86,7 @@ def _check_writable(out: Path) -> None:
 
 
 def _load_model(path: Path):
-    from edgeseg.trainer.evaluate import load_keras_model
+    from edgeseg.evaluation.evaluate import load_keras_model
 
     try:
         return load_keras_model(path)

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeseg.export.base import ArtifactReport, Gates, Precision
 from edgeseg.runtime.backends import open_backend
-from edgeseg.trainer.metrics import (
+from edgeseg.evaluation.metrics import (
     CLASS_NAMES,
     SegmentationMetrics,
     confusion_matrix,

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeseg.contract import TRIMAP_MASK_WEIGHTS
 from edgeseg.runtime.segmenter import soft_threshold
-from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
+from edgeseg.evaluation.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 
 MONITOR = "val_pet_iou"  # pet IoU with border pixels ignored, at each image's own resolution; mean of sources
 

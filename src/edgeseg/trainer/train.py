@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg import __version__
+from edgeseg.contract import CLASS_NAMES, FOREGROUND_CLASSES, trimap_classes
 from edgeseg.data import (
     DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_backgrounds, load_sources,
     parse_sources,
 )
-from edgeseg.contract import trimap_classes
 from edgeseg.io import atomic_write_text
 from edgeseg.runs import run_lock
+from edgeseg.evaluation.mask_quality import MaskQuality, mean_quality
+from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
 from edgeseg.trainer import data as data_mod
-from edgeseg.trainer.mask_quality import MaskQuality, mean_quality
-from edgeseg.trainer.metrics import CLASS_NAMES, FOREGROUND_CLASSES, SegmentationMetrics
 
 log = logging.getLogger("edgeseg")
 
@@ -448,7 +448,7 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
         return report
     _save_model_atomic(model, run / "model.keras")
     atomic_write_text(run / "metrics.json", json.dumps(report.to_dict(), indent=2))
-    from edgeseg.trainer.plots import plot_curves, plot_predictions
+    from edgeseg.evaluation.plots import plot_curves, plot_predictions
 
     plot_curves(history, run / "curves.png")
     test = concatenate(splits.test)
@@ -509,22 +509,7 @@ def predict_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray
     return tf.nn.softmax(logits.astype(np.float32), axis=-1).numpy()
 
 
-def predict_labels(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return np.argmax(logits, axis=-1).astype(np.uint8)
-
-
 def evaluate_model(model, data: SegmentationData, batch_size: int = 32) -> SegmentationMetrics:
     """Test metrics of a Keras model on in-memory data at the model's input size."""
-    from edgeseg.trainer.metrics import confusion_matrix, metrics_from_confusion
-
-    n = 2 if data.binary else len(CLASS_NAMES)
-    cm = np.zeros((n, n), np.int64)
-    for i in range(0, len(data), 256):
-        labels = predict_labels(model, data.images[i:i + 256], batch_size)
-        if data.binary:  # no border in the truth: a predicted border is foreground, not a phantom class
-            labels[labels == FOREGROUND_CLASSES[1]] = FOREGROUND_CLASSES[0]
-        cm += confusion_matrix(data.masks[i:i + 256], labels, n)
-    if data.binary:
-        return metrics_from_confusion(cm, CLASS_NAMES[:2], FOREGROUND_CLASSES[:1])
-    return metrics_from_confusion(cm)
+    return argmax_metrics(lambda x: model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0),
+                          data.images, data.masks, data.binary)

@@ -73,3 +73,21 @@ def metrics_from_confusion(
 def segmentation_metrics(y_true, y_pred, num_classes: int = 3, **kwargs) -> SegmentationMetrics:
     """Metrics of predicted labels against true labels (any matching shapes)."""
     return metrics_from_confusion(confusion_matrix(y_true, y_pred, num_classes), **kwargs)
+
+
+def argmax_metrics(logits_of, images: np.ndarray, masks: np.ndarray, binary: bool = False,
+                   chunk: int = 256) -> SegmentationMetrics:
+    """Class-argmax metrics of a model at its input size: ``logits_of(uint8 images) -> (N, H, W, C)`` scores.
+
+    ``binary`` truth (no border class): a predicted border counts as foreground, not as a phantom class.
+    """
+    n = 2 if binary else len(CLASS_NAMES)
+    cm = np.zeros((n, n), np.int64)
+    for i in range(0, len(images), chunk):
+        labels = np.argmax(logits_of(images[i:i + chunk]), axis=-1).astype(np.uint8)
+        if binary:
+            labels[labels == FOREGROUND_CLASSES[1]] = FOREGROUND_CLASSES[0]
+        cm += confusion_matrix(masks[i:i + chunk], labels, n)
+    if binary:
+        return metrics_from_confusion(cm, CLASS_NAMES[:2], FOREGROUND_CLASSES[:1])
+    return metrics_from_confusion(cm)

@@ -2,7 +2,7 @@
 
 Every model (``.keras``, run folder, ``.tflite``, ``.onnx`` or a shipped name) is run through the
 runtime's :class:`~edgeseg.runtime.segmenter.Segmenter` on each image at its own resolution, and scored
-with :mod:`edgeseg.trainer.mask_quality` (headline: pet IoU with border pixels ignored). Keras models
+with :mod:`edgeseg.evaluation.mask_quality` (headline: pet IoU with border pixels ignored). Keras models
 also get the class-argmax metrics at their input size, as during training.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from edgeseg.data import TFDS_NAME, DataSource, iter_full_resolution, load_split
 from edgeseg.evaluation.flicker import FlickerReport, measure_flicker
 from edgeseg.runs import RunFolder
-from edgeseg.trainer.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
-from edgeseg.trainer.metrics import SegmentationMetrics
+from edgeseg.evaluation.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
+from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
 
 
 @dataclass
@@ -134,13 +134,16 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     path = Path(model_path)
     metrics = {}
     if is_keras_model(path):
-        from edgeseg.trainer.train import evaluate_model
-
         model = load_keras_model(path)
         path = path / "model.keras" if path.is_dir() else path
+
+        def logits_of(images):
+            return model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
+
         for d in data:
             split_data = load_split(d, split, model.input_shape[1], limit=limit, progress=progress)
-            metrics[DataSource(d).name] = evaluate_model(model, split_data, batch_size)
+            metrics[DataSource(d).name] = argmax_metrics(logits_of, split_data.images, split_data.masks,
+                                                         split_data.binary)
     else:
         path = resolve_model(str(model_path))
     quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)
