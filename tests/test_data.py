@@ -166,7 +166,7 @@ def test_strong_augmentation_rotates_image_and_mask_alike_and_names_are_checked(
     rows = rotated_mask.numpy()[24:40]
     assert any(len(set(row)) > 1 for row in rows)  # the outline is tilted now
     assert np.mean((rotated_image.numpy()[..., 0] > 128) == (rotated_mask.numpy() == 0)) > 0.97
-    with pytest.raises(ValueError, match="unknown augmentation 'wild'; choose one of none, standard, strong, webcam"):
+    with pytest.raises(ValueError, match="augmentation must be one of none, standard, strong, webcam, received 'wild'"):
         data_mod.get_augmentation("wild")
 
 

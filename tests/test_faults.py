@@ -569,7 +569,7 @@ def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, 
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--loss", "dice"], "loss must be one of ce, ce+dice, received 'dice'"),
+    (["--loss", "dice"], "Invalid value for '--loss': 'dice' is not one of 'ce', 'ce+dice'"),
     (["--model", "unet"], "unknown model 'unet'"),
     (["--lr", "0"], "learning rate must be positive"),
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
@@ -593,7 +593,8 @@ def test_an_unknown_split_is_refused_not_read_as_the_training_split(oxford_dir):
     from edgeseg.data import DataError, iter_full_resolution
 
     result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--split", "all"])
-    assert result.exit_code == 2 and "'all': expected train, val or test" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "'--split': 'all' is not one of 'train', 'val', 'test'" in " ".join(
+        result.output.split())
     with pytest.raises(DataError, match="split must be one of"):
         next(iter_full_resolution(str(oxford_dir), "all"))
 

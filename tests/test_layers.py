@@ -8,14 +8,14 @@ import edgeseg
 ROOT = Path(edgeseg.__file__).parent
 # Bottom to top. A module may import its own layer and the ones below it.
 LAYERS = [
-    {"edgeseg", "edgeseg.contract", "edgeseg.io", "edgeseg.progress", "edgeseg.quiet", "edgeseg.runs"},
+    {"edgeseg", "edgeseg.contract", "edgeseg.errors", "edgeseg.io", "edgeseg.progress", "edgeseg.quiet", "edgeseg.runs"},
     {"edgeseg.runtime"},
     {"edgeseg.data"},
     {"edgeseg.evaluation"},
     {"edgeseg.trainer"},
     {"edgeseg.export"},
     {"edgeseg.benchmarks"},
-    {"edgeseg.cli", "edgeseg.cli_numbers", "edgeseg.__main__"},
+    {"edgeseg.cli", "edgeseg.__main__"},
 ]
 
 

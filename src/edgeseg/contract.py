@@ -16,6 +16,7 @@ from enum import Enum
 from pathlib import Path
 
 from edgeseg import __version__
+from edgeseg.errors import EdgesegError
 
 METADATA_KEY = "edgeseg"  # the metadata entry's name in a .tflite, its metadata_props key in an .onnx
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -42,7 +43,7 @@ def is_trimap(classes: tuple[str, ...] | list[str]) -> bool:
     return len(classes) == len(CLASS_NAMES) and tuple(classes[1:]) == CLASS_NAMES[1:]
 
 
-class MetadataError(ValueError):
+class MetadataError(EdgesegError, ValueError):
     """Metadata that cannot be parsed or does not fit the contract (the message names the field)."""
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Iterator
 
 from edgeseg.contract import EXPORT_FORMATS, FORMATS
+from edgeseg.errors import EdgesegError
 
 # Which exported artifact a run folder stands for at run time: the fastest that passed its check.
 RUNTIME_PREFERENCE = ("int8.tflite", "fp16.tflite", "fp32.tflite", "int8.onnx", "fp32.onnx")
 
 
-class RunInUse(FileExistsError):
+class RunInUse(EdgesegError, FileExistsError):
     """Another process trains into the same run folder."""
 
 

@@ -7,12 +7,13 @@ import logging
 from pathlib import Path
 
 from edgeseg.io import atomic_path, atomic_write_text
+from edgeseg.errors import EdgesegError
 
 SUPPORTED_SCHEMAS = (1,)
 log = logging.getLogger("edgeseg")
 
 
-class ResultsError(ValueError):
+class ResultsError(EdgesegError, ValueError):
     pass
 
 

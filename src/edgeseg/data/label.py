@@ -13,6 +13,7 @@ import json
 import shutil
 import zlib
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Iterable
 
@@ -26,7 +27,15 @@ from edgeseg.runtime.image_io import (
 )
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
-LAYOUTS = ("oxford", "masks")
+
+
+class Layout(str, Enum):
+    """The dataset folder ``label`` writes."""
+
+    OXFORD = "oxford"  # images/ + annotations/trimaps/ (trimaps with a border band)
+    MASKS = "masks"  # images/ + masks/ (binary 0/255 masks)
+
+
 SUMMARY = "label_summary.json"
 UNREADABLE = "unreadable"  # the reason given for images that cannot be decoded; a rerun tries them again
 MAX_SCALE = 4.0  # test-time scales: beyond this an upscaled photo costs memory, not accuracy
@@ -53,7 +62,7 @@ class LabelOptions:
     teachers: list[SegmenterOptions]
     flip: bool = False
     scales: tuple[float, ...] = (1.0,)
-    layout: str = "oxford"
+    layout: Layout = Layout.OXFORD
     border_px: int | None = None
     min_fg: float = 0.03
     max_fg: float = 0.97
@@ -63,8 +72,11 @@ class LabelOptions:
     max_pixels: int = MAX_PIXELS
 
     def __post_init__(self):
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, received {self.layout!r}")
+        try:
+            self.layout = Layout(self.layout)
+        except ValueError:
+            raise ValueError(f"layout must be one of {', '.join(x.value for x in Layout)}, received "
+                             f"{self.layout!r}") from None
         if not 1 <= len(self.teachers) <= 2:
             raise ValueError(f"label takes one or two teachers, received {len(self.teachers)}")
         if not self.scales or not all(0 < s <= MAX_SCALE for s in self.scales):

@@ -13,6 +13,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import cv2
@@ -20,16 +21,25 @@ import numpy as np
 
 from edgeseg.data.outline import Outline, mark_outline
 from edgeseg.runtime.image_io import ImageError, image_files, read_image, read_label
+from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg")
 
 TFDS_NAME = "oxford_iiit_pet"
 TFDS_HOST = ("thor.robots.ox.ac.uk", 443)  # where tfds downloads oxford_iiit_pet 4.0.0 from
 OXFORD_TRIMAP_VALUES = (1, 2, 3)  # pet, background, border; shifted to 0, 1, 2
-SPLITS = ("train", "val", "test")
 
 
-class DataError(ValueError):
+class Split(str, Enum):
+    TRAIN = "train"
+    VAL = "val"  # a seeded share of trainval, held out from training
+    TEST = "test"
+
+
+SPLITS = tuple(s.value for s in Split)
+
+
+class DataError(EdgesegError, ValueError):
     """A dataset that cannot be used: missing, empty, or with a bad mask (the message names the file)."""
 
 

@@ -6,13 +6,14 @@ from dataclasses import asdict, dataclass, field
 
 from edgeseg import contract
 from edgeseg.contract import Format, Precision
+from edgeseg.errors import EdgesegError
 
 
-class ExportError(ValueError):
+class ExportError(EdgesegError, ValueError):
     """Bad export input: a missing model, unusable data, an unwritable folder, an unknown format."""
 
 
-class ToleranceError(RuntimeError):
+class ToleranceError(EdgesegError, RuntimeError):
     """One or more artifacts failed their accuracy gate (the message lists every failure)."""
 
 

@@ -11,12 +11,13 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
+from edgeseg.errors import EdgesegError
 
 MAX_PIXELS = 50_000_000  # 50 MP: larger images are refused before decoding (a 1 MB PNG can hold 400 MP)
 MAX_PIXELS_OPTION = "--max-pixels"  # the commands that read photos (predict, webcam, label) raise the limit with it
 
 
-class ImageError(ValueError):
+class ImageError(EdgesegError, ValueError):
     """An image that cannot be used: unreadable, truncated, or over the pixel limit (the message names it)."""
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.backends.base import Backend
+from edgeseg.errors import EdgesegError
 
 class InputRange(str, Enum):
     """The pixel range a model without metadata expects."""
@@ -28,7 +29,7 @@ INPUT_RANGES = {InputRange.UINT8.value: (0.0, 255.0), InputRange.UNIT.value: (0.
 MIN_SIDE = 8  # smaller spatial sizes are a classifier's or an undeclared (dynamic) size, not a mask
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(EdgesegError, ValueError):
     """A model the runtime cannot segment with (the message says what it has and what was expected)."""
 
 

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 from edgeseg.runs import RunFolder
+from edgeseg.errors import EdgesegError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
-class NoPackagedModel(FileNotFoundError):
+class NoPackagedModel(EdgesegError, FileNotFoundError):
     pass
 
 

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlparse
 
 import cv2
 import numpy as np
+from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg")
 PAGE = """<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -35,7 +36,7 @@ img{{max-width:100vw;max-height:92vh}}</style></head><body>
 <img id="stream" src="/stream.mjpg{query}" alt="edgeseg stream"><div>edgeseg live</div></body></html>"""
 
 
-class ServeError(ValueError):
+class ServeError(EdgesegError, ValueError):
     """A --serve address, port or token that cannot be used (the message names it)."""
 
 

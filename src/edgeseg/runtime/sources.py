@@ -20,12 +20,13 @@ import numpy as np
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
 from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
+from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
-class SourceError(RuntimeError):
+class SourceError(EdgesegError, RuntimeError):
     """A source that cannot be opened, or a live source that was lost for good."""
 
 

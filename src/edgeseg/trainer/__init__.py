@@ -1,9 +1,61 @@
-"""Training stack (needs the `train` extra: pip install "edgeseg[train]")."""
+"""Training stack (needs the `train` extra: pip install "edgeseg[train]").
+
+This package's own module holds what the command line needs without TensorFlow: the architectures' names and
+the training choices as Enums (each keys the table that implements it: models.MODELS, losses.make_loss,
+data.AUGMENTATIONS).
+"""
+
+from enum import Enum
 
 # The trainable architectures (edgeseg.trainer.models.MODELS builds them), named without importing Keras: the
 # CLI lists them in its help.
 MODEL_NAMES = ("unet_mobilenetv2", "unet_mobilenetv2_edge", "unet_mobilenetv3_small", "unet_mobilenetv3_large",
                "unet_plain", "conv_deconv")
+
+
+class Upsampling(str, Enum):
+    """How the decoder doubles its resolution."""
+
+    TRANSPOSE = "transpose"  # transposed convolutions, as the tutorial
+    BILINEAR = "bilinear"  # a bilinear resize and a convolution: no checkerboard
+
+
+class Loss(str, Enum):
+    CE = "ce"  # cross-entropy
+    CE_DICE = "ce+dice"  # plus a Dice term on the subject, border ignored
+
+
+class LrSchedule(str, Enum):
+    CONSTANT = "constant"
+    COSINE = "cosine"
+
+
+class Strategy(str, Enum):
+    """The tf.distribute strategy (auto: multi-worker with TF_CONFIG, mirrored over several GPUs, else one device)."""
+
+    AUTO = "auto"
+    DEFAULT = "default"
+    MIRRORED = "mirrored"
+    MULTIWORKER = "multiworker"
+
+
+class Augment(str, Enum):
+    """Named augmentations (data.AUGMENTATIONS holds what each does)."""
+
+    NONE = "none"
+    STANDARD = "standard"
+    STRONG = "strong"
+    WEBCAM = "webcam"
+
+
+def choice(enum: type[Enum], value, setting: str):
+    """``value`` as a member of ``enum``, or a ValueError naming the setting and its choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{setting} must be one of {', '.join(e.value for e in enum)}, received {value!r}") from None
+
+
 TRAIN_EXTRA_HINT = 'this needs the training stack: pip install "edgeseg[train]" (TensorFlow, tf2onnx, ...)'
 
 

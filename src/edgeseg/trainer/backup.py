@@ -9,12 +9,13 @@ import shutil
 from pathlib import Path
 
 import keras
+from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg")
 WEIGHTS, STATE = "latest.weights.h5", "training_metadata.json"
 
 
-class BackupError(RuntimeError):
+class BackupError(EdgesegError, RuntimeError):
     """No usable backup to resume from (the message names the files and what to do)."""
 
 

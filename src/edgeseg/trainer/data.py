@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeseg.data.outline import BACKGROUND, BORDER, IGNORE
 from edgeseg.data.readers import SegmentationData
+from edgeseg.trainer import Augment, choice
 
 
 def class_frequencies(masks: np.ndarray, num_classes: int = 3) -> np.ndarray:
@@ -144,22 +145,20 @@ class Augmentation:
 
 
 AUGMENTATIONS = {
-    "none": None,
-    "standard": Augmentation(min_crop=0.8, rotate_deg=0, brightness=25, contrast=0.2, saturation=0.2, hue=0, noise=0),
-    "strong": Augmentation(min_crop=0.5, rotate_deg=15, brightness=40, contrast=0.4, saturation=0.4, hue=0.04,
+    Augment.NONE: None,
+    Augment.STANDARD: Augmentation(min_crop=0.8, rotate_deg=0, brightness=25, contrast=0.2, saturation=0.2, hue=0, noise=0),
+    Augment.STRONG: Augmentation(min_crop=0.5, rotate_deg=15, brightness=40, contrast=0.4, saturation=0.4, hue=0.04,
                            noise=6),
     # Portraits made webcam-like: half pasted smaller, narrower and off-centre onto other photos (--backgrounds),
     # standing on the frame's bottom edge as a seated caller does; lighting, colour, motion blur, sensor noise.
-    "webcam": Augmentation(min_crop=0.8, rotate_deg=5, brightness=40, contrast=0.3, saturation=0.3, hue=0.02,
+    Augment.WEBCAM: Augmentation(min_crop=0.8, rotate_deg=5, brightness=40, contrast=0.3, saturation=0.3, hue=0.02,
                            noise=6, zoom_out=0.5, motion_blur=0.2),
 }
 
 
 def get_augmentation(name: str) -> Augmentation | None:
     """The augmentation called ``name`` (None for "none"), or a ValueError listing the choices."""
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
-    return AUGMENTATIONS[name]
+    return AUGMENTATIONS[choice(Augment, name, "augmentation")]
 
 
 def _rotate(tf, image, mask, degrees: float):

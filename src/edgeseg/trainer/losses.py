@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-LOSSES = ("ce", "ce+dice")
+from edgeseg.trainer import Loss, choice
 
 
 @keras.saving.register_keras_serializable(package="edgeseg")
@@ -47,9 +47,7 @@ class CrossEntropyDice(keras.losses.Loss):
 
 
 def make_loss(name: str) -> keras.losses.Loss:
-    """The loss called ``name`` (one of :data:`LOSSES`)."""
-    if name == "ce":
+    """The loss called ``name`` (a :class:`~edgeseg.trainer.Loss`)."""
+    if choice(Loss, name, "loss") is Loss.CE:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if name == "ce+dice":
-        return CrossEntropyDice()
-    raise ValueError(f"loss must be one of {', '.join(LOSSES)}, received {name!r}")
+    return CrossEntropyDice()

@@ -19,6 +19,9 @@ from typing import Callable
 import keras
 from keras import layers
 
+from edgeseg.errors import EdgesegError
+from edgeseg.trainer import Upsampling, choice
+
 # Skip connections of the tutorial model, from stride 2 to stride 16, then the bottleneck (stride 32).
 MOBILENETV2_SKIPS = (
     "block_1_expand_relu",
@@ -30,7 +33,6 @@ MOBILENETV2_SKIPS = (
 TUTORIAL_DECODER_FILTERS = (512, 256, 128, 64)
 # How the decoder doubles resolution: stride-2 transposed convolutions (the tutorial's; they leave a
 # checkerboard in the probabilities, which int8 makes worse) or bilinear resizes followed by convolutions.
-UPSAMPLING = ("transpose", "bilinear")
 ENCODER_WEIGHTS_CHOICES = "'imagenet', 'none' or a path to a .weights.h5 file"
 
 
@@ -53,7 +55,7 @@ def upsample_block(x, filters: int, name: str, dropout: float = 0.0, separable: 
         name: prefix for the block's layer names.
         dropout: dropout rate, 0 disables the layer.
         separable: use the depthwise-separable variant.
-        upsampling: one of :data:`UPSAMPLING`.
+        upsampling: an :class:`~edgeseg.trainer.Upsampling`.
     """
     if separable:
         interpolation = "bilinear" if upsampling == "bilinear" else "nearest"
@@ -82,7 +84,7 @@ def _check_size(input_size: int, multiple: int = 32) -> None:
         raise ValueError(f"input_size must be a positive multiple of {multiple}, received {input_size}")
 
 
-class EncoderWeightsError(ValueError):
+class EncoderWeightsError(EdgesegError, ValueError):
     """Pretrained encoder weights that cannot be had (offline, or a file that does not fit)."""
 
 
@@ -122,8 +124,7 @@ def _mobilenetv2_base(input_size: int, alpha: float, encoder_weights: str | Path
 
 
 def _check_upsampling(upsampling: str) -> None:
-    if upsampling not in UPSAMPLING:
-        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {upsampling!r}")
+    choice(Upsampling, upsampling, "upsampling")
 
 
 def _decoder(x, skips, filters, num_classes: int, dropout: float, separable: bool, upsampling: str = "transpose"):

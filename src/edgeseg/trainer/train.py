@@ -33,6 +33,7 @@ from edgeseg.io import atomic_write_text
 from edgeseg.runs import run_lock
 from edgeseg.evaluation.mask_quality import MaskQuality, mean_quality
 from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
+from edgeseg.trainer import Augment, Loss, LrSchedule, Strategy, Upsampling, choice
 from edgeseg.trainer import data as data_mod
 
 log = logging.getLogger("edgeseg")
@@ -52,19 +53,19 @@ class TrainConfig:
     alpha: float = 1.0
     fine_tune: int = 0
     dropout: float = 0.0
-    upsampling: str = "transpose"  # or "bilinear": see edgeseg.trainer.models.UPSAMPLING
-    loss: str = "ce"  # or "ce+dice": see edgeseg.trainer.losses.LOSSES
+    upsampling: Upsampling = Upsampling.TRANSPOSE
+    loss: Loss = Loss.CE
     learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine"
+    lr_schedule: LrSchedule = LrSchedule.CONSTANT
     class_weights: str = "none"  # "none", "balanced" or comma-separated weights per class
-    augment: str = "standard"  # "none", "standard", "strong" or "webcam": see edgeseg.trainer.data.AUGMENTATIONS
+    augment: Augment = Augment.STANDARD  # see edgeseg.trainer.data.AUGMENTATIONS
     backgrounds: list[str] = field(default_factory=list)  # photo folders the "webcam" augmentation pastes onto
-    outline: str = "band"  # what a binary mask's outline teaches: see edgeseg.data.outline.Outline
+    outline: Outline = Outline.BAND  # what a binary mask's outline teaches
     subject: str = "pet"  # the foreground class's name in the artifact ("person" for portraits)
     early_stopping: int = 5  # patience in epochs, 0 disables
     bn_refresh_batches: int = 8  # training batches that re-estimate BatchNorm statistics each epoch; 0 disables
     mixed_precision: bool = False
-    strategy: str = "auto"  # auto, default, mirrored, multiworker
+    strategy: Strategy = Strategy.AUTO
     val_fraction: float = 0.1
     seed: int = 0
     limit: int | None = None  # use at most this many images per split (quick runs)
@@ -75,6 +76,12 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.data, str):  # one source
             self.data = [self.data]
+        for name, enum in _CHOICES.items():  # plain strings (a run.json, a script) become their Enum members
+            setattr(self, name, choice(enum, getattr(self, name), name))
+
+
+_CHOICES = {"upsampling": Upsampling, "loss": Loss, "lr_schedule": LrSchedule, "augment": Augment,
+            "outline": Outline, "strategy": Strategy}
 
 
 @dataclass
@@ -142,35 +149,24 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
 
 def validate(config: TrainConfig) -> None:
     """Reject settings that cannot train (ValueError, or FileNotFoundError for ``init_from``) before any data
-    is read."""
+    is read. Choices are checked as the config is made (``__post_init__``)."""
     from edgeseg.trainer.data import get_augmentation
-    from edgeseg.trainer.losses import LOSSES
-    from edgeseg.trainer.models import UPSAMPLING, check_model_name
+    from edgeseg.trainer.models import check_model_name
 
     check_model_name(config.model)
     trimap_classes(config.subject)
     parse_sources(config.data)
     if get_augmentation(config.augment) and get_augmentation(config.augment).zoom_out and not config.backgrounds:
-        raise ValueError(f"--augment {config.augment} pastes the subjects onto other photos: give --backgrounds FOLDER")
+        raise ValueError(f"--augment {config.augment.value} pastes the subjects onto other photos: give --backgrounds FOLDER")
     for folder in config.backgrounds:
         if not Path(folder).is_dir():
             raise ValueError(f"--backgrounds {folder}: not a folder")
-    if config.outline not in {o.value for o in Outline}:
-        raise ValueError(f"outline must be one of {', '.join(o.value for o in Outline)}, received {config.outline!r}")
     if config.img_size % 32:
         raise ValueError(f"input size must be a multiple of 32 (the encoder halves it 5 times), received {config.img_size}")
     if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise ValueError(f"learning rate must be positive, received {config.learning_rate}")
     if not (math.isfinite(config.alpha) and config.alpha > 0):
         raise ValueError(f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
-    if config.upsampling not in UPSAMPLING:
-        raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING)}, received {config.upsampling!r}")
-    if config.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, received {config.loss!r}")
-    if config.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', received {config.lr_schedule!r}")
-    if config.strategy not in ("auto", "default", "mirrored", "multiworker"):
-        raise ValueError(f"strategy must be auto, default, mirrored or multiworker, received {config.strategy!r}")
     if config.init_from and not Path(config.init_from).is_file():
         raise FileNotFoundError(f"--init-from model {config.init_from} not found")
     if config.class_weights not in ("none", "balanced"):

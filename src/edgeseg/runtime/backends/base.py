@@ -9,9 +9,10 @@ from typing import Protocol
 import numpy as np
 
 from edgeseg.contract import ArtifactMetadata, MetadataError
+from edgeseg.errors import EdgesegError
 
 
-class BackendError(RuntimeError):
+class BackendError(EdgesegError, RuntimeError):
     """A model file that cannot be loaded or run by its backend."""
 
 

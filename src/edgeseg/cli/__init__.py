@@ -1,0 +1,77 @@
+"""The ``edgeseg`` command line: thin Typer commands over the library, one module each.
+
+Importing this package registers every command on :data:`app`; :func:`main` is the console script.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import typer
+from rich.markup import escape
+
+# In the order of the pipeline, which is the order of the help's list of commands.
+from edgeseg.cli import train, evaluate, export, run, label, bench  # noqa: F401, I001  (they register their commands)
+from edgeseg.cli.app import app, err, plural
+
+__all__ = ["app", "main", "plural", "verbose_first"]
+
+_stopped_by: list[signal.Signals] = []
+
+
+def _stop_signals_unwind_like_ctrl_c() -> None:
+    """SIGTERM (timeout, systemd, docker stop) and SIGHUP (a closed terminal) unwind a command as Ctrl-C does, so
+    it cleans up after itself: bench's worker processes are killed, temporary files removed. ``webcam`` installs
+    its own handlers while it runs, to finalise its outputs and report the signal."""
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+    def unwind(signum, _frame):
+        _stopped_by.append(signal.Signals(signum))
+        for n in names:  # a second signal must not cut the clean-up short
+            signal.signal(getattr(signal, n), signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for n in names:
+        signal.signal(getattr(signal, n), unwind)
+
+
+VERBOSE_FLAGS = ("--verbose", "-v")
+
+
+def verbose_first(args: list[str]) -> list[str]:
+    """``edgeseg predict x --verbose`` as ``edgeseg --verbose predict x``: the flag is the top command's, and
+    users put it at the end (no sub-command has options of those names; words after ``--`` are left alone)."""
+    head = args[:args.index("--")] if "--" in args else args
+    flags = [a for a in head if a in VERBOSE_FLAGS]
+    if not flags:
+        return args
+    return [flags[0], *(a for a in head if a not in VERBOSE_FLAGS), *args[len(head):]]
+
+
+def main() -> None:
+    """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line; a stop signal
+    128 + its number."""
+    try:  # typer vendors click from 0.26 on
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        from click.exceptions import UsageError
+
+    _stop_signals_unwind_like_ctrl_c()
+    try:
+        code = app(args=verbose_first(sys.argv[1:]), standalone_mode=False)  # a typer.Exit comes back as its exit code (130 for Ctrl-C)
+    except UsageError as exc:
+        message = exc.format_message()
+        if message:  # no sub-command: click printed the help and has nothing to add
+            command = exc.ctx.command_path if exc.ctx else "edgeseg"
+            err.print(f"[bold red]error:[/] {escape(message)} (see: {command} --help)")
+        raise SystemExit(2) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        err.print("[bold red]error:[/] aborted")
+        raise SystemExit(1) from None
+    if _stopped_by:
+        err.print(f"[bold red]error:[/] stopped by {_stopped_by[0].name}")
+        raise SystemExit(128 + _stopped_by[0])
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -1,0 +1,114 @@
+"""The ``edgeseg`` Typer app, its consoles and the helpers every command shares.
+
+Errors: a command lets the library's errors rise. :class:`EdgesegGroup` is the one place that turns them into
+one ``error:`` line and an exit code: :class:`~edgeseg.errors.UsageError` 2, any other edgeseg error (and the
+operating system's refusals, OSError) 1. Bad options found by the command itself are ``typer.BadParameter`` (2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from edgeseg.errors import EdgesegError
+
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+# What a command may fail with for reasons its message explains: edgeseg's own errors, and the standard ones that
+# library code and the libraries under it raise for a user's files and values.
+USER_ERRORS = (EdgesegError, OSError, ValueError, ImportError)
+
+
+class EdgesegGroup(TyperGroup):
+    """The command group that maps every user error of every sub-command to its message and exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise fail(str(exc), getattr(exc, "exit_code", 1)) from None
+
+
+app = typer.Typer(cls=EdgesegGroup, help="Train, export, run and benchmark segmentation models for edge devices.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP_OPTIONS)
+console = Console()
+if not console.is_terminal:  # piped output: tables not squeezed into 80 columns, lines never wrapped
+    console = Console(width=160, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)  # no hard wraps inside file names
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgeseg import __version__
+
+        typer.echo(f"edgeseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug details and the libraries' own logs."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    from edgeseg.cli.numbers import finite_numbers
+    from edgeseg.quiet import set_quiet
+
+    finite_numbers(ctx.command)  # before the sub-command parses its options
+
+    set_quiet(not verbose)
+    # Our own logger speaks at INFO; the libraries' (onnxruntime's quantizer logs through the root logger) only
+    # with --verbose, warnings included.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_time=False, show_path=False)], force=True)
+    logging.getLogger("edgeseg").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def need_train_extra() -> None:
+    """Fail with what to install when TensorFlow is missing; else import it, quietly unless --verbose."""
+    from edgeseg.quiet import native_stderr_silenced
+    from edgeseg.trainer import require_train_extra
+
+    require_train_extra()
+    with native_stderr_silenced():  # TF's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL since 2.16
+        import tensorflow  # noqa: F401
+
+
+def writable(path: Path, param: str, folder: bool = False) -> Path:
+    """Refuse an output that cannot be written (exit 2) before any long work starts."""
+    from edgeseg.io import check_writable_dir
+
+    try:
+        if not folder and path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; expected a file name")
+        check_writable_dir(path if folder else path.parent)
+    except OSError as exc:
+        raise typer.BadParameter(str(exc), param_hint=param) from None
+    return path
+
+
+def default(settings: type, name: str):
+    """The default of a settings dataclass's field, made by its factory where it has one: a CLI option's default,
+    written once, in the dataclass."""
+    field = settings.__dataclass_fields__[name]
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {escape(message)}")  # messages hold paths and [extras], not markup
+    return typer.Exit(code)
+
+
+def split_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]

@@ -1,0 +1,109 @@
+"""``edgeseg bench`` (MODELS... or ``run``) and ``edgeseg bench report``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from edgeseg.benchmarks.runner import BenchOptions
+from edgeseg.cli.app import HELP_OPTIONS, app, console, err, fail, split_list, writable
+from edgeseg.cli.options import MAX_THREADS, JsonOpt, foreground_option
+from edgeseg.cli.tables import bench_table
+from edgeseg.io import atomic_write_text
+
+B = BenchOptions  # the defaults: one home
+MAX_RUNS = 100_000_000  # bench's timed runs: hours at 0.1 ms each, not for ever
+
+
+class _DefaultRun(TyperGroup):
+    """``edgeseg bench MODELS...`` runs; ``edgeseg bench report FILES...`` merges results."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in HELP_OPTIONS["help_option_names"]:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(cls=_DefaultRun, context_settings=HELP_OPTIONS, no_args_is_help=True,
+                        help="Latency, memory and accuracy of every backend: bench MODELS..., or bench report FILES...")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("run")
+def bench(
+    models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names (tutorial, edge, edge160)."),
+    data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
+    threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and all cores)."),
+    warmup: int = typer.Option(B.warmup, min=0, max=MAX_RUNS, help="Untimed runs first."),
+    runs: int = typer.Option(B.runs, min=1, max=MAX_RUNS, help="Timed runs (at least)."),
+    min_seconds: float = typer.Option(B.min_seconds, min=0.0, max=3600.0, help="Keep timing for at least this long."),
+    eval_size: int = typer.Option(B.eval_size, min=1, help="Test images for accuracy."),
+    foreground: Optional[str] = typer.Option(
+        None, help="Foreground classes of a third-party class model, with optional weights, e.g. 8,12."),
+    device: Optional[str] = typer.Option(None, help="Device name recorded in the results."),
+    out: Optional[Path] = typer.Option(None, help="Write the results JSON here."),
+    as_json: JsonOpt = False,
+):
+    """Benchmark models: every backend, precision and thread count, each in its own process.
+
+    Example: edgeseg bench tutorial edge --out results/my-laptop.json
+    """
+    from edgeseg.benchmarks.runner import run_bench
+    from edgeseg.data import DataError, check_source
+
+    thread_counts = split_list(threads)
+    if not all(t.isdigit() and 0 < int(t) <= MAX_THREADS for t in thread_counts):
+        raise typer.BadParameter(f"{threads!r}: expected thread counts from 1 to {MAX_THREADS}, e.g. 1,2,4",
+                                 param_hint="--threads")
+    if data is not None:
+        try:
+            check_source(data)
+        except DataError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--data") from None
+    if out:
+        writable(out, "--out")
+    if data is None:
+        from edgeseg.runs import RunFolder
+
+        found = [run for run in map(RunFolder.at, models) if run]
+        data = next((d[0] for d in (run.training_data() for run in found) if d), None)  # its first source
+    options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
+                           foreground=foreground_option(foreground), device=device)
+    if thread_counts:
+        options.threads = [int(t) for t in thread_counts]
+    result = run_bench(models, options, progress=not as_json)
+    if out:
+        atomic_write_text(out, json.dumps(result, indent=2))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(bench_table(result))
+        for note in result["notes"]:
+            err.print(f"note: {escape(note)}")
+    failed = [r for r in result["rows"] if r["status"] == "failed"]
+    if failed:
+        names = ", ".join(dict.fromkeys(r["model"] for r in failed))
+        raise fail(f"{len(failed)} of {len(result['rows'])} rows failed: {names} (see the status column"
+                   + (f" or {out})" if out else ")"))
+
+
+@bench_app.command("report")
+def bench_report(
+    results: list[Path] = typer.Argument(..., help="Result files written by edgeseg bench --out."),
+    out: Path = typer.Option(..., help="Folder for the merged table (README.md) and charts."),
+):
+    """Merge result files from several devices into one table and charts.
+
+    Example: edgeseg bench report results/*.json --out report/
+    """
+    from edgeseg.benchmarks.report import write_report
+
+    writable(out, "--out", folder=True)
+    written = write_report([str(r) for r in results], out)
+    for path in written:
+        console.print(str(path), soft_wrap=True)

@@ -1,0 +1,75 @@
+"""``edgeseg evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgeseg.cli.app import app, console, need_train_extra, writable
+from edgeseg.cli.options import EdgesOpt, choices, MinBlobOpt, SmoothingOpt, SoftnessOpt, ThresholdOpt
+from edgeseg.cli.tables import by_source, mask_table, metrics_table, table
+from edgeseg.io import atomic_write_text
+from edgeseg.data import Split
+from edgeseg.runtime.segmenter import SegmenterOptions
+
+S = SegmenterOptions  # the mask options' defaults are the runtime's: one home
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="A .keras model, run folder, .tflite/.onnx file or shipped model name."),
+    data: list[str] = typer.Option(..., help="'oxford_iiit_pet' or a dataset folder; repeat for several (each "
+                                   "scored on its own, and their mean)."),
+    split: Split = typer.Option(Split.TEST, metavar="SPLIT", help=f"{choices(Split)}."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many images."),
+    out: Optional[Path] = typer.Option(None, help="Write the metrics as JSON here."),
+    threshold: ThresholdOpt = S.threshold,
+    softness: SoftnessOpt = S.softness,
+    edges: EdgesOpt = S.edges,
+    min_blob: MinBlobOpt = S.min_blob,
+    flicker: int = typer.Option(0, min=0, max=10000, help="Also measure the video mask's flicker on shaken, noisy "
+                                "clips made from the first N photos of each dataset (0: off)."),
+    smoothing: SmoothingOpt = S.smoothing,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Score the mask a user sees against a dataset's labels, at each image's own resolution.
+
+    The subject's IoU with border pixels ignored (the headline), fg IoU, boundary F, background leak,
+    semi-transparent share; with --flicker, the video mask's mean change per frame where nothing moves.
+    """
+    from edgeseg.data import DataError, parse_sources
+    from edgeseg.evaluation.evaluate import evaluate as run_eval
+    from edgeseg.evaluation.evaluate import needs_tensorflow
+
+    if out:
+        writable(out, "--out")
+    if needs_tensorflow(model, data):
+        need_train_extra()
+    try:
+        data = [s.location for s in parse_sources(data)]
+    except DataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from None
+
+    settings = {"threshold": threshold, "softness": softness, "edges": edges.value, "min_blob": min_blob}
+    if flicker:
+        settings["smoothing"] = smoothing
+    report = run_eval(model, data, split.value, limit, progress=not as_json, options=settings, flicker_clips=flicker)
+    result = report.to_dict()
+    if out:
+        atomic_write_text(out, json.dumps(result, indent=2))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console.print(mask_table(f"{model} ({split}, {report.images} images, runtime mask)",
+                             by_source(report.mask_by_source, report.mask), report.subject))
+    if report.flicker:
+        first = next(iter(report.flicker.values()))
+        console.print(table(f"Flicker: mean |alpha_t - alpha_t-1| where nothing moves ({first.frames}-frame clips, "
+                            f"{first.shake_px} px shake, noise {first.noise:g} levels, smoothing {smoothing:g})",
+                            ["", "clips", "flicker"], [[name, str(f.clips), f"{f.flicker:.5f}"]
+                                                       for name, f in report.flicker.items()]))
+    for name, metrics in result["metrics"].items():
+        console.print(metrics_table(f"{name}: class argmax at the model's input size", {model.name: metrics}))

@@ -1,0 +1,79 @@
+"""Tables of the reports that commands print (rich), one renderer for all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+
+def table(title: str, columns: list[str], rows: list[list[str]], left: int = 1) -> Table:
+    """The one table renderer: the first ``left`` columns are left-aligned (names), the rest right (numbers)."""
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i < left else "right")
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def metrics_table(title: str, rows: dict[str, dict]) -> Table:
+    """Rows of {name: SegmentationMetrics.to_dict()} (columns follow the classes present)."""
+    classes = next(iter(rows.values()))["class_names"] if rows else []
+    return table(title, ["", "pixel acc", "mIoU", "fg IoU", *(f"IoU {c}" for c in classes)], [
+        [name, *(f"{v:.4f}" for v in (m["pixel_accuracy"], m["mean_iou"], m["foreground_iou"],
+                                      *(m["iou"][c] for c in classes)))] for name, m in rows.items()])
+
+
+MASK_COLUMNS = {"pet_iou": "{} IoU (border ignored)", "fg_iou": "fg IoU ({}+border)", "boundary_f": "boundary F",
+                "background_alpha": "bg alpha", "background_leak": "bg leak", "semi_transparent": "semi-transparent"}
+
+
+def mask_table(title: str, rows: dict[str, dict], subject: str = "pet") -> Table:
+    """Rows of {name: MaskQuality.to_dict()}; ``subject`` names what the mask shows (the pet IoU's subject)."""
+    return table(title, ["", *(c.format(subject) for c in MASK_COLUMNS.values())],
+                 [[name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS)] for name, m in rows.items()])
+
+
+def by_source(by_source: dict, overall) -> dict[str, dict]:
+    """Table rows: each source's scores, then their mean when there are several."""
+    rows = {name: q.to_dict() for name, q in by_source.items()}
+    if len(rows) > 1:
+        rows["mean of sources"] = overall.to_dict()
+    return rows
+
+
+def export_table(report) -> Table:
+    title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, pet IoU "
+             f"{report.keras_mask.get('pet_iou', float('nan')):.4f}, {report.eval_images} images)")
+    rows = []
+    for a in report.artifacts:
+        status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + escape("; ".join(a.failures))
+        rows.append([Path(a.path).name or a.name, status, f"{a.size_mb:.2f}", f"{a.agreement:.4%}",
+                     f"{a.max_abs_prob_diff:.1e}", f"{a.mean_abs_prob_diff:.1e}", f"{a.mean_iou:.4f}",
+                     f"{a.delta_miou_points:+.2f}", f"{a.mask.get('pet_iou', float('nan')):.4f}",
+                     f"{a.mask.get('boundary_f', float('nan')):.4f}"])
+    return table(title, ["artifact", "check", "MB", "agreement", "max |dp|", "mean |dp|", "mIoU", "dmIoU pts",
+                         "pet IoU", "boundary F"], rows, left=2)
+
+
+def bench_table(result: dict) -> Table:
+    device = result["device"]
+    rows = []
+    for r in result["rows"]:
+        lat = r.get("latency_ms", {})
+        cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("pet_iou"),
+                 r.get("miou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
+        status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {escape(r.get('error', '')[:60])}"
+        rows.append([r["model"], status, str(r["threads"]), *("–" if c is None else f"{c:.3g}" for c in cells)])
+    flags = ", ".join(device.get("cpu_flags") or [])
+    t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores; {flags})",
+              ["model", "status", "thr", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "pet IoU", "mIoU",
+               "fg IoU 256", "MB", "RSS MB"], rows, left=2)
+    t.caption = ("x floor: p50 over the time the model's multiply-adds take at this CPU's measured fp32 peak; "
+                 "below 1 is faster than that peak (int8 kernels do more per cycle). pipe FPS: the whole 640x480 "
+                 "live step.")
+    if not any(r.get("pet_iou") is not None or r.get("miou") is not None for r in result["rows"]):
+        t.caption += " No accuracy was measured: pass --data DATASET (a run folder's training data is the default)."
+    return t
