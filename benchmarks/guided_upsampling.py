@@ -29,7 +29,8 @@ from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import grayscale_bg
 from edgeseg.runtime.guided import EPS, RADIUS, GuidedUpsampler
 from edgeseg.runtime.packaged import resolve_model
-from edgeseg.runtime.segmenter import Edges, Segmenter, SegmenterOptions, soft_threshold
+from edgeseg.runtime.alpha import soft_threshold
+from edgeseg.runtime.segmenter import Edges, Segmenter, SegmenterOptions
 from edgeseg.data import iter_full_resolution
 from edgeseg.evaluation.mask_quality import MaskQualityMeter, outline_mask
 

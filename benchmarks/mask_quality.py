@@ -21,7 +21,8 @@ from rich.progress import track
 
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import resolve_model
-from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions, soft_threshold
+from edgeseg.runtime.alpha import soft_threshold
+from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 from edgeseg.data import iter_full_resolution
 from edgeseg.evaluation.mask_quality import MaskQualityMeter
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgeseg.runtime.guided import GuidedUpsampler
-from edgeseg.runtime.segmenter import soft_threshold
+from edgeseg.runtime.alpha import soft_threshold
 
 EDGE = 171  # the image's true edge (column), off the model's grid on purpose
 

@@ -143,7 +143,7 @@ def test_min_blob_is_a_share_of_the_frame(shipped):
 
 def test_the_run_folders_prediction_picture_shows_the_runtimes_mask(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    from edgeseg.runtime.segmenter import alpha_from_probabilities
+    from edgeseg.runtime.alpha import alpha_from_probabilities
     from edgeseg.evaluation import plots
 
     shown = []
@@ -155,3 +155,14 @@ def test_the_run_folders_prediction_picture_shows_the_runtimes_mask(tmp_path, mo
                            np.full((1, 8, 8), 2, np.uint8), probs, tmp_path / "p.png")
     # p(pet) + 0.5 p(border) = 0.45, soft-thresholded to 0.25: not p(pet) + p(border) = 0.85, the old halo
     assert np.allclose(shown[0], alpha_from_probabilities(probs[0], TRIMAP_MASK_WEIGHTS)) and shown[0].max() < 0.3
+
+
+def test_the_per_frame_alpha_is_the_one_alpha_from_logits(shipped):
+    """The segmenter's fast OpenCV path computes what edgeseg.runtime.alpha defines for everyone else."""
+    from edgeseg.runtime.alpha import alpha_from_logits
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+
+    logits = np.random.default_rng(0).normal(0, 8, (16, 16, 3)).astype(np.float32)
+    with Segmenter(SegmenterOptions(shipped("tflite"))) as seg:
+        fast = seg._weighted_softmax(logits).copy()
+        np.testing.assert_allclose(fast, alpha_from_logits(logits, seg._weights), atol=1e-6)

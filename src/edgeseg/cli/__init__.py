@@ -14,6 +14,7 @@ from rich.markup import escape
 # In the order of the pipeline, which is the order of the help's list of commands.
 from edgeseg.cli import train, evaluate, export, run, label, bench  # noqa: F401, I001  (they register their commands)
 from edgeseg.cli.app import app, err, plural
+from edgeseg.stop_signals import set_stop_handler
 
 __all__ = ["app", "main", "plural", "verbose_first"]
 
@@ -24,16 +25,13 @@ def _stop_signals_unwind_like_ctrl_c() -> None:
     """SIGTERM (timeout, systemd, docker stop) and SIGHUP (a closed terminal) unwind a command as Ctrl-C does, so
     it cleans up after itself: bench's worker processes are killed, temporary files removed. ``webcam`` installs
     its own handlers while it runs, to finalise its outputs and report the signal."""
-    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
 
     def unwind(signum, _frame):
         _stopped_by.append(signal.Signals(signum))
-        for n in names:  # a second signal must not cut the clean-up short
-            signal.signal(getattr(signal, n), signal.SIG_IGN)
+        set_stop_handler(signal.SIG_IGN)  # a second signal must not cut the clean-up short
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    for n in names:
-        signal.signal(getattr(signal, n), unwind)
+    set_stop_handler(unwind)
 
 
 VERBOSE_FLAGS = ("--verbose", "-v")

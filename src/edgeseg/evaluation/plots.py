@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from edgeseg.contract import TRIMAP_MASK_WEIGHTS  # noqa: E402
 from edgeseg.io import atomic_path  # noqa: E402
 from edgeseg.runtime.effects import grayscale_bg  # noqa: E402
-from edgeseg.runtime.segmenter import alpha_from_probabilities  # noqa: E402
+from edgeseg.runtime.alpha import alpha_from_probabilities  # noqa: E402
 
 # pet, background, border
 MASK_COLORS = np.array([[230, 120, 40], [30, 30, 30], [250, 230, 90]], np.uint8)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.export.base import ArtifactReport, Gates, Precision
+from edgeseg.runtime.alpha import softmax
 from edgeseg.runtime.backends import open_backend
 from edgeseg.evaluation.metrics import (
     CLASS_NAMES,
@@ -15,11 +16,6 @@ from edgeseg.evaluation.metrics import (
     confusion_matrix,
     metrics_from_confusion,
 )
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 @dataclass
@@ -38,7 +34,7 @@ def _metrics(masks: np.ndarray, labels: np.ndarray) -> SegmentationMetrics:
 
 def keras_reference(model, images: np.ndarray, masks: np.ndarray, batch_size: int = 16) -> Reference:
     logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    probs = softmax(logits.astype(np.float32))
+    probs = softmax(logits)
     return Reference(images, masks, probs, _metrics(masks, probs.argmax(-1)))
 
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 
 from edgeseg.io import remove_stale, temp_prefix, valid_utf8
 from edgeseg.quiet import opencv_silenced
+from edgeseg.stop_signals import restore, set_stop_handler
 
 log = logging.getLogger("edgeseg")
 
@@ -101,9 +101,6 @@ class VideoOutput:
         self.tmp.unlink(missing_ok=True)
 
 
-_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
 class _stop_signals_deferred:
     """Hold SIGTERM/SIGHUP's handlers until the block ends; a signal that arrived inside it is handled after it.
 
@@ -115,16 +112,13 @@ class _stop_signals_deferred:
 
     def __enter__(self) -> None:
         self._pending: list[tuple[int, object]] = []
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in _STOP_SIGNALS}
+        self._previous = set_stop_handler(self._record)
 
     def _record(self, signum, frame) -> None:
         self._pending.append((signum, frame))
 
     def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        restore(self._previous)
         for signum, frame in self._pending:
             handler = self._previous[signum]
             if callable(handler):

@@ -7,10 +7,8 @@ import logging
 import signal
 import statistics
 import sys
-import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -28,6 +26,7 @@ from edgeseg.runtime.image_io import (
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
+from edgeseg.stop_signals import set_stop_handler, stop_handler
 
 log = logging.getLogger("edgeseg")
 STEP_STAGES = (*STAGES, "effect")  # what FrameProcessor times
@@ -91,25 +90,10 @@ class Stopped(Exception):
     """Raised in the main thread by SIGTERM or SIGHUP, so the run finalises its outputs as on Ctrl-C."""
 
 
-@contextmanager
-def _signals_stop_the_run():
+def _stop(signum, _frame):
     """SIGTERM (timeout, systemd, docker stop) and SIGHUP (a closed terminal) end the run cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, _frame):
-        for n in names:  # a second signal must not cut the finalising of the outputs short
-            signal.signal(getattr(signal, n), signal.SIG_IGN)
-        raise Stopped(signal.Signals(signum).name)
-
-    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    previous = {n: signal.signal(getattr(signal, n), stop) for n in names}
-    try:
-        yield
-    finally:
-        for n, handler in previous.items():
-            signal.signal(getattr(signal, n), handler)
+    set_stop_handler(signal.SIG_IGN)  # a second signal must not cut the finalising of the outputs short
+    raise Stopped(signal.Signals(signum).name)
 
 
 def _announce(url: str) -> None:
@@ -200,7 +184,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     start = time.perf_counter()
     fps = 0.0
     last = None  # when the previous frame's turn began: the HUD shows the rate of whole turns, outputs included
-    with _signals_stop_the_run():
+    with stop_handler(_stop):
         try:
             for frame in source:
                 t0 = time.perf_counter()

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from edgeseg.contract import OutputKind
+from edgeseg.runtime.alpha import soft_threshold
 from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.guided import GuidedUpsampler
 from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
@@ -229,7 +230,8 @@ class Segmenter:
         return self._weighted_softmax(out)
 
     def _weighted_softmax(self, out: np.ndarray) -> np.ndarray:
-        """Sum of w_c * softmax_c, shifted by the peak logit so that no exp overflows. OpenCV's element-wise
+        """:func:`~edgeseg.runtime.alpha.alpha_from_logits` for one frame, fast: the sum of w_c * softmax_c, shifted
+        by the peak logit so that no exp overflows. OpenCV's element-wise
         ops on split planes (numpy's on strided planes take ~1.7x as long, and reductions over a 3-wide last
         axis ~6x), all into reused work arrays."""
         work = self._scratch
@@ -292,20 +294,3 @@ def drop_small_parts(mask: np.ndarray, min_share: float, visible: float) -> np.n
     if drop.any():
         mask[drop[labels]] = 0
     return mask
-
-
-def alpha_from_probabilities(probs: np.ndarray, weights, threshold: float = 0.5, softness: float = 0.1) -> np.ndarray:
-    """The runtime's alpha at the model's resolution from class probabilities (..., C): the mask weights'
-    sum of probabilities, soft-thresholded (what a user sees, before the resize to the frame)."""
-    alpha = np.ascontiguousarray(probs, dtype=np.float32) @ np.asarray(weights, np.float32)
-    return soft_threshold(alpha, threshold, softness)
-
-
-def soft_threshold(alpha: np.ndarray, threshold: float = 0.5, softness: float = 0.1) -> np.ndarray:
-    """Soft threshold in place: 0 below ``threshold - softness``, 1 above ``threshold + softness``, linear between.
-
-    Applied to the probability after its bilinear resize to the frame, so edges stay smooth (no blocks
-    from the model's grid) while the background is cleared and the subject made opaque.
-    """
-    np.subtract(alpha, threshold - softness, out=alpha)
-    return np.clip(np.multiply(alpha, 0.5 / softness, out=alpha), 0.0, 1.0, out=alpha)

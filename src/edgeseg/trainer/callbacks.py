@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from edgeseg.contract import TRIMAP_MASK_WEIGHTS
-from edgeseg.runtime.segmenter import soft_threshold
+from edgeseg.runtime.alpha import alpha_from_logits, soft_threshold
 from edgeseg.evaluation.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 
 MONITOR = "val_pet_iou"  # pet IoU with border pixels ignored, at each image's own resolution; mean of sources
@@ -29,11 +29,8 @@ def runtime_mask_quality(model, images: np.ndarray, labels: list[np.ndarray], ba
     """
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} label maps")
-    weights = np.array(TRIMAP_MASK_WEIGHTS, np.float32)
-    logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    z = logits.astype(np.float32)
-    p = np.exp(z - z.max(-1, keepdims=True))
-    alpha = (p @ weights) / p.sum(-1)
+    alpha = alpha_from_logits(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0),
+                              TRIMAP_MASK_WEIGHTS)
     meter = MaskQualityMeter()
     for a, truth in zip(alpha, labels):
         full = cv2.resize(a, (truth.shape[1], truth.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -30,6 +30,7 @@ from edgeseg.data import (
     parse_sources,
 )
 from edgeseg.io import atomic_write_text
+from edgeseg.runtime.alpha import softmax
 from edgeseg.runs import run_lock
 from edgeseg.evaluation.mask_quality import MaskQuality, mean_quality
 from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
@@ -499,10 +500,7 @@ def _write_run_json(run: Path, config: TrainConfig, strategy, splits: _Splits, c
 
 def predict_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Class probabilities (N, H, W, C) of a Keras model on uint8 RGB images."""
-    import tensorflow as tf
-
-    logits = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return tf.nn.softmax(logits.astype(np.float32), axis=-1).numpy()
+    return softmax(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
 
 
 def evaluate_model(model, data: SegmentationData, batch_size: int = 32) -> SegmentationMetrics:
