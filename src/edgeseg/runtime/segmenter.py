@@ -44,7 +44,7 @@ class SegmenterOptions:
         softness: half-width of that ramp: alpha is 0 below ``threshold - softness`` and 1 above
             ``threshold + softness``, so an empty background is fully transparent and the subject fully
             opaque, with a soft edge a few pixels wide. 0.5 around 0.5 passes the probability unchanged.
-        edges: guided (the mask's edges follow the image's) or bilinear (see benchmarks/README.md).
+        edges: guided (the mask's edges follow the image's) or bilinear (see experiments/README.md).
         feather: edge feathering radius in pixels at frame size (0: none).
         mask_every: compute a new mask every N frames and reuse it in between (slow devices).
         input_range, output_kind: overrides for models without edgeseg metadata.

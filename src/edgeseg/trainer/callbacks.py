@@ -73,7 +73,7 @@ class BatchNormRefresh(keras.callbacks.Callback):
 
     Keras keeps an exponential average of the batch statistics (momentum 0.99), which lags behind weights
     that move faster than it: in short runs and fine-tunes the checkpoint metric and the exported model read
-    stale statistics (``benchmarks/results/bn_statistics.json``). This sets them to the plain mean over
+    stale statistics (``experiments/results/bn_statistics.json``). This sets them to the plain mean over
     ``batches`` training batches of the current weights, before the callbacks after it score and save the
     model (Keras's own ``val_loss``/``val_miou`` are computed earlier, with the averaged statistics). Frozen
     layers, such as the pretrained encoder's, keep theirs.

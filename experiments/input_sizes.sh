@@ -4,9 +4,9 @@
 # the same training; each exported to int8 TFLite (checked against Keras) and benchmarked in one run beside
 # the shipped models and MediaPipe selfie. Every step is skipped when its output exists, so rerunning resumes.
 # Needs ../shared. Usage (from the repository root):
-#   benchmarks/input_sizes.sh DEVICE-NAME [edge|tutorial]...   (default: both decoders)
+#   experiments/input_sizes.sh DEVICE-NAME [edge|tutorial]...   (default: both decoders)
 set -euo pipefail
-DEVICE=${1:?usage: benchmarks/input_sizes.sh DEVICE-NAME [edge|tutorial]...}
+DEVICE=${1:?usage: experiments/input_sizes.sh DEVICE-NAME [edge|tutorial]...}
 shift
 DECODERS=${*:-edge tutorial}
 SHARED=${SHARED:-../shared}
@@ -37,4 +37,4 @@ done
 ARTIFACTS=$(for run in "${RUNS[@]}"; do ls "$run"/export/*int8.tflite; done)
 # shellcheck disable=SC2086
 edgeseg bench edge edge160 tutorial $ARTIFACTS "$SHARED/anchors/selfie_segmentation.tflite" --threads 2 --runs 200 \
-  --data "$SHARED/data/pets-pseudo" --eval-size 319 --device "$DEVICE" --out "benchmarks/results/input_sizes_$DEVICE.json"
+  --data "$SHARED/data/pets-pseudo" --eval-size 319 --device "$DEVICE" --out "experiments/results/input_sizes_$DEVICE.json"

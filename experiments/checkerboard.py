@@ -5,8 +5,8 @@ kernel [[1, -1], [-1, 1]] / 4, whose response is the pattern's amplitude (0 on a
 as the mean absolute response over the labelled background away from the outline (where the map should be
 flat and the pattern shows as grid-shaped leaks), and over the whole map.
 
-    python benchmarks/checkerboard.py tutorial edge --data ../shared/data/pets-pseudo \\
-        --out benchmarks/results/checkerboard.json
+    python experiments/checkerboard.py tutorial edge --data ../shared/data/pets-pseudo \\
+        --out experiments/results/checkerboard.json
 """
 
 from __future__ import annotations

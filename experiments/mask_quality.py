@@ -4,8 +4,8 @@ The runtime's alpha is soft_threshold(p(pet) + w * p(border)), resized to each i
 This measures every (w, softness) pair from one pass per model (resizing is linear, so the class maps
 are resized once and combined afterwards) and reports edgeseg's mask-quality measures for each.
 
-    python benchmarks/mask_quality.py tutorial edge --data ../shared/data/pets-pseudo \\
-        --out benchmarks/results/mask_quality.json
+    python experiments/mask_quality.py tutorial edge --data ../shared/data/pets-pseudo \\
+        --out experiments/results/mask_quality.json
 """
 
 from __future__ import annotations

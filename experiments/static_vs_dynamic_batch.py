@@ -3,7 +3,7 @@
 With a dynamic batch the TFLite converter inserts SHAPE/STRIDED_SLICE/PACK before every TRANSPOSE_CONV;
 this measures what that costs per format, to choose the export default. Batch-1 inference, medians.
 
-    python benchmarks/static_vs_dynamic_batch.py runs/unet_mobilenetv2_pets128 --out benchmarks/results/static_vs_dynamic_batch.json
+    python experiments/static_vs_dynamic_batch.py runs/unet_mobilenetv2_pets128 --out experiments/results/static_vs_dynamic_batch.json
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("run", help="a run folder (model.keras and run.json)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/static_vs_dynamic_batch.json"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/static_vs_dynamic_batch.json"))
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@ Compares images/s with the real tf.data pipeline (decode-free in-memory cache, a
 batch, prefetch) against a pipeline replaced by one in-memory batch repeated: if the two are within 10%,
 the data pipeline is not the bottleneck.
 
-    python benchmarks/train_throughput.py --data ../shared/data/pets-pseudo --out benchmarks/results/train_throughput.json
+    python experiments/train_throughput.py --data ../shared/data/pets-pseudo --out experiments/results/train_throughput.json
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=15, help="steps per timed epoch")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per pipeline")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_throughput.json"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/train_throughput.json"))
     args = parser.parse_args()
 
     import keras

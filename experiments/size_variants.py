@@ -5,10 +5,10 @@ ImageNet encoder, quantized with real photos, times like the trained model would
 can meet a latency bound before spending hours training them. The files carry no edgeseg metadata, so
 ``edgeseg bench`` measures their latency only:
 
-    python benchmarks/size_variants.py --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
+    python experiments/size_variants.py --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
         --calibration ../shared/data/pets-pseudo --out runs/size_variants
     edgeseg bench edge runs/size_variants/*.tflite ../shared/anchors/selfie_segmentation.tflite --threads 2 \\
-        --runs 200 --device vm-2core-epyc-avx2 --out benchmarks/results/size_latency.json
+        --runs 200 --device vm-2core-epyc-avx2 --out experiments/results/size_latency.json
 """
 
 from __future__ import annotations

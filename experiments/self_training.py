@@ -14,9 +14,9 @@ its trainval split and treats those photos as the unlabelled pool:
    compared with the hidden labels. Results are written to ``--out`` as each step ends.
 
     scripts/train_pets.sh unet_mobilenetv2_edge runs/edge128_bilinear_dice 128 --upsampling bilinear --loss ce+dice
-    python benchmarks/self_training.py --data ../shared/data/pets-pseudo --work runs/self_training \\
+    python experiments/self_training.py --data ../shared/data/pets-pseudo --work runs/self_training \\
         --encoder-weights ../shared/weights/mobilenet_v2_1.0_no_top_imagenet_from_quant.weights.h5 \\
-        --reference runs/edge128_bilinear_dice --out benchmarks/results/self_training.json
+        --reference runs/edge128_bilinear_dice --out experiments/results/self_training.json
 
 Each step resumes (training from its backup, labelling from what it wrote), so rerun the same command after an
 interruption. pets-pseudo's test labels come from its own teacher: the comparison is agreement with that teacher.

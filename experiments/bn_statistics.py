@@ -5,8 +5,8 @@ pixels ignored, pixel accuracy) twice: with the stored moving statistics, and af
 one pass over augmented training batches. A large gap means the checkpoint metric and the exported model
 read statistics that lag behind the weights (short runs, few steps).
 
-    python benchmarks/bn_statistics.py runs/self_training/baseline runs/edge128_bilinear_dice_strong \\
-        --out benchmarks/results/bn_statistics.json
+    python experiments/bn_statistics.py runs/self_training/baseline runs/edge128_bilinear_dice_strong \\
+        --out experiments/results/bn_statistics.json
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ the model's resolution and applies the upsampled a, b to the frame's own gray le
 can follow the image's. This measures both on a labelled split (edgeseg's mask-quality measures at each
 image's own resolution), times them on a 640x480 frame, and draws crops of the same photos side by side.
 
-    python benchmarks/guided_upsampling.py --data ../shared/data/pets-pseudo \\
-        --out benchmarks/results/guided_upsampling.json --picture benchmarks/results/guided_upsampling.jpg
+    python experiments/guided_upsampling.py --data ../shared/data/pets-pseudo \\
+        --out experiments/results/guided_upsampling.json --picture experiments/results/guided_upsampling.jpg
 
 pets-pseudo's labels are a teacher's bilinearly upsampled masks, so their outlines do not follow the image
 either: read accuracy here as agreement with that teacher, and judge edges from the pictures too.
