@@ -147,3 +147,10 @@ def test_the_hud_draws_each_line_exactly_as_plain_text():
         cv2.putText(reference, line, (10, 22 + 20 * i), HUD_FONT, HUD_SCALE, (255, 255, 255), 1, cv2.LINE_AA)
     np.testing.assert_array_equal(frame, reference)
     assert frame[100:, 200:].min() == 150  # the rest of the frame untouched
+
+
+def test_every_effect_has_one_table_entry():
+    from edgeseg.runtime.effects import EFFECTS, Effect
+
+    assert set(EFFECTS) == set(Effect)
+    assert [e.value for e, spec in EFFECTS.items() if spec.uses_background] == ["replace-bg", "remove-bg"]

@@ -144,55 +144,76 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         calibration = load_calibration(calib_source, size, options.calib_size, options.force, progress)
 
     reference = keras_reference(model, evaluation.images, evaluation.masks)
-    source_metrics = _source_metrics(model_path.parent)
     report = ExportReport(str(model_path), str(out), len(evaluation), 0 if calibration is None else len(calibration),
                           reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
-
-    macs = keras_macs(model)["total"]
-    classes = tuple(run_info.get("classes", CLASS_NAMES))
-    trimap = is_trimap(classes) and model.output_shape[-1] == len(CLASS_NAMES)
-
-    def metadata_for(fmt: Format, precision: Precision, input_dtype: str) -> ArtifactMetadata:
-        return ArtifactMetadata(
-            model.name, fmt.name, precision.value, (size, size), input_dtype,
-            classes=classes if trimap else CLASS_NAMES, mask_weights=TRIMAP_MASK_WEIGHTS if trimap else None,
-            source_model=str(model_path), source_metrics=source_metrics, macs=macs)
-
-    def user_view(path: str | Path) -> dict:
-        """What the user sees: the runtime's mask at each test image's own resolution (the mean over sources)."""
-        return mask_quality_by_source(path, eval_sources, "test", options.eval_size, progress=False)[0].to_dict()
-
-    report.keras_mask = user_view(model_path)
-
-    def check(artifact: ArtifactReport) -> ArtifactReport:
-        if artifact.path:
-            artifact.size_mb = round(Path(artifact.path).stat().st_size / 2**20, 3)
-            compare(artifact, reference, options.gates)
-        return artifact
-
-    def finish(artifact: ArtifactReport) -> ArtifactReport:
-        """Once per written artifact (not per rejected int8 candidate): move it aside if it failed, then
-        measure the mask it gives users."""
-        artifact = _settle(artifact, out)
-        if artifact.path:
-            artifact.mask = user_view(artifact.path)
-        return artifact
-
     remove_stale(out, STAGING_PREFIX)  # what an export killed by a signal left unchecked
-    stage = out / f"{STAGING_PREFIX}{os.getpid()}.d"
-    stage.mkdir(exist_ok=True)
+    job = _Job(model, model_path, run_info, options, calibration, reference, eval_sources, out,
+               out / f"{STAGING_PREFIX}{os.getpid()}.d")
+    report.keras_mask = job.user_view(model_path)
+    job.stage.mkdir(exist_ok=True)
     try:
-        steps = (finish(artifact) for artifact in _steps(model, pairs, options, calibration, metadata_for, stage,
-                                                          check))
+        steps = (job.finish(artifact) for artifact in _steps(job, pairs))
         if progress:
             from edgeseg.progress import track
 
             steps = track(steps, total=len(pairs), description="Exporting and checking")
         report.artifacts.extend(steps)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(job.stage, ignore_errors=True)
     atomic_write_text(out / "export_report.json", json.dumps(report.to_dict(), indent=2))
     return report
+
+
+@dataclass
+class _Job:
+    """One export: the model, its settings and checks, and where its artifacts are staged (``stage``) until
+    they have passed (then ``out``)."""
+
+    model: object  # keras.Model
+    model_path: Path
+    run_info: dict
+    options: ExportOptions
+    calibration: object
+    reference: object  # edgeseg.export.validate.Reference
+    eval_sources: list[str]
+    out: Path
+    stage: Path
+
+    def __post_init__(self):
+        classes = tuple(self.run_info.get("classes", CLASS_NAMES))
+        self.trimap = is_trimap(classes) and self.model.output_shape[-1] == len(CLASS_NAMES)
+        self.classes = classes if self.trimap else CLASS_NAMES
+        self.size = int(self.model.input_shape[1])
+        self.macs = keras_macs(self.model)["total"]
+        self.source_metrics = _source_metrics(self.model_path.parent)
+
+    def metadata(self, fmt: Format, precision: Precision, input_dtype: str) -> ArtifactMetadata:
+        return ArtifactMetadata(
+            self.model.name, fmt.name, precision.value, (self.size, self.size), input_dtype, classes=self.classes,
+            mask_weights=TRIMAP_MASK_WEIGHTS if self.trimap else None, source_model=str(self.model_path),
+            source_metrics=self.source_metrics, macs=self.macs)
+
+    def path(self, fmt: Format, precision: Precision) -> Path:
+        return self.stage / artifact_name(self.model.name, fmt, precision)
+
+    def user_view(self, path: str | Path) -> dict:
+        """What the user sees: the runtime's mask at each test image's own resolution (the mean over sources)."""
+        return mask_quality_by_source(path, self.eval_sources, "test", self.options.eval_size,
+                                      progress=False)[0].to_dict()
+
+    def check(self, artifact: ArtifactReport) -> ArtifactReport:
+        if artifact.path:
+            artifact.size_mb = round(Path(artifact.path).stat().st_size / 2**20, 3)
+            compare(artifact, self.reference, self.options.gates)
+        return artifact
+
+    def finish(self, artifact: ArtifactReport) -> ArtifactReport:
+        """Once per written artifact (not per rejected int8 candidate): move it aside if it failed, then
+        measure the mask it gives users."""
+        artifact = _settle(artifact, self.out)
+        if artifact.path:
+            artifact.mask = self.user_view(artifact.path)
+        return artifact
 
 
 def _source_metrics(run_dir: Path) -> dict:
@@ -219,47 +240,45 @@ def _settle(artifact: ArtifactReport, out: Path) -> ArtifactReport:
     return artifact
 
 
-def _steps(model, pairs, options: ExportOptions, calibration, metadata_for, out: Path, check):
-    """Write (into ``out``, the staging folder) and check each artifact, format by format (each format's
-    writer in :data:`WRITERS`)."""
+def _steps(job: _Job, pairs):
+    """Write (into the staging folder) and check each artifact, format by format (each format's writer in
+    :data:`WRITERS`)."""
     for name, writer in WRITERS.items():
         precisions = [p for f, p in pairs if f.name == name]
         if precisions:
-            yield from writer(model, precisions, options, calibration, metadata_for, out, check)
+            yield from writer(job, precisions)
 
 
-def _tflite_artifacts(model, precisions, options: ExportOptions, calibration, metadata_for, out: Path, check):
+def _tflite_artifacts(job: _Job, precisions):
     """Every TFLite precision from one SavedModel; a conversion error is recorded and leaves no file."""
     fmt = FORMATS["tflite"]
 
     def metadata(p: Precision) -> ArtifactMetadata:  # full-integer models take camera pixels as uint8
-        return metadata_for(fmt, p, "uint8" if p is Precision.INT8 else "float32")
+        return job.metadata(fmt, p, "uint8" if p is Precision.INT8 else "float32")
 
     try:
-        blobs = tflite_export.export_tflite(model, precisions, metadata, calibration, options.batch_size,
-                                            options.uint8_output)
+        blobs = tflite_export.export_tflite(job.model, precisions, metadata, job.calibration, job.options.batch_size,
+                                            job.options.uint8_output)
     except Exception as exc:  # the converter raises many types; record it, keep going with other formats
         blobs = {p: exc for p in precisions}
     for precision in precisions:
-        yield check(_write(out / artifact_name(model.name, fmt, precision), fmt, precision, blobs[precision]))
+        yield job.check(_write(job.path(fmt, precision), fmt, precision, blobs[precision]))
 
 
-def _onnx_artifacts(model, precisions, options: ExportOptions, calibration, metadata_for, out: Path, check):
+def _onnx_artifacts(job: _Job, precisions):
     """fp32 through tf2onnx, int8 by static quantization of that fp32 model."""
     fmt = FORMATS["onnx"]
     settings = {"opset": onnx_export.OPSET, "converter": "tf2onnx.convert.from_keras"}
     try:
-        proto = onnx_export.convert_fp32(model, options.batch_size)
-        onnx_export.set_metadata(proto, metadata_for(fmt, Precision.FP32, "float32"))
+        proto = onnx_export.convert_fp32(job.model, job.options.batch_size)
+        onnx_export.set_metadata(proto, job.metadata(fmt, Precision.FP32, "float32"))
         fp32_blob = proto.SerializeToString()
     except Exception as exc:  # tf2onnx / onnx.checker failures
         fp32_blob = exc
     if Precision.FP32 in precisions:
-        yield check(_write(out / artifact_name(model.name, fmt, Precision.FP32), fmt, Precision.FP32, fp32_blob,
-                           settings))
+        yield job.check(_write(job.path(fmt, Precision.FP32), fmt, Precision.FP32, fp32_blob, settings))
     if Precision.INT8 in precisions:
-        yield _onnx_int8(fp32_blob, calibration, options, metadata_for(fmt, Precision.INT8, "float32"),
-                         out / artifact_name(model.name, fmt, Precision.INT8), settings, check)
+        yield _onnx_int8(job, fp32_blob, settings)
 
 
 WRITERS = {"tflite": _tflite_artifacts, "onnx": _onnx_artifacts}  # keyed like edgeseg.contract.FORMATS
@@ -276,10 +295,11 @@ def _write(path: Path, fmt: Format, precision: Precision, blob, settings: dict |
     return report
 
 
-def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: ArtifactMetadata, path: Path, settings: dict,
-               check):
+def _onnx_int8(job: _Job, fp32_blob, settings: dict):
     """Quantize with each ``reduce_range`` candidate until one passes its gate (the accuracy check, not an
     assumption about the CPU, picks the setting); keep the best one when none passes."""
+    options, path = job.options, job.path(FORMATS["onnx"], Precision.INT8)
+    metadata = job.metadata(FORMATS["onnx"], Precision.INT8, "float32")
     if isinstance(fp32_blob, Exception):
         return _write(path, FORMATS["onnx"], Precision.INT8, fp32_blob)
     best, best_blob = None, None
@@ -289,10 +309,10 @@ def _onnx_int8(fp32_blob, calibration, options: ExportOptions, metadata: Artifac
         for reduce_range in options.onnx_reduce_range:
             candidate = {**settings, "quantization": "static QDQ, per-channel, MinMax", "reduce_range": reduce_range}
             try:
-                blob = onnx_export.quantize_int8(fp32_path, calibration, reduce_range, metadata)
+                blob = onnx_export.quantize_int8(fp32_path, job.calibration, reduce_range, metadata)
             except Exception as exc:  # onnxruntime.quantization raises many types
                 blob = exc
-            report = check(_write(path, FORMATS["onnx"], Precision.INT8, blob, candidate))
+            report = job.check(_write(path, FORMATS["onnx"], Precision.INT8, blob, candidate))
             if best is None or report.agreement > best.agreement:
                 best, best_blob = report, blob
             if report.passed:

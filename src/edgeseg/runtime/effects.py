@@ -7,8 +7,10 @@ see ``_blend``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -152,11 +154,11 @@ def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | N
 
 
 def check_background(effect: Effect | str, background) -> None:
-    """A background only means something to replace-bg and remove-bg: refuse it elsewhere."""
+    """A background only means something to the effects whose table entry uses one: refuse it elsewhere."""
     effect = Effect(effect)
-    if background is not None and effect not in (Effect.REPLACE_BG, Effect.REMOVE_BG):
-        raise ValueError(f"--effect {effect.value} does not use a background; --background is for "
-                         "replace-bg and remove-bg")
+    if background is not None and not EFFECTS[effect].uses_background:
+        users = " and ".join(e.value for e, spec in EFFECTS.items() if spec.uses_background)
+        raise ValueError(f"--effect {effect.value} does not use a background; --background is for {users}")
 
 
 def apply_effect(
@@ -175,18 +177,35 @@ def apply_effect(
     effect = Effect(effect)
     if alpha.shape != frame.shape[:2]:
         raise ValueError(f"mask shape {alpha.shape} does not match frame {frame.shape[:2]}")
-    s = scratch or Scratch()
-    if effect is Effect.GRAYSCALE_BG:
-        return grayscale_bg(frame, alpha, s)
-    if effect is Effect.BLUR_BG:
-        return blur_bg(frame, alpha, blur_strength, scratch=s)
-    if effect is Effect.REPLACE_BG:
-        return replace_bg(frame, alpha, KEY_COLOR if background is None else background, s)
-    if effect is Effect.REMOVE_BG:
-        key = None if background is None or isinstance(background, np.ndarray) else background
-        return remove_bg(frame, alpha, key, s)
-    if effect is Effect.OVERLAY:
-        return overlay(frame, alpha, scratch=s)
+    return EFFECTS[effect].apply(frame, alpha, background, blur_strength, scratch or Scratch())
+
+
+def _none(frame: np.ndarray, s: Scratch) -> np.ndarray:
     out = s.array("out", frame.shape)
     np.copyto(out, frame)
     return out
+
+
+@dataclass(frozen=True)
+class EffectSpec:
+    """What an effect needs and does: the one table the pipeline, predict and the CLI read.
+
+    ``apply(frame, alpha, background, blur, scratch)``; ``uses_background``: takes ``--background``;
+    ``keyed_in_video``: video has no transparency, so there the background is keyed to a flat colour.
+    """
+
+    apply: Callable[..., np.ndarray]
+    uses_background: bool = False
+    keyed_in_video: bool = False
+
+
+EFFECTS: dict[Effect, EffectSpec] = {
+    Effect.GRAYSCALE_BG: EffectSpec(lambda f, a, bg, blur, s: grayscale_bg(f, a, s)),
+    Effect.BLUR_BG: EffectSpec(lambda f, a, bg, blur, s: blur_bg(f, a, blur, scratch=s)),
+    Effect.REPLACE_BG: EffectSpec(lambda f, a, bg, blur, s: replace_bg(f, a, KEY_COLOR if bg is None else bg, s),
+                                  uses_background=True),
+    Effect.REMOVE_BG: EffectSpec(lambda f, a, bg, blur, s: remove_bg(
+        f, a, None if bg is None or isinstance(bg, np.ndarray) else bg, s), uses_background=True, keyed_in_video=True),
+    Effect.OVERLAY: EffectSpec(lambda f, a, bg, blur, s: overlay(f, a, scratch=s)),
+    Effect.NONE: EffectSpec(lambda f, a, bg, blur, s: _none(f, s)),
+}

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
-from edgeseg.runtime.effects import KEY_COLOR, Effect, apply_effect
+from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
 )
@@ -147,10 +147,57 @@ class FrameProcessor:
             if self._sized is None or self._sized.shape[:2] != (h, w):
                 self._sized = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
             background = self._sized
-        if self.effect is Effect.REMOVE_BG and self.video:
+        if EFFECTS[self.effect].keyed_in_video and self.video:
             background = background if isinstance(background, tuple) else KEY_COLOR
         out = apply_effect(self.effect, image, alpha, background, self.blur, self._scratch)
         return out, {**self.segmenter.timings, "effect": time.perf_counter() - t}
+
+
+class _Outputs:
+    """Where each composited frame goes: a video file, the MJPEG stream, a virtual camera, a window.
+
+    Opened in that order of risk (the virtual camera first: it may lack its package); :meth:`close` finalises
+    every one of them, whatever ended the run.
+    """
+
+    def __init__(self, options: PipelineOptions, fps: float, report: RunReport, announce: Callable[[str], None]):
+        from edgeseg.runtime.outputs import VideoOutput, VirtualCamera, Window
+        from edgeseg.runtime.server import MjpegServer, parse_address, redact
+
+        self.camera = VirtualCamera(fps) if options.virtual_cam else None
+        self.writer = VideoOutput(options.output, fps) if options.output else None
+        self.window = Window() if options.window else None
+        self.server = None
+        if options.serve:
+            host, port = parse_address(options.serve)
+            self.server = MjpegServer(host, port, options.token, max_clients=options.max_clients,
+                                      allow_open=options.open_stream, max_fps=options.stream_fps).start()
+            report.url = redact(self.server.url)
+            for url in self.server.urls:
+                announce(url)
+
+    def send(self, out: np.ndarray) -> int | None:
+        """Write a frame everywhere; the key pressed in the window (None without one). An OSError is a failed write."""
+        for sink in (self.writer, self.camera):
+            if sink:
+                sink.write(out)
+        if self.server:
+            self.server.publish(out)
+        if self.window:
+            key = self.window.show(out)
+            return ord("q") if self.window.closed() else key
+        return None
+
+    def close(self, report: RunReport) -> None:
+        from edgeseg.runtime.outputs import CODEC_NAMES
+
+        if self.writer:
+            self.writer.close(keep=report.ended is not EndReason.OUTPUT_FAILED)  # no file of half its frames
+            report.output = str(self.writer.path) if self.writer.frames else None
+            report.codec = CODEC_NAMES.get(self.writer.codec) if self.writer.frames else None
+        for closable in (self.window, self.server, self.camera):
+            if closable:
+                closable.close()
 
 
 def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions, name: str = "",
@@ -161,25 +208,12 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     Keys in the window: e cycles effects, h toggles the HUD, q or Esc quits. ``announce`` receives the
     stream's URL, token included, once (the log and the report get it redacted).
     """
-    from edgeseg.runtime.outputs import CODEC_NAMES, VideoOutput, VirtualCamera, Window
-    from edgeseg.runtime.server import MjpegServer, parse_address, redact
-
     report = RunReport(source=name, subject=segmenter.info.subject, delegate=segmenter.backend.details)
     effects = list(Effect)
     process = FrameProcessor(segmenter, options.effect, options.background, options.blur)
     # A live run may last for days: each stage keeps its last STATS_WINDOW timings, not every frame's.
     history: dict[str, deque[float]] = {k: deque(maxlen=STATS_WINDOW) for k in ALL_STAGES}
-    camera = VirtualCamera(source.fps) if options.virtual_cam else None  # first: may fail on a missing import
-    writer = VideoOutput(options.output, source.fps) if options.output else None
-    window = Window() if options.window else None
-    server = None
-    if options.serve:
-        host, port = parse_address(options.serve)
-        server = MjpegServer(host, port, options.token, max_clients=options.max_clients,
-                             allow_open=options.open_stream, max_fps=options.stream_fps).start()
-        report.url = redact(server.url)
-        for url in server.urls:
-            announce(url)
+    outputs = _Outputs(options, source.fps, report, announce)
     hud = options.hud
     start = time.perf_counter()
     fps = 0.0
@@ -201,21 +235,14 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                 if hud:  # before the first whole turn, the rate of this frame's work is all there is
                     shown = fps or 1.0 / max(time.perf_counter() - t0 + frame.capture_s, 1e-6)
                     draw_hud(out, shown, {k: history[k][-1] for k in ALL_STAGES}, process.effect, report.subject)
-                if writer:
-                    writer.write(out)
-                if server:
-                    server.publish(out)
-                if camera:
-                    camera.write(out)
-                if window:
-                    key = window.show(out)
-                    if key in (ord("q"), 27) or window.closed():
-                        report.ended = EndReason.USER
-                        break
-                    if key == ord("e"):
-                        process.effect = effects[(effects.index(process.effect) + 1) % len(effects)]
-                    elif key == ord("h"):
-                        hud = not hud
+                key = outputs.send(out)
+                if key in (ord("q"), 27):
+                    report.ended = EndReason.USER
+                    break
+                if key == ord("e"):
+                    process.effect = effects[(effects.index(process.effect) + 1) % len(effects)]
+                elif key == ord("h"):
+                    hud = not hud
                 if options.max_frames and report.frames >= options.max_frames:
                     report.ended = EndReason.FRAME_LIMIT
                     break
@@ -228,13 +255,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
         except OSError as exc:  # a full disk, say: stop at the first failed write, with the OS's reason
             report.ended, report.detail = EndReason.OUTPUT_FAILED, str(exc)
         finally:
-            if writer:
-                writer.close(keep=report.ended is not EndReason.OUTPUT_FAILED)  # no file of half its frames
-                report.output = str(writer.path) if writer.frames else None
-                report.codec = CODEC_NAMES.get(writer.codec) if writer.frames else None
-            for closable in (window, server, camera):
-                if closable:
-                    closable.close()
+            outputs.close(report)
     report.seconds = round(time.perf_counter() - start, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
     report.stage_ms = {k: round(statistics.median(v), 3) for k, v in history.items() if v}

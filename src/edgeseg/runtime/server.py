@@ -103,7 +103,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64  # listen backlog: a burst of viewers connects at once
 
-    def __init__(self, address, handler, max_clients: int, max_pending: int):
+    def __init__(self, address, handler, max_clients: int, max_pending: int, mjpeg: "MjpegServer"):
+        self.mjpeg = mjpeg
         self.viewers = threading.BoundedSemaphore(max_clients)
         self.pending = threading.BoundedSemaphore(max_pending)
         if ":" in address[0]:
@@ -128,6 +129,98 @@ class _Server(ThreadingHTTPServer):
 
 
 BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 5\r\n\r\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: the page, the stream or one frame, for a client that shows the token in time.
+
+    ``self.server`` is the :class:`_Server`, whose ``mjpeg`` is the :class:`MjpegServer` that owns it."""
+
+    def log_message(self, *args):  # keep the console for the HUD; URLs may hold the token
+        pass
+
+    def setup(self):
+        self.timeout = self.server.mjpeg.timeout  # socket timeout for reading the request and for every write
+        super().setup()
+        # The whole request must arrive within its deadline: one trickling a byte at a time never
+        # idles long enough for the socket's timeout, and would hold its place for good.
+        self._late = self._viewer = False
+        self._pending = True
+        self._deadline = threading.Timer(self.server.mjpeg.request_timeout, self._hang_up)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _hang_up(self):
+        self._late = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _leave_pending(self):
+        if self._pending:
+            self._pending = False
+            self.server.pending.release()
+
+    def parse_request(self):
+        parsed = super().parse_request()  # reads the headers
+        self._deadline.cancel()
+        self._leave_pending()
+        if self._late:  # what arrived before the hang-up is not a request to answer
+            self.close_connection = True
+            return False
+        return parsed
+
+    def finish(self):
+        self._deadline.cancel()
+        self._leave_pending()
+        if self._viewer:
+            self.server.viewers.release()
+        super().finish()
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path not in ("/", "/stream.mjpg", "/frame.jpg"):
+            return self.send_error(404, "not found")
+        if not self.server.mjpeg._authorized(self.headers.get("Authorization", ""), parse_qs(url.query)):
+            return self.send_error(403, "bad or missing token")
+        if not self.server.viewers.acquire(blocking=False):
+            self.close_connection = True
+            return self.wfile.write(BUSY)
+        self._viewer = True
+        if url.path == "/":
+            query = f"?token={self.server.mjpeg.token}" if self.server.mjpeg.token else ""
+            return self._send(200, "text/html; charset=utf-8", PAGE.format(query=query).encode())
+        if url.path == "/frame.jpg":
+            jpeg = self.server.mjpeg._next_jpeg(0, timeout=2.0)[1]
+            return self._send(200, "image/jpeg", jpeg) if jpeg else self.send_error(503, "no frame yet")
+        self._stream()
+
+    def _send(self, code: int, ctype: str, body: bytes):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        seen = -1
+        try:
+            while not self.server.mjpeg._closed:
+                seq, jpeg = self.server.mjpeg._next_jpeg(seen)
+                if jpeg is None:
+                    continue
+                seen = seq
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                self.server.mjpeg.frames_sent += 1
+        except (OSError, socket.timeout):  # gone, reset, or too slow to read: drop the client
+            pass
 
 
 class MjpegServer:
@@ -164,97 +257,9 @@ class MjpegServer:
         self._closed = False
         self.frames_sent = 0
         self.frames_encoded = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep the console for the HUD; URLs may hold the token
-                pass
-
-            def setup(self):
-                self.timeout = timeout  # socket timeout for reading the request and for every write
-                super().setup()
-                # The whole request must arrive within its deadline: one trickling a byte at a time never
-                # idles long enough for the socket's timeout, and would hold its place for good.
-                self._late = self._viewer = False
-                self._pending = True
-                self._deadline = threading.Timer(request_timeout, self._hang_up)
-                self._deadline.daemon = True
-                self._deadline.start()
-
-            def _hang_up(self):
-                self._late = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-            def _leave_pending(self):
-                if self._pending:
-                    self._pending = False
-                    server.httpd.pending.release()
-
-            def parse_request(self):
-                parsed = super().parse_request()  # reads the headers
-                self._deadline.cancel()
-                self._leave_pending()
-                if self._late:  # what arrived before the hang-up is not a request to answer
-                    self.close_connection = True
-                    return False
-                return parsed
-
-            def finish(self):
-                self._deadline.cancel()
-                self._leave_pending()
-                if self._viewer:
-                    server.httpd.viewers.release()
-                super().finish()
-
-            def do_GET(self):
-                url = urlparse(self.path)
-                if url.path not in ("/", "/stream.mjpg", "/frame.jpg"):
-                    return self.send_error(404, "not found")
-                if not server._authorized(self.headers.get("Authorization", ""), parse_qs(url.query)):
-                    return self.send_error(403, "bad or missing token")
-                if not server.httpd.viewers.acquire(blocking=False):
-                    self.close_connection = True
-                    return self.wfile.write(BUSY)
-                self._viewer = True
-                if url.path == "/":
-                    query = f"?token={server.token}" if server.token else ""
-                    return self._send(200, "text/html; charset=utf-8", PAGE.format(query=query).encode())
-                if url.path == "/frame.jpg":
-                    jpeg = server._next_jpeg(0, timeout=2.0)[1]
-                    return self._send(200, "image/jpeg", jpeg) if jpeg else self.send_error(503, "no frame yet")
-                self._stream()
-
-            def _send(self, code: int, ctype: str, body: bytes):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _stream(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                seen = -1
-                try:
-                    while not server._closed:
-                        seq, jpeg = server._next_jpeg(seen)
-                        if jpeg is None:
-                            continue
-                        seen = seq
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                        server.frames_sent += 1
-                except (OSError, socket.timeout):  # gone, reset, or too slow to read: drop the client
-                    pass
-
+        self.timeout, self.request_timeout = timeout, request_timeout
         try:
-            self.httpd = _Server((host, port), Handler, max_clients, max_pending)
+            self.httpd = _Server((host, port), _Handler, max_clients, max_pending, self)
         except OverflowError:
             raise ServeError(f"port {port} is out of range: expected 0 to 65535") from None
         except OSError as exc:
