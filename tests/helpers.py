@@ -102,3 +102,22 @@ def interrupted_training(config, monkeypatch, after_epoch: int = 1) -> None:
 def one_line(output: str) -> str:
     """A command's output on one line, unwrapped from rich's error and help boxes."""
     return " ".join(output.replace("│", " ").split())
+
+
+def damaged_copy_of_the_default_model(folder: Path) -> Path:
+    from edgeseg.runtime.packaged import packaged_model
+
+    damaged = folder / "damaged.tflite"
+    damaged.write_bytes(packaged_model("edge").read_bytes()[:5000])  # what an interrupted download leaves
+    return damaged
+
+
+def png_claiming(tmp_path, width, height):
+    """A small PNG whose header claims width x height: what a decompression bomb looks like to a reader."""
+    import struct
+
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bytes(data))
+    return path

@@ -9,6 +9,12 @@ import pytest
 from edgeseg.benchmarks.report import ResultsError, accuracy_axis, load_results, markdown, write_report
 from edgeseg.benchmarks.runner import BenchOptions, collect_models, run_bench
 from tests.helpers import SHARED  # noqa: F401
+from pathlib import Path
+from typer.testing import CliRunner
+from edgeseg.cli import app
+from tests.helpers import damaged_copy_of_the_default_model, one_line
+
+runner = CliRunner()
 
 pytest.importorskip("keras")
 pytestmark = pytest.mark.slow  # trains or exports a model
@@ -116,3 +122,80 @@ def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_resu
     assert accuracy_axis(rows)[0] == "pet_iou"  # fg IoU counts the border band: it rewards halos
     assert accuracy_axis(load_results(OLD_RESULT)["rows"])[0] == "fg_iou"  # files from before pet IoU
     assert accuracy_axis([{"model": "x", "threads": 1}]) is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="finds the worker through /proc (Linux)")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGKILL"])
+def test_a_stopped_bench_takes_its_worker_with_it(tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "results.json"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeseg", "bench", "edge", "--threads", "1", "--runs", "10000000",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def workers() -> list[int]:  # the timing processes this bench started
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and b"edgeseg.benchmarks.worker" in (entry / "cmdline").read_bytes() \
+                        and f"PPid:\t{proc.pid}\n" in (entry / "status").read_text():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+        return found
+
+    deadline = time.monotonic() + 60
+    while not (started := workers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started, "the worker never started"
+    proc.send_signal(getattr(signal, sig))
+    _, stderr = proc.communicate(timeout=60)
+    try:
+        if sig == "SIGKILL":  # no clean-up runs in the bench: the worker notices its parent is gone
+            assert proc.returncode == -signal.SIGKILL
+        else:
+            assert proc.returncode == 128 + getattr(signal, sig) and f"stopped by {sig}" in stderr, stderr[-2000:]
+        for pid in started:  # a worker left behind would time 10 million runs on a core nobody is watching
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes() \
+                    and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert time.monotonic() < deadline, f"worker {pid} outlived the bench"
+        assert not out.exists()
+    finally:
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_bench_finishes_every_row_then_exits_1_naming_the_models_that_failed(tmp_path):
+    import json
+
+    damaged = damaged_copy_of_the_default_model(tmp_path)
+    out = tmp_path / "results.json"
+    result = runner.invoke(app, ["bench", "edge", str(damaged), "--threads", "1", "--warmup", "0", "--runs", "2",
+                                 "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    rows = json.loads(out.read_text())["rows"]  # written all the same, the good row measured
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed"]  # edge's .tflite and .onnx, the damaged file
+    assert rows[2]["error"].startswith("BackendError: LiteRT cannot load")  # the message, not a traceback's path
+    assert "1 of 3 rows failed: damaged.tflite" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "a"], "'a': expected thread counts from 1 to 256, e.g. 1,2,4"),
+    (["--threads", "2,0"], "'2,0': expected thread counts from 1 to 256, e.g. 1,2,4"),
+    (["--data", "{tmp}/nowhere"], "nowhere' not found: give 'oxford_iiit_pet' (tfds) or an existing folder"),
+])
+def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, message):
+    out = tmp_path / "results.json"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = runner.invoke(app, ["bench", "edge", *args, "--runs", "1", "--out", str(out)])
+    assert result.exit_code == 2 and message in one_line(result.output), result.output
+    assert not out.exists()

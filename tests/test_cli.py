@@ -56,7 +56,7 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--class-weights", "x", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "class weights must be" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--augment", "wild", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "unknown augmentation 'wild'" in one_line(result.output)
+    assert result.exit_code == 2 and "'--augment': 'wild' is not one of 'none', 'standard', 'strong', 'webcam'" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--data", f"{oxford_dir}:many",
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "the weight after ':' must be a number" in one_line(result.output)
@@ -116,3 +116,25 @@ def test_training_commands_keep_tensorflows_start_up_lines_off_stderr(trained_ru
     assert quiet.returncode == 0, quiet.stderr
     assert "cudart_stub" not in quiet.stderr and "absl::InitializeLog" not in quiet.stderr, quiet.stderr
     assert json.loads(quiet.stdout)["images"] == 2
+
+
+@pytest.mark.parametrize("command", [["evaluate", "edge"], ["train"]])
+def test_a_limit_below_one_is_refused_not_read_as_a_slice(oxford_dir, tmp_path, command):
+    result = runner.invoke(app, [*command, "--data", str(oxford_dir), "--limit", "-1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--limit" in result.output  # -1 scored all images but the last
+
+
+def test_an_unknown_split_is_refused_not_read_as_the_training_split(oxford_dir):
+    from edgeseg.data import DataError, iter_full_resolution
+
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(oxford_dir), "--split", "all"])
+    assert result.exit_code == 2 and "'--split': 'all' is not one of 'train', 'val', 'test'" in " ".join(
+        result.output.split())
+    with pytest.raises(DataError, match="split must be one of"):
+        next(iter_full_resolution(str(oxford_dir), "all"))
+
+
+def test_an_unknown_export_format_is_a_command_line_error(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path), "--formats", "tflite,onxx"])
+    output = one_line(result.output)
+    assert result.exit_code == 2 and "unknown format 'onxx'; choose from tflite, onnx (did you mean 'onnx'?)" in output

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.runtime.image_io import ImageError, header_size, image_files, read_image
-from tests.helpers import one_line
+from tests.helpers import one_line, png_claiming
 
 runner = CliRunner()
 
@@ -253,3 +253,132 @@ def test_a_decoder_failure_is_a_per_file_error_and_the_next_photo_is_read(tmp_pa
     with pytest.raises(ImageError, match=r"a.png could not be decoded \(error: .*Insufficient memory"):
         read_image(tmp_path / "a.png")
     assert read_image(tmp_path / "b.png").shape == (30, 30, 3)
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path):
+    from edgeseg.runtime.image_io import ImageError, read_image
+
+    bomb = png_claiming(tmp_path, 20000, 20000)
+    with pytest.raises(ImageError, match=r"20000x20000 \(400,000,000 pixels\), over the limit of 50,000,000 pixels"):
+        read_image(bomb)
+    result = runner.invoke(app, ["predict", str(bomb), "--model", "edge", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "over the limit of 50,000,000 pixels; raise it with --max-pixels" in one_line(result.output)
+
+
+def test_every_command_that_reads_photos_can_raise_the_pixel_limit_it_names(tmp_path, caplog):
+    import json
+    import logging
+
+    import cv2
+
+    from edgeseg.data import load_folder
+    from tests.helpers import write_oxford
+
+    data = write_oxford(tmp_path / "pets", n_trainval=4, n_test=2)  # train, evaluate, export: no such option
+    png_claiming(tmp_path, 20000, 20000).replace(data / "images" / "Pet_0.jpg")
+    with caplog.at_level(logging.WARNING, logger="edgeseg"):
+        load_folder(data, "train", 32, val_fraction=0.0, progress=False)
+    assert "over the limit of 50,000,000 pixels" in caplog.text and "--max-pixels" not in caplog.text
+    photo = tmp_path / "photos" / "pet.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.full((40, 50, 3), 200, np.uint8))  # 2000 pixels
+    limit = ["--max-pixels", "1000"]
+    webcam = runner.invoke(app, ["webcam", "--source", str(photo), "--output", str(tmp_path / "o.mp4"), *limit])
+    assert webcam.exit_code == 1 and "over the limit of 1,000 pixels; raise it with --max-pixels" in one_line(webcam.output)
+    label = runner.invoke(app, ["label", str(photo.parent), "--out", str(tmp_path / "set"), *limit, "--json"])
+    assert "over the limit of 1,000 pixels" in json.loads(label.stdout)["rejected"]["pet"]
+
+
+def _tiff_claiming(tmp_path, width, height):
+    """A small TIFF (either byte order) whose first directory claims width x height."""
+    import struct
+
+    import cv2
+
+    data = bytearray(cv2.imencode(".tif", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    offset = struct.unpack("<I", data[4:8])[0]
+    for i in range(struct.unpack("<H", data[offset:offset + 2])[0]):
+        entry = offset + 2 + 12 * i
+        tag = struct.unpack("<H", data[entry:entry + 2])[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength: a LONG now, as large images store them
+            data[entry + 2:entry + 12] = struct.pack("<HII", 4, 1, width if tag == 256 else height)
+    path = tmp_path / "bomb.tif"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_tiff_bombs_are_refused_before_decoding(tmp_path):
+    import struct
+
+    from edgeseg.runtime.image_io import ImageError, header_size, read_image
+
+    with pytest.raises(ImageError, match=r"30000x20000 \(600,000,000 pixels\), over the limit of 50,000,000 pixels"):
+        read_image(_tiff_claiming(tmp_path, 30000, 20000))
+    for order, f in ((b"II", "<"), (b"MM", ">")):  # width as a SHORT (left-justified), height as a LONG
+        entries = struct.pack(f + "HHIHH", 256, 3, 1, 900, 0) + struct.pack(f + "HHII", 257, 4, 1, 70000)
+        assert header_size(order + struct.pack(f + "HIH", 42, 8, 2) + entries + bytes(4)) == (900, 70000)
+
+
+def test_truncated_jpeg_is_named_as_such(tmp_path):
+    import cv2
+
+    from edgeseg.runtime.image_io import ImageError, read_image
+
+    data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))[1].tobytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cut.jpg is a truncated JPEG"):
+        read_image(tmp_path / "cut.jpg")
+
+
+def test_empty_and_corrupt_images_are_named_in_one_line_each(tmp_path, capfd):
+    import cv2
+
+    from edgeseg.runtime.image_io import ImageError, read_image
+
+    (tmp_path / "empty.jpg").write_bytes(b"")  # a failed download or a full disk leaves these behind
+    with pytest.raises(ImageError, match="empty.jpg is empty"):
+        read_image(tmp_path / "empty.jpg")
+    png = bytearray(cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8))[1].tobytes())
+    png[60] ^= 0xFF  # inside the compressed pixels: libpng fails its checksum while decoding
+    (tmp_path / "bad.png").write_bytes(bytes(png))
+    tif = cv2.imencode(".tif", np.zeros((50, 50, 3), np.uint8))[1].tobytes()
+    (tmp_path / "cut.tif").write_bytes(tif[:100])
+    capfd.readouterr()
+    inputs = [str(tmp_path / name) for name in ("empty.jpg", "bad.png", "cut.tif")]
+    result = runner.invoke(app, ["predict", *inputs, "--model", "edge", "--out", str(tmp_path / "o")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "empty.jpg is empty" in output and "3 of 3 inputs failed" in output
+    native = capfd.readouterr().err  # what libpng, libtiff and OpenCV write around Python's stderr
+    assert "libpng" not in native and "TIFF" not in native  # our one line per file says what failed
+
+
+def test_threads_silencing_native_output_at_once_leave_stderr_and_opencv_logs_as_they_were(monkeypatch):
+    import os
+    import threading
+
+    import cv2
+
+    from edgeseg import quiet
+
+    monkeypatch.setattr(quiet, "_quiet", True)
+    before = os.fstat(2).st_ino, cv2.utils.logging.getLogLevel()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a():  # enters first, leaves while b is still inside (the data loader's 4 readers do this)
+        with quiet.opencv_silenced():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with quiet.opencv_silenced():
+            b_in.set()
+            a_out.wait(5)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert (os.fstat(2).st_ino, cv2.utils.logging.getLogLevel()) == before

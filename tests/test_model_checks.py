@@ -10,7 +10,7 @@ from edgeseg.cli import app
 from edgeseg.contract import METADATA_KEY, ArtifactMetadata, MetadataError
 from edgeseg.runtime.model_info import UnsupportedModelError
 from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
-from tests.helpers import one_line
+from tests.helpers import damaged_copy_of_the_default_model, one_line
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
@@ -97,3 +97,80 @@ def test_a_third_party_models_iou_at_256_px_stays_in_its_own_column(tmp_path):
     result = _accuracy(str(third_party), str(data), 3, 1, {1: 1.0})
     assert result["fg_iou"] is None and result["miou"] is None  # no class argmax at its own size was measured
     assert result["fg_iou_256"] is not None
+
+
+def _onnx_model(path, inputs, outputs, nodes):
+    """A tiny ONNX graph written with onnx.helper: no TensorFlow, built in milliseconds."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("case,message", [
+    ("classifier", "not a per-pixel map"),
+    ("dynamic", "no fixed height and width"),
+    ("two_outputs", "has 2 outputs"),
+])
+def test_models_the_runtime_cannot_segment_with_are_refused(tmp_path, case, message):
+    helper = pytest.importorskip("onnx.helper")
+
+    from edgeseg.runtime.model_info import UnsupportedModelError
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+
+    if case == "classifier":
+        path = _onnx_model(tmp_path / "cls.onnx", [("x", [1, 32, 32, 3])], [("y", [1, 3])],
+                           [helper.make_node("ReduceMean", ["x"], ["y"], axes=[1, 2], keepdims=0)])
+    elif case == "dynamic":
+        path = _onnx_model(tmp_path / "dyn.onnx", [("x", [1, "h", "w", 3])], [("y", [1, "h", "w", 3])],
+                           [helper.make_node("Identity", ["x"], ["y"])])
+    else:
+        path = _onnx_model(tmp_path / "two.onnx", [("x", [1, 32, 32, 3])], [("y", [1, 32, 32, 3]), ("z", [1, 32, 32, 3])],
+                           [helper.make_node("Identity", ["x"], ["y"]), helper.make_node("Identity", ["x"], ["z"])])
+    with pytest.raises(UnsupportedModelError, match=message):
+        Segmenter(SegmenterOptions(path))
+    result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and message in " ".join(result.output.split())
+
+
+def test_empty_model_file_says_it_is_empty(tmp_path):
+    from edgeseg.runtime.backends import BackendError, open_backend
+
+    (tmp_path / "m.tflite").write_bytes(b"")
+    with pytest.raises(BackendError, match="m.tflite is empty"):
+        open_backend(tmp_path / "m.tflite")
+
+
+def test_a_run_folder_is_a_model_and_other_folders_say_what_they_lack(tmp_path):
+    import json
+    import shutil
+
+    from edgeseg.runtime.packaged import packaged_model, resolve_model
+
+    run = tmp_path / "runs" / "pets"
+    (run / "export").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    shutil.copy(packaged_model("edge"), run / "export" / "unet_mobilenetv2_edge_fp32.tflite")
+    shutil.copy(packaged_model("edge"), run / "export" / "unet_mobilenetv2_edge_int8.tflite")
+    (run / "export" / "export_report.json").write_text(json.dumps({"artifacts": [
+        {"path": "unet_mobilenetv2_edge_int8.tflite", "passed": False},
+        {"path": "unet_mobilenetv2_edge_fp32.tflite", "passed": True}]}))
+    assert resolve_model(run).name == "unet_mobilenetv2_edge_fp32.tflite"  # the int8 one failed its check
+    result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "is a folder but not an edgeseg run" in " ".join(result.output.split())
+    (run / "run.json").write_text("{garbage")
+    from edgeseg.runs import RunFolder
+
+    with pytest.raises(ValueError, match="run.json is not valid JSON"):
+        RunFolder(run).training_data()
+
+
+def test_evaluate_names_a_damaged_model_in_one_line(oxford_dir, tmp_path):
+    damaged = damaged_copy_of_the_default_model(tmp_path)
+    result = runner.invoke(app, ["evaluate", str(damaged), "--data", str(oxford_dir)])
+    assert isinstance(result.exception, SystemExit), result.exception  # an error line, not a traceback
+    assert result.exit_code == 1 and "cannot load" in result.output and "damaged.tflite" in result.output

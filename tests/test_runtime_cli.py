@@ -1,12 +1,17 @@
 """webcam and predict through the command line, on the shipped models."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
+from tests.helpers import png_claiming
+
+runner = CliRunner()
 
 
 def test_predict_cli_writes_images(shipped, tmp_path):
@@ -72,3 +77,108 @@ def test_a_background_the_effect_ignores_is_refused(shipped, tmp_path):
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "x.jpg"), "--model", shipped("tflite"),
                                       "--effect", "blur-bg", "--background", "#ff0000"])
     assert result.exit_code == 2 and "does not use a background" in result.output
+
+
+def test_predict_keeps_every_output_and_reports_what_failed(tmp_path):
+    import json
+
+    import cv2
+
+    from tests.helpers import write_video
+
+    for folder, value in (("a", 60), ("b", 120)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.jpg"), np.full((40, 60, 3), value, np.uint8))
+    cv2.imwrite(str(tmp_path / "x.png"), np.full((40, 60, 3), 200, np.uint8))
+    video = write_video(tmp_path / "clip.avi", frames=5)
+    inputs = [str(tmp_path / "a" / "x.jpg"), str(tmp_path / "missing.jpg"), str(tmp_path / "b" / "x.jpg"),
+              str(tmp_path / "x.png"), str(video)]
+    result = runner.invoke(app, ["predict", *inputs, "--model", "edge", "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 1  # something failed: not a success, yet everything readable was processed
+    report = json.loads(result.stdout)
+    outputs = report["outputs"]
+    assert len(outputs) == 3 and len(set(outputs.values())) == 3  # same stem, three distinct files
+    assert all(Path(o).is_file() for o in outputs.values())
+    means = {cv2.imread(outputs[str(tmp_path / f)]).mean() for f in ("a/x.jpg", "b/x.jpg", "x.png")}
+    assert len(means) == 3  # not one file written over by the others
+    assert "not found" in report["failed"][str(tmp_path / "missing.jpg")]
+    assert "edgeseg webcam --source" in report["failed"][str(video)]
+    assert not list((tmp_path / "out").glob("*clip*"))
+
+
+def test_predict_names_inputs_that_are_neither_images_nor_folders(tmp_path):
+    import json
+    import os
+
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "sub" / "inner").mkdir(parents=True)
+    specs = [str(tmp_path / "loop1"), str(tmp_path / "sub" / "*")]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.jpg")  # reading it would wait for a writer forever
+        specs.append(str(tmp_path / "pipe.jpg"))
+    result = runner.invoke(app, ["predict", *specs, "--model", "edge", "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 1  # it was a silent success with nothing written
+    failed = json.loads(result.stdout)["failed"]
+    assert failed[specs[0]] == f"{specs[0]} is not an image file or folder"
+    assert failed[specs[1]] == f"{specs[1]} matches no image files"
+    if len(specs) == 3:
+        assert failed[specs[2]] == f"{specs[2]} is not an image file or folder"
+
+
+def test_predict_with_nothing_readable_fails(tmp_path):
+    result = runner.invoke(app, ["predict", str(tmp_path / "nope.jpg"), "--model", "edge", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "1 of 1 inputs failed" in result.output
+
+
+def test_a_folder_of_differently_sized_images_keeps_every_frame(tmp_path):
+    import json
+
+    import cv2
+
+    (tmp_path / "imgs").mkdir()
+    for i, size in enumerate([(120, 160), (90, 200), (240, 320), (120, 160), (50, 50), (100, 100), (120, 161)]):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), np.full((*size, 3), 30 * i, np.uint8))
+    out = tmp_path / "o.mp4"
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(tmp_path / "imgs"), "--output", str(out),
+                                 "--no-window", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["frames"] == 7
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_webcam_on_images_none_of_which_can_be_read_fails(tmp_path, loop):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(b"")
+    (tmp_path / "imgs" / "b.png").write_bytes(b"not a png")
+    args = ["webcam", "--model", "edge", "--source", str(tmp_path / "imgs"), "--output", str(tmp_path / "o.mp4"),
+            "--no-window"] + (["--loop"] if loop else [])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1  # it reported "0 frames; end of input" and succeeded
+    assert "none of the 2 images could be read" in " ".join(result.output.split())
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_unsupported_video_type_is_named(tmp_path):
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=3)
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+                                 str(tmp_path / "o.txt"), "--no-window"])
+    assert result.exit_code == 1 and "unsupported video type '.txt'" in result.output
+
+
+def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path, capfd):
+    from edgeseg.runtime.effects import parse_background
+
+    bomb = png_claiming(tmp_path, 20000, 20000)
+    result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--effect", "replace-bg",
+                                 "--background", str(bomb), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "over the limit of 50,000,000 pixels" in " ".join(result.output.split())
+    with pytest.raises(ValueError, match="cannot read .*missing.png.*or a #RRGGBB colour"):
+        parse_background(str(tmp_path / "missing.png"))
+    with pytest.raises(ValueError, match="'#zz' is not a #RRGGBB colour"):
+        parse_background("#zz")
+    assert "imread" not in capfd.readouterr().err  # no OpenCV warning beside our error

@@ -11,6 +11,11 @@ import pytest
 
 from edgeseg.runtime.server import MjpegServer
 from tests.helpers import http_get
+from typer.testing import CliRunner
+from edgeseg.cli import app
+from tests.helpers import one_line
+
+runner = CliRunner()
 
 TOKEN = "s3cret"
 
@@ -184,3 +189,189 @@ def test_the_cli_refuses_a_token_that_needs_escaping():
 
     result = CliRunner().invoke(app, ["webcam", "--serve", "0.0.0.0:8080", "--token", "<b>"])
     assert result.exit_code == 2 and "use letters, digits" in " ".join(result.output.replace("│", " ").split())
+
+
+def _published(server, frames=1):
+    for i in range(frames):
+        server.publish(np.full((48, 64, 3), 10 * i, np.uint8))
+
+
+def test_a_network_address_never_serves_without_a_token_by_accident():
+    from edgeseg.runtime.server import MjpegServer, ServeError
+
+    server = MjpegServer("0.0.0.0", 0)
+    assert server.token and len(server.token) >= 16 and "?token=" in server.url  # generated, shown once
+    server.close()
+    open_server = MjpegServer("0.0.0.0", 0, allow_open=True)  # --no-token: asked for explicitly
+    assert open_server.token is None
+    open_server.close()
+    with pytest.raises(ServeError, match="--token is empty"):
+        MjpegServer("127.0.0.1", 0, token="")
+    result = runner.invoke(app, ["webcam", "--serve", "0.0.0.0:0", "--token", ""])
+    assert result.exit_code == 2 and "--token is empty" in one_line(result.output)
+
+
+def test_only_the_bearer_scheme_is_accepted_case_insensitively():
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0, token="s3cret").start()
+    try:
+        _published(server)
+        for header, status in (("s3cret", 403), ("Basic s3cret", 403), ("Bearer s3cret", 200),
+                               ("bearer s3cret", 200), ("BEARER  s3cret", 200), ("Bearer wrong", 403)):
+            conn, resp = http_get(server, "/frame.jpg", {"Authorization": header})
+            assert resp.status == status, header
+            conn.close()
+    finally:
+        server.close()
+
+
+def test_viewers_are_capped_and_idle_connections_without_a_token_lock_nobody_out():
+    import socket
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0, token="t0k", max_clients=2, request_timeout=0.5, max_pending=8).start()
+    try:
+        assert server.httpd.request_queue_size >= 64
+        _published(server)
+        idle = [socket.create_connection(server.httpd.server_address[:2]) for _ in range(8)]  # silent, no token
+        time.sleep(0.1)
+        extra = socket.create_connection(server.httpd.server_address[:2])  # over the pending cap: refused at once
+        extra.settimeout(3)
+        assert extra.recv(100).startswith(b"HTTP/1.0 503")
+        for s in idle:  # closed after the short request deadline, not the viewers' 10 s timeout
+            s.settimeout(3)
+            assert s.recv(100) == b""
+        viewers = [http_get(server, "/stream.mjpg?token=t0k") for _ in range(2)]
+        assert all(resp.status == 200 for _, resp in viewers)
+        conn, resp = http_get(server, "/frame.jpg?token=t0k")  # a third viewer: over the cap of 2
+        assert resp.status == 503
+        conn.close()
+        for c, r in viewers:
+            r.close()
+            c.close()
+        for i in range(10):  # the next frames find the viewers gone
+            server.publish(np.full((48, 64, 3), 20 + i, np.uint8))
+            time.sleep(0.05)
+        conn, resp = http_get(server, "/frame.jpg?token=t0k")  # their slots are free again
+        assert resp.status == 200
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_a_client_trickling_its_request_is_dropped_after_the_timeout():
+    import socket
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0, max_clients=1, timeout=0.5, request_timeout=0.5).start()
+    try:
+        slow = socket.create_connection(server.httpd.server_address[:2])
+        slow.sendall(b"GET /frame.jpg HTTP/1.1\r\n")
+        slow.settimeout(0.1)
+        start, closed = time.monotonic(), False
+        while not closed and time.monotonic() - start < 4:
+            try:  # a header byte every 0.2 s: never idle for the 0.5 s timeout, never done either
+                slow.sendall(b"X")
+                closed = slow.recv(100) == b""
+            except socket.timeout:
+                time.sleep(0.1)
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - start < 2, "the trickling client kept its slot"
+        slow.close()
+        time.sleep(0.2)
+        _published(server)
+        conn, resp = http_get(server, "/frame.jpg")  # the only slot is free again
+        assert resp.status == 200
+        conn.close()
+    finally:
+        server.close()
+
+
+def test_a_client_leaving_mid_response_prints_no_traceback(capfd):
+    import socket
+    import struct
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0).start()
+    try:
+        gone = socket.create_connection(server.httpd.server_address[:2])
+        gone.sendall(b"GET /frame.jpg HTTP/1.0\r\n\r\n")  # no frame yet: answered after a wait
+        gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        gone.close()  # reset: the answer's write fails
+        time.sleep(2.5)
+    finally:
+        server.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_each_frame_is_encoded_once_for_all_viewers():
+    import threading
+    import time
+
+    from edgeseg.runtime.server import MjpegServer
+
+    server = MjpegServer("127.0.0.1", 0).start()
+    received = [0] * 6
+
+    def view(i):
+        conn, resp = http_get(server, "/stream.mjpg")
+        while received[i] < 10:
+            line = resp.readline()
+            if line.lower().startswith(b"content-length"):
+                resp.read(int(line.split(b":")[1]) + 4)
+                received[i] += 1
+        conn.close()
+
+    viewers = [threading.Thread(target=view, args=(i,), daemon=True) for i in range(6)]
+    for v in viewers:
+        v.start()
+    published = 0
+    while min(received) < 10 and published < 2000:
+        _published(server)
+        published += 1
+        time.sleep(0.005)
+    for v in viewers:
+        v.join(5)
+    server.close()
+    assert min(received) >= 10
+    assert server.frames_encoded <= published and server.frames_sent >= 60
+    assert server.frames_encoded < server.frames_sent  # shared bytes, not one encoding per viewer
+
+
+def test_bad_ports_and_busy_ports_are_named():
+    import socket
+
+    from edgeseg.runtime.server import MjpegServer, ServeError, parse_address
+
+    with pytest.raises(ServeError, match="port from 0 to 65535"):
+        parse_address("127.0.0.1:99999")
+    result = runner.invoke(app, ["webcam", "--serve", "127.0.0.1:99999"])
+    assert result.exit_code == 2 and "0 to 65535" in result.output
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    with pytest.raises(ServeError, match=f"127.0.0.1:{busy.getsockname()[1]}: the port is in use"):
+        MjpegServer("127.0.0.1", busy.getsockname()[1])
+    busy.close()
+
+
+def test_the_token_is_shown_once_and_never_in_the_report(tmp_path):
+    import json
+
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=5)
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--serve", "127.0.0.1:0",
+                                 "--token", "t0psecret", "--no-window", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "t0psecret" not in result.stdout and report["url"].endswith("?token=…")
+    assert "t0psecret" not in result.stderr  # stderr here is no terminal: a log file, say

@@ -9,6 +9,9 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.runtime.sources import LiveSource, SourceError, open_source
+from tests.helpers import one_line
+
+runner = CliRunner()
 
 
 def test_bad_sources_and_models(tmp_path):
@@ -140,3 +143,56 @@ def test_camera_options_are_for_cameras(tmp_path):
     assert result.exit_code == 1 and "--camera-size and --camera-fps are for cameras" in one_line(result.output)
     result = CliRunner().invoke(app, ["webcam", "--camera-size", "1280by720"])
     assert result.exit_code == 2 and "expected WIDTHxHEIGHT" in one_line(result.output)
+
+
+def test_a_damaged_video_is_named_in_one_line(tmp_path, capfd):
+    from tests.helpers import write_video
+
+    data = write_video(tmp_path / "clip.mp4", frames=5).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # an interrupted copy: MP4's index is at the end
+    capfd.readouterr()
+    result = runner.invoke(app, ["webcam", "--source", str(tmp_path / "cut.mp4"), "--output", str(tmp_path / "o.mp4")])
+    assert result.exit_code == 1 and "cannot open video" in one_line(result.output)
+    assert "moov atom" not in capfd.readouterr().err  # FFmpeg's own line beside ours
+
+
+@pytest.mark.parametrize("source", ["/dev/video7", "rtsp://127.0.0.1:9/cam"])
+def test_a_camera_or_stream_that_cannot_be_opened_is_named_in_one_line(tmp_path, capfd, source):
+    result = runner.invoke(app, ["webcam", "--source", source, "--output", str(tmp_path / "o.mp4")])
+    message = one_line(result.output)
+    assert result.exit_code == 1 and ("no camera could be opened at --source /dev/video7" in message
+                                      or "cannot open stream rtsp://127.0.0.1:9/cam" in message), message
+    assert ", (" not in message  # no list glued to a parenthesis
+    native = capfd.readouterr().err
+    assert "video4linux2" not in native and "Connection refused" not in native  # FFmpeg's own lines
+
+
+def test_a_video_corrupt_mid_file_is_an_error_not_a_quiet_stop(tmp_path):
+    from tests.helpers import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=300)
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 3])
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+                                 str(tmp_path / "o.mp4"), "--no-window"])
+    assert result.exit_code == 1
+    assert "of its 300 frames: the file is corrupt or truncated" in " ".join(result.output.split())
+
+
+def test_a_stream_that_never_answers_times_out_and_says_so():
+    import socket
+    import threading
+    import time
+
+    from edgeseg.runtime.sources import SourceError, open_source
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(SourceError, match="did not answer within 2 s \\(timed out\\)"):
+        open_source(f"http://127.0.0.1:{listener.getsockname()[1]}/stream", timeout_s=2)
+    assert time.monotonic() - start < 10
+    listener.close()

@@ -5,9 +5,11 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow  # trains or exports a model
@@ -15,7 +17,10 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
 from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
-from tests.helpers import interrupted_training, synthetic_sample, write_mask_folder, write_oxford  # noqa: E402
+from edgeseg.cli import app  # noqa: E402
+from tests.helpers import interrupted_training, one_line, synthetic_sample, write_mask_folder, write_oxford  # noqa: E402
+
+runner = CliRunner()
 
 
 def tiny_config(data, out, **kw) -> TrainConfig:
@@ -318,3 +323,119 @@ def test_a_damaged_history_names_itself_and_the_way_out(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n0,0.5\nepoch,loss\n1,0.4\n")  # two runs interleaved
     with pytest.raises(ValueError, match=r"history.csv is damaged .*--overwrite"):
         read_history(tmp_path / "history.csv")
+
+
+def test_offline_imagenet_weights_fail_in_one_line_and_leave_no_run_folder(oxford_dir, tmp_path, monkeypatch):
+    pytest.importorskip("keras")
+    from keras.src.applications import mobilenet_v2
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)
+    out = tmp_path / "runs" / "pets"
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(out), "--img-size", "32",
+                                 "--batch-size", "4", "--epochs", "1"])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "could not download the ImageNet weights" in message and "--encoder-weights none" in message
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if "error:" in line or "Error" in line]
+    assert len(error_lines) == 1, result.output
+    assert not out.exists()
+
+
+def _interrupted_run(data, out, monkeypatch):
+    """A tiny run killed after its second epoch's backup was written."""
+    pytest.importorskip("keras")
+    from edgeseg.trainer.train import TrainConfig
+
+    config = TrainConfig(model="conv_deconv", data=str(data), out=str(out), epochs=3, batch_size=8, img_size=32,
+                         encoder_weights="none", val_fraction=0.2, early_stopping=0)
+    interrupted_training(config, monkeypatch)
+    return config
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # what a kill -9 in the middle of a write leaves
+
+
+@pytest.mark.slow  # trains a model
+def test_a_damaged_backup_falls_back_to_the_previous_one(oxford_session_dir, tmp_path, monkeypatch, caplog):
+    from edgeseg.trainer.train import train
+
+    config = _interrupted_run(oxford_session_dir, tmp_path / "run", monkeypatch)
+    backup = tmp_path / "run" / "backup"
+    assert (backup / "current" / "latest.weights.h5").is_file() and (backup / "previous").is_dir()
+    _truncate(backup / "current" / "latest.weights.h5")
+    report = train(config, progress=False)  # the same command again
+    assert report.history["epoch"] == [0, 1, 2]
+    assert "is damaged" in caplog.text and "resumed from the previous backup" in caplog.text
+
+
+@pytest.mark.slow  # trains a model
+def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, monkeypatch):
+    _interrupted_run(oxford_session_dir, tmp_path / "run", monkeypatch)
+    backup = tmp_path / "run" / "backup"
+    _truncate(backup / "current" / "latest.weights.h5")
+    (backup / "previous" / "training_metadata.json").write_text("garbage")
+    result = runner.invoke(app, ["train", "--data", str(oxford_session_dir), "--out", str(tmp_path / "run"),
+                                 "--model", "conv_deconv", "--epochs", "3", "--batch-size", "8", "--img-size", "32",
+                                 "--encoder-weights", "none", "--val-fraction", "0.2", "--early-stopping", "0"])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    assert "every training backup is damaged" in message and "JSONDecodeError" in message
+    assert str(backup / "current") in message and str(backup / "previous") in message
+    assert "--overwrite" in message and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--loss", "dice"], "Invalid value for '--loss': 'dice' is not one of 'ce', 'ce+dice'"),
+    (["--model", "unet"], "unknown model 'unet'"),
+    (["--lr", "0"], "learning rate must be positive"),
+    (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
+])
+def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
+    pytest.importorskip("keras")  # train checks for the training stack first
+    option = [o.replace("{tmp}", str(tmp_path)) for o in option]
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(tmp_path / "run"), *option])
+    output = one_line(result.output)
+    assert result.exit_code == 2 and message in output, output
+    assert not (tmp_path / "run").exists()
+
+
+def _interrupted_run_folder(run: Path, data, **settings) -> None:
+    """What an interrupted ``train`` leaves: its settings in run.json and a backup to resume from."""
+    import json
+    from dataclasses import asdict
+
+    from edgeseg.trainer.train import TrainConfig
+
+    (run / "backup" / "current").mkdir(parents=True)
+    config = TrainConfig(data=str(data), out=str(run), **settings)
+    (run / "run.json").write_text(json.dumps({"config": asdict(config)}))
+
+
+def test_resuming_with_other_settings_is_refused_not_mixed_into_the_run(oxford_dir, tmp_path):
+    pytest.importorskip("keras")  # train checks for the training stack first
+    run = tmp_path / "run"
+    _interrupted_run_folder(run, oxford_dir, img_size=128, learning_rate=1e-3)
+    result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(run), "--img-size", "224",
+                                 "--lr", "3e-4"])
+    output = one_line(result.output)
+    assert result.exit_code == 2, output
+    assert f"{run} holds an interrupted run with other settings" in output
+    assert "img_size 128 (now 224)" in output and "learning_rate 0.001 (now 0.0003)" in output
+    assert "--overwrite" in output
+
+
+def test_resuming_may_extend_the_run_and_name_the_same_data_another_way(oxford_dir, tmp_path, monkeypatch):
+    pytest.importorskip("keras")  # train checks for the training stack first
+    from edgeseg.trainer.train import TrainConfig, validate
+
+    run = tmp_path / "run"
+    _interrupted_run_folder(run, oxford_dir, epochs=20)
+    monkeypatch.chdir(oxford_dir.parent)
+    validate(TrainConfig(data=oxford_dir.name, out=str(run), strategy="default", epochs=30, early_stopping=0))
