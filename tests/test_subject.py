@@ -37,8 +37,9 @@ def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch)
 
     data = write_mask_folder(tmp_path / "people", n=40, size=64)
     run = tmp_path / "run"
-    train(TrainConfig(model="conv_deconv", data=str(data), out=str(run), epochs=2, batch_size=8, img_size=32,
-                      early_stopping=0, subject="person"), progress=False)
+    trained = train(TrainConfig(model="conv_deconv", data=str(data), out=str(run), epochs=2, batch_size=8,
+                                img_size=32, early_stopping=0, subject="person"), progress=False)
+    assert trained.subject == "person" and trained.test_metrics["people"].class_names == ("person", "background")
     assert json.loads((run / "run.json").read_text())["classes"] == ["person", "background", "border"]
     report = export_model(run, ExportOptions(formats=["tflite"], precisions=[Precision.FP32],
                                              out=str(tmp_path / "export")), progress=False)

@@ -111,8 +111,8 @@ def train(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    console.print(mask_table(f"{model}: test split, runtime mask (--edges bilinear)", by_source(report.test_mask_by_source,
-                                                                                             report.test_mask)))
+    console.print(mask_table(f"{model}: test split, runtime mask (--edges bilinear)",
+                             by_source(report.test_mask_by_source, report.test_mask), report.subject))
     for name, metrics in report.test_metrics.items():
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {"best model": metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())

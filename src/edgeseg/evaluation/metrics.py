@@ -76,10 +76,11 @@ def segmentation_metrics(y_true, y_pred, num_classes: int = 3, **kwargs) -> Segm
 
 
 def argmax_metrics(logits_of, images: np.ndarray, masks: np.ndarray, binary: bool = False,
-                   chunk: int = 256) -> SegmentationMetrics:
+                   classes: tuple[str, ...] = CLASS_NAMES, chunk: int = 256) -> SegmentationMetrics:
     """Class-argmax metrics of a model at its input size: ``logits_of(uint8 images) -> (N, H, W, C)`` scores.
 
     ``binary`` truth (no border class): a predicted border counts as foreground, not as a phantom class.
+    ``classes``: the model's class names (a trimap model's, whatever its subject).
     """
     n = 2 if binary else len(CLASS_NAMES)
     cm = np.zeros((n, n), np.int64)
@@ -89,5 +90,5 @@ def argmax_metrics(logits_of, images: np.ndarray, masks: np.ndarray, binary: boo
             labels[labels == FOREGROUND_CLASSES[1]] = FOREGROUND_CLASSES[0]
         cm += confusion_matrix(masks[i:i + chunk], labels, n)
     if binary:
-        return metrics_from_confusion(cm, CLASS_NAMES[:2], FOREGROUND_CLASSES[:1])
-    return metrics_from_confusion(cm)
+        return metrics_from_confusion(cm, classes[:2], FOREGROUND_CLASSES[:1])
+    return metrics_from_confusion(cm, classes)

@@ -100,6 +100,7 @@ class TrainReport:
     test_mask_by_source: dict[str, MaskQuality]  # the same per source: pet IoU is the headline
     data: dict
     history: dict = field(default_factory=dict)
+    subject: str = "pet"  # what the masks show: "pet IoU" is this subject's IoU
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -436,9 +437,10 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
         run_dir=str(run), model_path=str(run / "model.keras"),
         epochs_run=len(history.get("epoch", [])), resumed_from_epoch=resumed_from, wall_time_s=round(wall, 1),
         train_images_per_s=round(epochs_now * steps * config.batch_size / wall, 2) if wall and epochs_now else 0.0,
-        test_metrics={test.name: evaluate_model(model, test, config.batch_size) for test in splits.test},
+        test_metrics={test.name: evaluate_model(model, test, config.batch_size, trimap_classes(config.subject))
+                      for test in splits.test},
         test_mask=mean_quality(list(by_source.values())), test_mask_by_source=by_source,
-        data=splits.summary(), history=history,
+        data=splits.summary(), history=history, subject=config.subject,
     )
     if not chief:
         shutil.rmtree(work, ignore_errors=True)
@@ -503,7 +505,8 @@ def predict_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray
     return softmax(model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0))
 
 
-def evaluate_model(model, data: SegmentationData, batch_size: int = 32) -> SegmentationMetrics:
+def evaluate_model(model, data: SegmentationData, batch_size: int = 32,
+                   classes: tuple[str, ...] = CLASS_NAMES) -> SegmentationMetrics:
     """Test metrics of a Keras model on in-memory data at the model's input size."""
     return argmax_metrics(lambda x: model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0),
-                          data.images, data.masks, data.binary)
+                          data.images, data.masks, data.binary, classes)
