@@ -56,7 +56,7 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--class-weights", "x", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "class weights must be" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--augment", "wild", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "'--augment': 'wild' is not one of 'none', 'standard', 'strong', 'webcam'" in one_line(result.output)
+    assert result.exit_code == 2 and "'--augment': 'wild' is not one of 'none', 'standard', 'strong', 'aspect', 'webcam'" in one_line(result.output)
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--data", f"{oxford_dir}:many",
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "the weight after ':' must be a number" in one_line(result.output)

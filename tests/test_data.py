@@ -108,7 +108,7 @@ def test_an_offline_tfds_attempt_leaves_no_temporary_folder(tmp_path, monkeypatc
     assert list((tmp_path / "tmp").iterdir()) == []  # tfds's own metadata look-up made a tmp*tfds folder here
 
 
-@pytest.mark.parametrize("augment", ["standard", "strong", "webcam"])
+@pytest.mark.parametrize("augment", ["standard", "strong", "aspect", "webcam"])
 def test_augmentation_moves_image_and_mask_together(oxford_dir, augment):
     tf = pytest.importorskip("tensorflow")
     train = load_folder(oxford_dir, "train", data_mod.cache_size(32), progress=False)
@@ -124,6 +124,24 @@ def test_augmentation_moves_image_and_mask_together(oxford_dir, augment):
     assert set(np.unique(masks.numpy())) <= {0, 1, 2}
     agreement = np.mean(np.argmax(images.numpy(), -1) == masks.numpy())
     assert agreement > 0.95
+
+
+def test_the_aspect_augmentation_stretches_image_and_mask_alike():
+    tf = pytest.importorskip("tensorflow")
+    from dataclasses import replace
+
+    yy, xx = np.mgrid[:40, :40]
+    mask = np.where((yy - 20) ** 2 + (xx - 20) ** 2 < 100, 0, 1).astype(np.uint8)  # a round subject
+    image = np.where(mask[..., None] == 0, 250, 10).astype(np.uint8) * np.ones(3, np.uint8)
+    aug = replace(data_mod.AUGMENTATIONS["aspect"], min_crop=1.0, brightness=0, contrast=0.01, saturation=0.01)
+    shapes = []
+    for seed in range(12):
+        tf.random.set_seed(seed)
+        out, labels = (x.numpy() for x in data_mod._augment(tf, tf.constant(image), tf.constant(mask), 40, 32, aug))
+        ys, xs = np.nonzero(labels == 0)
+        shapes.append((xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1))
+        assert np.mean((out[..., 0] > 128) == (labels == 0)) > 0.97
+    assert min(shapes) < 0.9 and max(shapes) > 1.1  # taller and wider than round, both ways
 
 
 def test_zoom_out_pastes_a_smaller_subject_onto_a_photo_on_the_bottom_edge():
@@ -166,7 +184,7 @@ def test_strong_augmentation_rotates_image_and_mask_alike_and_names_are_checked(
     rows = rotated_mask.numpy()[24:40]
     assert any(len(set(row)) > 1 for row in rows)  # the outline is tilted now
     assert np.mean((rotated_image.numpy()[..., 0] > 128) == (rotated_mask.numpy() == 0)) > 0.97
-    with pytest.raises(ValueError, match="augmentation must be one of none, standard, strong, webcam, received 'wild'"):
+    with pytest.raises(ValueError, match="augmentation must be one of none, standard, strong, aspect, webcam, received 'wild'"):
         data_mod.get_augmentation("wild")
 
 

@@ -51,9 +51,11 @@ def train(
     class_weights: str = typer.Option(C.class_weights, help="none, balanced, or weights like 2,1,2 (subject, "
                                       "background, border).", rich_help_panel="Schedule"),
     augment: Augment = typer.Option(C.augment, metavar="AUGMENT", help="standard (random crops, flips, colour "
-                                    "jitter), strong (wider crops and jitter, rotation, sensor noise), webcam "
-                                    "(portraits made webcam-like: half pasted smaller and off-centre onto "
-                                    "--backgrounds photos; motion blur, noise) or none.", rich_help_panel="Data"),
+                                    "jitter), strong (wider crops and jitter, rotation, sensor noise), aspect "
+                                    "(standard with crops up to 1.4x wider or taller: for photos stretched to "
+                                    "squares), webcam (portraits made webcam-like: half pasted smaller and "
+                                    "off-centre onto --backgrounds photos; motion blur, noise) or none.",
+                                    rich_help_panel="Data"),
     backgrounds: list[Path] = typer.Option(default(C, "backgrounds"), help="A folder of photos (or a dataset "
                                            "folder's images/) that --augment webcam pastes subjects onto; repeat for "
                                            "several.", rich_help_panel="Data"),

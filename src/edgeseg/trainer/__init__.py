@@ -45,6 +45,7 @@ class Augment(str, Enum):
     NONE = "none"
     STANDARD = "standard"
     STRONG = "strong"
+    ASPECT = "aspect"
     WEBCAM = "webcam"
 
 

@@ -137,6 +137,8 @@ class Augmentation:
     saturation: float  # likewise
     hue: float  # largest hue shift (fraction of the colour circle)
     noise: float  # largest standard deviation of per-pixel Gaussian noise, in levels (sensor noise)
+    stretch: float = 0.0  # largest change of the crop's aspect ratio, either way (0.4: up to 1.4x wider or taller),
+    #                       for photos that their source stretched to squares
     zoom_out: float = 0.0  # probability of pasting the subject, smaller, onto another photo (a webcam's framing)
     min_zoom: float = 0.5  # the pasted subject's smallest height, as a share of the frame's
     min_squash: float = 0.45  # its narrowest width relative to its height's share: a 16:9 frame fed to a square
@@ -149,6 +151,9 @@ AUGMENTATIONS = {
     Augment.STANDARD: Augmentation(min_crop=0.8, rotate_deg=0, brightness=25, contrast=0.2, saturation=0.2, hue=0, noise=0),
     Augment.STRONG: Augmentation(min_crop=0.5, rotate_deg=15, brightness=40, contrast=0.4, saturation=0.4, hue=0.04,
                            noise=6),
+    # standard, with crops of another aspect ratio (up to 1.4x wider or taller) stretched to the square input
+    Augment.ASPECT: Augmentation(min_crop=0.8, rotate_deg=0, brightness=25, contrast=0.2, saturation=0.2, hue=0,
+                                 noise=0, stretch=0.4),
     # Portraits made webcam-like: half pasted smaller, narrower and off-centre onto other photos (--backgrounds),
     # standing on the frame's bottom edge as a seated caller does; lighting, colour, motion blur, sensor noise.
     Augment.WEBCAM: Augmentation(min_crop=0.8, rotate_deg=5, brightness=40, contrast=0.3, saturation=0.3, hue=0.02,
@@ -199,8 +204,13 @@ def _zoom_out(tf, image, mask, pool, img_size: int, aug: Augmentation):
 
 def _augment(tf, image, mask, stored: int, img_size: int, aug: Augmentation, pool=None):
     crop = tf.random.uniform([], int(stored * aug.min_crop), stored + 1, dtype=tf.int32)
+    height = width = crop
+    if aug.stretch:  # a crop of another aspect ratio, resized to the square: the content stretched
+        ratio = tf.exp(tf.random.uniform([], -np.log1p(aug.stretch), np.log1p(aug.stretch)) / 2)
+        height = tf.clip_by_value(tf.cast(tf.round(tf.cast(crop, tf.float32) * ratio), tf.int32), 8, stored)
+        width = tf.clip_by_value(tf.cast(tf.round(tf.cast(crop, tf.float32) / ratio), tf.int32), 8, stored)
     stacked = tf.concat([image, mask[..., None]], axis=-1)
-    stacked = tf.image.random_crop(stacked, tf.stack([crop, crop, 4]))
+    stacked = tf.image.random_crop(stacked, tf.stack([height, width, 4]))
     stacked = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(stacked), lambda: stacked)
     image = tf.image.resize(tf.cast(stacked[..., :3], tf.float32), (img_size, img_size), method="bilinear")
     mask = tf.image.resize(stacked[..., 3:], (img_size, img_size), method="nearest")[..., 0]
