@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 OLD_RESULT = "tests/data/bench_schema_v1.json"
 COLUMNS = {"model", "path", "format", "precision", "threads", "size_mb", "status", "load_ms", "first_inference_ms",
            "latency_ms", "fps", "pipeline_ms", "pipeline_fps", "miou", "fg_iou", "fg_iou_256", "pet_iou", "boundary_f",
-           "peak_rss_mb", "macs",
+           "peak_rss_mb", "macs", "subject",
            "floor_ms",
            "x_floor"}
 
@@ -47,6 +47,7 @@ def test_every_model_gets_every_column(bench_result):
         assert COLUMNS <= set(row), COLUMNS - set(row)
         assert set(row["latency_ms"]) == {"mean", "p50", "p90", "p99", "n"} and row["latency_ms"]["n"] >= 3
         assert 0 <= row["miou"] <= 1 and 0 <= row["fg_iou"] <= 1 and 0 <= row["fg_iou_256"] <= 1 and row["x_floor"] > 0
+        assert row["subject"] == "pet"  # the trimap model's first class
     assert len({r["macs"] for r in rows}) == 1  # the same network in every format
     device = bench_result["device"]
     assert {"cpu", "cores", "os", "python", "libraries", "edgeseg", "commit", "date"} <= set(device)

@@ -55,18 +55,35 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _latency(key: str):
+    return lambda r: (r.get("latency_ms") or {}).get(key)
+
+
+# The bench's columns, for the command's table and the report's alike: header, the row's value, its format.
+# "IoU" is the subject's ("pet", "person": the subject column) at each test image's own resolution, border ignored.
+COLUMNS: tuple[tuple[str, object, str], ...] = (
+    ("p50 ms", _latency("p50"), ".2f"), ("p90 ms", _latency("p90"), ".2f"), ("p99 ms", _latency("p99"), ".2f"),
+    ("FPS", lambda r: r.get("fps"), ".1f"), ("pipeline FPS", lambda r: r.get("pipeline_fps"), ".1f"),
+    ("x floor", lambda r: r.get("x_floor"), ".1f"), ("subject", lambda r: r.get("subject"), "s"),
+    ("IoU", lambda r: r.get("pet_iou"), ".3f"), ("mIoU", lambda r: r.get("miou"), ".3f"),
+    ("fg IoU 256", lambda r: r.get("fg_iou_256"), ".3f"), ("MB", lambda r: r.get("size_mb"), ".2f"),
+    ("RSS MB", lambda r: r.get("peak_rss_mb"), ".0f"),
+)
+
+
+def cells(row: dict) -> list[str]:
+    """A result row's values, formatted, in :data:`COLUMNS`' order."""
+    return [_fmt(get(row), spec) for _, get, spec in COLUMNS]
+
+
 def markdown(results: list[dict]) -> str:
     """One table over all devices, rows sorted by device, model and threads (deterministic)."""
-    lines = ["| device | model | threads | status | p50 ms | p90 ms | FPS | pipeline FPS | x floor | pet IoU | mIoU "
-             "| fg IoU 256 | MB | RSS MB |", "|" + "---|" * 14]
+    headers = ["device", "model", "threads", "status", *(h for h, _, _ in COLUMNS)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for doc in sorted(results, key=lambda d: d["device"]["name"]):
         for r in sorted(doc["rows"], key=lambda r: (r["model"], r["threads"])):
-            lat = r.get("latency_ms", {})
-            lines.append("| " + " | ".join([
-                doc["device"]["name"], r["model"], str(r["threads"]), r["status"], _fmt(lat.get("p50")),
-                _fmt(lat.get("p90")), _fmt(r.get("fps"), ".1f"), _fmt(r.get("pipeline_fps"), ".1f"),
-                _fmt(r.get("x_floor"), ".1f"), _fmt(r.get("pet_iou"), ".3f"), _fmt(r.get("miou"), ".3f"),
-                _fmt(r.get("fg_iou_256"), ".3f"), _fmt(r.get("size_mb")), _fmt(r.get("peak_rss_mb"), ".0f")]) + " |")
+            lines.append("| " + " | ".join([doc["device"]["name"], r["model"], str(r["threads"]), r["status"],
+                                            *cells(r)]) + " |")
     devices = ["", "Devices:"] + [
         f"- **{d['device']['name']}**: {d['device']['cpu']} ({', '.join(d['device'].get('cpu_flags') or []) or 'flags not recorded'}), "
         f"{d['device']['cores']} cores, {d['device']['os']}, "
@@ -85,7 +102,7 @@ def _save(fig, path: Path) -> None:
 
 
 # The accuracy the chart plots: the first of these that any row has (older result files lack pet IoU).
-ACCURACY_AXES = (("pet_iou", "pet IoU, border pixels ignored (test split)"),
+ACCURACY_AXES = (("pet_iou", "the subject's IoU, border pixels ignored (test split)"),
                  ("fg_iou_256", "foreground IoU at 256 px (test split)"),
                  ("fg_iou", "foreground IoU (test split)"))
 

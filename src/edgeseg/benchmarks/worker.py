@@ -108,6 +108,7 @@ def measure(req: dict) -> dict:
     frame = cv2.resize(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (640, 480))
     options = SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)
     with Segmenter(options) as seg:
+        row["subject"] = seg.info.subject
         process = FrameProcessor(seg, "grayscale-bg")  # the live loop's step, buffers reused
         times = _timed(lambda: process(frame), req["warmup"], req["runs"], req["min_seconds"])
     row["pipeline_ms"] = _stats(times)

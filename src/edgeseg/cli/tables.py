@@ -59,21 +59,19 @@ def export_table(report) -> Table:
 
 
 def bench_table(result: dict) -> Table:
+    from edgeseg.benchmarks.report import COLUMNS, cells
+
     device = result["device"]
     rows = []
     for r in result["rows"]:
-        lat = r.get("latency_ms", {})
-        cells = [lat.get("p50"), lat.get("p99"), r.get("fps"), r.get("pipeline_fps"), r.get("x_floor"), r.get("pet_iou"),
-                 r.get("miou"), r.get("fg_iou_256"), r.get("size_mb"), r.get("peak_rss_mb")]
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {escape(r.get('error', '')[:60])}"
-        rows.append([r["model"], status, str(r["threads"]), *("–" if c is None else f"{c:.3g}" for c in cells)])
+        rows.append([r["model"], status, str(r["threads"]), *cells(r)])
     flags = ", ".join(device.get("cpu_flags") or [])
     t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores; {flags})",
-              ["model", "status", "thr", "p50 ms", "p99 ms", "FPS", "pipe FPS", "x floor", "pet IoU", "mIoU",
-               "fg IoU 256", "MB", "RSS MB"], rows, left=2)
+              ["model", "status", "thr", *(h for h, _, _ in COLUMNS)], rows, left=2)
     t.caption = ("x floor: p50 over the time the model's multiply-adds take at this CPU's measured fp32 peak; "
-                 "below 1 is faster than that peak (int8 kernels do more per cycle). pipe FPS: the whole 640x480 "
-                 "live step.")
+                 "below 1 is faster than that peak (int8 kernels do more per cycle). pipeline FPS: the whole 640x480 "
+                 "live step. IoU: the subject's, border pixels ignored.")
     if not any(r.get("pet_iou") is not None or r.get("miou") is not None for r in result["rows"]):
         t.caption += " No accuracy was measured: pass --data DATASET (a run folder's training data is the default)."
     return t
