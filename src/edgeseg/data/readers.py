@@ -339,19 +339,26 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
 def load_backgrounds(folders: list[str | Path], size: int, limit: int | None = None) -> np.ndarray:
     """Photos to paste training subjects onto, as (N, size, size, 3) uint8 RGB: every image of each folder (or
     of its images/ subfolder, so a dataset folder serves as it is). Unreadable photos are skipped."""
-    images = []
+    parts = []
     for folder in map(Path, folders):
         root = folder / "images" if (folder / "images").is_dir() else folder
         if not root.is_dir():
             raise DataError(f"backgrounds folder {folder} does not exist")
-        before = len(images)
-        for path in image_files(root)[:limit]:
-            try:
-                image = read_image(path)
-            except ImageError as exc:
-                log.warning("skipping %s", exc)
-                continue
-            images.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-        if len(images) == before:
+        parts.append(read_photos(image_files(root)[:limit], size, "backgrounds"))
+        if not len(parts[-1]):
             raise DataError(f"backgrounds folder {folder} holds no readable photos")
-    return np.stack(images)
+    return np.concatenate(parts)
+
+
+def read_photos(files, size: int, purpose: str) -> np.ndarray:
+    """Photos as (N, size, size, 3) uint8 RGB (INTER_AREA); an unreadable one is skipped with a warning that
+    names it and what it was for."""
+    photos = []
+    for path in files:
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            log.warning("%s: skipping %s", purpose, exc)
+            continue
+        photos.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    return np.stack(photos) if photos else np.empty((0, size, size, 3), np.uint8)

@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from edgeseg.export.base import ExportError, ShapeMismatchError
 from edgeseg.data import DataError, load_split
-from edgeseg.runtime.image_io import ImageError, image_files, read_image
+from edgeseg.data.readers import read_photos
+from edgeseg.runtime.image_io import image_files
 
 log = logging.getLogger("edgeseg")
 MIN_IMAGES = 32
@@ -52,16 +52,7 @@ def _load_one(source: str | Path, size: int, count: int, progress: bool) -> np.n
                 raise ExportError(f"{path} holds values from {low:.0f} to {high:.0f}; expected RGB pixel values "
                                   "from 0 to 255 (uint8)")
     elif path.is_dir() and not (path / "images").is_dir():
-        files = image_files(path)[:count]
-        resized = []
-        for file in files:
-            try:
-                image = read_image(file)
-            except ImageError as exc:
-                log.warning("calibration: skipping %s", exc)
-                continue
-            resized.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-        images = np.stack(resized) if resized else np.empty((0, size, size, 3), np.uint8)
+        images = read_photos(image_files(path)[:count], size, "calibration")
     else:
         try:
             images = load_split(str(source), "train", size, limit=count, progress=progress).images
