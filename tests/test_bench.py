@@ -1,6 +1,7 @@
 """edgeseg bench on a tiny exported model; report merging; schema versions."""
 
 import json
+import os
 import re
 import shutil
 
@@ -45,7 +46,8 @@ def test_every_model_gets_every_column(bench_result):
         assert (one["miou"], one["fg_iou"]) == (two["miou"], two["fg_iou"])
     for row in rows:
         assert COLUMNS <= set(row), COLUMNS - set(row)
-        assert set(row["latency_ms"]) == {"mean", "p50", "p90", "p99", "n"} and row["latency_ms"]["n"] >= 3
+        assert set(row["latency_ms"]) == {"mean", "p50", "p90", "p95", "p99", "p99.9", "n", "cpu_percent"}
+        assert row["latency_ms"]["n"] >= 3 and row["latency_ms"]["cpu_percent"] >= 0
         assert 0 <= row["miou"] <= 1 and 0 <= row["fg_iou"] <= 1 and 0 <= row["fg_iou_256"] <= 1 and row["x_floor"] > 0
         assert row["subject"] == "pet"  # the trimap model's first class
     assert len({r["macs"] for r in rows}) == 1  # the same network in every format
@@ -128,7 +130,6 @@ def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_resu
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="finds the worker through /proc (Linux)")
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_stopped_bench_takes_its_worker_with_it(tmp_path, sig):
-    import os
     import signal
     import subprocess
     import sys
@@ -200,3 +201,18 @@ def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, mes
     result = runner.invoke(app, ["bench", "edge", *args, "--runs", "1", "--out", str(out)])
     assert result.exit_code == 2 and message in one_line(result.output), result.output
     assert not out.exists()
+
+
+def test_the_live_step_is_measured_at_the_frame_size_and_effect_asked_for(shipped, tmp_path):
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["bench", "edge", "--threads", "1", "--warmup", "1", "--runs", "3",
+                                 "--frame-size", "320x240", "--effect", "blur-bg", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Live step at 320x240, blur-bg" in result.output
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["frame_size"] == [320, 240] and row["effect"] == "blur-bg"
+    assert set(row["pipeline_stage_ms"]) == {"preprocess", "inference", "postprocess", "effect"}
+    assert {"p95", "p99.9", "cpu_percent"} <= set(row["pipeline_ms"])
+    for bad in ("320", "0x240", "axb"):
+        result = runner.invoke(app, ["bench", "edge", "--frame-size", bad])
+        assert result.exit_code == 2 and "--frame-size" in result.output

@@ -62,7 +62,8 @@ def _latency(key: str):
 # The bench's columns, for the command's table and the report's alike: header, the row's value, its format.
 # "IoU" is the subject's ("pet", "person": the subject column) at each test image's own resolution, border ignored.
 COLUMNS: tuple[tuple[str, object, str], ...] = (
-    ("p50 ms", _latency("p50"), ".2f"), ("p90 ms", _latency("p90"), ".2f"), ("p99 ms", _latency("p99"), ".2f"),
+    ("p50 ms", _latency("p50"), ".2f"), ("p90 ms", _latency("p90"), ".2f"), ("p95 ms", _latency("p95"), ".2f"),
+    ("p99 ms", _latency("p99"), ".2f"), ("p99.9 ms", _latency("p99.9"), ".2f"), ("CPU %", _latency("cpu_percent"), ".0f"),
     ("FPS", lambda r: r.get("fps"), ".1f"), ("pipeline FPS", lambda r: r.get("pipeline_fps"), ".1f"),
     ("x floor", lambda r: r.get("x_floor"), ".1f"), ("subject", lambda r: r.get("subject"), "s"),
     ("IoU", lambda r: r.get("pet_iou"), ".3f"), ("mIoU", lambda r: r.get("miou"), ".3f"),

@@ -13,6 +13,7 @@ from edgeseg.benchmarks.device import device_info
 from edgeseg.benchmarks.flops import compute_peak_gflops
 from edgeseg.contract import format_of
 from edgeseg.runs import RunFolder, keras_runnable
+from edgeseg.runtime.effects import Effect
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +29,8 @@ class BenchOptions:
     foreground: dict[int, float] | None = None  # for third-party class models (e.g. {8: 1, 12: 1}: cat, dog in VOC)
     device: str | None = None
     timeout_s: float = 900
+    frame_size: tuple[int, int] = (640, 480)  # (width, height) of the live step's frames
+    effect: Effect = Effect.GRAYSCALE_BG  # the live step's effect
 
 
 @dataclass
@@ -131,7 +134,8 @@ def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: 
     request = {"model": entry.path, "threads": threads, "warmup": options.warmup, "runs": options.runs,
                "min_seconds": options.min_seconds, "data": options.data if accuracy else None,
                "eval_size": options.eval_size,
-               "foreground": options.foreground, "parent": os.getpid()}
+               "foreground": options.foreground, "parent": os.getpid(), "frame_size": list(options.frame_size),
+               "effect": options.effect}
     row = {"model": entry.label, "path": entry.path, "format": entry.format, "precision": entry.precision,
            "threads": threads, "size_mb": round(Path(entry.path).stat().st_size / 2**20, 3)}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}

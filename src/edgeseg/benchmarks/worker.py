@@ -17,22 +17,29 @@ import cv2
 import numpy as np
 
 
-def _stats(ms: list[float]) -> dict:
+PERCENTILES = (50, 90, 95, 99, 99.9)  # as TFLite's benchmark_model and onnxruntime_perf_test report them
+
+
+def _stats(ms: list[float], cpu_percent: float | None = None) -> dict:
+    """Mean, percentiles (keys p50 ... p99.9), count and the average CPU use of the timed runs (100 = one core)."""
     a = np.asarray(ms)
-    return {"mean": round(float(a.mean()), 3), "p50": round(float(np.percentile(a, 50)), 3),
-            "p90": round(float(np.percentile(a, 90)), 3), "p99": round(float(np.percentile(a, 99)), 3),
-            "n": int(a.size)}
+    stats = {"mean": round(float(a.mean()), 3),
+             **{f"p{q:g}": round(float(np.percentile(a, q)), 3) for q in PERCENTILES}, "n": int(a.size)}
+    if cpu_percent is not None:
+        stats["cpu_percent"] = round(cpu_percent, 1)
+    return stats
 
 
-def _timed(fn, warmup: int, runs: int, min_seconds: float) -> list[float]:
+def _timed(fn, warmup: int, runs: int, min_seconds: float) -> tuple[list[float], float]:
+    """Each run's milliseconds after ``warmup`` untimed ones, and the process's average CPU % over them."""
     for _ in range(warmup):
         fn()
-    times, start = [], time.perf_counter()
+    times, start, cpu = [], time.perf_counter(), time.process_time()
     while len(times) < runs or time.perf_counter() - start < min_seconds:
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1000)
-    return times
+    return times, 100 * (time.process_time() - cpu) / max(time.perf_counter() - start, 1e-9)
 
 
 def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict:
@@ -74,8 +81,6 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
 
 def measure(req: dict) -> dict:
     from edgeseg.runtime.backends import open_backend
-    from edgeseg.runtime.pipeline import FrameProcessor
-    from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
     path, threads = req["model"], req["threads"]
     row: dict = {}
@@ -96,8 +101,7 @@ def measure(req: dict) -> dict:
     t = time.perf_counter()
     backend.run(x)
     row["first_inference_ms"] = round((time.perf_counter() - t) * 1000, 2)
-    times = _timed(lambda: backend.run(x), req["warmup"], req["runs"], req["min_seconds"])
-    row["latency_ms"] = _stats(times)
+    row["latency_ms"] = _stats(*_timed(lambda: backend.run(x), req["warmup"], req["runs"], req["min_seconds"]))
     row["fps"] = round(1000 / row["latency_ms"]["p50"], 2)
     if backend.name == "keras":
         from edgeseg.trainer.macs import keras_macs
@@ -105,19 +109,39 @@ def measure(req: dict) -> dict:
         row["macs"] = keras_macs(backend.model)["total"]
     backend.close()
 
-    frame = cv2.resize(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (640, 480))
-    options = SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)
-    with Segmenter(options) as seg:
-        row["subject"] = seg.info.subject
-        process = FrameProcessor(seg, "grayscale-bg")  # the live loop's step, buffers reused
-        times = _timed(lambda: process(frame), req["warmup"], req["runs"], req["min_seconds"])
-    row["pipeline_ms"] = _stats(times)
-    row["pipeline_fps"] = round(1000 / row["pipeline_ms"]["p50"], 2)
+    row.update(_live_step(path, threads, foreground, req))
     # Peak memory of loading and running the model, before the evaluation data is read.
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if req.get("data"):
         row.update(_accuracy(path, req["data"], req["eval_size"], threads, foreground))
     return row
+
+
+def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
+    """The live loop's step (``FrameProcessor``, buffers reused) on frames of ``req["frame_size"]`` with
+    ``req["effect"]``: its latency and each stage's median."""
+    from edgeseg.runtime.pipeline import STEP_STAGES, FrameProcessor
+    from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+
+    width, height = req.get("frame_size") or (640, 480)
+    # a smooth random picture: edges and flat parts, as a camera sees, not white noise
+    frame = cv2.resize(np.random.default_rng(0).integers(0, 256, (height // 4, width // 4, 3), dtype=np.uint8),
+                       (width, height))
+    stages: dict[str, list[float]] = {k: [] for k in STEP_STAGES}
+    with Segmenter(SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)) as seg:
+        process = FrameProcessor(seg, req.get("effect") or "grayscale-bg")
+
+        def step():
+            for k, v in process(frame)[1].items():
+                if v is not None:
+                    stages[k].append(v * 1000)
+
+        times, cpu = _timed(step, req["warmup"], req["runs"], req["min_seconds"])
+        subject = seg.info.subject
+    skip = req["warmup"]  # the warm-up runs' stages are not the steady state
+    return {"subject": subject, "pipeline_ms": _stats(times, cpu), "pipeline_fps": round(1000 / float(np.median(times)), 2),
+            "pipeline_stage_ms": {k: round(float(np.median(v[skip:] or v)), 3) for k, v in stages.items() if v},
+            "frame_size": [width, height], "effect": req.get("effect") or "grayscale-bg"}
 
 
 def _exit_with_parent(parent: int, poll_s: float = 0.2) -> None:

@@ -12,9 +12,10 @@ from typer.core import TyperGroup
 
 from edgeseg.benchmarks.runner import BenchOptions
 from edgeseg.cli.app import HELP_OPTIONS, app, console, err, fail, split_list, writable
-from edgeseg.cli.options import MAX_THREADS, JsonOpt, foreground_option
-from edgeseg.cli.tables import bench_table
+from edgeseg.cli.options import MAX_THREADS, EffectOpt, JsonOpt, foreground_option
+from edgeseg.cli.tables import bench_table, stage_table
 from edgeseg.io import atomic_write_text
+from edgeseg.runtime.sources import CameraMode
 
 B = BenchOptions  # the defaults: one home
 MAX_RUNS = 100_000_000  # bench's timed runs: hours at 0.1 ms each, not for ever
@@ -45,6 +46,9 @@ def bench(
     eval_size: int = typer.Option(B.eval_size, min=1, help="Test images for accuracy."),
     foreground: Optional[str] = typer.Option(
         None, help="Foreground classes of a third-party class model, with optional weights, e.g. 8,12."),
+    frame_size: str = typer.Option("{}x{}".format(*B.frame_size), help="Frame size of the live step measured "
+                                   "beside inference, WIDTHxHEIGHT (webcams: 1280x720, 1920x1080)."),
+    effect: EffectOpt = B.effect,
     device: Optional[str] = typer.Option(None, help="Device name recorded in the results."),
     out: Optional[Path] = typer.Option(None, help="Write the results JSON here."),
     as_json: JsonOpt = False,
@@ -56,6 +60,10 @@ def bench(
     from edgeseg.benchmarks.runner import run_bench
     from edgeseg.data import DataError, check_source
 
+    try:
+        size = CameraMode.parse_size(frame_size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--frame-size") from None
     thread_counts = split_list(threads)
     if not all(t.isdigit() and 0 < int(t) <= MAX_THREADS for t in thread_counts):
         raise typer.BadParameter(f"{threads!r}: expected thread counts from 1 to {MAX_THREADS}, e.g. 1,2,4",
@@ -73,7 +81,8 @@ def bench(
         found = [run for run in map(RunFolder.at, models) if run]
         data = next((d[0] for d in (run.training_data() for run in found) if d), None)  # its first source
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
-                           foreground=foreground_option(foreground), device=device)
+                           foreground=foreground_option(foreground), device=device, frame_size=size,
+                           effect=effect)
     if thread_counts:
         options.threads = [int(t) for t in thread_counts]
     result = run_bench(models, options, progress=not as_json)
@@ -83,6 +92,7 @@ def bench(
         typer.echo(json.dumps(result, indent=2))
     else:
         console.print(bench_table(result))
+        console.print(stage_table(result))
         for note in result["notes"]:
             err.print(f"note: {escape(note)}")
     failed = [r for r in result["rows"] if r["status"] == "failed"]

@@ -69,9 +69,29 @@ def bench_table(result: dict) -> Table:
     flags = ", ".join(device.get("cpu_flags") or [])
     t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores; {flags})",
               ["model", "status", "thr", *(h for h, _, _ in COLUMNS)], rows, left=2)
+    size = "x".join(map(str, result.get("options", {}).get("frame_size") or (640, 480)))
     t.caption = ("x floor: p50 over the time the model's multiply-adds take at this CPU's measured fp32 peak; "
-                 "below 1 is faster than that peak (int8 kernels do more per cycle). pipeline FPS: the whole 640x480 "
-                 "live step. IoU: the subject's, border pixels ignored.")
+                 f"below 1 is faster than that peak (int8 kernels do more per cycle). pipeline FPS: the whole {size} "
+                 "live step. CPU %: average use while timed (100 = one core). IoU: the subject's, border pixels ignored.")
     if not any(r.get("pet_iou") is not None or r.get("miou") is not None for r in result["rows"]):
         t.caption += " No accuracy was measured: pass --data DATASET (a run folder's training data is the default)."
     return t
+
+
+def stage_table(result: dict) -> Table:
+    """The live step per model and thread count: each stage's median, the work around the model, CPU use."""
+    stages = ("preprocess", "inference", "postprocess", "effect")
+    rows = []
+    for r in result["rows"]:
+        ms = r.get("pipeline_stage_ms")
+        if not ms:
+            continue
+        around = sum(ms.get(k, 0) for k in stages if k != "inference")
+        pipe = r["pipeline_ms"]
+        rows.append([r["model"], str(r["threads"]), *(f"{ms.get(k, 0):.2f}" for k in stages), f"{around:.2f}",
+                     f"{pipe['p50']:.2f}", f"{pipe.get('p99.9', float('nan')):.2f}", f"{pipe.get('cpu_percent', 0):.0f}"])
+    first = next((r for r in result["rows"] if r.get("frame_size")), {})
+    size = "x".join(map(str, first.get("frame_size", [640, 480])))
+    return table(f"Live step at {size}, {first.get('effect', 'grayscale-bg')} (medians, ms)",
+                 ["model", "thr", "pre", "inference", "post", "effect", "around the model", "step p50", "step p99.9",
+                  "CPU %"], rows, left=2)
