@@ -34,6 +34,7 @@ OWN_DEFAULTS = {
     ("predict", "smoothing"),  # no option: photos are never smoothed
     ("export", "formats"), ("export", "calib_data"), ("export", "eval_data"),  # comma lists / repeatable, same meaning
     ("bench run", "threads"),  # a comma list: "" means the dataclass's default
+    ("bench run", "frame_size"),  # WIDTHxHEIGHT, written from the dataclass's default
     ("webcam", "hud"), ("webcam", "window"),  # None: decided from the display at run time
     ("label", "scales"),  # a comma list: "1" is (1.0,)
     ("train", "out"),  # a Path option: the same path
