@@ -24,7 +24,7 @@ from edgeseg.io import atomic_write_text
 from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.segmenter import Edges, Segmenter, SegmenterOptions
 from edgeseg.data import iter_full_resolution
-from edgeseg.evaluation.mask_quality import BACKGROUND
+from edgeseg.contract import BACKGROUND
 
 KERNEL = np.array([[1, -1], [-1, 1]], np.float32) / 4
 RAW = {"threshold": 0.5, "softness": 0.5, "edges": Edges.BILINEAR}

@@ -208,7 +208,8 @@ def test_sources_are_drawn_by_weight_times_size():
 
 def test_ignored_outline_pixels_weigh_nothing_and_leave_the_dice_term_too():
     pytest.importorskip("tensorflow")
-    from edgeseg.data.outline import BORDER, IGNORE
+    from edgeseg.contract import BORDER
+    from edgeseg.data.outline import IGNORE
 
     part = _constant_source(10, 8)
     part.masks[:, :5] = IGNORE

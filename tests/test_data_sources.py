@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from edgeseg.data import DataError, DataSource, Outline, load_folder, parse_sources
-from edgeseg.data.outline import BORDER, IGNORE, PET, band_width, mark_outline
+from edgeseg.contract import BORDER, PET
+from edgeseg.data.outline import IGNORE, band_width, mark_outline
 from tests.helpers import write_mask_folder, write_oxford
 
 

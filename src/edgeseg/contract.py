@@ -24,7 +24,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Oxford-IIIT Pet trimaps, 0-based: what edgeseg models predict. The first class is the subject ("pet" for
 # Oxford-IIIT Pet, "person" for portraits): see trimap_classes.
 CLASS_NAMES = ("pet", "background", "border")
-FOREGROUND_CLASSES = (0, 2)
+PET, BACKGROUND, BORDER = range(len(CLASS_NAMES))  # the 0-based labels of a trimap model (PET: its subject)
+FOREGROUND_CLASSES = (PET, BORDER)
 # A trimap's border band is drawn on both sides of the true outline: counting all of it as foreground
 # grows every mask by half a band (a halo). Half its probability puts the 0.5 contour on the outline.
 TRIMAP_MASK_WEIGHTS = (1.0, 0.0, 0.5)

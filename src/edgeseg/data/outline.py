@@ -13,7 +13,8 @@ from enum import Enum
 import cv2
 import numpy as np
 
-PET, BACKGROUND, BORDER = 0, 1, 2  # the 0-based trimap labels
+from edgeseg.contract import BORDER, PET
+
 IGNORE = 3  # a label the loss and the training metrics leave out
 # The band of the Oxford-IIIT Pet trimaps: its median width over the image's longer side (15 px at 500 px),
 # as measured on real trimaps (the pets-pseudo recipe uses the same).

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-PET, BACKGROUND, BORDER = 0, 1, 2
+from edgeseg.contract import BACKGROUND, BORDER, PET
+
 BOUNDARY_TOLERANCE = 0.005  # of the image diagonal: 3 px at 500 x 375
 VISIBLE = 0.02  # alpha above this shows (5 of 255 levels); below 1 - VISIBLE the subject is not opaque
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.data.outline import BACKGROUND, BORDER, IGNORE
+from edgeseg.contract import BACKGROUND, BORDER
+from edgeseg.data.outline import IGNORE
 from edgeseg.data.readers import SegmentationData
 from edgeseg.trainer import Augment, choice
 
