@@ -10,6 +10,7 @@ from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import open_source
+from tests.helpers import write_video
 
 BACKENDS = [("tflite", "int8"), ("onnx", "int8")]
 
@@ -165,10 +166,11 @@ def test_the_hud_shows_the_throughput_the_user_gets(shipped, video, tmp_path, mo
     monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, *a: shown.append(fps))
     real_write = outputs.VideoOutput.write
     monkeypatch.setattr(outputs.VideoOutput, "write", lambda self, f: (time.sleep(0.05), real_write(self, f)))
+    clip = write_video(tmp_path / "long.avi", frames=40)
     with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
-        report = run_pipeline(open_source(str(video)), seg, PipelineOptions(hud=True, output=str(tmp_path / "o.mp4")))
-    # encoding (here 50 ms a frame) is part of what the user waits for: the HUD may not leave it out
-    assert report.frames == 12 and shown[-1] < 22 and report.fps < 22
+        report = run_pipeline(open_source(str(clip)), seg, PipelineOptions(hud=True, output=str(tmp_path / "o.mp4")))
+    # encoding (here 50 ms a frame) paces the loop once the output queue is full: the HUD may not leave it out
+    assert report.frames == 40 and shown[-1] < 22 and report.fps < 22
     assert shown[-1] == pytest.approx(report.fps, rel=0.35)
 
 
@@ -190,5 +192,70 @@ def test_a_long_run_keeps_a_bounded_window_of_timings(shipped, monkeypatch):
 
     with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
         report = run_pipeline(Frames(), seg, PipelineOptions())
-    assert report.frames == 40 and kept and all(len(d) <= 5 for d in kept.values())
+    assert report.frames == 40 and kept and all(d.maxlen and len(d) <= d.maxlen for d in kept.values())
+    assert sum(d.maxlen == 5 for d in kept.values()) >= len(pipeline.ALL_STAGES)  # every stage's window
     assert report.stage_ms["inference"] > 0
+
+
+def _numbered_frames(n: int, live: bool):
+    from edgeseg.runtime.sources import Frame
+
+    class Frames:  # frame i is grey level i: what was written says which frames, in which order
+        fps = 30.0
+
+        def __iter__(self):
+            for i in range(n):
+                yield Frame(np.full((48, 64, 3), i, np.uint8), i, 0.0)
+
+    Frames.live = live
+    return Frames()
+
+
+def _slow_sinks(monkeypatch, seconds: float) -> list[int]:
+    import time
+
+    from edgeseg.runtime.sinks import Sinks
+
+    written = []
+
+    def write(self, out):
+        time.sleep(seconds)  # an encoder slower than the processing
+        written.append(int(out[0, 0, 0]))
+
+    monkeypatch.setattr(Sinks, "write", write)
+    return written
+
+
+def test_a_file_run_writes_every_frame_in_order_however_slow_its_outputs(shipped, tmp_path, monkeypatch):
+    written = _slow_sinks(monkeypatch, 0.01)
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(_numbered_frames(30, live=False), seg, PipelineOptions(
+            effect=Effect.NONE, hud=False, output=str(tmp_path / "o.avi")))
+    assert written == list(range(30)) and report.dropped == 0
+    assert report.latency_ms["p50"] > 0 and report.mask_age == 0
+
+
+def test_a_live_run_drops_stale_frames_rather_than_queue_them(shipped, tmp_path, monkeypatch):
+    from edgeseg.runtime import sinks
+
+    depths = []
+    real_put = sinks.SinkThread.put
+
+    def put(self, out, captured_at):
+        depths.append(self._queue.qsize())
+        return real_put(self, out, captured_at)
+
+    monkeypatch.setattr(sinks.SinkThread, "put", put)
+    written = _slow_sinks(monkeypatch, 0.03)
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        report = run_pipeline(_numbered_frames(40, live=True), seg, PipelineOptions(
+            effect=Effect.NONE, hud=False, output=str(tmp_path / "o.avi")))
+    assert report.frames == 40 and report.dropped > 0 and len(written) + report.dropped == 40
+    assert written == sorted(written) and written[-1] == 39  # the newest frames, in order, the last one kept
+    assert max(depths) <= 2  # bounded: never more than the queue's depth waiting
+
+
+def test_mask_every_n_frames_reports_the_masks_age(shipped):
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO, mask_every=3)) as seg:
+        report = run_pipeline(_numbered_frames(30, live=False), seg, PipelineOptions(hud=False))
+    assert report.mask_age == pytest.approx(1.0)  # ages 0, 1, 2 in turn

@@ -123,8 +123,10 @@ def webcam(
     elif report.frames or not report.ended.failed:  # a run that saw no frame has only its error to say
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items())
         ended = report.ended.value + (f" ({report.detail})" if report.detail else "")
+        latency = (f"; glass-to-glass p50 {report.latency_ms['p50']:.1f} ms" if report.latency_ms else "") + (
+            f", {plural(report.dropped, 'stale frame')} dropped" if report.dropped else "")
         console.print(f"{plural(report.frames, 'frame')} in {report.seconds:.1f} s ({report.fps:.1f} FPS"
-                      + (f"; median ms: {stages}" if stages else "") + f"); {ended}"
+                      + (f"; median ms: {stages}" if stages else "") + latency + f"); {ended}"
                       + (f"; wrote {report.output} ({report.codec})" if report.output else ""), soft_wrap=True)
     if report.ended.failed:
         raise fail(f"{report.ended.value}: {report.detail}")

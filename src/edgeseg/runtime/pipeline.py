@@ -25,6 +25,7 @@ from edgeseg.runtime.image_io import (
 )
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
+from edgeseg.runtime.sinks import SinkThread, Sinks
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Source, SourceError
 from edgeseg.stop_signals import set_stop_handler, stop_handler
 
@@ -81,9 +82,13 @@ class RunReport:
     codec: str | None = None  # the output's video codec
     url: str | None = None  # token redacted
     delegate: dict = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)  # glass to glass: capture to output written
+    dropped: int = 0  # frames a live run's outputs skipped rather than fall behind
+    mask_age: float = 0.0  # mean frames between a frame and the model run its mask came from (--mask-every)
 
 
 STATS_WINDOW = 3000  # frames of stage timings a run keeps for its medians: 100 s at 30 FPS
+HUD_WINDOW = 30  # the HUD's FPS is the rate of the last this many frames' whole turns, outputs included
 
 
 class Stopped(Exception):
@@ -153,53 +158,6 @@ class FrameProcessor:
         return out, {**self.segmenter.timings, "effect": time.perf_counter() - t}
 
 
-class _Outputs:
-    """Where each composited frame goes: a video file, the MJPEG stream, a virtual camera, a window.
-
-    Opened in that order of risk (the virtual camera first: it may lack its package); :meth:`close` finalises
-    every one of them, whatever ended the run.
-    """
-
-    def __init__(self, options: PipelineOptions, fps: float, report: RunReport, announce: Callable[[str], None]):
-        from edgeseg.runtime.outputs import VideoOutput, VirtualCamera, Window
-        from edgeseg.runtime.server import MjpegServer, parse_address, redact
-
-        self.camera = VirtualCamera(fps) if options.virtual_cam else None
-        self.writer = VideoOutput(options.output, fps) if options.output else None
-        self.window = Window() if options.window else None
-        self.server = None
-        if options.serve:
-            host, port = parse_address(options.serve)
-            self.server = MjpegServer(host, port, options.token, max_clients=options.max_clients,
-                                      allow_open=options.open_stream, max_fps=options.stream_fps).start()
-            report.url = redact(self.server.url)
-            for url in self.server.urls:
-                announce(url)
-
-    def send(self, out: np.ndarray) -> int | None:
-        """Write a frame everywhere; the key pressed in the window (None without one). An OSError is a failed write."""
-        for sink in (self.writer, self.camera):
-            if sink:
-                sink.write(out)
-        if self.server:
-            self.server.publish(out)
-        if self.window:
-            key = self.window.show(out)
-            return ord("q") if self.window.closed() else key
-        return None
-
-    def close(self, report: RunReport) -> None:
-        from edgeseg.runtime.outputs import CODEC_NAMES
-
-        if self.writer:
-            self.writer.close(keep=report.ended is not EndReason.OUTPUT_FAILED)  # no file of half its frames
-            report.output = str(self.writer.path) if self.writer.frames else None
-            report.codec = CODEC_NAMES.get(self.writer.codec) if self.writer.frames else None
-        for closable in (self.window, self.server, self.camera):
-            if closable:
-                closable.close()
-
-
 def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions, name: str = "",
                  announce: Callable[[str], None] = _announce) -> RunReport:
     """Process ``source`` until it ends, the user quits (q / Esc / Ctrl-C), a signal (SIGTERM, SIGHUP)
@@ -213,11 +171,15 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     process = FrameProcessor(segmenter, options.effect, options.background, options.blur)
     # A live run may last for days: each stage keeps its last STATS_WINDOW timings, not every frame's.
     history: dict[str, deque[float]] = {k: deque(maxlen=STATS_WINDOW) for k in ALL_STAGES}
-    outputs = _Outputs(options, source.fps, report, announce)
+    sinks = Sinks(options, source.fps, announce)
+    report.url = sinks.url
+    # The outputs are written on their own thread while the next frame is captured and processed.
+    writer = SinkThread(sinks, live=getattr(source, "live", False)) if sinks.writes else None
+    latency = writer.latency_ms if writer else deque(maxlen=STATS_WINDOW)
     hud = options.hud
     start = time.perf_counter()
-    fps = 0.0
-    last = None  # when the previous frame's turn began: the HUD shows the rate of whole turns, outputs included
+    age, ages = 0, 0
+    turns: deque[float] = deque(maxlen=HUD_WINDOW)  # when the last frames' turns began: the HUD shows their rate
     with stop_handler(_stop):
         try:
             for frame in source:
@@ -227,15 +189,22 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                 for k in ALL_STAGES:
                     if timings[k] is not None:  # stages skipped this frame (--mask-every) are not zeros
                         history[k].append(timings[k] * 1000)
+                age = 0 if stage_s["inference"] is not None else age + 1
+                ages += age
                 report.frames += 1
-                if last is not None:
-                    instant = 1.0 / max(t0 - last, 1e-6)
-                    fps = instant if not fps else 0.9 * fps + 0.1 * instant  # smoothed for the HUD
-                last = t0
+                turns.append(t0)
                 if hud:  # before the first whole turn, the rate of this frame's work is all there is
-                    shown = fps or 1.0 / max(time.perf_counter() - t0 + frame.capture_s, 1e-6)
-                    draw_hud(out, shown, {k: history[k][-1] for k in ALL_STAGES}, process.effect, report.subject)
-                key = outputs.send(out)
+                    shown = ((len(turns) - 1) / max(turns[-1] - turns[0], 1e-6) if len(turns) > 1
+                             else 1.0 / max(time.perf_counter() - t0 + frame.capture_s, 1e-6))
+                    stages = {k: history[k][-1] for k in ALL_STAGES}
+                    if latency:
+                        stages["latency"] = latency[-1]
+                    draw_hud(out, shown, stages, process.effect, report.subject)
+                if writer:
+                    writer.put(out, frame.captured_at)
+                key = sinks.show(out)
+                if not writer:
+                    latency.append((time.perf_counter() - frame.captured_at) * 1000)
                 if key in (ord("q"), 27):
                     report.ended = EndReason.USER
                     break
@@ -255,10 +224,17 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
         except OSError as exc:  # a full disk, say: stop at the first failed write, with the OS's reason
             report.ended, report.detail = EndReason.OUTPUT_FAILED, str(exc)
         finally:
-            outputs.close(report)
+            failed = writer.close() if writer else None
+            if isinstance(failed, OSError) and report.ended is not EndReason.OUTPUT_FAILED:
+                report.ended, report.detail = EndReason.OUTPUT_FAILED, str(failed)
+            report.output, report.codec = sinks.close(keep=report.ended is not EndReason.OUTPUT_FAILED)
     report.seconds = round(time.perf_counter() - start, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
     report.stage_ms = {k: round(statistics.median(v), 3) for k, v in history.items() if v}
+    if latency:
+        report.latency_ms = {f"p{q}": round(float(np.percentile(latency, q)), 2) for q in (50, 90, 99)}
+    report.dropped = writer.dropped if writer else 0
+    report.mask_age = round(ages / report.frames, 2) if report.frames else 0.0
     return report
 
 

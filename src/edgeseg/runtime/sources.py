@@ -10,7 +10,7 @@ import glob
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +36,7 @@ class Frame:
     index: int
     capture_s: float  # time spent waiting for / reading this frame
     name: str = ""
+    captured_at: float = field(default_factory=time.perf_counter)  # when it was read (time.perf_counter)
 
 
 def _is_live(spec: str) -> bool:
@@ -225,6 +226,7 @@ class LiveSource(Source):
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
         self._seq = 0
+        self._read_at = 0.0  # when the newest frame was read (time.perf_counter)
         self._error: str | None = None
         self._running = True
         self._thread = threading.Thread(target=self._reader, name="edgeseg-capture", daemon=True)
@@ -285,7 +287,7 @@ class LiveSource(Source):
             ok, image = self.cap.read()
             if ok:
                 with self._cond:
-                    self._frame, self._seq = image, self._seq + 1
+                    self._frame, self._seq, self._read_at = image, self._seq + 1, time.perf_counter()
                     self._cond.notify_all()
                 continue
             if not self._reconnect():
@@ -316,8 +318,8 @@ class LiveSource(Source):
                 self._cond.wait_for(lambda: self._seq != seen or self._error is not None, timeout=self.reconnect_s + 5)
                 if self._seq == seen:
                     raise SourceError(self._error or f"no frame from {self.spec} in {self.reconnect_s + 5:.0f} s")
-                image, seen = self._frame, self._seq
-            yield Frame(image, i, time.perf_counter() - t, self.spec)
+                image, seen, read_at = self._frame, self._seq, self._read_at
+            yield Frame(image, i, time.perf_counter() - t, self.spec, read_at)
             i += 1
 
     def close(self) -> None:
