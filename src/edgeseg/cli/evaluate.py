@@ -33,6 +33,8 @@ def evaluate(
     flicker: int = typer.Option(0, min=0, max=10000, help="Also measure the video mask's flicker on shaken, noisy "
                                 "clips made from the first N photos of each dataset (0: off)."),
     smoothing: SmoothingOpt = S.smoothing,
+    sweep: list[str] = typer.Option([], help="Score every combination of settings, one row each: NAME=V1,V2 with NAME "
+                                    "threshold, softness, edges, min_blob or smoothing (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Score the mask a user sees against a dataset's labels, at each image's own resolution.
@@ -43,6 +45,7 @@ def evaluate(
     from edgeseg.data import DataError, parse_sources
     from edgeseg.evaluation.evaluate import evaluate as run_eval
     from edgeseg.evaluation.evaluate import needs_tensorflow
+    from edgeseg.evaluation.sweep import parse_sweep
 
     if out:
         writable(out, "--out")
@@ -56,6 +59,8 @@ def evaluate(
     settings = {"threshold": threshold, "softness": softness, "edges": edges.value, "min_blob": min_blob}
     if flicker:
         settings["smoothing"] = smoothing
+    if sweep:
+        return _sweep(model, data, split.value, limit, settings, parse_sweep(sweep), flicker, out, as_json)
     report = run_eval(model, data, split.value, limit, progress=not as_json, options=settings, flicker_clips=flicker)
     result = report.to_dict()
     if out:
@@ -73,3 +78,29 @@ def evaluate(
                                                        for name, f in report.flicker.items()]))
     for name, metrics in result["metrics"].items():
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {model.name: metrics}))
+
+
+def _sweep(model, data, split, limit, settings, grid, flicker, out, as_json) -> None:
+    from edgeseg.evaluation.sweep import sweep
+
+    rows = sweep(model, data, split, limit, settings, grid, flicker, progress=not as_json)
+    result = {"model": str(model), "data": data, "split": split, "settings": settings,
+              "sweep": [row.to_dict() for row in rows]}
+    if out:
+        atomic_write_text(out, json.dumps(result, indent=2))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    subject = rows[0].report.subject
+    columns = [*grid, f"{subject} IoU", "boundary F", "bg leak", "semi-transparent", *(["flicker"] if flicker else [])]
+    lines = []
+    for row in rows:
+        mask, report = row.report.mask, row.report
+        cells = [f"{v:g}" if isinstance(v, float) else str(v) for v in row.swept.values()]
+        cells += [f"{mask.pet_iou:.4f}", f"{mask.boundary_f:.4f}", f"{mask.background_leak:.4f}",
+                  f"{mask.semi_transparent:.4f}"]
+        if flicker:
+            cells.append(f"{sum(f.flicker for f in report.flicker.values()) / len(report.flicker):.5f}")
+        lines.append(cells)
+    console.print(table(f"{model} ({split}, {rows[0].report.images} images, mean of {len(data)} dataset(s))", columns,
+                        lines, left=len(grid)))
