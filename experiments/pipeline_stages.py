@@ -6,7 +6,7 @@ everything except inference costs < 25% of inference for the int8 128 px model. 
 the --image photos (resized to 640x480); every (model, effect) row gets --frames frames, measured in
 turns of --block frames so that load from elsewhere on the machine hits every row alike; medians.
 
-    python benchmarks/pipeline_stages.py src/edgeseg/models/unet_mobilenetv2_{int8.tflite,int8.onnx} \
+    python experiments/pipeline_stages.py src/edgeseg/models/unet_mobilenetv2_{int8.tflite,int8.onnx} \
         --image ../shared/data/pets-pseudo/images/Abyssinian_1*.jpg --effect grayscale-bg,blur-bg --out stages.json
 """
 
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000, help="frames counted per model and effect")
     parser.add_argument("--block", type=int, default=50, help="frames counted per turn")
     parser.add_argument("--effect", default="grayscale-bg", help="one effect or a comma-separated list")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline_stages.json"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/pipeline_stages.json"))
     args = parser.parse_args()
     images = [cv2.imread(path) for path in args.image] or [np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)]
     if any(image is None for image in images):
