@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from edgeseg.contract import EXPORT_FORMATS, FORMATS
+from edgeseg.contract import CLASS_NAMES, EXPORT_FORMATS, FORMATS
 from edgeseg.errors import EdgesegError
 
 # Which exported artifact a run folder stands for at run time: the fastest that passed its check.
@@ -100,6 +100,13 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not valid JSON ({exc}); it was damaged, or is not edgeseg's") from None
         return info if isinstance(info, dict) else {}
+
+    def classes(self) -> tuple[str, ...]:
+        """The classes its model was trained with (run.json), the pet trimap's when it records none."""
+        try:
+            return tuple(str(c) for c in self.info().get("classes") or CLASS_NAMES)
+        except (ValueError, TypeError):
+            return CLASS_NAMES
 
     def training_data(self) -> list[str]:
         """The datasets the run was trained on (:func:`training_sources`)."""

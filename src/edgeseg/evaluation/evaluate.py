@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from edgeseg.contract import CLASS_NAMES, is_trimap
 from edgeseg.data import TFDS_NAME, DataSource, iter_full_resolution, load_split
 from edgeseg.evaluation.flicker import FlickerReport, measure_flicker
 from edgeseg.runs import RunFolder
@@ -102,10 +103,23 @@ def mask_quality_by_source(model: str | Path, data: list[str], split: str = "tes
     return mean_quality(list(by_source.values())), by_source
 
 
-def video_mask(model: str | Path, data: list[str], split: str, clips: int, options: dict | None = None
-               ) -> tuple[str, dict[str, FlickerReport]]:
-    """The subject ``model`` segments, and its mask's flicker (VIDEO mode, ``options`` such as smoothing) on
-    shaken clips of the first ``clips`` photos of each source's ``split`` (none when ``clips`` is 0)."""
+def subject_of(model: str | Path) -> str:
+    """What ``model``'s masks show ("pet", "person"): its metadata's first foreground class, "foreground" for a
+    model without metadata. A ``.keras`` model's comes from the run.json beside it, without loading it."""
+    from edgeseg.runtime.backends import open_backend
+
+    path = Path(model)
+    if path.suffix == ".keras":
+        classes = RunFolder(path.parent).classes()
+        return classes[0] if is_trimap(classes) else CLASS_NAMES[0]
+    with open_backend(path) as backend:
+        return backend.metadata.subject if backend.metadata else "foreground"
+
+
+def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int, options: dict | None = None
+                      ) -> dict[str, FlickerReport]:
+    """The video mask's flicker (VIDEO mode, ``options`` such as smoothing) on shaken clips of the first
+    ``clips`` photos of each source's ``split``."""
     from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
     with Segmenter(SegmenterOptions(model, running_mode=RunningMode.VIDEO, **(options or {}))) as segmenter:
@@ -114,10 +128,8 @@ def video_mask(model: str | Path, data: list[str], split: str, clips: int, optio
                 segmenter.reset()
             return segmenter.segment(frame)
 
-        flicker = {DataSource(d).name: measure_flicker(
-            segment, [image for _, image, _ in islice(iter_full_resolution(d, split), clips)]) for d in data
-            if clips}
-        return segmenter.info.subject, flicker
+        return {DataSource(d).name: measure_flicker(
+            segment, [image for _, image, _ in islice(iter_full_resolution(d, split), clips)]) for d in data}
 
 
 def evaluate(model_path: str | Path, data: str | list[str], split: str = "test", limit: int | None = None,
@@ -147,6 +159,6 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     else:
         path = resolve_model(str(model_path))
     quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)
-    subject, flicker = video_mask(path, data, split, flicker_clips, options)
+    flicker = flicker_by_source(path, data, split, flicker_clips, options) if flicker_clips else {}
     return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}),
-                      subject, flicker)
+                      subject_of(path), flicker)

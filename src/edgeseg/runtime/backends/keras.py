@@ -5,7 +5,6 @@ Imports TensorFlow, so it is only loaded when a ``.keras`` file is opened (never
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from edgeseg.contract import CLASS_NAMES, TRIMAP_MASK_WEIGHTS, ArtifactMetadata, is_trimap
 from edgeseg.quiet import native_stderr_silenced
+from edgeseg.runs import RunFolder
 from edgeseg.runtime.backends.base import ClosingBackend, TensorSpec
 
 
@@ -40,7 +40,7 @@ class KerasBackend(ClosingBackend):
         self.input = TensorSpec("image", (1, h, w, c), np.dtype(np.float32))
         self.output = TensorSpec("logits", (1, *self.model.output_shape[1:]), np.dtype(np.float32))
         self.num_outputs = len(self.model.outputs)
-        classes = _run_classes(self.path)
+        classes = RunFolder(self.path.parent).classes()  # an edgeseg run's model: its subject's name
         trimap = self.model.output_shape[-1] == len(CLASS_NAMES) and is_trimap(classes)  # the exporter's rule
         self.metadata = ArtifactMetadata(self.model.name, "keras", "fp32", (h, w), source_model=str(self.path),
                                          classes=classes if trimap else CLASS_NAMES,
@@ -57,11 +57,3 @@ class KerasBackend(ClosingBackend):
     def close(self) -> None:
         self.model = None
 
-
-def _run_classes(model_path: Path) -> tuple[str, ...]:
-    """The classes recorded in the run.json beside a trained model (an edgeseg run), else the pet trimap's."""
-    try:
-        classes = json.loads((model_path.parent / "run.json").read_text())["classes"]
-        return tuple(str(c) for c in classes)
-    except (OSError, ValueError, KeyError, TypeError):
-        return CLASS_NAMES
