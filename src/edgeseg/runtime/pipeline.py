@@ -174,7 +174,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     sinks = Sinks(options, source.fps, announce)
     report.url = sinks.url
     # The outputs are written on their own thread while the next frame is captured and processed.
-    writer = SinkThread(sinks, live=getattr(source, "live", False)) if sinks.writes else None
+    writer = SinkThread(sinks, getattr(source, "live", False), STATS_WINDOW) if sinks.writes else None
     latency = writer.latency_ms if writer else deque(maxlen=STATS_WINDOW)
     hud = options.hud
     start = time.perf_counter()

@@ -18,9 +18,6 @@ from typing import Callable
 
 import numpy as np
 
-LATENCY_WINDOW = 3000  # frames of glass-to-glass latency a run keeps for its statistics
-
-
 class Sinks:
     """The outputs of one run, opened in order of risk (the virtual camera first: it may lack its package);
     :meth:`close` finalises every one of them, whatever ended the run."""
@@ -81,15 +78,15 @@ class SinkThread:
     """Writes frames to ``sinks`` on its own thread, through a queue of ``depth`` frames.
 
     ``live``: drop the oldest waiting frame when the queue is full; else wait for room (every frame, in order).
-    ``latency_ms`` holds each written frame's glass-to-glass latency: from its capture to its output written.
+    ``latency_ms`` holds the last ``window`` written frames' glass-to-glass latency: from capture to output written.
     """
 
-    def __init__(self, sinks: Sinks, live: bool, depth: int = 2):
+    def __init__(self, sinks: Sinks, live: bool, window: int, depth: int = 2):
         self.sinks, self.live = sinks, live
         self._queue: queue.Queue = queue.Queue(depth)
         self.dropped = 0
         self.written = 0
-        self.latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.latency_ms: deque[float] = deque(maxlen=window)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="edgeseg-sinks", daemon=True)
         self._thread.start()
