@@ -37,7 +37,8 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("run")
 def bench(
-    models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names (tutorial, edge, edge160)."),
+    models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names such as edge or "
+                                       "person."),
     data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
     threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and all cores)."),
     warmup: int = typer.Option(B.warmup, min=0, max=MAX_RUNS, help="Untimed runs first."),
