@@ -134,8 +134,9 @@ def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int
 
 def evaluate(model_path: str | Path, data: str | list[str], split: str = "test", limit: int | None = None,
              batch_size: int = 32, progress: bool = True, options: dict | None = None,
-             flicker_clips: int = 0) -> EvalReport:
-    """Mask quality of any model on ``split`` of each source in ``data``; Keras models also get argmax metrics.
+             flicker_clips: int = 0, argmax: bool = True) -> EvalReport:
+    """Mask quality of any model on ``split`` of each source in ``data``; Keras models also get argmax metrics
+    (unless ``argmax`` is False: they do not depend on the runtime settings, so a sweep leaves them out).
 
     ``flicker_clips``: also measure the video mask's flicker on that many shaken photos per source
     (:mod:`edgeseg.evaluation.flicker`); ``options`` may then hold ``smoothing``, which single images ignore.
@@ -146,8 +147,11 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     path = Path(model_path)
     metrics = {}
     if is_keras_model(path):
-        model = load_keras_model(path)
         path = path / "model.keras" if path.is_dir() else path
+    else:
+        path = resolve_model(str(model_path))
+    if argmax and path.suffix == ".keras":
+        model = load_keras_model(path)
 
         def logits_of(images):
             return model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
@@ -156,8 +160,6 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
             split_data = load_split(d, split, model.input_shape[1], limit=limit, progress=progress)
             metrics[DataSource(d).name] = argmax_metrics(logits_of, split_data.images, split_data.masks,
                                                          split_data.binary)
-    else:
-        path = resolve_model(str(model_path))
     quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)
     flicker = flicker_by_source(path, data, split, flicker_clips, options) if flicker_clips else {}
     return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}),

@@ -61,7 +61,7 @@ def sweep(model, data: list[str], split: str, limit: int | None, options: dict, 
     for combo in combos:
         swept = {name: value.value if isinstance(value, Edges) else value for name, value in zip(grid, combo)}
         report = evaluate(model, data, split, limit, progress=False, options={**options, **swept},
-                          flicker_clips=flicker_clips)
+                          flicker_clips=flicker_clips, argmax=False)
         rows.append(SweepRow(swept, report))
     return rows
 

@@ -78,7 +78,8 @@ def make_mixed_dataset(
     if len(parts) != len(weights) or not parts:
         raise ValueError(f"{len(parts)} sources but {len(weights)} weights")
     with_weights = class_weights is not None or any(_has_ignored(p) for p in parts)
-    streams = [_examples(tf, p, img_size, True, augment, class_weights, with_weights, seed + i, backgrounds).repeat()
+    pool = None if backgrounds is None else tf.constant(backgrounds)  # one copy for every source's stream
+    streams = [_examples(tf, p, img_size, True, augment, class_weights, with_weights, seed + i, pool).repeat()
                for i, p in enumerate(parts)]
     sizes = np.array([w * len(p) for p, w in zip(parts, weights)], np.float64)
     ds = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
@@ -92,12 +93,12 @@ def _has_ignored(data: SegmentationData) -> bool:
 
 
 def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment: str,
-              class_weights: np.ndarray | None, with_weights: bool, seed: int, backgrounds: np.ndarray | None = None):
+              class_weights: np.ndarray | None, with_weights: bool, seed: int, backgrounds=None):
     """One source's examples, shuffled and augmented when ``training``, unbatched."""
     aug = get_augmentation(augment)
     if training and aug is not None and aug.zoom_out and backgrounds is None:
         raise ValueError(f"the {augment!r} augmentation pastes subjects onto other photos: give it --backgrounds")
-    pool = tf.constant(backgrounds) if training and aug is not None and aug.zoom_out else None
+    pool = tf.convert_to_tensor(backgrounds) if training and aug is not None and aug.zoom_out else None
     stored = data.images.shape[1]
     # Per-pixel weights: the class's weight, 0 where the label says IGNORE. Ignored pixels are then labelled
     # border, which the Dice term leaves out too.
