@@ -7,8 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeseg.runtime.composite import FramePath, fused_available
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ALL_PRECISIONS = ("fp32", "fp16", "int8")
+FRAME_PATHS = [FramePath.OPENCV] + ([FramePath.FUSED] if fused_available() else [])  # where numba installs, both
 
 
 def synthetic_sample(rng: np.random.Generator, size: int = 64):

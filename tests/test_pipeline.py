@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import open_source
-from tests.helpers import write_video
+from tests.helpers import FRAME_PATHS, write_video
 
 BACKENDS = [("tflite", "int8"), ("onnx", "int8")]
 
@@ -19,19 +20,24 @@ class _AllBackground:
     """A stand-in segmenter whose mask says 'background' everywhere."""
 
     timings = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+    options = SegmenterOptions("none.tflite")
 
     def segment(self, image, out):
         out[:] = 0.0
         return out
 
+    def field(self, image):
+        return MaskField(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32))
 
-def test_background_image_is_fitted_to_each_frame_size():
+
+@pytest.mark.parametrize("path", FRAME_PATHS)
+def test_background_image_is_fitted_to_each_frame_size(path):
     background = np.random.default_rng(3).integers(0, 255, (90, 130, 3), dtype=np.uint8)
-    process = FrameProcessor(_AllBackground(), Effect.REPLACE_BG, background)
+    process = FrameProcessor(_AllBackground(), Effect.REPLACE_BG, background, frame_path=path)
     for h, w in [(48, 64), (60, 80), (48, 64)]:  # from the original each time, never a resize of a resize
         out, _ = process(np.zeros((h, w, 3), np.uint8))
         np.testing.assert_array_equal(out, cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA))
-    keyed, _ = FrameProcessor(_AllBackground(), Effect.REMOVE_BG)(np.zeros((48, 64, 3), np.uint8))
+    keyed, _ = FrameProcessor(_AllBackground(), Effect.REMOVE_BG, frame_path=path)(np.zeros((48, 64, 3), np.uint8))
     assert keyed.shape == (48, 64, 3) and (keyed == (0, 177, 64)).all()  # video outputs get a key colour
 
 

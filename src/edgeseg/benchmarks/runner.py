@@ -13,6 +13,7 @@ from edgeseg.benchmarks.device import device_info
 from edgeseg.benchmarks.flops import compute_peak_gflops
 from edgeseg.contract import format_of
 from edgeseg.runs import RunFolder, keras_runnable
+from edgeseg.runtime.composite import FramePath
 from edgeseg.runtime.effects import Effect
 
 SCHEMA_VERSION = 1
@@ -31,6 +32,7 @@ class BenchOptions:
     timeout_s: float = 900
     frame_size: tuple[int, int] = (640, 480)  # (width, height) of the live step's frames
     effect: Effect = Effect.GRAYSCALE_BG  # the live step's effect
+    frame_path: FramePath | None = None  # how the live step does its frame-sized work (None: fused with numba)
 
 
 @dataclass
@@ -135,7 +137,7 @@ def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: 
                "min_seconds": options.min_seconds, "data": options.data if accuracy else None,
                "eval_size": options.eval_size,
                "foreground": options.foreground, "parent": os.getpid(), "frame_size": list(options.frame_size),
-               "effect": options.effect}
+               "effect": options.effect, "frame_path": options.frame_path}
     row = {"model": entry.label, "path": entry.path, "format": entry.format, "precision": entry.precision,
            "threads": threads, "size_mb": round(Path(entry.path).stat().st_size / 2**20, 3)}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads)}

@@ -129,7 +129,7 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
                        (width, height))
     stages: dict[str, list[float]] = {k: [] for k in STEP_STAGES}
     with Segmenter(SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)) as seg:
-        process = FrameProcessor(seg, req.get("effect") or "grayscale-bg")
+        process = FrameProcessor(seg, req.get("effect") or "grayscale-bg", frame_path=req.get("frame_path"))
 
         def step():
             for k, v in process(frame)[1].items():
@@ -138,10 +138,12 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
 
         times, cpu = _timed(step, req["warmup"], req["runs"], req["min_seconds"])
         subject = seg.info.subject
+        process.close()
     skip = req["warmup"]  # the warm-up runs' stages are not the steady state
     return {"subject": subject, "pipeline_ms": _stats(times, cpu), "pipeline_fps": round(1000 / float(np.median(times)), 2),
             "pipeline_stage_ms": {k: round(float(np.median(v[skip:] or v)), 3) for k, v in stages.items() if v},
-            "frame_size": [width, height], "effect": req.get("effect") or "grayscale-bg"}
+            "frame_size": [width, height], "effect": req.get("effect") or "grayscale-bg",
+            "frame_path": process.frame_path.value}
 
 
 def _exit_with_parent(parent: int, poll_s: float = 0.2) -> None:

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from edgeseg.benchmarks.runner import BenchOptions
 from edgeseg.cli.app import HELP_OPTIONS, app, console, err, fail, split_list, writable
-from edgeseg.cli.options import MAX_THREADS, EffectOpt, JsonOpt, foreground_option
+from edgeseg.cli.options import MAX_THREADS, EffectOpt, FramePathOpt, JsonOpt, foreground_option
 from edgeseg.cli.tables import bench_table, stage_table
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.sources import CameraMode
@@ -50,6 +50,7 @@ def bench(
     frame_size: str = typer.Option("{}x{}".format(*B.frame_size), help="Frame size of the live step measured "
                                    "beside inference, WIDTHxHEIGHT (webcams: 1280x720, 1920x1080)."),
     effect: EffectOpt = B.effect,
+    frame_path: FramePathOpt = B.frame_path,
     device: Optional[str] = typer.Option(None, help="Device name recorded in the results."),
     out: Optional[Path] = typer.Option(None, help="Write the results JSON here."),
     as_json: JsonOpt = False,
@@ -83,7 +84,7 @@ def bench(
         data = next((d[0] for d in (run.training_data() for run in found) if d), None)  # its first source
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
                            foreground=foreground_option(foreground), device=device, frame_size=size,
-                           effect=effect)
+                           effect=effect, frame_path=frame_path)
     if thread_counts:
         options.threads = [int(t) for t in thread_counts]
     result = run_bench(models, options, progress=not as_json)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgeseg.contract import OutputKind
+from edgeseg.runtime.composite import FramePath
 from edgeseg.runtime.effects import KEY_HEX, Effect
 from edgeseg.runtime.image_io import MAX_PIXELS_OPTION
 from edgeseg.runtime.model_info import InputRange
@@ -45,6 +46,9 @@ SoftnessOpt = Annotated[float, typer.Option(
 EdgesOpt = Annotated[Edges, typer.Option(
     metavar="EDGES", help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
     "640x480 frame on a 2-core x86 CPU).", rich_help_panel=MASK_PANEL)]
+FramePathOpt = Annotated[Optional[FramePath], typer.Option(
+    metavar="PATH", help="How the frame-sized work is done: fused (compiled loops, one pass per effect; needs numba) "
+    "or opencv (portable). Default: fused when numba is installed.", rich_help_panel=MASK_PANEL)]
 FeatherOpt = Annotated[int, typer.Option(min=0, max=MAX_FEATHER, help="Edge feathering radius in pixels (at most "
                                          "half the frame's shorter side is used).", rich_help_panel=MASK_PANEL)]
 MinBlobOpt = Annotated[float, typer.Option(

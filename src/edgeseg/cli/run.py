@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from edgeseg.cli.app import app, console, err, fail, plural, writable
 from edgeseg.cli.options import (
-    MASK_PANEL, SERVE_PANEL, BackgroundOpt, EdgesOpt, EffectOpt, FeatherOpt, ForegroundOpt, InputRangeOpt, JsonOpt,
+    MASK_PANEL, SERVE_PANEL, BackgroundOpt, EdgesOpt, EffectOpt, FeatherOpt, FramePathOpt, ForegroundOpt, InputRangeOpt, JsonOpt,
     MaxPixelsOpt, MinBlobOpt, ModelOpt, OutputKindOpt, ProviderOpt, SmoothingOpt, SoftnessOpt, ThreadsOpt,
     ThresholdOpt, background_option, segmenter_options,
 )
@@ -56,6 +56,7 @@ def webcam(
     threshold: ThresholdOpt = S.threshold,
     softness: SoftnessOpt = S.softness,
     edges: EdgesOpt = S.edges,
+    frame_path: FramePathOpt = P.frame_path,
     feather: FeatherOpt = S.feather,
     min_blob: MinBlobOpt = S.min_blob,
     mask_every: int = typer.Option(S.mask_every, min=1, help="Compute a new mask every N frames.", rich_help_panel=MASK_PANEL),
@@ -117,7 +118,8 @@ def webcam(
         report = run_pipeline(src, segmenter, PipelineOptions(
             effect=effect, background=background_value, hud=show if hud is None else hud, window=show,
             output=str(output) if output else None, serve=serve, token=token, open_stream=no_token,
-            max_clients=max_clients, stream_fps=stream_fps, virtual_cam=virtual_cam, max_frames=max_frames), name=source)
+            max_clients=max_clients, stream_fps=stream_fps, virtual_cam=virtual_cam, max_frames=max_frames,
+            frame_path=frame_path), name=source)
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
     elif report.frames or not report.ended.failed:  # a run that saw no frame has only its error to say

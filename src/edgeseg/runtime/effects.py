@@ -66,9 +66,8 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
 
     A plain blur of the frame smears the subject's colours into the background around its outline.
     Here the background is blurred by normalised convolution, ``blur(frame * bg) / blur(bg)`` with
-    ``bg = 1 - alpha``, so only background pixels contribute to it. ``frame * bg`` is formed at full size
-    in uint8, then it and ``bg`` are box-downscaled 4x (the same sums, so still halo-free), blurred, divided
-    and upscaled: the wide blur costs little and no frame-sized work is in float.
+    ``bg = 1 - alpha``, so only background pixels contribute to it (:func:`blurred_background`). ``frame * bg``
+    is formed at full size in uint8; no frame-sized work is in float.
     """
     s = scratch or Scratch()
     h, w = frame.shape[:2]
@@ -76,25 +75,37 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     bg3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR, dst=s.array("bg3", frame.shape))
     cv2.bitwise_not(bg3, dst=bg3)  # 255 * (1 - alpha) in each channel
     weighted = cv2.multiply(frame, bg3, scale=1 / 255, dst=s.array("out", frame.shape))  # frame * bg
-    small_weighted, small_alpha = weighted, a
-    for i in range(2):
-        small_weighted, small_alpha = halve(small_weighted, s, f"weighted{i}"), halve(small_alpha, s, f"alpha{i}")
+    small = blurred_background(weighted, a, strength, s)
     # alpha * frame is frame - frame * bg: exact in 8 bits (a rounding tie would need 2 * frame * alpha8 = 255 * odd)
     out = cv2.subtract(frame, weighted, dst=weighted)
-    num = s.array("num", small_weighted.shape, np.float32)
-    den = s.array("den", small_alpha.shape, np.float32)
-    np.copyto(num, small_weighted)
-    np.subtract(np.float32(1), np.multiply(small_alpha, np.float32(1 / 255), out=den), out=den)
+    blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
+    theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=bg3)
+    return cv2.add(out, theirs, dst=out)
+
+
+def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s: Scratch) -> np.ndarray:
+    """The halo-free blurred background at a quarter of the frame's size (uint8), from the frame weighted by
+    the background (``frame * bg``, uint8) and the 0-255 mask, both box-downscaled 4x first (the same sums,
+    so still halo-free: the wide blur costs little)."""
+    for i in range(2):
+        weighted, alpha = halve(weighted, s, f"weighted{i}"), halve(alpha, s, f"alpha{i}")
+    num = s.array("num", weighted.shape, np.float32)
+    den = s.array("den", alpha.shape, np.float32)
+    np.copyto(num, weighted)
+    np.subtract(np.float32(1), np.multiply(alpha, np.float32(1 / 255), out=den), out=den)
+    return normalized_blur(num, den, strength, s)
+
+
+def normalized_blur(num: np.ndarray, den: np.ndarray, strength: int, s: Scratch) -> np.ndarray:
+    """``blur(num) / blur(den)`` as uint8, in place: ``num`` the background-weighted frame (float32, 3 channels),
+    ``den`` the background's weight (float32, 0-1), both at a quarter of the frame's size."""
     k = max(3, (strength // 4) | 1)
     cv2.GaussianBlur(num, (k, k), 0, dst=num)
     cv2.GaussianBlur(den, (k, k), 0, dst=den)
     # Where no background is near (deep inside the subject) alpha is ~1 and the value is not used.
     np.maximum(den, np.float32(1e-3), out=den)
     cv2.divide(num, cv2.cvtColor(den, cv2.COLOR_GRAY2BGR, dst=s.array("den3", num.shape, np.float32)), dst=num)
-    small = cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
-    blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
-    theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=bg3)
-    return cv2.add(out, theirs, dst=out)
+    return cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
 
 
 def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],
@@ -120,7 +131,10 @@ def remove_bg(frame: np.ndarray, alpha: np.ndarray, key: tuple[int, int, int] | 
     return out
 
 
-def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = (0, 200, 255), opacity: float = 0.5,
+OVERLAY_COLOR = (0, 200, 255)  # BGR: amber
+
+
+def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = OVERLAY_COLOR, opacity: float = 0.5,
             scratch: Scratch | None = None) -> np.ndarray:
     """Tint the subject with ``color`` (BGR) at ``opacity``, weighted by the mask.
 

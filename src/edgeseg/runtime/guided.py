@@ -8,6 +8,8 @@ onto it; where the image is flat, ``a`` is ~0 and the mask comes out smoothed ov
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -17,11 +19,26 @@ RADIUS = 2  # box window half-width at the model's resolution (about 10 px of a 
 EPS = 1e-3  # regularisation of a: larger keeps the mask nearer the bilinear one on weak image edges
 
 
+@dataclass(frozen=True)
+class MaskField:
+    """A mask as two low-resolution planes over the frame's grey levels: at each pixel,
+    ``alpha = clip(a * gray + b)`` with ``a`` and ``b`` resized bilinearly to the frame (float32, same shape).
+
+    Guided edges fit ``a`` and ``b`` to the image; bilinear edges are ``a = 0``. Rendering it is all the
+    frame-sized work of a mask, so the fused frame path (:mod:`edgeseg.runtime.composite`) does it in the
+    same pass as the effect.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+
+
 class GuidedUpsampler:
     """``alpha = ramp(a * gray + b)`` at frame size, from a probability and the frame it was computed from.
 
     ``ramp`` is the soft threshold (0 below ``low``, 1 above ``high``), folded into ``a`` and ``b`` at the
-    model's resolution so that the frame-sized work is two resizes, a multiply and an add.
+    model's resolution (:meth:`fit`) so that the frame-sized work (:meth:`render`) is two resizes, a multiply and
+    an add.
     """
 
     def __init__(self, radius: int = RADIUS, eps: float = EPS):
@@ -38,6 +55,12 @@ class GuidedUpsampler:
         ``prob``: float32 probability at the model's resolution; ``small_bgr``: the BGR model input it came
         from (the guide at that resolution); ``frame``: the BGR frame (the guide at full size).
         """
+        eight_bit = out is not None and out.dtype == np.uint8
+        return self.render(self.fit(prob, small_bgr, low, high, 255.0 if eight_bit else 1.0), frame, out)
+
+    def fit(self, prob: np.ndarray, small_bgr: np.ndarray, low: float, high: float, unit: float = 255.0) -> MaskField:
+        """The field at the model's resolution: the soft threshold between ``low`` and ``high`` folded in,
+        alpha in ``unit`` (1 or 255) per grey level 0-255. Valid until the next call (work arrays)."""
         work = self._scratch
         box = self._box
         if small_bgr.shape[:2] != prob.shape:  # a model whose output is smaller or larger than its input
@@ -55,21 +78,25 @@ class GuidedUpsampler:
         var += self._eps
         a = cv2.divide(cov, var, dst=cov)
         b = np.subtract(mean_p, cv2.multiply(a, mean_g, dst=tmp), out=mean_p)
-        eight_bit = out is not None and out.dtype == np.uint8
-        unit = 255.0 if eight_bit else 1.0
         scale = unit / max(high - low, 1e-6)  # the ramp, folded in: (a g + b - low) * scale, in output units
         a *= np.float32(scale / 255)  # per gray level 0-255
         b -= np.float32(low)
         b *= np.float32(scale)
+        return MaskField(box(a, "a"), box(b, "b"))
+
+    def render(self, field: MaskField, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``clip(a * gray + b)`` at ``frame``'s size with OpenCV: float32 in [0, 1] (a field in units of 1), or
+        0-255 into a uint8 ``out`` (a field in units of 255)."""
+        work = self._scratch
         height, width = frame.shape[:2]
         size = (height, width)
-        big_a = cv2.resize(box(a, "a"), (width, height), dst=work.array("A", size, np.float32),
+        big_a = cv2.resize(field.a, (width, height), dst=work.array("A", size, np.float32),
                            interpolation=cv2.INTER_LINEAR)
-        big_b = cv2.resize(box(b, "b"), (width, height), dst=work.array("B", size, np.float32),
+        big_b = cv2.resize(field.b, (width, height), dst=work.array("B", size, np.float32),
                            interpolation=cv2.INTER_LINEAR)
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=work.array("gray", size))
         q = cv2.multiply(gray, big_a, dst=big_a, dtype=cv2.CV_32F)
-        if eight_bit:  # the 8-bit sum saturates at 0 and 255: the clip for free
+        if out is not None and out.dtype == np.uint8:  # the 8-bit sum saturates at 0 and 255: the clip for free
             return cv2.add(q, big_b, dst=out, dtype=cv2.CV_8U)
         q = cv2.min(cv2.max(cv2.add(q, big_b, dst=q), 0.0, dst=q), 1.0, dst=q if out is None else out)
         return q.copy() if out is None else q  # ``q`` is a work array the next frame overwrites

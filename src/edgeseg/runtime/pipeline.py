@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
+from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
 from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
@@ -49,6 +50,7 @@ class PipelineOptions:
     stream_fps: float = 30.0  # the stream carries at most this many frames a second
     virtual_cam: bool = False
     max_frames: int | None = None
+    frame_path: FramePath | None = None  # None: fused when numba is installed
 
 
 class EndReason(str, Enum):
@@ -135,17 +137,32 @@ class FrameProcessor:
     Every frame-sized array (mask, effect work arrays, result) is reused from frame to frame, so the
     returned image is overwritten by the next call: copy it to keep it. ``effect`` may change between
     calls. For video-like outputs (``video=True``) remove-bg keys the background to a flat colour.
+
+    ``frame_path``: fused (:mod:`edgeseg.runtime.composite`; the default when numba is installed) renders the
+    mask in the effect's pass, so its "postprocess" stage is the work at the model's resolution and its
+    "effect" stage all the frame-sized work; opencv renders the mask in "postprocess", then blends.
     """
 
-    def __init__(self, segmenter: Segmenter, effect: Effect, background=None, blur: int = 21, video: bool = True):
+    def __init__(self, segmenter: Segmenter, effect: Effect, background=None, blur: int = 21, video: bool = True,
+                 frame_path: FramePath | None = None):
         self.segmenter, self.effect, self.blur, self.video = segmenter, Effect(effect), blur, video
         self.background = background
+        self.frame_path = check_frame_path(frame_path or default_frame_path())
+        self._compositor = Compositor(segmenter.options.threads) if self.frame_path is FramePath.FUSED else None
         self._sized: np.ndarray | None = None  # a background image at the current frame size
         self._scratch = Scratch()
 
+    def close(self) -> None:
+        if self._compositor is not None:
+            self._compositor.close()
+
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         h, w = image.shape[:2]
-        alpha = self.segmenter.segment(image, out=self._scratch.array("alpha", (h, w)))  # uint8, as the effects blend
+        field = mask = None
+        if self._compositor is not None and not self.segmenter.options.feather:
+            field = self.segmenter.field(image)  # rendered in the effect's pass
+        else:  # uint8, as the effects blend
+            mask = self.segmenter.segment(image, out=self._scratch.array("alpha", (h, w)))
         t = time.perf_counter()
         background = self.background
         if isinstance(background, np.ndarray):  # resized once per frame size, not once per frame
@@ -154,7 +171,10 @@ class FrameProcessor:
             background = self._sized
         if EFFECTS[self.effect].keyed_in_video and self.video:
             background = background if isinstance(background, tuple) else KEY_COLOR
-        out = apply_effect(self.effect, image, alpha, background, self.blur, self._scratch)
+        if self._compositor is not None:
+            out = self._compositor(self.effect, image, field, mask, background, self.blur)
+        else:
+            out = apply_effect(self.effect, image, mask, background, self.blur, self._scratch)
         return out, {**self.segmenter.timings, "effect": time.perf_counter() - t}
 
 
@@ -168,7 +188,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
     """
     report = RunReport(source=name, subject=segmenter.info.subject, delegate=segmenter.backend.details)
     effects = list(Effect)
-    process = FrameProcessor(segmenter, options.effect, options.background, options.blur)
+    process = FrameProcessor(segmenter, options.effect, options.background, options.blur,
+                             frame_path=options.frame_path)
     # A live run may last for days: each stage keeps its last STATS_WINDOW timings, not every frame's.
     history: dict[str, deque[float]] = {k: deque(maxlen=STATS_WINDOW) for k in ALL_STAGES}
     sinks = Sinks(options, source.fps, announce)
@@ -228,6 +249,7 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
             if isinstance(failed, OSError) and report.ended is not EndReason.OUTPUT_FAILED:
                 report.ended, report.detail = EndReason.OUTPUT_FAILED, str(failed)
             report.output, report.codec = sinks.close(keep=report.ended is not EndReason.OUTPUT_FAILED)
+            process.close()
     report.seconds = round(time.perf_counter() - start, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
     report.stage_ms = {k: round(statistics.median(v), 3) for k, v in history.items() if v}
@@ -333,4 +355,5 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
                 break
             outputs[str(path)] = str(target)
         delegate = segmenter.backend.details
+        process.close()
     return PredictReport(outputs, failed, {k: round(statistics.median(v), 3) for k, v in history.items() if v}, delegate)

@@ -13,7 +13,7 @@ import numpy as np
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.alpha import soft_threshold
 from edgeseg.runtime.backends import open_backend
-from edgeseg.runtime.guided import GuidedUpsampler
+from edgeseg.runtime.guided import GuidedUpsampler, MaskField
 from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
@@ -160,10 +160,37 @@ class Segmenter:
         a new float32 array is returned. A uint8 ``out`` receives the probability as 0-255, resized in
         8 bits: what the effects blend with, at a quarter of the memory traffic of float.
         """
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 frame (H, W, 3), received {frame.dtype} {frame.shape}")
+        _check_frame(frame)
         if out is not None and (out.shape != frame.shape[:2] or out.dtype not in (np.float32, np.uint8)):
             raise ValueError(f"out must be float32 or uint8 {frame.shape[:2]}, received {out.dtype} {out.shape}")
+        started = self._advance(frame)
+        alpha = self._to_frame(self._state, frame, out)
+        self.timings["postprocess"] = time.perf_counter() - started
+        return alpha
+
+    def field(self, frame: np.ndarray) -> MaskField:
+        """The mask of a BGR uint8 frame before its frame-sized work: the planes at the model's resolution that
+        :mod:`edgeseg.runtime.composite` renders (alpha 0-255) in the same pass as the effect; rendered, it is
+        ``segment(frame) * 255`` within 2 levels at nearly every pixel (feathering is not in it).
+        Valid until the next call (work arrays)."""
+        _check_frame(frame)
+        started = self._advance(frame)
+        t, s = self.options.threshold, self.options.softness
+        if self._guided is not None:
+            field = self._guided.fit(self._state, self._small, t - s, t + s)
+        else:  # the ramp is linear up to its clip, which the renderer applies after resizing, as ``_resize`` ramps
+            work, shape = self._scratch, self._state.shape
+            b = np.subtract(self._state, np.float32(t - s), out=work.array("field/b", shape, np.float32))
+            b *= np.float32(255 / (2 * s))
+            a = work.array("field/a", shape, np.float32)
+            a.fill(0)
+            field = MaskField(a, b)
+        self.timings["postprocess"] = time.perf_counter() - started
+        return field
+
+    def _advance(self, frame: np.ndarray) -> float:
+        """Run the model on ``frame`` (or reuse the last mask, ``mask_every``) and update the smoothed mask at
+        the model's resolution; returns when the post-processing began (``perf_counter``)."""
         reuse = self._state is not None and self._frames % self._every != 0
         self._frames += 1
         if reuse:  # no model run this frame: nothing to time (None keeps it out of the medians)
@@ -175,7 +202,7 @@ class Segmenter:
             output = self.backend.run(self._input)
             t2 = time.perf_counter()
             self.timings.update(preprocess=t1 - t0, inference=t2 - t1)
-        t3 = time.perf_counter()
+        started = time.perf_counter()
         if not reuse:
             mask = self._foreground(output)
             if not np.isfinite(mask).all():  # one channel, not every class's: else a fully opaque mask, silently
@@ -190,9 +217,7 @@ class Segmenter:
                 np.copyto(self._state, mask)
             else:
                 cv2.addWeighted(mask, a, self._state, 1 - a, 0, dst=self._state)
-        alpha = self._to_frame(self._state, frame, out)
-        self.timings["postprocess"] = time.perf_counter() - t3
-        return alpha
+        return started
 
     def _preprocess(self, frame: np.ndarray) -> None:
         h, w = self.info.input_size
@@ -279,6 +304,11 @@ class Segmenter:
         elif self._ramped:
             soft_threshold(alpha, self.options.threshold, self.options.softness)
         return alpha
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected a BGR uint8 frame (H, W, 3), received {frame.dtype} {frame.shape}")
 
 
 def drop_small_parts(mask: np.ndarray, min_share: float, visible: float) -> np.ndarray:

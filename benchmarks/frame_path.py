@@ -1,0 +1,125 @@
+"""The live step's frame-sized work at webcam sizes: the OpenCV path against the fused one, and MediaPipe Tasks.
+
+Every variant processes the same frame in turns (one frame each, round after round), so load from other
+processes falls on all alike; medians per stage. For the default model and every effect, both frame paths;
+with --selfie, MediaPipe Tasks' ImageSegmenter + the numpy blend of its samples against edgeseg's step on the
+same selfie model (grayscale-bg).
+
+    python benchmarks/frame_path.py --selfie ../shared/anchors/selfie_segmentation.tflite \
+        --image photo.jpg --device my-laptop --out benchmarks/results/frame_path_my-laptop.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.benchmarks.device import device_info
+from edgeseg.runtime.composite import FramePath
+from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.packaged import resolve_model
+from edgeseg.runtime.pipeline import FrameProcessor
+from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
+
+SIZES = ((640, 480), (1280, 720), (1920, 1080))
+
+
+def _frame(image: str | None, width: int, height: int) -> np.ndarray:
+    if image:
+        return cv2.resize(cv2.imread(image), (width, height), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)  # a smooth random picture: edges and flat parts, as a camera sees
+    return cv2.resize(rng.integers(0, 256, (height // 4, width // 4, 3), dtype=np.uint8), (width, height))
+
+
+class _MediaPipeStep:
+    """MediaPipe Tasks' ImageSegmenter (video mode) and the blend of its samples: grey background."""
+
+    def __init__(self, model: str, threads: int):
+        import mediapipe as mp
+        from mediapipe.tasks import python as tasks
+        from mediapipe.tasks.python import vision
+
+        self._mp, self._t = mp, 0
+        self._segmenter = vision.ImageSegmenter.create_from_options(vision.ImageSegmenterOptions(
+            base_options=tasks.BaseOptions(model_asset_path=model), running_mode=vision.RunningMode.VIDEO,
+            output_confidence_masks=True, output_category_mask=False))
+
+    def __call__(self, frame: np.ndarray):
+        mp = self._mp
+        self._t += 33
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        mask = self._segmenter.segment_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), self._t)
+        alpha = mask.confidence_masks[0].numpy_view()  # (H, W, 1) float32 at the frame's size
+        gray = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        return (frame * alpha + gray * (1 - alpha)).astype(np.uint8), {}
+
+    def close(self):
+        self._segmenter.close()
+
+
+def _in_turns(steps: dict, frame: np.ndarray, frames: int, warmup: int = 10) -> dict:
+    """Median step and stage times (ms) of each variant, measured one frame each in turns."""
+    times = {name: [] for name in steps}
+    stages = {name: {} for name in steps}
+    for i in range(warmup + frames):
+        for name, step in steps.items():
+            t = time.perf_counter()
+            _, timing = step(frame)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - t) * 1000)
+                for k, v in timing.items():
+                    stages[name].setdefault(k, []).append(v * 1000)
+    out = {}
+    for name in steps:
+        row = {k: round(statistics.median(v), 3) for k, v in stages[name].items()}
+        if row:
+            row["around the model"] = round(sum(row[k] for k in ("preprocess", "postprocess", "effect")), 3)
+        out[name] = {"step": round(statistics.median(times[name]), 3), **row}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="edgeseg model (default: the shipped default)")
+    parser.add_argument("--selfie", help="MediaPipe's selfie_segmentation.tflite: compare with MediaPipe Tasks")
+    parser.add_argument("--image", help="a photo to use as the frame (default: a smooth random picture)")
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    model = str(resolve_model(args.model))
+    result = {"device": device_info(args.device), "model": Path(model).name, "threads": args.threads,
+              "frames": args.frames, "image": Path(args.image).name if args.image else None, "sizes": {}}
+    for width, height in SIZES:
+        frame = _frame(args.image, width, height)
+        size = result["sizes"][f"{width}x{height}"] = {"effects": {}}
+        with Segmenter(SegmenterOptions(model, RunningMode.VIDEO, threads=args.threads)) as seg:
+            for effect in Effect:
+                steps = {path.value: FrameProcessor(seg, effect, frame_path=path) for path in FramePath}
+                size["effects"][effect.value] = _in_turns(steps, frame, args.frames)
+                print(width, height, effect.value, json.dumps(size["effects"][effect.value]), flush=True)
+        if args.selfie:
+            options = SegmenterOptions(args.selfie, RunningMode.VIDEO, threads=args.threads)
+            with Segmenter(options) as a, Segmenter(options) as b:
+                steps = {"mediapipe tasks + blend": _MediaPipeStep(args.selfie, args.threads),
+                         "edgeseg opencv": FrameProcessor(a, Effect.GRAYSCALE_BG, frame_path=FramePath.OPENCV),
+                         "edgeseg fused": FrameProcessor(b, Effect.GRAYSCALE_BG, frame_path=FramePath.FUSED)}
+                selfie = size["selfie"] = _in_turns(steps, frame, args.frames)
+                steps["mediapipe tasks + blend"].close()
+            for name in ("edgeseg opencv", "edgeseg fused"):
+                selfie[name]["x mediapipe"] = round(selfie["mediapipe tasks + blend"]["step"] / selfie[name]["step"], 2)
+            print(width, height, "selfie", json.dumps(selfie), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The fused frame path: a mask field rendered and an effect applied in one pass over the frame.
+
+The portable path renders the mask to the frame with OpenCV (:meth:`GuidedUpsampler.render`) and then blends
+(:mod:`edgeseg.runtime.effects`): each call is a pass over frame memory, about ten per frame. Here the
+compiled row loops of :mod:`edgeseg.runtime.kernels` read each frame row once, expand the mask, and write
+the result, in strips of rows over threads (blur-bg: two passes around its small blur). Results match the
+portable path within 2 levels (tests). It needs numba; :func:`default_frame_path` falls back to OpenCV.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+
+import cv2
+import numpy as np
+
+from edgeseg.runtime.effects import KEY_COLOR, OVERLAY_COLOR, Effect, normalized_blur
+from edgeseg.runtime.guided import MaskField
+from edgeseg.runtime.scratch import Scratch
+
+
+class FramePath(str, Enum):
+    """How the frame-sized work (the mask's resize to the frame and the effect) is done."""
+
+    FUSED = "fused"  # compiled row loops, one pass per effect (needs numba)
+    OPENCV = "opencv"  # a sequence of OpenCV calls (portable)
+
+
+def fused_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def default_frame_path() -> FramePath:
+    return FramePath.FUSED if fused_available() else FramePath.OPENCV
+
+
+def check_frame_path(path: FramePath | str) -> FramePath:
+    """``path`` as a FramePath, or a clear error when the fused one is asked for without numba."""
+    path = FramePath(path)
+    if path is FramePath.FUSED and not fused_available():
+        raise ImportError("the fused frame path needs numba (pip install numba), or use --frame-path opencv")
+    return path
+
+
+_EMPTY = np.empty((0, 0), np.uint8)  # no background
+_NO_TABLE = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
+
+
+class Compositor:
+    """Effects on frames, fused with the rendering of their mask field (or applied with a given 0-255 mask).
+
+    Every frame-sized array is reused from call to call: the returned image is overwritten by the next call.
+    """
+
+    def __init__(self, threads: int | None = None):
+        from edgeseg.runtime import kernels  # numba: imported here, so the portable path never needs it
+
+        self._kernels = kernels
+        self._threads = max(1, threads or min(os.cpu_count() or 1, 4))
+        self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
+        self._scratch = Scratch()
+        self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self(Effect.BLUR_BG, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))  # compiles
+        self(Effect.GRAYSCALE_BG, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def mask(self, field: MaskField, frame: np.ndarray) -> np.ndarray:
+        """The field rendered at the frame's size (uint8 0-255)."""
+        return self._run(self._kernels.ALPHA, frame, field, None, self._scratch.array("mask", frame.shape[:2]))
+
+    def __call__(self, effect: Effect, frame: np.ndarray, field: MaskField | None = None,
+                 mask: np.ndarray | None = None, background: np.ndarray | tuple[int, int, int] | None = None,
+                 blur: int = 21, opacity: float = 0.5) -> np.ndarray:
+        """``effect`` applied to a BGR uint8 frame with the mask ``field`` (or a frame-sized 0-255 ``mask``).
+
+        ``background``: a frame-sized BGR image or a BGR colour (replace-bg; remove-bg keys to a colour),
+        ``blur``: blur-bg's strength, ``opacity``: overlay's. The effects of :mod:`edgeseg.runtime.effects`.
+        """
+        k, s = self._kernels, self._scratch
+        shape = frame.shape
+        if effect is Effect.NONE:
+            out = s.array("out", shape)
+            np.copyto(out, frame)
+            return out
+        if effect is Effect.GRAYSCALE_BG:
+            return self._run(k.GRAY, frame, field, mask, s.array("out", shape))
+        if effect is Effect.BLUR_BG:
+            return self._blur(frame, field, mask, blur)
+        if effect is Effect.OVERLAY:
+            return self._run(k.COLOR, frame, field, mask, s.array("out", shape), color=OVERLAY_COLOR, tint=opacity)
+        if effect is Effect.REMOVE_BG and not isinstance(background, tuple):
+            return self._run(k.BGRA, frame, field, mask, s.array("out", (*shape[:2], 4)))
+        if background is None:  # replace-bg's default
+            background = KEY_COLOR
+        if isinstance(background, tuple):
+            return self._run(k.COLOR, frame, field, mask, s.array("out", shape), color=background)
+        return self._run(k.IMAGE, frame, field, mask, s.array("out", shape), background=background)
+
+    def _blur(self, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None, strength: int) -> np.ndarray:
+        """Pass 1 sums the background-weighted frame in 4 x 4 blocks; the small halo-free blur of
+        :func:`normalized_blur` follows; pass 2 blends the frame with it, resized on the way."""
+        k, s = self._kernels, self._scratch
+        h, w = frame.shape[:2]
+        small = (max(1, h // k.QUARTER), max(1, w // k.QUARTER))
+        num, den = s.array("num", (*small, 3), np.float32), s.array("den", small, np.float32)
+        if h < k.QUARTER or w < k.QUARTER:  # no whole block: an empty background
+            num.fill(0)
+            den.fill(0)
+        field, rows = self._field(frame, field, mask)
+        self._strips(k.backdrop_rows, (_flat(frame), field.a, field.b, *rows, num.reshape(small[0], -1), den),
+                     h, k.QUARTER)
+        small = normalized_blur(num, den, strength, s)
+        # columns resized here, rows in the kernel while it blends: no frame-sized background array
+        wide = cv2.resize(small, (w, small.shape[0]), dst=s.array("wide", (small.shape[0], w, 3)),
+                          interpolation=cv2.INTER_LINEAR)
+        return self._run(k.SMALL, frame, field, None, s.array("out", frame.shape), background=wide, resized=True)
+
+    def _rows(self, src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them."""
+        key = (src, dst)
+        if key not in self._tables:
+            y = (np.arange(dst) + 0.5) * (src / dst) - 0.5
+            first = np.floor(y)
+            weight = np.where(first < 0, 0.0, y - first).astype(np.float32)
+            first = first.astype(np.int32)
+            self._tables[key] = (np.clip(first, 0, src - 1), np.clip(first + 1, 0, src - 1), weight)
+        return self._tables[key]
+
+    def _field(self, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None):
+        """The field's planes resized along columns (rows are the kernels' work) with their row tables; a
+        frame-sized 0-255 ``mask`` is the field ``a = 0``, ``b = mask``."""
+        h, w = frame.shape[:2]
+        s = self._scratch
+        if field is not None:
+            n = field.a.shape[0]
+            a = cv2.resize(field.a, (w, n), dst=s.array("a", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
+            b = cv2.resize(field.b, (w, n), dst=s.array("b", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
+            return MaskField(a, b), self._rows(n, h)
+        if mask is None or mask.shape != (h, w) or mask.dtype != np.uint8:
+            raise ValueError(f"a mask field or a uint8 {h}x{w} mask is needed, received "
+                             f"{None if mask is None else (mask.dtype, mask.shape)}")
+        zeros = s.zeros("zeros", (h, w), np.float32)
+        b = s.array("b", (h, w), np.float32)
+        np.copyto(b, mask)
+        return MaskField(zeros, b), self._rows(h, h)
+
+    def _run(self, mode: int, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None,
+             out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
+             tint: float = 0.0, resized: bool = False) -> np.ndarray:
+        """One pass of :func:`kernels.composite_rows` over the frame; ``background``: frame-sized (IMAGE) or
+        of the frame's width and fewer rows (SMALL); ``resized``: ``field`` is already resized along columns."""
+        h = frame.shape[0]
+        field, rows = (field, self._rows(field.a.shape[0], h)) if resized else self._field(frame, field, mask)
+        if background is None:
+            background, bg_rows = _EMPTY, _NO_TABLE
+        else:
+            bg_rows, background = self._rows(background.shape[0], h), _flat(background)
+        args = (mode, _flat(frame), field.a, field.b, *rows, background, *bg_rows,
+                np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
+        self._strips(self._kernels.composite_rows, args, h)
+        return out
+
+    def _strips(self, kernel, args: tuple, rows: int, multiple: int = 1) -> None:
+        """``kernel(*args, start, stop)`` over strips of ``rows``, one per thread (the first on this one);
+        strips start at multiples of ``multiple``."""
+        n = self._threads if self._pool is not None and rows >= 2 * self._threads * multiple else 1
+        cuts = [rows * i // n // multiple * multiple for i in range(n)] + [rows]
+        futures = [self._pool.submit(kernel, *args, cuts[i], cuts[i + 1]) for i in range(1, n)]
+        kernel(*args, cuts[0], cuts[1])
+        for future in futures:
+            future.result()
+
+
+def _flat(image: np.ndarray) -> np.ndarray:
+    """The image as rows of bytes (the kernels' layout): a view when it is contiguous."""
+    return np.ascontiguousarray(image).reshape(image.shape[0], -1)

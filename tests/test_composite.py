@@ -1,0 +1,87 @@
+"""The fused frame path: the same masks and effects as the OpenCV path, in one pass per effect."""
+
+import numpy as np
+import pytest
+
+from edgeseg.runtime import composite
+from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path
+from edgeseg.runtime.effects import KEY_COLOR, Effect
+from edgeseg.runtime.pipeline import FrameProcessor
+from edgeseg.runtime.segmenter import Edges, RunningMode, Segmenter, SegmenterOptions
+
+pytest.importorskip("numba")  # the runtime's optional accelerator; the OpenCV path is tested everywhere
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth colours with a bright disc: flat parts, gradients and a hard edge, as a camera sees."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frame = cv2.resize(rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8), (w, h))
+    cv2.circle(frame, (w // 2, h // 2), min(h, w) // 3, (230, 220, 200), -1)
+    return frame
+
+
+def _pair(model, effect, frame, edges=Edges.GUIDED, feather=0, background=None):
+    outs = {}
+    for path in (FramePath.OPENCV, FramePath.FUSED):
+        options = SegmenterOptions(model, RunningMode.VIDEO, edges=edges, feather=feather, threads=2)
+        with Segmenter(options) as seg:
+            process = FrameProcessor(seg, effect, background, video=False, frame_path=path)
+            outs[path] = process(frame)[0].astype(int)
+            process.close()
+    return outs[FramePath.OPENCV], outs[FramePath.FUSED]
+
+
+@pytest.mark.parametrize("edges", list(Edges))
+@pytest.mark.parametrize("effect", list(Effect))
+def test_every_effect_matches_the_opencv_path(shipped, effect, edges):
+    """Within 2 levels, but for the rare pixels where the two grey levels differ by one on a steep guided edge
+    (OpenCV's vectorised BGR2GRAY rounds differently at ~0.3 % of pixels)."""
+    frame = _photo(180, 240)
+    background = _photo(90, 130, seed=1) if Effect(effect) is Effect.REPLACE_BG else None
+    ours, fused = _pair(shipped("tflite", "int8"), effect, frame, edges, background=background)
+    assert ours.shape == fused.shape
+    diff = np.abs(ours - fused)
+    # bilinear edges: the OpenCV path rounds the probability to 8 bits before the ramp (x 2.5): up to ~3 levels
+    limit = 2 if edges is Edges.GUIDED else 4
+    assert np.mean(diff > limit) < 1e-3 and diff.mean() < 0.3, (diff.max(), np.mean(diff > limit))
+
+
+def test_the_fused_mask_matches_the_float_one(shipped):
+    frame = _photo(333, 517)
+    for edges in Edges:
+        options = SegmenterOptions(shipped("tflite", "int8"), edges=edges)
+        with Segmenter(options) as seg:
+            exact = seg.segment(frame) * 255
+        with Segmenter(options) as seg:
+            fused = Compositor(1).mask(seg.field(frame), frame)
+        diff = np.abs(fused - exact)
+        assert np.mean(diff > 2) < 1e-3 and diff.mean() < 0.1, (edges, diff.max())
+
+
+def test_a_feathered_mask_goes_through_the_fused_effects(shipped):
+    ours, fused = _pair(shipped("tflite", "int8"), Effect.BLUR_BG, _photo(120, 160), feather=3)
+    assert np.mean(np.abs(ours - fused) > 2) < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 9), (33, 17), (120, 161)])
+def test_any_frame_size_and_strips_agree(shape):
+    """Odd sizes, frames smaller than blur-bg's 4 x 4 blocks, and one thread against three: the same result."""
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    field = composite.MaskField(rng.normal(0, 2, (6, 6)).astype(np.float32),
+                                rng.normal(128, 200, (6, 6)).astype(np.float32))
+    one, three = Compositor(1), Compositor(3)
+    for effect in Effect:
+        a = one(effect, frame, field, background=KEY_COLOR if effect is Effect.REMOVE_BG else None).copy()
+        b = three(effect, frame, field, background=KEY_COLOR if effect is Effect.REMOVE_BG else None)
+        np.testing.assert_array_equal(a, b, err_msg=effect.value)
+    three.close()
+
+
+def test_without_numba_the_opencv_path_is_used_and_asking_for_fused_says_why(monkeypatch):
+    monkeypatch.setattr(composite, "fused_available", lambda: False)
+    assert composite.default_frame_path() is FramePath.OPENCV
+    with pytest.raises(ImportError, match="numba"):
+        check_frame_path("fused")
