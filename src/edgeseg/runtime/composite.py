@@ -17,7 +17,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from edgeseg.runtime.effects import KEY_COLOR, OVERLAY_COLOR, Effect, normalized_blur
+from edgeseg.runtime.effects import KEY_COLOR, OVERLAY_COLOR, Effect, blur_bg, normalized_blur
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
 
@@ -45,7 +45,8 @@ def check_frame_path(path: FramePath | str) -> FramePath:
     return path
 
 
-_EMPTY = np.empty((0, 0), np.uint8)  # no background
+_EMPTY = np.empty((0, 0), np.uint8)  # no background, no mask
+_NO_FIELD = MaskField(np.empty((0, 0), np.float32), np.empty((0, 0), np.float32))
 _NO_TABLE = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
 
 
@@ -106,20 +107,22 @@ class Compositor:
         """Pass 1 sums the background-weighted frame in 4 x 4 blocks; the small halo-free blur of
         :func:`normalized_blur` follows; pass 2 blends the frame with it, resized on the way."""
         k, s = self._kernels, self._scratch
+        if field is None:  # a given (feathered) mask: the portable effect
+            return blur_bg(frame, self._checked(mask, frame), strength, scratch=s)
         h, w = frame.shape[:2]
         small = (max(1, h // k.QUARTER), max(1, w // k.QUARTER))
         num, den = s.array("num", (*small, 3), np.float32), s.array("den", small, np.float32)
         if h < k.QUARTER or w < k.QUARTER:  # no whole block: an empty background
             num.fill(0)
             den.fill(0)
-        field, rows = self._field(frame, field, mask)
-        self._strips(k.backdrop_rows, (_flat(frame), field.a, field.b, *rows, num.reshape(small[0], -1), den),
+        resized, rows = self._field(frame, field)
+        self._strips(k.backdrop_rows, (_flat(frame), resized.a, resized.b, *rows, num.reshape(small[0], -1), den),
                      h, k.QUARTER)
         small = normalized_blur(num, den, strength, s)
         # columns resized here, rows in the kernel while it blends: no frame-sized background array
         wide = cv2.resize(small, (w, small.shape[0]), dst=s.array("wide", (small.shape[0], w, 3)),
                           interpolation=cv2.INTER_LINEAR)
-        return self._run(k.SMALL, frame, field, None, s.array("out", frame.shape), background=wide, resized=True)
+        return self._run(k.SMALL, frame, field, None, s.array("out", frame.shape), background=wide)
 
     def _rows(self, src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them."""
@@ -132,36 +135,37 @@ class Compositor:
             self._tables[key] = (np.clip(first, 0, src - 1), np.clip(first + 1, 0, src - 1), weight)
         return self._tables[key]
 
-    def _field(self, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None):
-        """The field's planes resized along columns (rows are the kernels' work) with their row tables; a
-        frame-sized 0-255 ``mask`` is the field ``a = 0``, ``b = mask``."""
+    def _field(self, frame: np.ndarray, field: MaskField):
+        """The field's planes resized along columns (rows are the kernels' work) with their row tables."""
         h, w = frame.shape[:2]
         s = self._scratch
-        if field is not None:
-            n = field.a.shape[0]
-            a = cv2.resize(field.a, (w, n), dst=s.array("a", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
-            b = cv2.resize(field.b, (w, n), dst=s.array("b", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
-            return MaskField(a, b), self._rows(n, h)
-        if mask is None or mask.shape != (h, w) or mask.dtype != np.uint8:
-            raise ValueError(f"a mask field or a uint8 {h}x{w} mask is needed, received "
+        n = field.a.shape[0]
+        a = cv2.resize(field.a, (w, n), dst=s.array("a", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(field.b, (w, n), dst=s.array("b", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
+        return MaskField(a, b), self._rows(n, h)
+
+    @staticmethod
+    def _checked(mask: np.ndarray | None, frame: np.ndarray) -> np.ndarray:
+        if mask is None or mask.shape != frame.shape[:2] or mask.dtype != np.uint8:
+            raise ValueError(f"a mask field or a uint8 {frame.shape[0]}x{frame.shape[1]} mask is needed, received "
                              f"{None if mask is None else (mask.dtype, mask.shape)}")
-        zeros = s.zeros("zeros", (h, w), np.float32)
-        b = s.array("b", (h, w), np.float32)
-        np.copyto(b, mask)
-        return MaskField(zeros, b), self._rows(h, h)
+        return mask
 
     def _run(self, mode: int, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None,
              out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
-             tint: float = 0.0, resized: bool = False) -> np.ndarray:
-        """One pass of :func:`kernels.composite_rows` over the frame; ``background``: frame-sized (IMAGE) or
-        of the frame's width and fewer rows (SMALL); ``resized``: ``field`` is already resized along columns."""
+             tint: float = 0.0) -> np.ndarray:
+        """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` or else ``mask``;
+        ``background``: frame-sized (IMAGE) or of the frame's width and fewer rows (SMALL)."""
         h = frame.shape[0]
-        field, rows = (field, self._rows(field.a.shape[0], h)) if resized else self._field(frame, field, mask)
+        if field is not None:
+            (field, rows), mask = self._field(frame, field), _EMPTY
+        else:
+            field, rows, mask = _NO_FIELD, _NO_TABLE, self._checked(mask, frame)
         if background is None:
             background, bg_rows = _EMPTY, _NO_TABLE
         else:
             bg_rows, background = self._rows(background.shape[0], h), _flat(background)
-        args = (mode, _flat(frame), field.a, field.b, *rows, background, *bg_rows,
+        args = (mode, _flat(frame), field.a, field.b, *rows, mask, background, *bg_rows,
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
         self._strips(self._kernels.composite_rows, args, h)
         return out

@@ -8,7 +8,7 @@ over threads.
 
 The mask comes as a *field*: ``alpha = clip(a * gray + b, 0, 255)`` with ``a`` and ``b`` at the model's
 height and the frame's width (resized along columns by the caller, along rows here, with the weights of
-``cv2.resize(INTER_LINEAR)``); a frame-sized mask is the field ``a = 0``, ``b = mask``.
+``cv2.resize(INTER_LINEAR)``), or as a frame-sized 0-255 mask.
 Importing this module needs numba; :mod:`edgeseg.runtime.composite` falls back to OpenCV without it.
 """
 
@@ -92,20 +92,27 @@ def _bgra_row(f, a0, a1, b0, b1, t, o):
 
 
 @njit(**JIT)
-def composite_rows(mode, frame, field_a, field_b, y0, y1, wy, background, bg_y0, bg_y1, bg_wy, color, tint, out,
-                   start, stop):
+def composite_rows(mode, frame, field_a, field_b, y0, y1, wy, mask, background, bg_y0, bg_y1, bg_wy, color, tint,
+                   out, start, stop):
     """Rows ``start:stop`` of one effect (``mode``), every image flat per row (``frame``: (H, 3W) uint8).
 
     The mask is the field ``field_a``/``field_b`` (h, W) float32 with its row tables ``y0``, ``y1``, ``wy``
-    (H). IMAGE: ``background`` (H, 3W) uint8; SMALL: ``background`` (h', 3W) with its row tables (H);
+    (H), or, if ``mask`` (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``). IMAGE: ``background`` (H, 3W) uint8; SMALL: ``background`` (h', 3W) with its row tables (H);
     COLOR: ``color`` (3 values), laid over the subject at opacity ``tint`` if that is > 0 (else behind it).
     ``out``: (H, 3W); (H, 4W) for BGRA; (H, W) for ALPHA.
     """
     row = np.empty(background.shape[1], np.float32)
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
+    zeros, given = np.zeros(frame.shape[1] // 3, np.float32), np.empty(frame.shape[1] // 3, np.float32)
     for y in range(start, stop):
-        f, o, t = frame[y], out[y], wy[y]
-        a0, a1, b0, b1 = field_a[y0[y]], field_a[y1[y]], field_b[y0[y]], field_b[y1[y]]
+        f, o = frame[y], out[y]
+        if mask.size:
+            m = mask[y]
+            for x in range(given.size):
+                given[x] = F(m[x])
+            a0, a1, b0, b1, t = zeros, zeros, given, given, F(0)
+        else:
+            a0, a1, b0, b1, t = field_a[y0[y]], field_a[y1[y]], field_b[y0[y]], field_b[y1[y]], wy[y]
         if mode == ALPHA:
             _alpha_row(f, a0, a1, b0, b1, t, o)
         elif mode == GRAY:
@@ -127,7 +134,8 @@ def composite_rows(mode, frame, field_a, field_b, y0, y1, wy, background, bg_y0,
 def backdrop_rows(frame, field_a, field_b, y0, y1, wy, num, den, start, stop):
     """Blur-bg's first pass over rows ``start:stop`` (multiples of QUARTER): the 4 x 4 block means of the frame
     weighted by the background, ``f * (1 - alpha)``, into ``num`` (H/4, 3 W/4) and of the background's weight
-    ``1 - alpha`` into ``den`` (H/4, W/4), float32. Rows and columns past the last whole block are left out."""
+    ``1 - alpha`` into ``den`` (H/4, W/4), float32. Rows and columns past the last whole block are left out.
+    (Writing the mask here for the second pass to read costs more than that pass computing it again.)"""
     width = frame.shape[1] // 3
     sums, weights = np.zeros(3 * width, np.float32), np.zeros(width, np.float32)
     blocks = num.shape[1] // 3
