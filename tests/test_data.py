@@ -108,19 +108,20 @@ def test_an_offline_tfds_attempt_leaves_no_temporary_folder(tmp_path, monkeypatc
     assert list((tmp_path / "tmp").iterdir()) == []  # tfds's own metadata look-up made a tmp*tfds folder here
 
 
+@pytest.mark.parametrize("size", [(32, 32), (32, 64)])  # square, and (height, width) of a landscape input
 @pytest.mark.parametrize("augment", ["standard", "strong", "aspect", "webcam"])
-def test_augmentation_moves_image_and_mask_together(oxford_dir, augment):
+def test_augmentation_moves_image_and_mask_together(oxford_dir, augment, size):
     tf = pytest.importorskip("tensorflow")
-    train = load_folder(oxford_dir, "train", data_mod.cache_size(32), progress=False)
+    train = load_folder(oxford_dir, "train", data_mod.cache_size(size), progress=False)
     # Paint each pixel with the colour of its class: after augmentation the dominant channel must still
     # be the class wherever geometry was applied identically (photos pasted behind are background's colour).
     palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
     train.images = palette[train.masks]
     backgrounds = np.broadcast_to(palette[1], (3, 40, 40, 3)).copy()
     tf.random.set_seed(1)
-    ds = data_mod._examples(tf, train, 32, True, augment, None, False, 1, backgrounds).batch(8)
+    ds = data_mod._examples(tf, train, size, True, augment, None, False, 1, backgrounds).batch(8)
     images, masks = next(iter(ds))
-    assert images.shape == (8, 32, 32, 3) and masks.shape == (8, 32, 32)
+    assert images.shape == (8, *size, 3) and masks.shape == (8, *size)
     assert set(np.unique(masks.numpy())) <= {0, 1, 2}
     agreement = np.mean(np.argmax(images.numpy(), -1) == masks.numpy())
     assert agreement > 0.95
@@ -137,7 +138,7 @@ def test_the_aspect_augmentation_stretches_image_and_mask_alike():
     shapes = []
     for seed in range(12):
         tf.random.set_seed(seed)
-        out, labels = (x.numpy() for x in data_mod._augment(tf, tf.constant(image), tf.constant(mask), 40, 32, aug))
+        out, labels = (x.numpy() for x in data_mod._augment(tf, tf.constant(image), tf.constant(mask), (40, 40), (32, 32), aug))
         ys, xs = np.nonzero(labels == 0)
         shapes.append((xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1))
         assert np.mean((out[..., 0] > 128) == (labels == 0)) > 0.97
@@ -155,13 +156,13 @@ def test_zoom_out_pastes_a_smaller_subject_onto_a_photo_on_the_bottom_edge():
     for seed in range(5):
         tf.random.set_seed(seed)
         out, labels = (x.numpy() for x in data_mod._zoom_out(tf, tf.constant(image), tf.constant(mask),
-                                                              tf.constant(pool), 32, aug))
+                                                              tf.constant(pool), (32, 32), aug))
         assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1, 2}
         assert 0 < np.sum(labels == 0) < np.sum(mask == 0)  # smaller
         assert np.all(out[labels == 1] == 7)  # everything around the subject comes from the photo
         assert np.any(labels[-1] == 0)  # standing on the bottom edge
     with pytest.raises(ValueError, match="--backgrounds"):
-        data_mod._examples(tf, _constant_source(10, 4), 32, True, "webcam", None, False, 0)
+        data_mod._examples(tf, _constant_source(10, 4), (32, 32), True, "webcam", None, False, 0)
 
 
 def test_class_weights_go_with_pixels(oxford_dir):
@@ -169,7 +170,7 @@ def test_class_weights_go_with_pixels(oxford_dir):
     test = load_folder(oxford_dir, "test", 32, progress=False)
     weights = data_mod.balanced_class_weights(test.masks)
     assert weights[1] < weights[0] < weights[2]  # background most common, border rarest
-    ds = data_mod.make_dataset(test, 32, batch_size=4, training=False, class_weights=weights)
+    ds = data_mod.make_dataset(test, (32, 32), batch_size=4, training=False, class_weights=weights)
     _, masks, sample_weights = next(iter(ds))
     np.testing.assert_allclose(sample_weights.numpy(), weights[masks.numpy()], rtol=1e-6)
 

@@ -48,7 +48,7 @@ def test_conv_deconv_is_small():
 def test_bad_arguments_say_what_was_expected(tmp_path):
     with pytest.raises(ValueError, match="did you mean 'unet_mobilenetv2'"):
         build_model("unet_mobilenet_v2")
-    with pytest.raises(ValueError, match="multiple of 32, received 100"):
+    with pytest.raises(ValueError, match="multiples of 32, received 100"):
         unet_mobilenetv2(100, encoder_weights="none")
     with pytest.raises(FileNotFoundError, match="missing.weights.h5"):
         unet_mobilenetv2(64, encoder_weights=tmp_path / "missing.weights.h5")

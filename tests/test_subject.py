@@ -29,6 +29,7 @@ def test_a_bad_subject_is_refused_before_training(tmp_path):
 
 @pytest.mark.slow
 def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch):
+    """At a landscape input (WIDTHxHEIGHT 64x32), as a webcam's frames are."""
     pytest.importorskip("tf2onnx")
     from edgeseg.export.base import Precision
     from edgeseg.export.exporter import ExportOptions, export_model
@@ -38,7 +39,7 @@ def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch)
     data = write_mask_folder(tmp_path / "people", n=40, size=64)
     run = tmp_path / "run"
     trained = train(TrainConfig(model="conv_deconv", data=str(data), out=str(run), epochs=2, batch_size=8,
-                                img_size=32, early_stopping=0, subject="person"), progress=False)
+                                img_size="64x32", early_stopping=0, subject="person"), progress=False)
     assert trained.subject == "person" and trained.test_metrics["people"].class_names == ("person", "background")
     assert json.loads((run / "run.json").read_text())["classes"] == ["person", "background", "border"]
     report = export_model(run, ExportOptions(formats=["tflite"], precisions=[Precision.FP32],
@@ -49,6 +50,7 @@ def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch)
     with open_backend(artifact) as backend:
         assert backend.metadata.classes == ("person", "background", "border")
         assert backend.metadata.mask_weights == TRIMAP_MASK_WEIGHTS  # the trimap rule holds for any subject
+        assert backend.metadata.input_size == (32, 64)  # (height, width)
 
     result = CliRunner().invoke(app, ["evaluate", artifact, "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output

@@ -112,7 +112,9 @@ def test_class_weight_parsing():
     ({"learning_rate": 0.0}, "learning rate must be positive, received 0.0"),
     ({"learning_rate": -1e-3}, "learning rate must be positive, received -0.001"),
     ({"alpha": 0.0}, "alpha (the encoder's width multiplier) must be positive, received 0.0"),
-    ({"img_size": 100}, "input size must be a multiple of 32 (the encoder halves it 5 times), received 100"),
+    ({"img_size": 100}, "input height and width must be multiples of 32 (the encoder halves them 5 times), received "
+                        "100x100 (width x height)"),
+    ({"img_size": "256x100"}, "received 256x100 (width x height)"),
 ])
 def test_settings_that_cannot_train_are_refused_before_the_data_is_read(tmp_path, change, message):
     config = tiny_config(tmp_path, tmp_path / "run", **change)  # a folder, though not a dataset: never read

@@ -13,7 +13,7 @@ from edgeseg.cli.options import JsonOpt, choices
 from edgeseg.cli.tables import by_source, mask_table, metrics_table
 from edgeseg.data import Outline
 from edgeseg.trainer import MODEL_NAMES, Augment, Loss, LrSchedule, Strategy, Upsampling
-from edgeseg.trainer.train import TrainConfig
+from edgeseg.trainer.train import TrainConfig, parse_img_size
 
 
 C = TrainConfig  # every default below is the dataclass's: one home
@@ -30,8 +30,8 @@ def train(
                                rich_help_panel="Schedule"),
     batch_size: int = typer.Option(C.batch_size, min=1, help="Images per step (over all devices).",
                                    rich_help_panel="Schedule"),
-    img_size: int = typer.Option(C.img_size, min=32, help="Square input side, a multiple of 32.",
-                                 rich_help_panel="Model"),
+    img_size: str = typer.Option(str(C.img_size), help="Input side, or WIDTHxHEIGHT for a non-square input "
+                                 "(e.g. 256x160 for 16:9 webcam frames); multiples of 32.", rich_help_panel="Model"),
     encoder_weights: str = typer.Option(
         C.encoder_weights, help="'imagenet' (downloads), 'none', or a local .weights.h5 (offline).",
         rich_help_panel="Model"),
@@ -94,8 +94,12 @@ def train(
     from edgeseg.trainer.train import train as run_training
     from edgeseg.trainer.train import validate
 
+    try:
+        size = parse_img_size(img_size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--img-size") from None
     config = TrainConfig(
-        model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=img_size,
+        model=model, data=data, out=str(out), epochs=epochs, batch_size=batch_size, img_size=size,
         encoder_weights=encoder_weights, alpha=alpha, fine_tune=fine_tune, dropout=dropout,
         upsampling=upsampling, loss=loss, learning_rate=learning_rate, lr_schedule=lr_schedule,
         class_weights=class_weights, augment=augment, backgrounds=[str(b) for b in backgrounds], outline=outline,

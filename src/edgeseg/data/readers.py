@@ -47,8 +47,8 @@ class DataError(EdgesegError, ValueError):
 class SegmentationData:
     """Images and masks of one split, resized to ``size`` and held in memory."""
 
-    images: np.ndarray  # (N, size, size, 3) uint8 RGB
-    masks: np.ndarray  # (N, size, size) uint8, 0-based classes
+    images: np.ndarray  # (N, height, width, 3) uint8 RGB
+    masks: np.ndarray  # (N, height, width) uint8, 0-based classes
     names: list[str]
     source: str
     split: str
@@ -147,7 +147,12 @@ def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
     return np.where(fg, 0, 1).astype(np.uint8)  # foreground -> pet, rest -> background
 
 
-def _read_pair(pair, layout: str, size: int, outline: Outline):
+def as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a size given as a square's side or as (height, width)."""
+    return (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+
+
+def _read_pair(pair, layout: str, size: int | tuple[int, int], outline: Outline):
     """(name, image, labels, None) at ``size``, or (name, None, None, why the image cannot be used)."""
     name, image_path, mask_path = pair
     try:
@@ -165,21 +170,23 @@ def _read_pair(pair, layout: str, size: int, outline: Outline):
     mask = _convert_mask(mask, layout, mask_path)
     if layout == "masks":
         mask = mark_outline(mask, outline)  # at the label's own size, where the band's width is defined
-    image = cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    h, w = as_hw(size)
+    image = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
     return name, image, resize_mask(mask, size), None
 
 
 def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize a label mask with nearest neighbour, so no label appears that was not there."""
-    w, h = (size, size) if isinstance(size, int) else size
+    """Resize a label mask to ``size`` (a side or (height, width)) with nearest neighbour, so no label appears
+    that was not there."""
+    h, w = as_hw(size)
     return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def load_folder(
-    root: str | Path, split: str, size: int, val_fraction: float = 0.1, seed: int = 0,
+    root: str | Path, split: str, size: int | tuple[int, int], val_fraction: float = 0.1, seed: int = 0,
     limit: int | None = None, progress: bool = True, outline: Outline = Outline.NONE,
 ) -> SegmentationData:
-    """Read one split of a local dataset folder into memory, resized to ``size`` x ``size``.
+    """Read one split of a local dataset folder into memory, resized to ``size`` (a side, or (height, width)).
 
     Unreadable images are skipped with a warning (and listed in ``skipped``); a bad or missing mask is a
     :class:`DataError` naming the file. ``outline`` marks the outline of binary masks (for training).
@@ -240,7 +247,7 @@ def _own_temp_folder():
 
 
 def load_tfds(
-    split: str, size: int, data_dir: str | None = None, val_fraction: float = 0.1,
+    split: str, size: int | tuple[int, int], data_dir: str | None = None, val_fraction: float = 0.1,
     limit: int | None = None, progress: bool = True,
 ):
     """Oxford-IIIT Pet from tensorflow-datasets (downloads on first use), as :class:`SegmentationData`.
@@ -272,7 +279,7 @@ def load_tfds(
     for item in items:
         name = item["file_name"].decode()
         mask = _convert_mask(item["segmentation_mask"], "oxford", Path(f"tfds:{TFDS_NAME}/{name}"))
-        images.append(cv2.resize(item["image"], (size, size), interpolation=cv2.INTER_AREA))
+        images.append(cv2.resize(item["image"], as_hw(size)[::-1], interpolation=cv2.INTER_AREA))
         masks.append(resize_mask(mask, size))
         names.append(name)
     if not names:
@@ -287,7 +294,7 @@ def check_source(source: str) -> None:
 
 
 def load_split(
-    source: str, split: str, size: int, *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
+    source: str, split: str, size: int | tuple[int, int], *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
     progress: bool = True, data_dir: str | None = None, outline: Outline = Outline.NONE,
 ) -> SegmentationData:
     """Load ``split`` of ``source``: 'oxford_iiit_pet' (tfds, stored under ``data_dir``) or a local folder.
@@ -336,8 +343,8 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
         yield name, image, _convert_mask(mask, layout, mask_path)
 
 
-def load_backgrounds(folders: list[str | Path], size: int, limit: int | None = None) -> np.ndarray:
-    """Photos to paste training subjects onto, as (N, size, size, 3) uint8 RGB: every image of each folder (or
+def load_backgrounds(folders: list[str | Path], size: int | tuple[int, int], limit: int | None = None) -> np.ndarray:
+    """Photos to paste training subjects onto, as (N, height, width, 3) uint8 RGB: every image of each folder (or
     of its images/ subfolder, so a dataset folder serves as it is). Unreadable photos are skipped."""
     parts = []
     for folder in map(Path, folders):
@@ -350,8 +357,8 @@ def load_backgrounds(folders: list[str | Path], size: int, limit: int | None = N
     return np.concatenate(parts)
 
 
-def read_photos(files, size: int, purpose: str) -> np.ndarray:
-    """Photos as (N, size, size, 3) uint8 RGB (INTER_AREA); an unreadable one is skipped with a warning that
+def read_photos(files, size: int | tuple[int, int], purpose: str) -> np.ndarray:
+    """Photos as (N, height, width, 3) uint8 RGB (INTER_AREA); an unreadable one is skipped with a warning that
     names it and what it was for."""
     photos = []
     for path in files:
@@ -360,5 +367,6 @@ def read_photos(files, size: int, purpose: str) -> np.ndarray:
         except ImageError as exc:
             log.warning("%s: skipping %s", purpose, exc)
             continue
-        photos.append(cv2.cvtColor(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
-    return np.stack(photos) if photos else np.empty((0, size, size, 3), np.uint8)
+        photos.append(cv2.cvtColor(cv2.resize(image, as_hw(size)[::-1], interpolation=cv2.INTER_AREA),
+                                   cv2.COLOR_BGR2RGB))
+    return np.stack(photos) if photos else np.empty((0, *as_hw(size), 3), np.uint8)

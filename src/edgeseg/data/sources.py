@@ -72,7 +72,7 @@ def parse_sources(specs: list[str] | tuple[str, ...] | str) -> list[DataSource]:
     return sources
 
 
-def load_sources(sources: list[DataSource], split: str, size: int, *, outline: Outline = Outline.NONE,
+def load_sources(sources: list[DataSource], split: str, size: int | tuple[int, int], *, outline: Outline = Outline.NONE,
                  **load) -> list[SegmentationData]:
     """``split`` of every source at ``size``, each named after its source (``load`` goes to :func:`load_split`)."""
     loaded = []

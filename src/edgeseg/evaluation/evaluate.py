@@ -157,7 +157,7 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
             return model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
 
         for d in data:
-            split_data = load_split(d, split, model.input_shape[1], limit=limit, progress=progress)
+            split_data = load_split(d, split, tuple(model.input_shape[1:3]), limit=limit, progress=progress)
             metrics[DataSource(d).name] = argmax_metrics(logits_of, split_data.images, split_data.masks,
                                                          split_data.binary)
     quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)

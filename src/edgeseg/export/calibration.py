@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from edgeseg.export.base import ExportError, ShapeMismatchError
-from edgeseg.data import DataError, load_split
+from edgeseg.data import DataError, as_hw, load_split
 from edgeseg.data.readers import read_photos
 from edgeseg.runtime.image_io import image_files
 
@@ -18,9 +18,9 @@ MIN_IMAGES = 32
 RECOMMENDED_IMAGES = 300
 
 
-def load_calibration(sources: str | Path | list, size: int, count: int = RECOMMENDED_IMAGES, force: bool = False,
+def load_calibration(sources: str | Path | list, size: int | tuple[int, int], count: int = RECOMMENDED_IMAGES, force: bool = False,
                      progress: bool = True) -> np.ndarray:
-    """Up to ``count`` RGB uint8 images (N, size, size, 3) from datasets (their train splits), folders of
+    """Up to ``count`` RGB uint8 images (N, height, width, 3) at ``size`` (a side or (height, width)) from datasets (their train splits), folders of
     images, or ``.npy`` arrays; several sources give an equal share each. Fewer than 300 warns; fewer than
     32 is refused unless ``force``: a tiny calibration set silently ruins int8 accuracy."""
     sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
@@ -36,15 +36,16 @@ def load_calibration(sources: str | Path | list, size: int, count: int = RECOMME
     return images.astype(np.uint8)
 
 
-def _load_one(source: str | Path, size: int, count: int, progress: bool) -> np.ndarray:
+def _load_one(source: str | Path, size: int | tuple[int, int], count: int, progress: bool) -> np.ndarray:
     path = Path(str(source))
     if path.suffix == ".npy":
         if not path.is_file():
             raise ExportError(f"calibration array {path} not found")
         images = _load_array(path)
-        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
+        h, w = as_hw(size)
+        if images.ndim != 4 or images.shape[1:] != (h, w, 3):
             raise ShapeMismatchError(
-                f"calibration array {path} has shape {images.shape}; expected (N, {size}, {size}, 3) RGB images")
+                f"calibration array {path} has shape {images.shape}; expected (N, {h}, {w}, 3) RGB images")
         images = images[:count]
         if images.size and images.dtype != np.uint8:
             low, high = float(images.min()), float(images.max())

@@ -125,7 +125,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     out = Path(options.out) if options.out else model_path.parent / "export"
     _check_writable(out)
     model = _load_model(model_path)
-    size = int(model.input_shape[1])
+    size = (int(model.input_shape[1]), int(model.input_shape[2]))  # (height, width)
     train_data = training_sources(run_info)
     eval_sources = options.eval_data or train_data
     if not eval_sources:
@@ -183,13 +183,13 @@ class _Job:
         classes = tuple(self.run_info.get("classes", CLASS_NAMES))
         self.trimap = is_trimap(classes) and self.model.output_shape[-1] == len(CLASS_NAMES)
         self.classes = classes if self.trimap else CLASS_NAMES
-        self.size = int(self.model.input_shape[1])
+        self.size = (int(self.model.input_shape[1]), int(self.model.input_shape[2]))  # (height, width)
         self.macs = keras_macs(self.model)["total"]
         self.source_metrics = _source_metrics(self.model_path.parent)
 
     def metadata(self, fmt: Format, precision: Precision, input_dtype: str) -> ArtifactMetadata:
         return ArtifactMetadata(
-            self.model.name, fmt.name, precision.value, (self.size, self.size), input_dtype, classes=self.classes,
+            self.model.name, fmt.name, precision.value, self.size, input_dtype, classes=self.classes,
             mask_weights=TRIMAP_MASK_WEIGHTS if self.trimap else None, source_model=str(self.model_path),
             source_metrics=self.source_metrics, macs=self.macs)
 

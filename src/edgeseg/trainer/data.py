@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeseg.contract import BACKGROUND, BORDER
 from edgeseg.data.outline import IGNORE
-from edgeseg.data.readers import SegmentationData
+from edgeseg.data.readers import SegmentationData, as_hw
 from edgeseg.trainer import Augment, choice
 
 
@@ -34,7 +34,7 @@ def balanced_class_weights(masks: np.ndarray, num_classes: int = 3) -> np.ndarra
 
 def make_dataset(
     data: SegmentationData,
-    img_size: int,
+    img_size: int | tuple[int, int],
     batch_size: int,
     training: bool,
     augment: str = "standard",
@@ -43,23 +43,24 @@ def make_dataset(
 ):
     """tf.data pipeline over one source in memory: shuffle, augment, batch, prefetch (one pass).
 
-    Training data should be stored larger than ``img_size`` (see :func:`cache_size`): ``augment`` names an
-    entry of :data:`AUGMENTATIONS`: a random square crop resized to ``img_size`` (bilinear image, nearest
-    mask), a horizontal flip, colour jitter and, for "strong", rotation and sensor noise. Evaluation data
-    is passed through at ``img_size``. Yields ``(image float32 0-255, mask int32[, per-pixel weight])``;
+    ``img_size``: the model's input side, or (height, width). Training data should be stored larger (see
+    :func:`cache_size`): ``augment`` names an entry of :data:`AUGMENTATIONS`: a random crop of the stored
+    shape resized to ``img_size`` (bilinear image, nearest mask), a horizontal flip, colour jitter and, for
+    "strong", rotation and sensor noise. Evaluation data is passed through at ``img_size``. Yields
+    ``(image float32 0-255, mask int32[, per-pixel weight])``;
     the weight is there with ``class_weights`` or when the masks hold :data:`~edgeseg.data.outline.IGNORE`.
     """
     import tensorflow as tf
 
     with_weights = class_weights is not None or _has_ignored(data)
-    ds = _examples(tf, data, img_size, training, augment, class_weights, with_weights, seed)
+    ds = _examples(tf, data, as_hw(img_size), training, augment, class_weights, with_weights, seed)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
 def make_mixed_dataset(
     parts: list[SegmentationData],
     weights: list[float],
-    img_size: int,
+    img_size: int | tuple[int, int],
     batch_size: int,
     augment: str = "standard",
     class_weights: np.ndarray | None = None,
@@ -79,7 +80,7 @@ def make_mixed_dataset(
         raise ValueError(f"{len(parts)} sources but {len(weights)} weights")
     with_weights = class_weights is not None or any(_has_ignored(p) for p in parts)
     pool = None if backgrounds is None else tf.constant(backgrounds)  # one copy for every source's stream
-    streams = [_examples(tf, p, img_size, True, augment, class_weights, with_weights, seed + i, pool).repeat()
+    streams = [_examples(tf, p, as_hw(img_size), True, augment, class_weights, with_weights, seed + i, pool).repeat()
                for i, p in enumerate(parts)]
     sizes = np.array([w * len(p) for p, w in zip(parts, weights)], np.float64)
     ds = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
@@ -92,14 +93,14 @@ def _has_ignored(data: SegmentationData) -> bool:
     return bool(np.any(data.masks == IGNORE))
 
 
-def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment: str,
+def _examples(tf, data: SegmentationData, img_size: tuple[int, int], training: bool, augment: str,
               class_weights: np.ndarray | None, with_weights: bool, seed: int, backgrounds=None):
     """One source's examples, shuffled and augmented when ``training``, unbatched."""
     aug = get_augmentation(augment)
     if training and aug is not None and aug.zoom_out and backgrounds is None:
         raise ValueError(f"the {augment!r} augmentation pastes subjects onto other photos: give it --backgrounds")
     pool = tf.convert_to_tensor(backgrounds) if training and aug is not None and aug.zoom_out else None
-    stored = data.images.shape[1]
+    stored = tuple(data.images.shape[1:3])
     # Per-pixel weights: the class's weight, 0 where the label says IGNORE. Ignored pixels are then labelled
     # border, which the Dice term leaves out too.
     pixel_weights = np.append(np.ones(3) if class_weights is None else class_weights, 0.0).astype(np.float32)
@@ -110,9 +111,9 @@ def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment
     def prepare(image, mask):
         if training and aug is not None:
             image, mask = _augment(tf, image, mask, stored, img_size, aug, pool)
-        elif stored != img_size:
-            image = tf.image.resize(image, (img_size, img_size), method="area")
-            mask = tf.image.resize(mask[..., None], (img_size, img_size), method="nearest")[..., 0]
+        elif stored != tuple(img_size):
+            image = tf.image.resize(image, img_size, method="area")
+            mask = tf.image.resize(mask[..., None], img_size, method="nearest")[..., 0]
         image = tf.cast(image, tf.float32)
         mask = tf.cast(mask, tf.int32)
         if not with_weights:
@@ -123,16 +124,16 @@ def _examples(tf, data: SegmentationData, img_size: int, training: bool, augment
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
 
 
-def cache_size(img_size: int) -> int:
-    """Side at which training images are held, so random crops keep detail: 1.25 x ``img_size``."""
-    return int(round(img_size * 1.25))
+def cache_size(img_size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) at which training images are held, so random crops keep detail: 1.25 x ``img_size``."""
+    return tuple(int(round(side * 1.25)) for side in as_hw(img_size))
 
 
 @dataclass(frozen=True)
 class Augmentation:
     """Random changes applied to each training image (geometry identical for image and mask)."""
 
-    min_crop: float  # smallest square crop side, as a share of the stored side (stored = 1.25 x img_size)
+    min_crop: float  # smallest crop (of the stored shape), as a share of the stored sides (1.25 x img_size)
     rotate_deg: float  # largest rotation either way (reflected at the borders)
     brightness: float  # largest shift, in 0-255 levels
     contrast: float  # factor drawn from [1 - contrast, 1 + contrast]
@@ -143,8 +144,8 @@ class Augmentation:
     #                       for photos that their source stretched to squares
     zoom_out: float = 0.0  # probability of pasting the subject, smaller, onto another photo (a webcam's framing)
     min_zoom: float = 0.5  # the pasted subject's smallest height, as a share of the frame's
-    min_squash: float = 0.45  # its narrowest width relative to its height's share: a 16:9 frame fed to a square
-    #                           input narrows a 3:4 portrait's subject to 3/4 * 9/16 of its own aspect (0.42)
+    min_squash: float = 0.45  # its narrowest width relative to its height (in input pixels): a 16:9 frame fed to a
+    #                           square input narrows a 3:4 portrait's subject to 3/4 * 9/16 of its own aspect (0.42)
     motion_blur: float = 0.0  # probability of a horizontal motion blur (a camera or subject moving)
 
 
@@ -171,10 +172,10 @@ def get_augmentation(name: str) -> Augmentation | None:
 def _rotate(tf, image, mask, degrees: float):
     """Rotate image (bilinear) and mask (nearest) by the same random angle about the centre."""
     angle = tf.random.uniform([], -degrees, degrees) * (np.pi / 180)
-    size = tf.cast(tf.shape(image)[0], tf.float32)
-    c, s, centre = tf.cos(angle), tf.sin(angle), (size - 1) / 2
-    transform = tf.stack([c, -s, centre - centre * c + centre * s, s, c, centre - centre * s - centre * c,
-                          0.0, 0.0])[None]
+    cy = (tf.cast(tf.shape(image)[0], tf.float32) - 1) / 2
+    cx = (tf.cast(tf.shape(image)[1], tf.float32) - 1) / 2
+    c, s = tf.cos(angle), tf.sin(angle)
+    transform = tf.stack([c, -s, cx - cx * c + cy * s, s, c, cy - cx * s - cy * c, 0.0, 0.0])[None]
     shape = tf.shape(image)[:2]
 
     def warp(x, method):
@@ -185,37 +186,36 @@ def _rotate(tf, image, mask, degrees: float):
     return warp(image, "BILINEAR"), tf.cast(warp(tf.cast(mask[..., None], tf.float32), "NEAREST")[..., 0], mask.dtype)
 
 
-def _zoom_out(tf, image, mask, pool, img_size: int, aug: Augmentation):
+def _zoom_out(tf, image, mask, pool, img_size: tuple[int, int], aug: Augmentation):
     """The subject (every label but background) scaled down, narrowed and pasted onto a random photo of
     ``pool``, standing on the bottom edge at a random place along it."""
-    size = tf.cast(img_size, tf.float32)
+    height, width = img_size
     zoom = tf.random.uniform([], aug.min_zoom, 1.0)
-    h = tf.cast(tf.round(size * zoom), tf.int32)
-    w = tf.cast(tf.round(size * zoom * tf.random.uniform([], aug.min_squash, 1.0)), tf.int32)
-    left = tf.random.uniform([], 0, img_size - w + 1, dtype=tf.int32)
+    h = tf.cast(tf.round(height * zoom), tf.int32)
+    w = tf.minimum(tf.cast(tf.round(height * zoom * tf.random.uniform([], aug.min_squash, 1.0)), tf.int32), width)
+    left = tf.random.uniform([], 0, width - w + 1, dtype=tf.int32)
     small = tf.image.resize(image, tf.stack([h, w]), method="bilinear")
     labels = tf.image.resize(tf.cast(mask, tf.int32)[..., None] + 1, tf.stack([h, w]), method="nearest")  # 0: pad
-    image = tf.image.pad_to_bounding_box(small, img_size - h, left, img_size, img_size)
-    labels = tf.image.pad_to_bounding_box(labels, img_size - h, left, img_size, img_size)[..., 0] - 1
+    image = tf.image.pad_to_bounding_box(small, height - h, left, height, width)
+    labels = tf.image.pad_to_bounding_box(labels, height - h, left, height, width)[..., 0] - 1
     subject = (labels >= 0) & (labels != BACKGROUND)
     photo = pool[tf.random.uniform([], 0, tf.shape(pool)[0], dtype=tf.int32)]
-    photo = tf.image.resize(tf.cast(photo, tf.float32), (img_size, img_size), method="bilinear")
+    photo = tf.image.resize(tf.cast(photo, tf.float32), img_size, method="bilinear")
     image = tf.where(subject[..., None], image, tf.image.random_flip_left_right(photo))
     return image, tf.cast(tf.where(subject, labels, BACKGROUND), mask.dtype)
 
 
-def _augment(tf, image, mask, stored: int, img_size: int, aug: Augmentation, pool=None):
-    crop = tf.random.uniform([], int(stored * aug.min_crop), stored + 1, dtype=tf.int32)
-    height = width = crop
-    if aug.stretch:  # a crop of another aspect ratio, resized to the square: the content stretched
-        ratio = tf.exp(tf.random.uniform([], -np.log1p(aug.stretch), np.log1p(aug.stretch)) / 2)
-        height = tf.clip_by_value(tf.cast(tf.round(tf.cast(crop, tf.float32) * ratio), tf.int32), 8, stored)
-        width = tf.clip_by_value(tf.cast(tf.round(tf.cast(crop, tf.float32) / ratio), tf.int32), 8, stored)
+def _augment(tf, image, mask, stored: tuple[int, int], img_size: tuple[int, int], aug: Augmentation, pool=None):
+    share = tf.random.uniform([], aug.min_crop, 1.0)  # a crop of the stored shape, resized to the input's
+    ratio = tf.exp(tf.random.uniform([], -np.log1p(aug.stretch), np.log1p(aug.stretch)) / 2) if aug.stretch else 1.0
+    # with ``stretch``, a crop of another aspect ratio: the content stretched by the resize
+    height = tf.clip_by_value(tf.cast(tf.round(stored[0] * share * ratio), tf.int32), 8, stored[0])
+    width = tf.clip_by_value(tf.cast(tf.round(stored[1] * share / ratio), tf.int32), 8, stored[1])
     stacked = tf.concat([image, mask[..., None]], axis=-1)
     stacked = tf.image.random_crop(stacked, tf.stack([height, width, 4]))
     stacked = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(stacked), lambda: stacked)
-    image = tf.image.resize(tf.cast(stacked[..., :3], tf.float32), (img_size, img_size), method="bilinear")
-    mask = tf.image.resize(stacked[..., 3:], (img_size, img_size), method="nearest")[..., 0]
+    image = tf.image.resize(tf.cast(stacked[..., :3], tf.float32), img_size, method="bilinear")
+    mask = tf.image.resize(stacked[..., 3:], img_size, method="nearest")[..., 0]
     if aug.rotate_deg:
         image, mask = _rotate(tf, image, mask, aug.rotate_deg)
     if aug.zoom_out:

@@ -19,6 +19,7 @@ from typing import Callable
 import keras
 from keras import layers
 
+from edgeseg.data import as_hw
 from edgeseg.errors import EdgesegError
 from edgeseg.trainer import Upsampling, choice
 
@@ -79,9 +80,9 @@ def upsample_block(x, filters: int, name: str, dropout: float = 0.0, separable: 
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _check_size(input_size: int, multiple: int = 32) -> None:
-    if input_size < multiple or input_size % multiple:
-        raise ValueError(f"input_size must be a positive multiple of {multiple}, received {input_size}")
+def _check_size(input_size: int | tuple[int, int], multiple: int = 32) -> None:
+    if any(side < multiple or side % multiple for side in as_hw(input_size)):
+        raise ValueError(f"input_size sides must be positive multiples of {multiple}, received {input_size}")
 
 
 class EncoderWeightsError(EdgesegError, ValueError):
@@ -101,19 +102,19 @@ def _imagenet_download(encoder: str):
         ) from None
 
 
-def _mobilenetv2_base(input_size: int, alpha: float, encoder_weights: str | Path) -> keras.Model:
+def _mobilenetv2_base(input_size: int | tuple[int, int], alpha: float, encoder_weights: str | Path) -> keras.Model:
     weights = str(encoder_weights)
     if weights.lower() == "none":
-        return keras.applications.MobileNetV2((input_size, input_size, 3), alpha=alpha, include_top=False, weights=None)
+        return keras.applications.MobileNetV2((*as_hw(input_size), 3), alpha=alpha, include_top=False, weights=None)
     if weights.lower() == "imagenet":
         with _imagenet_download("MobileNetV2"):
             return keras.applications.MobileNetV2(
-                (input_size, input_size, 3), alpha=alpha, include_top=False, weights="imagenet"
+                (*as_hw(input_size), 3), alpha=alpha, include_top=False, weights="imagenet"
             )
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"encoder weights {path} not found; expected {ENCODER_WEIGHTS_CHOICES}")
-    base = keras.applications.MobileNetV2((input_size, input_size, 3), alpha=alpha, include_top=False, weights=None)
+    base = keras.applications.MobileNetV2((*as_hw(input_size), 3), alpha=alpha, include_top=False, weights=None)
     try:
         base.load_weights(path)
     except Exception as exc:  # h5py/keras raise many types for a mismatched file
@@ -166,7 +167,7 @@ def _mobilenetv2_block(name: str) -> int | None:
 
 
 def unet_mobilenetv2(
-    input_size: int = 128,
+    input_size: int | tuple[int, int] = 128,
     num_classes: int = 3,
     alpha: float = 1.0,
     encoder_weights: str | Path = "imagenet",
@@ -180,7 +181,7 @@ def unet_mobilenetv2(
     """The U-Net of the TensorFlow segmentation tutorial: MobileNetV2 encoder, pix2pix decoder.
 
     Args:
-        input_size: square input side in pixels, a multiple of 32 (128 in the tutorial).
+        input_size: input side in pixels, or (height, width), multiples of 32 (128 in the tutorial).
         num_classes: number of output classes (3: pet, background, border).
         alpha: MobileNetV2 width multiplier.
         encoder_weights: 'imagenet' (Keras download), 'none', or a path to a ``.weights.h5`` file.
@@ -204,28 +205,28 @@ def unet_mobilenetv2(
     encoder = keras.Model(base.input, [base.get_layer(n).output for n in MOBILENETV2_SKIPS], name="encoder")
     _freeze_encoder(encoder, fine_tune, _mobilenetv2_block, n_blocks=16)
 
-    inputs = keras.Input((input_size, input_size, 3), name="image")
+    inputs = keras.Input((*as_hw(input_size), 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
     *skips, x = encoder(x)
     logits = _decoder(x, reversed(skips), decoder_filters, num_classes, dropout, separable_decoder, upsampling)
     return keras.Model(inputs, logits, name=name)
 
 
-def unet_mobilenetv2_edge(input_size: int = 128, num_classes: int = 3, **kwargs) -> keras.Model:
+def unet_mobilenetv2_edge(input_size: int | tuple[int, int] = 128, num_classes: int = 3, **kwargs) -> keras.Model:
     """Edge variant of :func:`unet_mobilenetv2`: separable upsampling and a 4x narrower decoder."""
     kwargs.setdefault("decoder_filters", (128, 64, 32, 16))
     kwargs.setdefault("separable_decoder", True)
     return unet_mobilenetv2(input_size, num_classes, name="unet_mobilenetv2_edge", **kwargs)
 
 
-def _last_layer_per_stride(base: keras.Model, input_size: int, strides=(2, 4, 8, 16, 32)) -> list[str]:
+def _last_layer_per_stride(base: keras.Model, input_size: int | tuple[int, int], strides=(2, 4, 8, 16, 32)) -> list[str]:
     """Name of the last activation at each feature stride: the usual U-Net skip points."""
     found: dict[int, str] = {}
     for layer in base.layers:
         shape = layer.output.shape
         if len(shape) != 4 or not isinstance(layer, (layers.Activation, layers.ReLU, layers.Multiply, layers.Add)):
             continue
-        stride = input_size // shape[1]
+        stride = as_hw(input_size)[0] // shape[1]
         if stride in strides:
             found[stride] = layer.name
     missing = [s for s in strides if s not in found]
@@ -235,7 +236,7 @@ def _last_layer_per_stride(base: keras.Model, input_size: int, strides=(2, 4, 8,
 
 
 def unet_mobilenetv3(
-    input_size: int = 128,
+    input_size: int | tuple[int, int] = 128,
     num_classes: int = 3,
     variant: str = "small",
     encoder_weights: str | Path = "imagenet",
@@ -257,14 +258,14 @@ def unet_mobilenetv3(
         raise FileNotFoundError(f"encoder weights {weights} not found; expected {ENCODER_WEIGHTS_CHOICES}")
     with _imagenet_download(f"MobileNetV3{variant.title()}"):
         base = builders[variant](
-            input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
+            input_shape=(*as_hw(input_size), 3), alpha=alpha, include_top=False,
             weights=None if weights.lower() == "none" else weights, include_preprocessing=False,
         )
     skip_names = _last_layer_per_stride(base, input_size)
     encoder = keras.Model(base.input, [base.get_layer(n).output for n in skip_names], name="encoder")
     encoder.trainable = fine_tune > 0
 
-    inputs = keras.Input((input_size, input_size, 3), name="image")
+    inputs = keras.Input((*as_hw(input_size), 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
     *skips, x = encoder(x)
     logits = _decoder(x, reversed(skips), TUTORIAL_DECODER_FILTERS, num_classes, dropout, separable=False)
@@ -277,10 +278,10 @@ def _conv_bn_relu(x, filters: int, name: str, strides: int = 1):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def unet_plain(input_size: int = 128, num_classes: int = 3, base_filters: int = 16, depth: int = 4) -> keras.Model:
+def unet_plain(input_size: int | tuple[int, int] = 128, num_classes: int = 3, base_filters: int = 16, depth: int = 4) -> keras.Model:
     """Classic U-Net trained from scratch (no pretrained encoder): double 3x3 convs, max-pool, skips."""
     _check_size(input_size, 2**depth)
-    inputs = keras.Input((input_size, input_size, 3), name="image")
+    inputs = keras.Input((*as_hw(input_size), 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
     skips = []
     for level in range(depth):
@@ -298,10 +299,10 @@ def unet_plain(input_size: int = 128, num_classes: int = 3, base_filters: int = 
     return keras.Model(inputs, logits, name="unet_plain")
 
 
-def conv_deconv(input_size: int = 128, num_classes: int = 3) -> keras.Model:
+def conv_deconv(input_size: int | tuple[int, int] = 128, num_classes: int = 3) -> keras.Model:
     """The small conv-deconv baseline (~62k parameters): three strided convs, three transposed convs."""
     _check_size(input_size, 8)
-    inputs = keras.Input((input_size, input_size, 3), name="image")
+    inputs = keras.Input((*as_hw(input_size), 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(inputs)
     for i, f in enumerate((16, 32, 64)):
         x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}")(x)
@@ -338,7 +339,7 @@ def check_model_name(name: str) -> None:
 
 def build_model(
     name: str,
-    input_size: int = 128,
+    input_size: int | tuple[int, int] = 128,
     num_classes: int = 3,
     encoder_weights: str | Path = "imagenet",
     fine_tune: int = 0,

@@ -26,8 +26,8 @@ import numpy as np
 from edgeseg import __version__
 from edgeseg.contract import CLASS_NAMES, FOREGROUND_CLASSES, trimap_classes
 from edgeseg.data import (
-    DataError, DataSource, Outline, SegmentationData, concatenate, iter_full_resolution, load_backgrounds, load_sources,
-    parse_sources,
+    DataError, DataSource, Outline, SegmentationData, as_hw, concatenate, iter_full_resolution, load_backgrounds,
+    load_sources, parse_sources,
 )
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.alpha import softmax
@@ -49,7 +49,7 @@ class TrainConfig:
     out: str = "runs/unet_mobilenetv2"
     epochs: int = 20
     batch_size: int = 32
-    img_size: int = 128
+    img_size: int | tuple[int, int] = 128  # the input's side, or (height, width); "WIDTHxHEIGHT" is read too
     encoder_weights: str = "imagenet"
     alpha: float = 1.0
     fine_tune: int = 0
@@ -79,6 +79,28 @@ class TrainConfig:
             self.data = [self.data]
         for name, enum in _CHOICES.items():  # plain strings (a run.json, a script) become their Enum members
             setattr(self, name, choice(enum, getattr(self, name), name))
+        self.img_size = parse_img_size(self.img_size)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """The model's input (height, width)."""
+        return as_hw(self.img_size)
+
+
+def parse_img_size(value) -> int | tuple[int, int]:
+    """An input size as a side (128, "128") or (height, width) ((144, 256), [144, 256] from a run.json, or
+    "256x144" as a frame is written, width first); a square pair becomes its side."""
+    if isinstance(value, str):
+        try:
+            value = int(value) if "x" not in value else tuple(int(v) for v in value.lower().split("x"))[::-1]
+        except ValueError:
+            raise ValueError(f"input size {value!r}: expected a side such as 128, or WIDTHxHEIGHT such as 256x144") from None
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"input size {value!r}: expected (height, width)")
+        value = (int(value[0]), int(value[1]))
+        return value[0] if value[0] == value[1] else value
+    return int(value)
 
 
 _CHOICES = {"upsampling": Upsampling, "loss": Loss, "lr_schedule": LrSchedule, "augment": Augment,
@@ -163,8 +185,9 @@ def validate(config: TrainConfig) -> None:
     for folder in config.backgrounds:
         if not Path(folder).is_dir():
             raise ValueError(f"--backgrounds {folder}: not a folder")
-    if config.img_size % 32:
-        raise ValueError(f"input size must be a multiple of 32 (the encoder halves it 5 times), received {config.img_size}")
+    if any(side < 32 or side % 32 for side in config.input_hw):
+        raise ValueError("input height and width must be multiples of 32 (the encoder halves them 5 times), "
+                         "received {}x{} (width x height)".format(*config.input_hw[::-1]))
     if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise ValueError(f"learning rate must be positive, received {config.learning_rate}")
     if not (math.isfinite(config.alpha) and config.alpha > 0):
@@ -336,14 +359,15 @@ def _load(config: TrainConfig, progress: bool) -> _Splits:
     sources = parse_sources(config.data)
     load = dict(val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, progress=progress,
                 data_dir=config.data_dir)
-    stored = data_mod.cache_size(config.img_size) if config.augment != "none" else config.img_size
+    size = config.input_hw
+    stored = data_mod.cache_size(size) if config.augment != "none" else size
     outline = Outline(config.outline)
     train_data = load_sources(sources, "train", stored, outline=outline, **load)
     total = sum(len(p) for p in train_data)
     if total < config.batch_size:
         raise DataError(f"{', '.join(config.data)}: {total} training images, fewer than one batch of {config.batch_size}")
-    val_data = load_sources(sources, "val", config.img_size, outline=outline, **load)
-    test_data = load_sources(sources, "test", config.img_size, **load)  # scored against the labels as drawn
+    val_data = load_sources(sources, "val", size, outline=outline, **load)
+    test_data = load_sources(sources, "test", size, **load)  # scored against the labels as drawn
     backgrounds = load_backgrounds(config.backgrounds, stored) if config.backgrounds else None
     return _Splits(sources, train_data, val_data, test_data,
                    [_full_labels(config, s, v) for s, v in zip(sources, val_data)], backgrounds)
@@ -372,14 +396,14 @@ def _build(config: TrainConfig, splits: _Splits, class_weights):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds, steps = data_mod.make_mixed_dataset(
-        splits.train, splits.weights, config.img_size, config.batch_size, config.augment, class_weights, config.seed,
+        splits.train, splits.weights, config.input_hw, config.batch_size, config.augment, class_weights, config.seed,
         splits.backgrounds)
     train_ds = train_ds.with_options(options)
-    val_ds = data_mod.make_dataset(concatenate(splits.val), config.img_size, config.batch_size,
+    val_ds = data_mod.make_dataset(concatenate(splits.val), config.input_hw, config.batch_size,
                                    False).with_options(options)
     with strategy.scope():
         model = build_model(
-            config.model, config.img_size, len(CLASS_NAMES), config.encoder_weights,
+            config.model, config.input_hw, len(CLASS_NAMES), config.encoder_weights,
             config.fine_tune, config.alpha, config.dropout, config.upsampling,
         )
         if config.init_from:
