@@ -1,7 +1,8 @@
 """The live step's frame-sized work at webcam sizes: the OpenCV path against the fused one, and MediaPipe Tasks.
 
-Every variant processes the same frame in turns (one frame each, round after round), so load from other
-processes falls on all alike; medians per stage. For the default model and every effect, both frame paths;
+Every variant processes the same frame in turns (--block frames each, round after round), so load from other
+processes falls on all alike, while each variant's arrays stay in cache within its block as in a live loop
+(one frame each would time every variant with the others' data in cache); medians per stage. For the default model and every effect, both frame paths;
 with --selfie, MediaPipe Tasks' ImageSegmenter + the numpy blend of its samples against edgeseg's step on the
 same selfie model (grayscale-bg).
 
@@ -63,18 +64,20 @@ class _MediaPipeStep:
         self._segmenter.close()
 
 
-def _in_turns(steps: dict, frame: np.ndarray, frames: int, warmup: int = 10) -> dict:
-    """Median step and stage times (ms) of each variant, measured one frame each in turns."""
+def _in_turns(steps: dict, frame: np.ndarray, frames: int, block: int, warmup: int = 3) -> dict:
+    """Median step and stage times (ms) of each variant, measured ``block`` frames each in turns (the first
+    ``warmup`` of each block not counted)."""
     times = {name: [] for name in steps}
     stages = {name: {} for name in steps}
-    for i in range(warmup + frames):
+    for _ in range(-(-frames // block)):
         for name, step in steps.items():
-            t = time.perf_counter()
-            _, timing = step(frame)
-            if i >= warmup:
-                times[name].append((time.perf_counter() - t) * 1000)
-                for k, v in timing.items():
-                    stages[name].setdefault(k, []).append(v * 1000)
+            for i in range(warmup + block):
+                t = time.perf_counter()
+                _, timing = step(frame)
+                if i >= warmup:
+                    times[name].append((time.perf_counter() - t) * 1000)
+                    for k, v in timing.items():
+                        stages[name].setdefault(k, []).append(v * 1000)
     out = {}
     for name in steps:
         row = {k: round(statistics.median(v), 3) for k, v in stages[name].items()}
@@ -89,21 +92,22 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="edgeseg model (default: the shipped default)")
     parser.add_argument("--selfie", help="MediaPipe's selfie_segmentation.tflite: compare with MediaPipe Tasks")
     parser.add_argument("--image", help="a photo to use as the frame (default: a smooth random picture)")
-    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--block", type=int, default=20, help="frames each variant runs in its turn")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     model = str(resolve_model(args.model))
     result = {"device": device_info(args.device), "model": Path(model).name, "threads": args.threads,
-              "frames": args.frames, "image": Path(args.image).name if args.image else None, "sizes": {}}
+              "frames": args.frames, "block": args.block, "image": Path(args.image).name if args.image else None, "sizes": {}}
     for width, height in SIZES:
         frame = _frame(args.image, width, height)
         size = result["sizes"][f"{width}x{height}"] = {"effects": {}}
         with Segmenter(SegmenterOptions(model, RunningMode.VIDEO, threads=args.threads)) as seg:
             for effect in Effect:
                 steps = {path.value: FrameProcessor(seg, effect, frame_path=path) for path in FramePath}
-                size["effects"][effect.value] = _in_turns(steps, frame, args.frames)
+                size["effects"][effect.value] = _in_turns(steps, frame, args.frames, args.block)
                 print(width, height, effect.value, json.dumps(size["effects"][effect.value]), flush=True)
         if args.selfie:
             options = SegmenterOptions(args.selfie, RunningMode.VIDEO, threads=args.threads)
@@ -111,7 +115,7 @@ def main() -> None:
                 steps = {"mediapipe tasks + blend": _MediaPipeStep(args.selfie, args.threads),
                          "edgeseg opencv": FrameProcessor(a, Effect.GRAYSCALE_BG, frame_path=FramePath.OPENCV),
                          "edgeseg fused": FrameProcessor(b, Effect.GRAYSCALE_BG, frame_path=FramePath.FUSED)}
-                selfie = size["selfie"] = _in_turns(steps, frame, args.frames)
+                selfie = size["selfie"] = _in_turns(steps, frame, args.frames, args.block)
                 steps["mediapipe tasks + blend"].close()
             for name in ("edgeseg opencv", "edgeseg fused"):
                 selfie[name]["x mediapipe"] = round(selfie["mediapipe tasks + blend"]["step"] / selfie[name]["step"], 2)

@@ -84,7 +84,7 @@ class Compositor:
         ``blur``: blur-bg's strength, ``opacity``: overlay's. The effects of :mod:`edgeseg.runtime.effects`.
         """
         k, s = self._kernels, self._scratch
-        shape = frame.shape
+        effect, shape = Effect(effect), frame.shape
         if effect is Effect.NONE:
             out = s.array("out", shape)
             np.copyto(out, frame)
