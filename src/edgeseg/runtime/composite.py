@@ -64,8 +64,8 @@ class Compositor:
         self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
         self._scratch = Scratch()
         self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self(Effect.BLUR_BG, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))  # compiles
-        self(Effect.GRAYSCALE_BG, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
+        for effect in (Effect.BLUR_BG, Effect.GRAYSCALE_BG):  # compile now
+            self(effect, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -115,14 +115,14 @@ class Compositor:
         if h < k.QUARTER or w < k.QUARTER:  # no whole block: an empty background
             num.fill(0)
             den.fill(0)
-        resized, rows = self._field(frame, field)
-        self._strips(k.backdrop_rows, (_flat(frame), resized.a, resized.b, *rows, num.reshape(small[0], -1), den),
-                     h, k.QUARTER)
+        resized = self._field(frame, field)
+        self._strips(k.backdrop_rows, (_flat(frame), resized[0].a, resized[0].b, *resized[1], num.reshape(small[0], -1),
+                                       den), h, k.QUARTER)
         small = normalized_blur(num, den, strength, s)
         # columns resized here, rows in the kernel while it blends: no frame-sized background array
         wide = cv2.resize(small, (w, small.shape[0]), dst=s.array("wide", (small.shape[0], w, 3)),
                           interpolation=cv2.INTER_LINEAR)
-        return self._run(k.SMALL, frame, field, None, s.array("out", frame.shape), background=wide)
+        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), background=wide, resized=resized)
 
     def _rows(self, src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them."""
@@ -153,12 +153,13 @@ class Compositor:
 
     def _run(self, mode: int, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None,
              out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
-             tint: float = 0.0) -> np.ndarray:
-        """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` or else ``mask``;
-        ``background``: frame-sized (IMAGE) or of the frame's width and fewer rows (SMALL)."""
+             tint: float = 0.0, resized: tuple | None = None) -> np.ndarray:
+        """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` (or that field
+        ``resized`` already by :meth:`_field`) or else ``mask``; ``background``: frame-sized (IMAGE) or of the
+        frame's width and fewer rows (SMALL)."""
         h = frame.shape[0]
-        if field is not None:
-            (field, rows), mask = self._field(frame, field), _EMPTY
+        if field is not None or resized is not None:
+            (field, rows), mask = resized or self._field(frame, field), _EMPTY
         else:
             field, rows, mask = _NO_FIELD, _NO_TABLE, self._checked(mask, frame)
         if background is None:
