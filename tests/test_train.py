@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
-from edgeseg.trainer.train import TrainConfig, parse_class_weights, train  # noqa: E402
+from edgeseg.trainer.train import TrainConfig, parse_class_weights, parse_img_size, train  # noqa: E402
 from edgeseg.cli import app  # noqa: E402
 from tests.helpers import interrupted_training, one_line, synthetic_sample, write_mask_folder, write_oxford  # noqa: E402
 
@@ -121,6 +121,18 @@ def test_settings_that_cannot_train_are_refused_before_the_data_is_read(tmp_path
     with pytest.raises(ValueError, match=re.escape(message)):
         train(config, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_input_sizes_are_a_side_or_width_x_height():
+    assert parse_img_size("128") == 128 and parse_img_size(128) == 128
+    assert parse_img_size("256x160") == (160, 256)  # written as frames are, width first; kept as (height, width)
+    assert parse_img_size([160, 256]) == (160, 256) and parse_img_size("128x128") == 128  # run.json; a square
+    assert TrainConfig(img_size="224x128").input_hw == (128, 224)
+    for bad in ("wide", "256x", "1x2x3"):
+        with pytest.raises(ValueError, match="input size"):
+            parse_img_size(bad)
+    result = runner.invoke(app, ["train", "--img-size", "256by160", "--out", "runs/never"])
+    assert result.exit_code == 2 and "--img-size" in result.output
 
 
 def _free_port() -> int:
