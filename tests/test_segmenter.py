@@ -160,7 +160,8 @@ def test_by_default_the_mask_edge_follows_the_image_edge(monkeypatch):
     assert abs(crossing[Edges.GUIDED] - 171) <= 1 and abs(crossing[Edges.BILINEAR] - 176) <= 1
 
 
-@pytest.mark.parametrize("size,frame_size", [(128, (480, 640)), (128, (720, 1280)), (128, (1080, 1920)), (32, (480, 640))])
+@pytest.mark.parametrize("size,frame_size", [(128, (480, 640)), (128, (720, 1280)), (128, (1080, 1920)), (32, (480, 640)),
+                                             (256, (480, 640)), (128, (320, 240))])  # larger on one side only
 def test_model_input_is_the_frame_area_resized_in_rgb(monkeypatch, size, frame_size):
     backend = _LogitsBackend(np.zeros((size, size, 2), np.float32), [1])
     monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)

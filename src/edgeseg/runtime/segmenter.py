@@ -223,10 +223,11 @@ class Segmenter:
         h, w = self.info.input_size
         # INTER_AREA at a fractional scale is ~20x slower than this: exact 2x2 means while the frame is over 5x
         # the input, bilinear to 2x the input (shrinking at most 2.5x: no pixel left out), then an exact 2x2
-        # area step. On average within a grey level of INTER_AREA, which training uses.
+        # area step. On average within a grey level of INTER_AREA, which training uses. Also for a frame larger
+        # than the input on one side only (640x480 for a 256x256 input: 1.5 ms of INTER_AREA, 0.4 ms this way).
         while frame.shape[0] > 5 * h or frame.shape[1] > 5 * w:
             frame = halve(frame, self._scratch, f"frame/{frame.shape[0]}")
-        if frame.shape[0] > 2 * h and frame.shape[1] > 2 * w:
+        if frame.shape[0] > h or frame.shape[1] > w:
             frame = cv2.resize(frame, (2 * w, 2 * h), dst=self._double, interpolation=cv2.INTER_LINEAR)
         small = cv2.resize(frame, (w, h), dst=self._small, interpolation=cv2.INTER_AREA)
         if self._input.dtype == np.uint8:  # straight into the model's input
