@@ -158,3 +158,29 @@ def backdrop_rows(frame, field_a, field_b, y0, y1, wy, num, den, start, stop):
                     num[q, 3 * j + c] = (sums[i] + sums[i + 3] + sums[i + 6] + sums[i + 9]) * F(1 / 16)
             sums[:] = 0
             weights[:] = 0
+
+
+@njit(**JIT)
+def guide_products(small, prob, out):
+    """The guided filter's inputs at the model's resolution, as the 4 channels of ``out`` (h, w, 4) for one
+    window mean: grey level (0-1), probability, their product, the grey level squared."""
+    h, w = prob.shape
+    for i in range(h):
+        s, p, o = small[i], prob[i], out[i]
+        for j in range(w):
+            g = _gray(F(s[j, 0]), F(s[j, 1]), F(s[j, 2])) * F(1 / 255)
+            o[j, 0], o[j, 1], o[j, 2], o[j, 3] = g, p[j], g * p[j], g * g
+
+
+@njit(**JIT)
+def guide_planes(means, eps, low, scale, out):
+    """From the window means of :func:`guide_products` to the field's planes before their own window mean, with
+    the soft threshold folded in: ``a`` (per grey level 0-255) and ``b`` as the 2 channels of ``out`` (h, w, 2)."""
+    h, w = out.shape[:2]
+    for i in range(h):
+        m, o = means[i], out[i]
+        for j in range(w):
+            mean_g, mean_p = m[j, 0], m[j, 1]
+            a = (m[j, 2] - mean_g * mean_p) / (m[j, 3] - mean_g * mean_g + eps)
+            o[j, 0] = a * (scale / F(255))
+            o[j, 1] = (mean_p - a * mean_g - low) * scale

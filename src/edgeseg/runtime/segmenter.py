@@ -177,7 +177,7 @@ class Segmenter:
         started = self._advance(frame)
         t, s = self.options.threshold, self.options.softness
         if self._guided is not None:
-            field = self._guided.fit(self._state, self._small, t - s, t + s)
+            field = self._guided.fit(self._state, self._small, t - s, t + s, compiled=True)
         else:  # the ramp is linear up to its clip, which the renderer applies after resizing, as ``_resize`` ramps
             work, shape = self._scratch, self._state.shape
             b = np.subtract(self._state, np.float32(t - s), out=work.array("field/b", shape, np.float32))
