@@ -87,18 +87,13 @@ def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s
     """The halo-free blurred background at a quarter of the frame's size (uint8), from the frame weighted by
     the background (``frame * bg``, uint8) and the 0-255 mask, both box-downscaled 4x first (the same sums,
     so still halo-free: the wide blur costs little)."""
-    return normalized_blur(*quarter_sums(weighted, alpha, s), strength, s)
-
-
-def quarter_sums(weighted: np.ndarray, alpha: np.ndarray, s: Scratch) -> tuple[np.ndarray, np.ndarray]:
-    """The background-weighted frame and the background's weight (0-1), both float32 at a quarter of the size."""
     for i in range(2):
         weighted, alpha = halve(weighted, s, f"weighted{i}"), halve(alpha, s, f"alpha{i}")
     num = s.array("num", weighted.shape, np.float32)
     den = s.array("den", alpha.shape, np.float32)
     np.copyto(num, weighted)
     np.subtract(np.float32(1), np.multiply(alpha, np.float32(1 / 255), out=den), out=den)
-    return num, den
+    return normalized_blur(num, den, strength, s)
 
 
 def normalized_blur(num: np.ndarray, den: np.ndarray, strength: int, s: Scratch) -> np.ndarray:

@@ -23,14 +23,6 @@ class Scratch:
             a = self._arrays[name] = np.empty(shape, dtype)
         return a
 
-    def zeros(self, name: str, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
-        """Like :meth:`array`, zero-filled when (re)allocated: for reading only."""
-        old = self._arrays.get(name)
-        a = self.array(name, shape, dtype)
-        if a is not old:
-            a.fill(0)
-        return a
-
     def filled(self, shape: tuple[int, int, int], color: tuple[int, int, int]) -> np.ndarray:
         """A BGR image of one colour, filled once and reused while shape and colour stay the same (read-only)."""
         name = f"filled{tuple(color)}"

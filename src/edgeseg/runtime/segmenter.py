@@ -13,6 +13,7 @@ import numpy as np
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.alpha import soft_threshold
 from edgeseg.runtime.backends import open_backend
+from edgeseg.runtime.composite import fused_available
 from edgeseg.runtime.guided import GuidedUpsampler, MaskField
 from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
 from edgeseg.runtime.scratch import Scratch
@@ -177,7 +178,7 @@ class Segmenter:
         started = self._advance(frame)
         t, s = self.options.threshold, self.options.softness
         if self._guided is not None:
-            field = self._guided.fit(self._state, self._small, t - s, t + s, compiled=True)
+            field = self._guided.fit(self._state, self._small, t - s, t + s, compiled=fused_available())
         else:  # the ramp is linear up to its clip, which the renderer applies after resizing, as ``_resize`` ramps
             work, shape = self._scratch, self._state.shape
             b = np.subtract(self._state, np.float32(t - s), out=work.array("field/b", shape, np.float32))
