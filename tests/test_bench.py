@@ -206,11 +206,12 @@ def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, mes
 def test_the_live_step_is_measured_at_the_frame_size_and_effect_asked_for(shipped, tmp_path):
     out = tmp_path / "r.json"
     result = runner.invoke(app, ["bench", "edge", "--threads", "1", "--warmup", "1", "--runs", "3",
-                                 "--frame-size", "320x240", "--effect", "blur-bg", "--out", str(out)])
+                                 "--frame-size", "320x240", "--effect", "blur-bg", "--frame-path", "opencv",
+                                 "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "Live step at 320x240, blur-bg" in result.output
+    assert "Live step at 320x240, blur-bg, opencv frame path" in result.output
     row = json.loads(out.read_text())["rows"][0]
-    assert row["frame_size"] == [320, 240] and row["effect"] == "blur-bg"
+    assert row["frame_size"] == [320, 240] and row["effect"] == "blur-bg" and row["frame_path"] == "opencv"
     assert set(row["pipeline_stage_ms"]) == {"preprocess", "inference", "postprocess", "effect"}
     assert {"p95", "p99.9", "cpu_percent"} <= set(row["pipeline_ms"])
     for bad in ("320", "0x240", "axb"):

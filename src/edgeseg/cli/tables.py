@@ -92,6 +92,7 @@ def stage_table(result: dict) -> Table:
                      f"{pipe['p50']:.2f}", f"{pipe.get('p99.9', float('nan')):.2f}", f"{pipe.get('cpu_percent', 0):.0f}"])
     first = next((r for r in result["rows"] if r.get("frame_size")), {})
     size = "x".join(map(str, first.get("frame_size", [640, 480])))
-    return table(f"Live step at {size}, {first.get('effect', 'grayscale-bg')} (medians, ms)",
+    path = f", {first['frame_path']} frame path" if first.get("frame_path") else ""
+    return table(f"Live step at {size}, {first.get('effect', 'grayscale-bg')}{path} (medians, ms)",
                  ["model", "thr", "pre", "inference", "post", "effect", "around the model", "step p50", "step p99.9",
                   "CPU %"], rows, left=2)
