@@ -2,9 +2,9 @@
 
 Every variant processes the same frame in turns (--block frames each, round after round), so load from other
 processes falls on all alike, while each variant's arrays stay in cache within its block as in a live loop
-(one frame each would time every variant with the others' data in cache); medians per stage. For the default model and every effect, both frame paths;
-with --selfie, MediaPipe Tasks' ImageSegmenter + the numpy blend of its samples against edgeseg's step on the
-same selfie model (grayscale-bg).
+(one frame each would time every variant with the others' data in cache); medians per stage. For the default
+model and every effect, both frame paths; with --selfie, MediaPipe Tasks' ImageSegmenter + the numpy blend of
+its samples against edgeseg's step on the same selfie model (grayscale-bg).
 
     python benchmarks/frame_path.py --selfie ../shared/anchors/selfie_segmentation.tflite \
         --image photo.jpg --device my-laptop --out benchmarks/results/frame_path_my-laptop.json

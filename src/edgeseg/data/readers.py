@@ -294,8 +294,8 @@ def check_source(source: str) -> None:
 
 
 def load_split(
-    source: str, split: str, size: int | tuple[int, int], *, val_fraction: float = 0.1, seed: int = 0, limit: int | None = None,
-    progress: bool = True, data_dir: str | None = None, outline: Outline = Outline.NONE,
+    source: str, split: str, size: int | tuple[int, int], *, val_fraction: float = 0.1, seed: int = 0,
+    limit: int | None = None, progress: bool = True, data_dir: str | None = None, outline: Outline = Outline.NONE,
 ) -> SegmentationData:
     """Load ``split`` of ``source``: 'oxford_iiit_pet' (tfds, stored under ``data_dir``) or a local folder.
 

@@ -18,11 +18,12 @@ MIN_IMAGES = 32
 RECOMMENDED_IMAGES = 300
 
 
-def load_calibration(sources: str | Path | list, size: int | tuple[int, int], count: int = RECOMMENDED_IMAGES, force: bool = False,
-                     progress: bool = True) -> np.ndarray:
-    """Up to ``count`` RGB uint8 images (N, height, width, 3) at ``size`` (a side or (height, width)) from datasets (their train splits), folders of
-    images, or ``.npy`` arrays; several sources give an equal share each. Fewer than 300 warns; fewer than
-    32 is refused unless ``force``: a tiny calibration set silently ruins int8 accuracy."""
+def load_calibration(sources: str | Path | list, size: int | tuple[int, int], count: int = RECOMMENDED_IMAGES,
+                     force: bool = False, progress: bool = True) -> np.ndarray:
+    """Up to ``count`` RGB uint8 images (N, height, width, 3) at ``size`` (a side or (height, width)) from
+    datasets (their train splits), folders of images, or ``.npy`` arrays; several sources give an equal share
+    each. Fewer than 300 warns; fewer than 32 is refused unless ``force``: a tiny calibration set silently
+    ruins int8 accuracy."""
     sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     share = -(-count // len(sources))
     images = np.concatenate([_load_one(source, size, share, progress) for source in sources])[:count]

@@ -97,7 +97,8 @@ def composite_rows(mode, frame, field_a, field_b, y0, y1, wy, mask, background, 
     """Rows ``start:stop`` of one effect (``mode``), every image flat per row (``frame``: (H, 3W) uint8).
 
     The mask is the field ``field_a``/``field_b`` (h, W) float32 with its row tables ``y0``, ``y1``, ``wy``
-    (H), or, if ``mask`` (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``). IMAGE: ``background`` (H, 3W) uint8; SMALL: ``background`` (h', 3W) with its row tables (H);
+    (H), or, if ``mask`` (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``).
+    IMAGE: ``background`` (H, 3W) uint8; SMALL: ``background`` (h', 3W) with its row tables (H);
     COLOR: ``color`` (3 values), laid over the subject at opacity ``tint`` if that is > 0 (else behind it).
     ``out``: (H, 3W); (H, 4W) for BGRA; (H, W) for ALPHA.
     """

@@ -278,7 +278,8 @@ def _conv_bn_relu(x, filters: int, name: str, strides: int = 1):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def unet_plain(input_size: int | tuple[int, int] = 128, num_classes: int = 3, base_filters: int = 16, depth: int = 4) -> keras.Model:
+def unet_plain(input_size: int | tuple[int, int] = 128, num_classes: int = 3, base_filters: int = 16,
+               depth: int = 4) -> keras.Model:
     """Classic U-Net trained from scratch (no pretrained encoder): double 3x3 convs, max-pool, skips."""
     _check_size(input_size, 2**depth)
     inputs = keras.Input((*as_hw(input_size), 3), name="image")

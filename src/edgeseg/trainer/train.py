@@ -94,7 +94,8 @@ def parse_img_size(value) -> int | tuple[int, int]:
         try:
             value = int(value) if "x" not in value else tuple(int(v) for v in value.lower().split("x"))[::-1]
         except ValueError:
-            raise ValueError(f"input size {value!r}: expected a side such as 128, or WIDTHxHEIGHT such as 256x144") from None
+            raise ValueError(f"input size {value!r}: expected a side such as 128, or WIDTHxHEIGHT such as 224x128") \
+                from None
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise ValueError(f"input size {value!r}: expected (height, width)")
