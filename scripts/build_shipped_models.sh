@@ -36,21 +36,26 @@ for run in "$TUTORIAL" "$EDGE160"; do
 done
 # person: the edge decoder at 128 px on the portraits (research-use photos), named "person" in its metadata, half
 # of them pasted into other photos as a webcam frames a caller (--augment webcam). Stage 1 frozen encoder, stage 2
-# the whole encoder unfrozen, stage 3 the portraits as they are at a low rate (about 50 min together).
+# the whole encoder unfrozen, stage 3 the portraits as they are, 3 x 8 epochs at falling rates (about 1 h together).
 PERSON_RECIPE=(--model unet_mobilenetv2_edge --upsampling bilinear --loss ce+dice --batch-size 32 --lr-schedule cosine
                --early-stopping 0 --subject person --data "$S/data/portraits" --augment webcam
                --backgrounds "$S/data/cats-feral" --backgrounds "$S/data/oxford-real")
 PERSON0=runs/person_web128
 PERSON1=runs/person_web128_ft16
-PERSON=runs/person_H
+PERSON=runs/person_H3
 [ -f "$PERSON0/model.keras" ] || edgeseg train "${PERSON_RECIPE[@]}" --encoder-weights "$WEIGHTS" --img-size 128 \
   --epochs 15 --lr 1e-3 --out "$PERSON0"
 [ -f "$PERSON1/model.keras" ] || edgeseg train "${PERSON_RECIPE[@]}" --encoder-weights none \
   --init-from "$PERSON0/model.keras" --fine-tune 16 --img-size 128 --epochs 20 --lr 3e-4 --out "$PERSON1"
-[ -f "$PERSON/model.keras" ] || edgeseg train --model unet_mobilenetv2_edge --upsampling bilinear --loss ce+dice \
-  --batch-size 32 --lr-schedule cosine --early-stopping 0 --subject person --data "$S/data/portraits" \
-  --augment standard --encoder-weights none --init-from "$PERSON1/model.keras" --fine-tune 16 --img-size 128 \
-  --epochs 8 --lr 1e-4 --out "$PERSON"
+previous=$PERSON1
+for leg in H:1e-4 H2:5e-5 H3:3e-5; do  # each leg from the last; validation IoU rose with each (0.9526, 0.9530, 0.9532)
+  run=runs/person_${leg%%:*}
+  [ -f "$run/model.keras" ] || edgeseg train --model unet_mobilenetv2_edge --upsampling bilinear --loss ce+dice \
+    --batch-size 32 --lr-schedule cosine --early-stopping 0 --subject person --data "$S/data/portraits" \
+    --augment standard --encoder-weights none --init-from "$previous/model.keras" --fine-tune 16 --img-size 128 \
+    --epochs 8 --lr "${leg##*:}" --out "$run"
+  previous=$run
+done
 edgeseg export "$PERSON" --int8 --formats tflite
 # its second test: the same test people pasted into 16:9 rooms (experiments/webcam_framed.py)
 python experiments/webcam_framed.py --portraits "$S/data/portraits" --backgrounds "$S/data/pets-pseudo" \
