@@ -2,9 +2,10 @@
 
 Each OpenCV call of the portable path (:mod:`edgeseg.runtime.effects`) is a pass over frame memory; here the
 mask's expansion to the frame, the grey level and the blend happen per row while the row is in cache. Rows
-are flat (``width * 3`` bytes): numba vectorises the loops with the channels interleaved. Every function
-takes a row range, releases the GIL, and leaves other rows alone, so the caller splits a frame into strips
-over threads.
+are flat (``width * 3`` bytes): numba vectorises the loops with the channels interleaved. The two passes
+(:func:`composite_rows`, :func:`backdrop_rows`) take a row range, release the GIL and leave other rows alone,
+so the caller splits a frame into strips over threads. :func:`guide_products` and :func:`guide_planes` are the
+guided filter's per-pixel arithmetic at the model's resolution.
 
 The mask comes as a *field*: ``alpha = clip(a * gray + b, 0, 255)`` with ``a`` and ``b`` at the model's
 height and the frame's width (resized along columns by the caller, along rows here, with the weights of
