@@ -64,8 +64,12 @@ class Compositor:
         self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
         self._scratch = Scratch()
         self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for effect in (Effect.BLUR_BG, Effect.GRAYSCALE_BG):  # compile now
+        # compile (or load from numba's cache) every kernel of the fused path now, not on the first frame
+        for effect in (Effect.BLUR_BG, Effect.GRAYSCALE_BG):
             self(effect, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
+        products = np.zeros((2, 2, 4), np.float32)
+        kernels.guide_products(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.float32), products)
+        kernels.guide_planes(products, np.float32(1e-3), np.float32(0), np.float32(1), np.zeros((2, 2, 2), np.float32))
 
     def close(self) -> None:
         if self._pool is not None:
