@@ -39,9 +39,10 @@ def _frame(image: str | None, width: int, height: int) -> np.ndarray:
 
 
 class _MediaPipeStep:
-    """MediaPipe Tasks' ImageSegmenter (video mode) and the blend of its samples: grey background."""
+    """MediaPipe Tasks' ImageSegmenter (video mode; its Python API sets no thread count) and the blend of its
+    samples: grey background."""
 
-    def __init__(self, model: str, threads: int):
+    def __init__(self, model: str):
         import mediapipe as mp
         from mediapipe.tasks import python as tasks
         from mediapipe.tasks.python import vision
@@ -100,7 +101,8 @@ def main() -> None:
     args = parser.parse_args()
     model = str(resolve_model(args.model))
     result = {"device": device_info(args.device), "model": Path(model).name, "threads": args.threads,
-              "frames": args.frames, "block": args.block, "image": Path(args.image).name if args.image else None, "sizes": {}}
+              "frames": args.frames, "block": args.block, "image": Path(args.image).name if args.image else None,
+              "sizes": {}}
     for width, height in SIZES:
         frame = _frame(args.image, width, height)
         size = result["sizes"][f"{width}x{height}"] = {"effects": {}}
@@ -108,15 +110,18 @@ def main() -> None:
             for effect in Effect:
                 steps = {path.value: FrameProcessor(seg, effect, frame_path=path) for path in FramePath}
                 size["effects"][effect.value] = _in_turns(steps, frame, args.frames, args.block)
+                for step in steps.values():
+                    step.close()
                 print(width, height, effect.value, json.dumps(size["effects"][effect.value]), flush=True)
         if args.selfie:
             options = SegmenterOptions(args.selfie, RunningMode.VIDEO, threads=args.threads)
             with Segmenter(options) as a, Segmenter(options) as b:
-                steps = {"mediapipe tasks + blend": _MediaPipeStep(args.selfie, args.threads),
+                steps = {"mediapipe tasks + blend": _MediaPipeStep(args.selfie),
                          "edgeseg opencv": FrameProcessor(a, Effect.GRAYSCALE_BG, frame_path=FramePath.OPENCV),
                          "edgeseg fused": FrameProcessor(b, Effect.GRAYSCALE_BG, frame_path=FramePath.FUSED)}
                 selfie = size["selfie"] = _in_turns(steps, frame, args.frames, args.block)
-                steps["mediapipe tasks + blend"].close()
+                for step in steps.values():
+                    step.close()
             for name in ("edgeseg opencv", "edgeseg fused"):
                 selfie[name]["x mediapipe"] = round(selfie["mediapipe tasks + blend"]["step"] / selfie[name]["step"], 2)
             print(width, height, "selfie", json.dumps(selfie), flush=True)
