@@ -65,9 +65,10 @@ def test_a_feathered_mask_goes_through_the_fused_effects(shipped):
     assert np.mean(np.abs(ours - fused) > 2) < 1e-3
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 9), (33, 17), (120, 161)])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 9), (33, 17), (120, 161), (481, 833)])
 def test_any_frame_size_and_strips_agree(shape):
-    """Odd sizes, frames smaller than blur-bg's 4 x 4 blocks, and one thread against three: the same result."""
+    """Odd sizes, frames smaller than blur-bg's 4 x 4 blocks, and one thread against three (frames of
+    MIN_SPLIT_PIXELS and more, as 481 x 833, are split into strips): the same result."""
     rng = np.random.default_rng(4)
     frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     field = composite.MaskField(rng.normal(0, 2, (6, 6)).astype(np.float32),
