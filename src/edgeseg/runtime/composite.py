@@ -9,6 +9,7 @@ match the portable path within 2 levels (tests). It needs numba; :func:`default_
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,9 @@ class FramePath(str, Enum):
     OPENCV = "opencv"  # a sequence of OpenCV calls (portable)
 
 
+@functools.cache
 def fused_available() -> bool:
+    """numba is installed (looked up once: a missing module is searched for on disk at every lookup)."""
     return importlib.util.find_spec("numba") is not None
 
 
