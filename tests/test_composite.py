@@ -81,6 +81,40 @@ def test_any_frame_size_and_strips_agree(shape):
     three.close()
 
 
+def _rendered(field, frame):
+    """``clip(a * gray + b)`` at every pixel: the fields' planes resized by OpenCV, grey levels as the kernels
+    round them (BT.601 in 14-bit fixed point)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    b, g, r = np.moveaxis(frame.astype(np.int64), 2, 0)
+    gray = (b * 1868 + g * 9617 + r * 4899 + 8192) >> 14
+    a_, b_ = (cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR) for plane in (field.a, field.b))
+    return np.rint(np.clip(a_ * gray + b_, 0, 255)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(120, 160), (96, 204)])
+def test_pixels_taken_as_background_or_subject_are_what_computing_them_gives(shape):
+    """Where the field's cells say alpha is 0 or 255 whatever the pixel, the kernels copy or fill instead of
+    computing: a random field (steep and flat, inside and outside 0-255) gives what the same effects give with
+    that field rendered first by numpy, every pixel computed."""
+    rng = np.random.default_rng(7)
+    frame = _photo(*shape)
+    # background on the left, subject on the right, an edge between them of flat and sloped lines
+    field = composite.MaskField((rng.normal(0, 0.3, (9, 12)) * (rng.random((9, 12)) < 0.5)).astype(np.float32),
+                                (np.linspace(-500, 700, 12) + rng.normal(0, 100, (9, 12))).astype(np.float32))
+    compositor = Compositor(1)
+    mask = _rendered(field, frame)
+    assert 0.2 < np.mean(mask == 0) < 0.8 and 0.1 < np.mean(mask == 255) < 0.8  # both kinds of cells are there
+    for effect in Effect:
+        background = _photo(*shape, seed=2) if effect is Effect.REPLACE_BG else None
+        fused = compositor(effect, frame, field, background=background).astype(int)
+        given = compositor(effect, frame, mask=mask, background=background).astype(int)
+        diff = np.abs(fused - given)  # the rendered mask is rounded; blur-bg's portable blur rounds more often
+        assert (np.mean(diff > 2) < 1e-3 if effect is Effect.BLUR_BG else diff.max() <= 2), effect.value
+    compositor.close()
+
+
 def test_without_numba_the_opencv_path_is_used_and_asking_for_fused_says_why(monkeypatch):
     monkeypatch.setattr(composite, "fused_available", lambda: False)
     assert composite.default_frame_path() is FramePath.OPENCV

@@ -15,7 +15,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
-import cv2
 import numpy as np
 
 from edgeseg.runtime.effects import KEY_COLOR, OVERLAY_COLOR, Effect, blur_bg, normalized_blur
@@ -52,8 +51,9 @@ def check_frame_path(path: FramePath | str) -> FramePath:
 # pass took 0.13 ms on one thread and 0.22 ms on two; at 1280x720, 0.93 and 0.75 ms)
 MIN_SPLIT_PIXELS = 400_000
 _EMPTY = np.empty((0, 0), np.uint8)  # no background, no mask
-_NO_FIELD = MaskField(np.empty((0, 0), np.float32), np.empty((0, 0), np.float32))
 _NO_TABLE = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
+_NO_FIELD = (np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), _NO_TABLE[0], _NO_TABLE[2], _NO_TABLE, _EMPTY,
+             np.zeros(1, np.int32))
 
 
 class Compositor:
@@ -69,7 +69,7 @@ class Compositor:
         self._threads = max(1, threads or min(os.cpu_count() or 1, 4))
         self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
         self._scratch = Scratch()
-        self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tables: dict[tuple, np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # compile (or load from numba's cache) every kernel of the fused path now, not on the first frame
         for effect in (Effect.BLUR_BG, Effect.GRAYSCALE_BG):
             self(effect, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
@@ -126,33 +126,37 @@ class Compositor:
             num.fill(0)
             den.fill(0)
         resized = self._field(frame, field)
-        self._strips(k.backdrop_rows, (_flat(frame), resized[0].a, resized[0].b, *resized[1], num.reshape(small[0], -1),
-                                       den), frame, k.QUARTER)
+        self._strips(k.backdrop_rows, (_flat(frame), *resized, num.reshape(small[0], -1), den), frame, k.QUARTER)
         small = normalized_blur(num, den, strength, s)
-        # columns resized here, rows in the kernel while it blends: no frame-sized background array
-        wide = cv2.resize(small, (w, small.shape[0]), dst=s.array("wide", (small.shape[0], w, 3)),
-                          interpolation=cv2.INTER_LINEAR)
-        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), background=wide, resized=resized)
+        # resized in the kernel while it blends, where it is seen: no frame-sized background array
+        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), background=small, resized=resized)
 
-    def _rows(self, src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them."""
-        key = (src, dst)
+    def _rows(self, src: int, dst: int, scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them
+        (``scale``: source pixels per destination pixel, ``src / dst`` unless given)."""
+        key = (src, dst, scale)
         if key not in self._tables:
-            y = (np.arange(dst) + 0.5) * (src / dst) - 0.5
+            y = (np.arange(dst) + 0.5) * (scale or src / dst) - 0.5
             first = np.floor(y)
             weight = np.where(first < 0, 0.0, y - first).astype(np.float32)
             first = first.astype(np.int32)
             self._tables[key] = (np.clip(first, 0, src - 1), np.clip(first + 1, 0, src - 1), weight)
         return self._tables[key]
 
-    def _field(self, frame: np.ndarray, field: MaskField):
-        """The field's planes resized along columns (rows are the kernels' work) with their row tables."""
+    def _field(self, frame: np.ndarray, field: MaskField) -> tuple:
+        """The kernels' arguments for ``field``: its planes, their tables of a bilinear resize to the frame (rows:
+        first and weight; columns), the kinds of its cells and the first frame column of each cell."""
         h, w = frame.shape[:2]
-        s = self._scratch
-        n = field.a.shape[0]
-        a = cv2.resize(field.a, (w, n), dst=s.array("a", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
-        b = cv2.resize(field.b, (w, n), dst=s.array("b", (n, w), np.float32), interpolation=cv2.INTER_LINEAR)
-        return MaskField(a, b), self._rows(n, h)
+        n, m = field.a.shape
+        a, b = (np.ascontiguousarray(plane, np.float32) for plane in (field.a, field.b))
+        cells = self._scratch.array("cells", (n, m))
+        self._kernels.classify(a, b, cells)
+        cols = self._rows(m, w)
+        key = ("starts", m, w)
+        if key not in self._tables:
+            self._tables[key] = np.searchsorted(cols[0], np.arange(m + 1)).astype(np.int32)
+        rows = self._rows(n, h)
+        return (a, b, rows[0], rows[2], cols, cells, self._tables[key])
 
     @staticmethod
     def _checked(mask: np.ndarray | None, frame: np.ndarray) -> np.ndarray:
@@ -165,18 +169,21 @@ class Compositor:
              out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
              tint: float = 0.0, resized: tuple | None = None) -> np.ndarray:
         """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` (or that field
-        ``resized`` already by :meth:`_field`) or else ``mask``; ``background``: frame-sized (IMAGE) or of the
-        frame's width and fewer rows (SMALL)."""
+        ``resized`` already by :meth:`_field`) or else ``mask``; ``background``: frame-sized (IMAGE) or smaller
+        (SMALL)."""
         h = frame.shape[0]
         if field is not None or resized is not None:
-            (field, rows), mask = resized or self._field(frame, field), _EMPTY
+            field, mask = resized or self._field(frame, field), _EMPTY
         else:
-            field, rows, mask = _NO_FIELD, _NO_TABLE, self._checked(mask, frame)
+            field, mask = _NO_FIELD, self._checked(mask, frame)
+        bg_rows = _NO_TABLE
         if background is None:
-            background, bg_rows = _EMPTY, _NO_TABLE
+            background = _EMPTY
         else:
-            bg_rows, background = self._rows(background.shape[0], h), _flat(background)
-        args = (mode, _flat(frame), field.a, field.b, *rows, mask, background, *bg_rows,
+            if mode == self._kernels.SMALL:  # a pixel per block: block centres, not cv2.resize's stretch
+                bg_rows = self._rows(background.shape[0], h, 1 / self._kernels.QUARTER)
+            background = _flat(background)
+        args = (mode, _flat(frame), *field, mask, background, bg_rows,
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
         self._strips(self._kernels.composite_rows, args, frame)
         return out

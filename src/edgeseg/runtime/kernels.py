@@ -23,6 +23,8 @@ JIT = dict(nogil=True, fastmath=True, cache=True)
 
 # modes of :func:`composite_rows`
 ALPHA, GRAY, IMAGE, SMALL, COLOR, BGRA = range(6)
+# kinds of the field's cells (:func:`classify`): alpha 0 or 255 whatever the pixel (copied or filled), or computed
+BACKGROUND, SUBJECT, EDGE = range(3)
 QUARTER = 4  # blur-bg's background is blurred at a quarter of the frame's size
 
 
@@ -48,6 +50,55 @@ def _mix(f, q, w):
 
 
 @njit(**JIT)
+def classify(field_a, field_b, kinds):
+    """The kind of each cell of the field (``kinds``: (h, w) uint8; cell ``(i, j)`` spans field rows ``i, i + 1``
+    and columns ``j, j + 1``): BACKGROUND where alpha is 0 whatever the grey level, SUBJECT where it is 255,
+    EDGE elsewhere. A pixel's ``a * g + b`` is a convex combination of those at the cell's corners (bilinear
+    weights), so the corners' bounds over g in 0-255 bound it."""
+    h, w = field_a.shape
+    lo0, hi0, lo1, hi1 = np.empty(w, F), np.empty(w, F), np.empty(w, F), np.empty(w, F)
+    _bounds(field_a[0], field_b[0], lo1, hi1)
+    for i in range(h):
+        lo0, hi0, lo1, hi1 = lo1, hi1, lo0, hi0  # row i's bounds were row i + 1's
+        _bounds(field_a[min(i + 1, h - 1)], field_b[min(i + 1, h - 1)], lo1, hi1)
+        for j in range(w):
+            j1 = min(j + 1, w - 1)
+            top = max(hi0[j], hi0[j1], hi1[j], hi1[j1])
+            bottom = min(lo0[j], lo0[j1], lo1[j], lo1[j1])
+            kinds[i, j] = BACKGROUND if top <= F(0) else SUBJECT if bottom >= F(255) else EDGE
+
+
+@njit(**JIT)
+def _bounds(a, b, lo, hi):
+    """The least and greatest of ``a * g + b`` over grey levels 0-255."""
+    for j in range(a.size):
+        e = b[j] + F(255) * a[j]
+        lo[j], hi[j] = min(b[j], e), max(b[j], e)
+
+
+@njit(**JIT)
+def _runs(cells, starts, bounds, kinds):
+    """The frame columns of one row of cells as runs of one kind: run ``k`` is columns ``bounds[k]:bounds[k + 1]``
+    of kind ``kinds[k]``; ``starts[j]``: the first frame column of cell ``j``. Returns the number of runs."""
+    n = 0
+    for j in range(cells.size):
+        if starts[j] == starts[j + 1]:
+            continue
+        if n == 0 or kinds[n - 1] != cells[j]:
+            kinds[n] = cells[j]
+            bounds[n] = starts[j]
+            n += 1
+    bounds[n] = starts[cells.size]
+    return n
+
+
+@njit(**JIT)
+def _copy(f, o):
+    for i in range(o.size):
+        o[i] = f[i]
+
+
+@njit(**JIT)
 def _alpha_row(f, a0, a1, b0, b1, t, o):
     for x in range(o.size):
         g = _gray(F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2]))
@@ -64,6 +115,13 @@ def _gray_row(f, a0, a1, b0, b1, t, o):
 
 
 @njit(**JIT)
+def _gray_fill(f, o):
+    for x in range(o.size // 3):
+        y = np.uint8(_gray(F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])))
+        o[3 * x], o[3 * x + 1], o[3 * x + 2] = y, y, y
+
+
+@njit(**JIT)
 def _image_row(f, a0, a1, b0, b1, t, bg, o):
     for x in range(o.size // 3):
         b, g, r = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
@@ -71,6 +129,13 @@ def _image_row(f, a0, a1, b0, b1, t, bg, o):
         o[3 * x] = _mix(b, F(bg[3 * x]), w)
         o[3 * x + 1] = _mix(g, F(bg[3 * x + 1]), w)
         o[3 * x + 2] = _mix(r, F(bg[3 * x + 2]), w)
+
+
+@njit(**JIT)
+def _round_row(bg, o):
+    """A float background where alpha is 0: ``_mix`` with weight 0."""
+    for i in range(o.size):
+        o[i] = np.uint8(bg[i] + F(0.5))
 
 
 @njit(**JIT)
@@ -85,6 +150,18 @@ def _color_row(f, a0, a1, b0, b1, t, color, w0, w1, o):
 
 
 @njit(**JIT)
+def _color_fill(f, color, w, o):
+    """``_color_row`` where alpha is the same at every pixel (the frame's weight ``w``)."""
+    if w == F(1):
+        _copy(f, o)
+        return
+    cb, cg, cr = color[0], color[1], color[2]
+    for x in range(o.size // 3):
+        o[3 * x], o[3 * x + 1], o[3 * x + 2] = (_mix(F(f[3 * x]), cb, w), _mix(F(f[3 * x + 1]), cg, w),
+                                                _mix(F(f[3 * x + 2]), cr, w))
+
+
+@njit(**JIT)
 def _bgra_row(f, a0, a1, b0, b1, t, o):
     for x in range(o.size // 4):
         b, g, r = f[3 * x], f[3 * x + 1], f[3 * x + 2]
@@ -93,64 +170,191 @@ def _bgra_row(f, a0, a1, b0, b1, t, o):
 
 
 @njit(**JIT)
-def composite_rows(mode, frame, field_a, field_b, y0, y1, wy, mask, background, bg_y0, bg_y1, bg_wy, color, tint,
-                   out, start, stop):
+def _bgra_fill(f, alpha, o):
+    for x in range(o.size // 4):
+        o[4 * x], o[4 * x + 1], o[4 * x + 2], o[4 * x + 3] = f[3 * x], f[3 * x + 1], f[3 * x + 2], alpha
+
+
+@njit(**JIT)
+def _widen_row(src, small, wide):
+    """A row of blur-bg's background (uint8, a pixel per QUARTER x QUARTER block) at the frame's width (``wide``,
+    float32), bilinear: pixel ``4 j + p`` lies at ``j + (2 p - 3) / 8``, and beyond the first and last block
+    centres the value repeats. ``small``: a work row of ``src``'s size."""
+    for i in range(src.size):
+        small[i] = F(src[i])
+    last = small.size // 3 - 1
+    blocks = min(last + 1, wide.size // 12)  # a frame narrower than a block has none
+    for j in range(blocks):
+        left, right = 3 * max(j - 1, 0), 3 * min(j + 1, last)
+        for c in range(3):
+            v = small[3 * j + c]
+            dl, dr = small[left + c] - v, small[right + c] - v
+            wide[12 * j + c] = v + F(0.375) * dl
+            wide[12 * j + 3 + c] = v + F(0.125) * dl
+            wide[12 * j + 6 + c] = v + F(0.125) * dr
+            wide[12 * j + 9 + c] = v + F(0.375) * dr
+    for i in range(12 * blocks, wide.size):  # the columns past the last whole block
+        wide[i] = small[3 * last + i % 3]
+
+
+@njit(**JIT)
+def _lerp(r0, r1, u, out):
+    for i in range(out.size):
+        out[i] = r0[i] + u * (r1[i] - r0[i])
+
+
+@njit(**JIT)
+def _widen(small, x0s, x1s, wx, row):
+    for x in range(row.size):
+        row[x] = small[x0s[x]] + wx[x] * (small[x1s[x]] - small[x0s[x]])
+
+
+@njit(**JIT)
+def _field_rows(field_a, field_b, i, cols, bounds, kinds, n, a0, a1, b0, b1):
+    """The field's rows ``i`` and ``i + 1`` at the frame's width (``cols``: column tables), in the EDGE runs."""
+    j = min(i + 1, field_a.shape[0] - 1)
+    x0s, x1s, wx = cols
+    for k in range(n):
+        if kinds[k] == EDGE:
+            x0, x1 = bounds[k], bounds[k + 1]
+            c0, c1, u = x0s[x0:x1], x1s[x0:x1], wx[x0:x1]
+            _widen(field_a[i], c0, c1, u, a0[x0:x1])
+            _widen(field_a[j], c0, c1, u, a1[x0:x1])
+            _widen(field_b[i], c0, c1, u, b0[x0:x1])
+            _widen(field_b[j], c0, c1, u, b1[x0:x1])
+
+
+@njit(**JIT)
+def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, mask, background, bg_rows,
+                   color, tint, out, start, stop):
     """Rows ``start:stop`` of one effect (``mode``), every image flat per row (``frame``: (H, 3W) uint8).
 
-    The mask is the field ``field_a``/``field_b`` (h, W) float32 with its row tables ``y0``, ``y1``, ``wy``
-    (H), or, if ``mask`` (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``).
-    IMAGE: ``background`` (H, 3W) uint8; SMALL: ``background`` (h', 3W) with its row tables (H);
+    The mask is the field ``field_a``/``field_b`` (h, w) float32, resized bilinearly to the frame with the row
+    tables ``y0``, ``wy`` (H) and the column tables ``cols`` (W: first, second, weight), or, if ``mask``
+    (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``). With a field, only the pixels
+    of EDGE cells compute alpha; the others are copied or filled: ``cells`` the kinds of the field's cells
+    (:func:`classify`), ``starts`` the first frame column of each (w + 1).
+    IMAGE: ``background`` (H, 3W) uint8; SMALL: blur-bg's background, a pixel per QUARTER x QUARTER block
+    (H/4, 3 W/4), with its row tables ``bg_rows`` (:func:`_widen_row` for the columns);
     COLOR: ``color`` (3 values), laid over the subject at opacity ``tint`` if that is > 0 (else behind it).
     ``out``: (H, 3W); (H, 4W) for BGRA; (H, W) for ALPHA.
     """
-    row = np.empty(background.shape[1], np.float32)
+    width = frame.shape[1] // 3
+    bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
+    bounds[0], bounds[1], kinds[0], n = 0, width, EDGE, 1  # a given mask: every pixel is an edge pixel
+    small, row = np.empty(background.shape[1], F), np.empty(3 * width, F)
+    wide0, wide1, held0, held1 = np.empty(3 * width, F), np.empty(3 * width, F), -1, -1
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
-    zeros, given = np.zeros(frame.shape[1] // 3, np.float32), np.empty(frame.shape[1] // 3, np.float32)
+    a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
+    t, last = F(0), -1
     for y in range(start, stop):
         f, o = frame[y], out[y]
         if mask.size:
             m = mask[y]
-            for x in range(given.size):
-                given[x] = F(m[x])
-            a0, a1, b0, b1, t = zeros, zeros, given, given, F(0)
+            for x in range(width):
+                b0[x] = F(m[x])
+            b1 = b0
         else:
-            a0, a1, b0, b1, t = field_a[y0[y]], field_a[y1[y]], field_b[y0[y]], field_b[y1[y]], wy[y]
-        if mode == ALPHA:
-            _alpha_row(f, a0, a1, b0, b1, t, o)
-        elif mode == GRAY:
-            _gray_row(f, a0, a1, b0, b1, t, o)
-        elif mode == IMAGE:
-            _image_row(f, a0, a1, b0, b1, t, background[y], o)
-        elif mode == SMALL:  # the background's rows mixed first: a background of the frame's size, one row of it
-            r0, r1, u = background[bg_y0[y]], background[bg_y1[y]], bg_wy[y]
-            for i in range(row.size):
-                row[i] = F(r0[i]) + u * (F(r1[i]) - F(r0[i]))
-            _image_row(f, a0, a1, b0, b1, t, row, o)
-        elif mode == COLOR:
-            _color_row(f, a0, a1, b0, b1, t, color, w0, w1, o)
-        else:
-            _bgra_row(f, a0, a1, b0, b1, t, o)
+            t = wy[y]
+            if y0[y] != last:
+                last = y0[y]
+                n = _runs(cells[last], starts, bounds, kinds)
+                _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
+        if mode == SMALL:  # the background's rows widened once each, then mixed where they are seen
+            i0, i1, u = bg_rows[0][y], bg_rows[1][y], bg_rows[2][y]
+            if i0 == held1 and i0 != held0:
+                wide0, wide1, held0, held1 = wide1, wide0, held1, held0
+            if i0 != held0:
+                _widen_row(background[i0], small, wide0)
+                held0 = i0
+            if i1 != held1:
+                _widen_row(background[i1], small, wide1)
+                held1 = i1
+            for k in range(n):
+                if kinds[k] != SUBJECT:
+                    x0, x1 = 3 * bounds[k], 3 * bounds[k + 1]
+                    _lerp(wide0[x0:x1], wide1[x0:x1], u, row[x0:x1])
+        for k in range(n):
+            # slices: loops from 0 over a view compile to vector code (from x0 they check for negative indices)
+            x0, x1, kind = bounds[k], bounds[k + 1], kinds[k]
+            fs, os = f[3 * x0:3 * x1], o[3 * x0:3 * x1] if mode != ALPHA else o[x0:x1]
+            if mode == BGRA:
+                os = o[4 * x0:4 * x1]
+            if kind == EDGE:
+                c0, c1, d0, d1 = a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1]
+                if mode == ALPHA:
+                    _alpha_row(fs, c0, c1, d0, d1, t, os)
+                elif mode == GRAY:
+                    _gray_row(fs, c0, c1, d0, d1, t, os)
+                elif mode == IMAGE:
+                    _image_row(fs, c0, c1, d0, d1, t, background[y][3 * x0:3 * x1], os)
+                elif mode == SMALL:
+                    _image_row(fs, c0, c1, d0, d1, t, row[3 * x0:3 * x1], os)
+                elif mode == COLOR:
+                    _color_row(fs, c0, c1, d0, d1, t, color, w0, w1, os)
+                else:
+                    _bgra_row(fs, c0, c1, d0, d1, t, os)
+            elif mode == ALPHA:
+                os[:] = 0 if kind == BACKGROUND else 255
+            elif mode == BGRA:
+                _bgra_fill(fs, np.uint8(0 if kind == BACKGROUND else 255), os)
+            elif mode == COLOR:
+                _color_fill(fs, color, w0 if kind == BACKGROUND else w0 + F(255) * w1, os)
+            elif kind == SUBJECT:
+                _copy(fs, os)
+            elif mode == GRAY:
+                _gray_fill(fs, os)
+            elif mode == IMAGE:
+                _copy(background[y][3 * x0:3 * x1], os)
+            else:
+                _round_row(row[3 * x0:3 * x1], os)
 
 
 @njit(**JIT)
-def backdrop_rows(frame, field_a, field_b, y0, y1, wy, num, den, start, stop):
+def _add(f, sums, weights):
+    for i in range(sums.size):
+        sums[i] += F(f[i])
+    for x in range(weights.size):
+        weights[x] += F(1)
+
+
+@njit(**JIT)
+def _add_weighted(f, a0, a1, b0, b1, t, sums, weights):
+    for x in range(weights.size):
+        b, g, r = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
+        bg = F(1) - np.floor(_alpha(a0, a1, b0, b1, t, x, _gray(b, g, r)) + F(0.5)) * F(1 / 255)
+        weights[x] += bg
+        sums[3 * x] += b * bg
+        sums[3 * x + 1] += g * bg
+        sums[3 * x + 2] += r * bg
+
+
+@njit(**JIT)
+def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, num, den, start, stop):
     """Blur-bg's first pass over rows ``start:stop`` (multiples of QUARTER): the 4 x 4 block means of the frame
     weighted by the background, ``f * (1 - alpha)``, into ``num`` (H/4, 3 W/4) and of the background's weight
-    ``1 - alpha`` into ``den`` (H/4, W/4), float32. Rows and columns past the last whole block are left out.
-    (Writing the mask here for the second pass to read costs more than that pass computing it again.)"""
+    ``1 - alpha`` into ``den`` (H/4, W/4), float32, with the field as in :func:`composite_rows`. Rows and
+    columns past the last whole block are left out. (Writing the mask here for the second pass to read costs
+    more than that pass computing it again.)"""
     width = frame.shape[1] // 3
     sums, weights = np.zeros(3 * width, np.float32), np.zeros(width, np.float32)
+    bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
+    a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
     blocks = num.shape[1] // 3
+    last = n = -1
     for y in range(start, stop):
         f, t = frame[y], wy[y]
-        a0, a1, b0, b1 = field_a[y0[y]], field_a[y1[y]], field_b[y0[y]], field_b[y1[y]]
-        for x in range(width):
-            b, g, r = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
-            bg = F(1) - np.floor(_alpha(a0, a1, b0, b1, t, x, _gray(b, g, r)) + F(0.5)) * F(1 / 255)
-            weights[x] += bg
-            sums[3 * x] += b * bg
-            sums[3 * x + 1] += g * bg
-            sums[3 * x + 2] += r * bg
+        if y0[y] != last:
+            last = y0[y]
+            n = _runs(cells[last], starts, bounds, kinds)
+            _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
+        for k in range(n):
+            x0, x1 = bounds[k], bounds[k + 1]
+            if kinds[k] == BACKGROUND:
+                _add(f[3 * x0:3 * x1], sums[3 * x0:3 * x1], weights[x0:x1])
+            elif kinds[k] == EDGE:
+                _add_weighted(f[3 * x0:3 * x1], a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, sums[3 * x0:3 * x1],
+                              weights[x0:x1])
         if y % QUARTER == QUARTER - 1 and y // QUARTER < num.shape[0]:
             q = y // QUARTER
             for j in range(blocks):
