@@ -17,7 +17,7 @@ from enum import Enum
 
 import numpy as np
 
-from edgeseg.runtime.effects import KEY_COLOR, OVERLAY_COLOR, Effect, blur_bg, normalized_blur
+from edgeseg.runtime.effects import KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, Effect, blur_bg, quarter_blur
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
 
@@ -47,10 +47,11 @@ def check_frame_path(path: FramePath | str) -> FramePath:
     return path
 
 
-# Frames smaller than this run on one thread: waking another costs more than it saves (at 320x240 a grayscale-bg
-# pass took 0.13 ms on one thread and 0.22 ms on two; at 1280x720, 0.93 and 0.75 ms)
-MIN_SPLIT_PIXELS = 400_000
+# Frames smaller than this run on one thread: waking another costs more than it saves (grayscale-bg at 320x240:
+# 0.13 ms on one thread, 0.16 on two; at 480x360, 0.19 and 0.14; at 640x480, 0.26 and 0.21)
+MIN_SPLIT_PIXELS = 100_000
 _EMPTY = np.empty((0, 0), np.uint8)  # no background, no mask
+_NO_BACKDROP = np.empty((0, 0), np.float32)
 _NO_TABLE = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
 _NO_FIELD = (np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), _NO_TABLE[0], _NO_TABLE[2], _NO_TABLE, _EMPTY,
              np.zeros(1, np.int32))
@@ -114,22 +115,21 @@ class Compositor:
         return self._run(k.IMAGE, frame, field, mask, s.array("out", shape), background=background)
 
     def _blur(self, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None, strength: int) -> np.ndarray:
-        """Pass 1 sums the background-weighted frame in 4 x 4 blocks; the small halo-free blur of
-        :func:`normalized_blur` follows; pass 2 blends the frame with it, resized on the way."""
+        """Pass 1 sums the background-weighted frame and the background's weight in 4 x 4 blocks; the small blur
+        of :func:`quarter_blur` follows (halo-free: ``blur(sums) / blur(weight)``, divided in pass 2); pass 2
+        blends the frame with it, resized on the way."""
         k, s = self._kernels, self._scratch
         if field is None:  # a given (feathered) mask: the portable effect
             return blur_bg(frame, self._checked(mask, frame), strength, scratch=s)
         h, w = frame.shape[:2]
         small = (max(1, h // k.QUARTER), max(1, w // k.QUARTER))
-        num, den = s.array("num", (*small, 3), np.float32), s.array("den", small, np.float32)
+        sums = s.array("sums", (*small, 4), np.float32)  # B, G, R weighted by the background; the weight
         if h < k.QUARTER or w < k.QUARTER:  # no whole block: an empty background
-            num.fill(0)
-            den.fill(0)
+            sums.fill(0)
         resized = self._field(frame, field)
-        self._strips(k.backdrop_rows, (_flat(frame), *resized, num.reshape(small[0], -1), den), frame, k.QUARTER)
-        small = normalized_blur(num, den, strength, s)
-        # resized in the kernel while it blends, where it is seen: no frame-sized background array
-        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), background=small, resized=resized)
+        self._strips(k.backdrop_rows, (_flat(frame), *resized, sums.reshape(small[0], -1)), frame, k.QUARTER)
+        quarter_blur(sums, strength)
+        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), backdrop=sums, resized=resized)
 
     def _rows(self, src: int, dst: int, scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them
@@ -167,23 +167,22 @@ class Compositor:
 
     def _run(self, mode: int, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None,
              out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
-             tint: float = 0.0, resized: tuple | None = None) -> np.ndarray:
-        """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` (or that field
-        ``resized`` already by :meth:`_field`) or else ``mask``; ``background``: frame-sized (IMAGE) or smaller
-        (SMALL)."""
+             tint: float = 0.0, resized: tuple | None = None, backdrop: np.ndarray | None = None) -> np.ndarray:
+        """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` (or its kernel
+        arguments from :meth:`_field`, ``resized``) or else ``mask``; ``background``: frame-sized (IMAGE);
+        ``backdrop``: blur-bg's blurred sums and weight, a pixel per 4 x 4 block (SMALL)."""
         h = frame.shape[0]
         if field is not None or resized is not None:
             field, mask = resized or self._field(frame, field), _EMPTY
         else:
             field, mask = _NO_FIELD, self._checked(mask, frame)
-        bg_rows = _NO_TABLE
-        if background is None:
-            background = _EMPTY
-        else:
-            if mode == self._kernels.SMALL:  # a pixel per block: block centres, not cv2.resize's stretch
-                bg_rows = self._rows(background.shape[0], h, 1 / self._kernels.QUARTER)
-            background = _flat(background)
-        args = (mode, _flat(frame), *field, mask, background, bg_rows,
+        background = _EMPTY if background is None else _flat(background)
+        if backdrop is None:
+            backdrop, bg_rows = _NO_BACKDROP, _NO_TABLE
+        else:  # a pixel per block: the rows at block centres, not cv2.resize's stretch
+            bg_rows = self._rows(backdrop.shape[0], h, 1 / self._kernels.QUARTER)
+            backdrop = backdrop.reshape(backdrop.shape[0], -1)
+        args = (mode, _flat(frame), *field, mask, background, backdrop, bg_rows, np.float32(MIN_WEIGHT),
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
         self._strips(self._kernels.composite_rows, args, frame)
         return out

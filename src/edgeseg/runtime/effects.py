@@ -96,14 +96,21 @@ def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s
     return normalized_blur(num, den, strength, s)
 
 
+MIN_WEIGHT = 1e-3  # of the background near a pixel: below it (deep inside the subject) alpha is ~1, the value unused
+
+
+def quarter_blur(image: np.ndarray, strength: int) -> np.ndarray:
+    """The blur of blur-bg at a quarter of the frame's size, in place (float32, any number of channels)."""
+    k = max(3, (strength // 4) | 1)
+    return cv2.GaussianBlur(image, (k, k), 0, dst=image)
+
+
 def normalized_blur(num: np.ndarray, den: np.ndarray, strength: int, s: Scratch) -> np.ndarray:
     """``blur(num) / blur(den)`` as uint8, in place: ``num`` the background-weighted frame (float32, 3 channels),
     ``den`` the background's weight (float32, 0-1), both at a quarter of the frame's size."""
-    k = max(3, (strength // 4) | 1)
-    cv2.GaussianBlur(num, (k, k), 0, dst=num)
-    cv2.GaussianBlur(den, (k, k), 0, dst=den)
-    # Where no background is near (deep inside the subject) alpha is ~1 and the value is not used.
-    np.maximum(den, np.float32(1e-3), out=den)
+    quarter_blur(num, strength)
+    quarter_blur(den, strength)
+    np.maximum(den, np.float32(MIN_WEIGHT), out=den)
     cv2.divide(num, cv2.cvtColor(den, cv2.COLOR_GRAY2BGR, dst=s.array("den3", num.shape, np.float32)), dst=num)
     return cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
 

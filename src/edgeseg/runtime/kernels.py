@@ -132,10 +132,10 @@ def _image_row(f, a0, a1, b0, b1, t, bg, o):
 
 
 @njit(**JIT)
-def _round_row(bg, o):
-    """A float background where alpha is 0: ``_mix`` with weight 0."""
+def _lerp_round(r0, r1, u, o):
+    """blur-bg where alpha is 0: the background between two of its rows, rounded (``_mix`` with weight 0)."""
     for i in range(o.size):
-        o[i] = np.uint8(bg[i] + F(0.5))
+        o[i] = np.uint8(r0[i] + u * (r1[i] - r0[i]) + F(0.5))
 
 
 @njit(**JIT)
@@ -176,12 +176,15 @@ def _bgra_fill(f, alpha, o):
 
 
 @njit(**JIT)
-def _widen_row(src, small, wide):
-    """A row of blur-bg's background (uint8, a pixel per QUARTER x QUARTER block) at the frame's width (``wide``,
-    float32), bilinear: pixel ``4 j + p`` lies at ``j + (2 p - 3) / 8``, and beyond the first and last block
-    centres the value repeats. ``small``: a work row of ``src``'s size."""
-    for i in range(src.size):
-        small[i] = F(src[i])
+def _widen_row(sums, least, small, wide):
+    """A row of blur-bg's background at the frame's width (``wide``, BGR float32) from a row of its blurred
+    sums (``sums``: B, G, R and the weight, a pixel per QUARTER x QUARTER block): ``sums / max(weight, least)``,
+    bilinear: pixel ``4 j + p`` lies at ``j + (2 p - 3) / 8``, and beyond the first and last block centres the
+    value repeats. ``small``: a work row of 3 values a block."""
+    for j in range(small.size // 3):
+        weight = max(sums[4 * j + 3], least)
+        for c in range(3):
+            small[3 * j + c] = min(sums[4 * j + c] / weight, F(255))
     last = small.size // 3 - 1
     blocks = min(last + 1, wide.size // 12)  # a frame narrower than a block has none
     for j in range(blocks):
@@ -225,8 +228,8 @@ def _field_rows(field_a, field_b, i, cols, bounds, kinds, n, a0, a1, b0, b1):
 
 
 @njit(**JIT)
-def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, mask, background, bg_rows,
-                   color, tint, out, start, stop):
+def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, mask, background, backdrop, bg_rows,
+                   least, color, tint, out, start, stop):
     """Rows ``start:stop`` of one effect (``mode``), every image flat per row (``frame``: (H, 3W) uint8).
 
     The mask is the field ``field_a``/``field_b`` (h, w) float32, resized bilinearly to the frame with the row
@@ -234,15 +237,15 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
     (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``). With a field, only the pixels
     of EDGE cells compute alpha; the others are copied or filled: ``cells`` the kinds of the field's cells
     (:func:`classify`), ``starts`` the first frame column of each (w + 1).
-    IMAGE: ``background`` (H, 3W) uint8; SMALL: blur-bg's background, a pixel per QUARTER x QUARTER block
-    (H/4, 3 W/4), with its row tables ``bg_rows`` (:func:`_widen_row` for the columns);
+    IMAGE: ``background`` (H, 3W) uint8; SMALL: ``backdrop``, blur-bg's blurred sums and weight (H/4, 4 W/4)
+    with its row tables ``bg_rows`` and the least weight ``least`` (:func:`_widen_row`);
     COLOR: ``color`` (3 values), laid over the subject at opacity ``tint`` if that is > 0 (else behind it).
     ``out``: (H, 3W); (H, 4W) for BGRA; (H, W) for ALPHA.
     """
     width = frame.shape[1] // 3
     bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
     bounds[0], bounds[1], kinds[0], n = 0, width, EDGE, 1  # a given mask: every pixel is an edge pixel
-    small, row = np.empty(background.shape[1], F), np.empty(3 * width, F)
+    small, row = np.empty(3 * (backdrop.shape[1] // 4), F), np.empty(3 * width, F)
     wide0, wide1, held0, held1 = np.empty(3 * width, F), np.empty(3 * width, F), -1, -1
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
@@ -260,18 +263,21 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
                 last = y0[y]
                 n = _runs(cells[last], starts, bounds, kinds)
                 _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
-        if mode == SMALL:  # the background's rows widened once each, then mixed where they are seen
+        seen = False  # any of the background in this row
+        for k in range(n):
+            seen |= kinds[k] != SUBJECT
+        if mode == SMALL and seen:  # the background's rows widened once each, then mixed where they are seen
             i0, i1, u = bg_rows[0][y], bg_rows[1][y], bg_rows[2][y]
             if i0 == held1 and i0 != held0:
                 wide0, wide1, held0, held1 = wide1, wide0, held1, held0
             if i0 != held0:
-                _widen_row(background[i0], small, wide0)
+                _widen_row(backdrop[i0], least, small, wide0)
                 held0 = i0
             if i1 != held1:
-                _widen_row(background[i1], small, wide1)
+                _widen_row(backdrop[i1], least, small, wide1)
                 held1 = i1
             for k in range(n):
-                if kinds[k] != SUBJECT:
+                if kinds[k] == EDGE:
                     x0, x1 = 3 * bounds[k], 3 * bounds[k + 1]
                     _lerp(wide0[x0:x1], wide1[x0:x1], u, row[x0:x1])
         for k in range(n):
@@ -307,7 +313,7 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
             elif mode == IMAGE:
                 _copy(background[y][3 * x0:3 * x1], os)
             else:
-                _round_row(row[3 * x0:3 * x1], os)
+                _lerp_round(wide0[3 * x0:3 * x1], wide1[3 * x0:3 * x1], u, os)
 
 
 @njit(**JIT)
@@ -330,17 +336,17 @@ def _add_weighted(f, a0, a1, b0, b1, t, sums, weights):
 
 
 @njit(**JIT)
-def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, num, den, start, stop):
+def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, sums4, start, stop):
     """Blur-bg's first pass over rows ``start:stop`` (multiples of QUARTER): the 4 x 4 block means of the frame
-    weighted by the background, ``f * (1 - alpha)``, into ``num`` (H/4, 3 W/4) and of the background's weight
-    ``1 - alpha`` into ``den`` (H/4, W/4), float32, with the field as in :func:`composite_rows`. Rows and
-    columns past the last whole block are left out. (Writing the mask here for the second pass to read costs
+    weighted by the background, ``f * (1 - alpha)``, and of the background's weight ``1 - alpha`` as the 4
+    channels of ``sums4`` (H/4, 4 W/4) float32, with the field as in :func:`composite_rows`. Rows and columns
+    past the last whole block are left out. (Writing the mask here for the second pass to read costs
     more than that pass computing it again.)"""
     width = frame.shape[1] // 3
     sums, weights = np.zeros(3 * width, np.float32), np.zeros(width, np.float32)
     bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
-    blocks = num.shape[1] // 3
+    blocks = sums4.shape[1] // 4
     last = n = -1
     for y in range(start, stop):
         f, t = frame[y], wy[y]
@@ -355,13 +361,13 @@ def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, num, den
             elif kinds[k] == EDGE:
                 _add_weighted(f[3 * x0:3 * x1], a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, sums[3 * x0:3 * x1],
                               weights[x0:x1])
-        if y % QUARTER == QUARTER - 1 and y // QUARTER < num.shape[0]:
-            q = y // QUARTER
+        if y % QUARTER == QUARTER - 1 and y // QUARTER < sums4.shape[0]:
+            o = sums4[y // QUARTER]
             for j in range(blocks):
-                den[q, j] = (weights[4 * j] + weights[4 * j + 1] + weights[4 * j + 2] + weights[4 * j + 3]) * F(1 / 16)
                 for c in range(3):
                     i = 12 * j + c
-                    num[q, 3 * j + c] = (sums[i] + sums[i + 3] + sums[i + 6] + sums[i + 9]) * F(1 / 16)
+                    o[4 * j + c] = (sums[i] + sums[i + 3] + sums[i + 6] + sums[i + 9]) * F(1 / 16)
+                o[4 * j + 3] = (weights[4 * j] + weights[4 * j + 1] + weights[4 * j + 2] + weights[4 * j + 3]) * F(1 / 16)
             sums[:] = 0
             weights[:] = 0
 
@@ -371,11 +377,12 @@ def guide_products(small, prob, out):
     """The guided filter's inputs at the model's resolution, as the 4 channels of ``out`` (h, w, 4) for one
     window mean: grey level (0-1), probability, their product, the grey level squared."""
     h, w = prob.shape
+    small, out = small.reshape(h, -1), out.reshape(h, -1)  # flat rows: vector code
     for i in range(h):
         s, p, o = small[i], prob[i], out[i]
         for j in range(w):
-            g = _gray(F(s[j, 0]), F(s[j, 1]), F(s[j, 2])) * F(1 / 255)
-            o[j, 0], o[j, 1], o[j, 2], o[j, 3] = g, p[j], g * p[j], g * g
+            g = _gray(F(s[3 * j]), F(s[3 * j + 1]), F(s[3 * j + 2])) * F(1 / 255)
+            o[4 * j], o[4 * j + 1], o[4 * j + 2], o[4 * j + 3] = g, p[j], g * p[j], g * g
 
 
 @njit(**JIT)
