@@ -19,12 +19,13 @@ import numpy as np
 from numba import njit
 
 F = np.float32
-JIT = dict(nogil=True, fastmath=True, cache=True)
+# error_model numpy: no zero-division check per division (none divides by zero), so divisions vectorise
+JIT = dict(nogil=True, fastmath=True, cache=True, error_model="numpy")
 
 # modes of :func:`composite_rows`
 ALPHA, GRAY, IMAGE, SMALL, COLOR, BGRA = range(6)
 # kinds of the field's cells (:func:`classify`): alpha 0 or 255 whatever the pixel (copied or filled), or computed
-BACKGROUND, SUBJECT, EDGE = range(3)
+BACKGROUND, SUBJECT, EDGE = 0, 1, 2
 QUARTER = 4  # blur-bg's background is blurred at a quarter of the frame's size
 
 
@@ -56,16 +57,18 @@ def classify(field_a, field_b, kinds):
     EDGE elsewhere. A pixel's ``a * g + b`` is a convex combination of those at the cell's corners (bilinear
     weights), so the corners' bounds over g in 0-255 bound it."""
     h, w = field_a.shape
-    lo0, hi0, lo1, hi1 = np.empty(w, F), np.empty(w, F), np.empty(w, F), np.empty(w, F)
+    lo0, hi0, lo1, hi1 = np.empty(w + 1, F), np.empty(w + 1, F), np.empty(w + 1, F), np.empty(w + 1, F)
     _bounds(field_a[0], field_b[0], lo1, hi1)
     for i in range(h):
         lo0, hi0, lo1, hi1 = lo1, hi1, lo0, hi0  # row i's bounds were row i + 1's
         _bounds(field_a[min(i + 1, h - 1)], field_b[min(i + 1, h - 1)], lo1, hi1)
+        lo0[w], hi0[w], lo1[w], hi1[w] = lo0[w - 1], hi0[w - 1], lo1[w - 1], hi1[w - 1]  # the last cell: one column
+        row = kinds[i]
         for j in range(w):
-            j1 = min(j + 1, w - 1)
-            top = max(hi0[j], hi0[j1], hi1[j], hi1[j1])
-            bottom = min(lo0[j], lo0[j1], lo1[j], lo1[j1])
-            kinds[i, j] = BACKGROUND if top <= F(0) else SUBJECT if bottom >= F(255) else EDGE
+            top = max(max(hi0[j], hi0[j + 1]), max(hi1[j], hi1[j + 1]))
+            bottom = min(min(lo0[j], lo0[j + 1]), min(lo1[j], lo1[j + 1]))
+            # EDGE, less 2 for BACKGROUND or 1 for SUBJECT (top >= bottom: never both), without branches
+            row[j] = EDGE - 2 * (top <= F(0)) - (bottom >= F(255))
 
 
 @njit(**JIT)
@@ -390,10 +393,11 @@ def guide_planes(means, eps, low, scale, out):
     """From the window means of :func:`guide_products` to the field's planes before their own window mean, with
     the soft threshold folded in: ``a`` (per grey level 0-255) and ``b`` as the 2 channels of ``out`` (h, w, 2)."""
     h, w = out.shape[:2]
+    means, out = means.reshape(h, -1), out.reshape(h, -1)
     for i in range(h):
         m, o = means[i], out[i]
         for j in range(w):
-            mean_g, mean_p = m[j, 0], m[j, 1]
-            a = (m[j, 2] - mean_g * mean_p) / (m[j, 3] - mean_g * mean_g + eps)
-            o[j, 0] = a * (scale / F(255))
-            o[j, 1] = (mean_p - a * mean_g - low) * scale
+            mean_g, mean_p = m[4 * j], m[4 * j + 1]
+            a = (m[4 * j + 2] - mean_g * mean_p) / (m[4 * j + 3] - mean_g * mean_g + eps)
+            o[2 * j] = a * (scale / F(255))
+            o[2 * j + 1] = (mean_p - a * mean_g - low) * scale
