@@ -76,7 +76,7 @@ class Compositor:
             self(effect, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
         products = np.zeros((2, 2, 4), np.float32)
         kernels.guide_products(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.float32), products)
-        kernels.guide_planes(products, np.float32(1e-3), np.float32(0), np.float32(1), np.zeros((2, 2, 2), np.float32))
+        kernels.guide_planes(products, np.float32(1e-3), np.float32(0), np.float32(1), *np.zeros((2, 2, 2), np.float32))
 
     def close(self) -> None:
         if self._pool is not None:

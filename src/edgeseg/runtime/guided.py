@@ -77,10 +77,9 @@ class GuidedUpsampler:
 
             products = work.array("products", (*shape, 4), np.float32)
             kernels.guide_products(np.ascontiguousarray(small_bgr), np.ascontiguousarray(prob, np.float32), products)
-            planes = work.array("planes", (*shape, 2), np.float32)
-            kernels.guide_planes(box(products, "products"), self._eps, np.float32(low), np.float32(scale), planes)
-            a, b = cv2.split(box(planes, "planes"), [work.array(f"fit/{n}", shape, np.float32) for n in "ab"])
-            return MaskField(a, b)
+            a, b = (work.array(f"planes/{n}", shape, np.float32) for n in "ab")
+            kernels.guide_planes(box(products, "products"), self._eps, np.float32(low), np.float32(scale), a, b)
+            return MaskField(box(a, "a"), box(b, "b"))
         g = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=work.array("g8", shape))
         g = np.multiply(g, np.float32(1 / 255), out=work.array("g", shape, np.float32))
         tmp = work.array("tmp", shape, np.float32)

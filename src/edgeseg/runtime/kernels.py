@@ -389,15 +389,15 @@ def guide_products(small, prob, out):
 
 
 @njit(**JIT)
-def guide_planes(means, eps, low, scale, out):
-    """From the window means of :func:`guide_products` to the field's planes before their own window mean, with
-    the soft threshold folded in: ``a`` (per grey level 0-255) and ``b`` as the 2 channels of ``out`` (h, w, 2)."""
-    h, w = out.shape[:2]
-    means, out = means.reshape(h, -1), out.reshape(h, -1)
+def guide_planes(means, eps, low, scale, a, b):
+    """From the window means of :func:`guide_products` to the field's planes ``a`` (per grey level 0-255) and
+    ``b`` (h, w) before their own window mean, with the soft threshold folded in."""
+    h, w = a.shape
+    means = means.reshape(h, -1)
     for i in range(h):
-        m, o = means[i], out[i]
+        m, ai, bi = means[i], a[i], b[i]
         for j in range(w):
             mean_g, mean_p = m[4 * j], m[4 * j + 1]
-            a = (m[4 * j + 2] - mean_g * mean_p) / (m[4 * j + 3] - mean_g * mean_g + eps)
-            o[2 * j] = a * (scale / F(255))
-            o[2 * j + 1] = (mean_p - a * mean_g - low) * scale
+            slope = (m[4 * j + 2] - mean_g * mean_p) / (m[4 * j + 3] - mean_g * mean_g + eps)
+            ai[j] = slope * (scale / F(255))
+            bi[j] = (mean_p - slope * mean_g - low) * scale
