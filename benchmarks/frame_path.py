@@ -8,6 +8,7 @@ its samples against edgeseg's step on the same selfie model (grayscale-bg).
 
     python benchmarks/frame_path.py --selfie ../shared/anchors/selfie_segmentation.tflite \
         --image photo.jpg --device my-laptop --out benchmarks/results/frame_path_my-laptop.json
+    python benchmarks/frame_path.py --table benchmarks/results/frame_path_my-laptop_run*.json  # medians, markdown
 """
 
 from __future__ import annotations
@@ -88,6 +89,44 @@ def _in_turns(steps: dict, frame: np.ndarray, frames: int, block: int, warmup: i
     return out
 
 
+def _median(runs: list[dict], *keys: str) -> float:
+    values = []
+    for run in runs:
+        for key in keys:
+            run = run[key]
+        values.append(run)
+    return statistics.median(values)
+
+
+def table(paths: list[Path]) -> str:
+    """Markdown tables of result files (runs on one device): per frame size and effect, each stage's median over
+    the runs; the MediaPipe comparison with each run's ratio."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    stages = ("preprocess", "postprocess", "effect")
+    lines = ["| frame | effect | OpenCV path: pre / post / effect = around | fused: pre / post / effect = around "
+             "| fused / OpenCV |", "| --- | --- | --- | --- | --- |"]
+    for size, first in runs[0]["sizes"].items():
+        for effect in first["effects"]:
+            cells, around = [], {}
+            for path in ("opencv", "fused"):
+                parts = [_median([r["sizes"][size]["effects"][effect] for r in runs], path, k) for k in stages]
+                around[path] = _median([r["sizes"][size]["effects"][effect] for r in runs], path, "around the model")
+                cells.append(" / ".join(f"{v:.2f}" for v in parts) + f" = **{around[path]:.2f}**")
+            lines.append(f"| {size} | {effect} | {cells[0]} | {cells[1]} | "
+                         f"{around['fused'] / around['opencv']:.2f} |")
+    if all("selfie" in size for size in runs[0]["sizes"].values()):
+        lines += ["", "| frame | MediaPipe Tasks + blend | edgeseg, OpenCV path | edgeseg, fused | runs (fused) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for size in runs[0]["sizes"]:
+            selfie = [r["sizes"][size]["selfie"] for r in runs]
+            mp = _median(selfie, "mediapipe tasks + blend", "step")
+            row = [f"{_median(selfie, name, 'step'):.1f} ms (x{_median(selfie, name, 'x mediapipe'):.2f})"
+                   for name in ("edgeseg opencv", "edgeseg fused")]
+            each = ", ".join(f"x{s['edgeseg fused']['x mediapipe']:.2f}" for s in selfie)
+            lines.append(f"| {size} | {mp:.1f} ms | {row[0]} | {row[1]} | {each} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="edgeseg model (default: the shipped default)")
@@ -98,7 +137,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", type=Path, nargs="+", help="print the tables of these result files instead")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     model = str(resolve_model(args.model))
     result = {"device": device_info(args.device), "model": Path(model).name, "threads": args.threads,
               "frames": args.frames, "block": args.block, "image": Path(args.image).name if args.image else None,

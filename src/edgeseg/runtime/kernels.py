@@ -8,8 +8,10 @@ so the caller splits a frame into strips over threads. :func:`guide_products` an
 guided filter's per-pixel arithmetic at the model's resolution.
 
 The mask comes as a *field*: ``alpha = clip(a * gray + b, 0, 255)`` with ``a`` and ``b`` at the model's
-height and the frame's width (resized along columns by the caller, along rows here, with the weights of
-``cv2.resize(INTER_LINEAR)``), or as a frame-sized 0-255 mask.
+resolution, resized to the frame bilinearly (the weights of ``cv2.resize(INTER_LINEAR)``) row pair by row
+pair, or as a frame-sized 0-255 mask. Most of a frame is far from the subject's outline, where alpha is 0 or
+255 whatever the pixel's grey level: :func:`classify` finds those cells of the field, and there the passes
+copy or fill instead of computing alpha.
 Importing this module needs numba; :mod:`edgeseg.runtime.composite` falls back to OpenCV without it.
 """
 
@@ -210,7 +212,16 @@ def _lerp(r0, r1, u, out):
 
 
 @njit(**JIT)
+def _any_background(kinds, n):
+    for k in range(n):
+        if kinds[k] != SUBJECT:
+            return True
+    return False
+
+
+@njit(**JIT)
 def _widen(small, x0s, x1s, wx, row):
+    """A row of the field at the frame's width (bilinear, with column tables)."""
     for x in range(row.size):
         row[x] = small[x0s[x]] + wx[x] * (small[x1s[x]] - small[x0s[x]])
 
@@ -266,10 +277,7 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
                 last = y0[y]
                 n = _runs(cells[last], starts, bounds, kinds)
                 _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
-        seen = False  # any of the background in this row
-        for k in range(n):
-            seen |= kinds[k] != SUBJECT
-        if mode == SMALL and seen:  # the background's rows widened once each, then mixed where they are seen
+        if mode == SMALL and _any_background(kinds, n):  # its rows widened once each, mixed where they are seen
             i0, i1, u = bg_rows[0][y], bg_rows[1][y], bg_rows[2][y]
             if i0 == held1 and i0 != held0:
                 wide0, wide1, held0, held1 = wide1, wide0, held1, held0
