@@ -106,8 +106,9 @@ def test_pixels_taken_as_background_or_subject_are_what_computing_them_gives(sha
     compositor = Compositor(1)
     mask = _rendered(field, frame)
     assert 0.2 < np.mean(mask == 0) < 0.8 and 0.1 < np.mean(mask == 255) < 0.8  # both kinds of cells are there
-    for effect in Effect:
-        background = _photo(*shape, seed=2) if effect is Effect.REPLACE_BG else None
+    cases = [(effect, None) for effect in Effect] + [(Effect.REPLACE_BG, _photo(*shape, seed=2)),
+                                                      (Effect.REMOVE_BG, KEY_COLOR)]
+    for effect, background in cases:
         fused = compositor(effect, frame, field, background=background).astype(int)
         given = compositor(effect, frame, mask=mask, background=background).astype(int)
         diff = np.abs(fused - given)  # the rendered mask is rounded; blur-bg's portable blur rounds more often
