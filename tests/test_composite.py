@@ -82,7 +82,7 @@ def test_any_frame_size_and_strips_agree(shape):
 
 
 def _rendered(field, frame):
-    """``clip(a * gray + b)`` at every pixel: the fields' planes resized by OpenCV, grey levels as the kernels
+    """``clip(a * gray + b)`` at every pixel: the field's planes resized by OpenCV, grey levels as the kernels
     round them (BT.601 in 14-bit fixed point)."""
     import cv2
 
