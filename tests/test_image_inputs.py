@@ -148,6 +148,28 @@ def test_a_frame_too_large_for_the_encoder_says_so(tmp_path):
     out.close(keep=False)
 
 
+def test_odd_sized_frames_are_cropped_to_even_and_it_is_said(tmp_path, caplog):
+    """Every encoder takes even sizes only; OpenCV's writer dropped the last row and column without a word."""
+    import cv2
+
+    from edgeseg.runtime.outputs import VideoOutput
+
+    frame = np.random.default_rng(0).integers(0, 256, (49, 65, 3), dtype=np.uint8)
+    out = VideoOutput(tmp_path / "odd.avi", 10)
+    with caplog.at_level("WARNING", logger="edgeseg"):
+        for _ in range(3):
+            out.write(frame)
+    out.close()
+    assert "frames of 65x49 are stored as 64x48, without their last column and row" in caplog.text
+    stored = cv2.VideoCapture(str(tmp_path / "odd.avi"))
+    ok, first = stored.read()
+    assert ok and first.shape == (48, 64, 3)
+    small = VideoOutput(tmp_path / "dot.mp4", 10)
+    with pytest.raises(OSError, match=r"frames of 0x4 \(cropped to even sizes\) are smaller than video encoders take"):
+        small.write(np.zeros((5, 1, 3), np.uint8))
+    small.close(keep=False)
+
+
 def test_an_estimated_frame_count_is_no_promise(tmp_path):
     from edgeseg.runtime.sources import SourceError, VideoFileSource
     from tests.helpers import write_video

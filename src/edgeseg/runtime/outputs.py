@@ -62,9 +62,15 @@ class VideoOutput:
     def write(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         if self.writer is None:
-            self.size = (w, h)
+            self.size = (w - w % 2, h - h % 2)  # every encoder here takes even sizes (OpenCV would crop silently)
+            if self.size != (w, h):
+                dropped = " and ".join(name for name, odd in (("column", w % 2), ("row", h % 2)) if odd)
+                log.warning("video encoders take even sizes: frames of %dx%d are stored as %dx%d, without their "
+                            "last %s", w, h, *self.size, dropped)
             self.writer, self.codec = self._open()
-        elif (w, h) != self.size:
+        if (w - w % 2, h - h % 2) == self.size:
+            frame = frame[:self.size[1], :self.size[0]]
+        else:
             if not self._resize_warned:
                 log.warning("frames of %dx%d resized to the video's %dx%d", w, h, *self.size)
                 self._resize_warned = True
@@ -83,6 +89,9 @@ class VideoOutput:
                 log.debug("writing %s as %s", self.path, CODEC_NAMES[codec])
                 return writer, codec
             writer.release()
+        if min(self.size) < 2:
+            raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} (cropped to even "
+                          "sizes) are smaller than video encoders take (2x2 at least)")
         if max(self.size) > MAX_VIDEO_SIDE:  # what the encoders refuse, before "no encoder" would mislead
             raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} are larger than "
                           f"video encoders take ({MAX_VIDEO_SIDE} px a side at most)")
