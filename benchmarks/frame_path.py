@@ -36,7 +36,8 @@ def _frame(image: str | None, width: int, height: int) -> np.ndarray:
     if image:
         return cv2.resize(cv2.imread(image), (width, height), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)  # a smooth random picture: edges and flat parts, as a camera sees
-    return cv2.resize(rng.integers(0, 256, (height // 4, width // 4, 3), dtype=np.uint8), (width, height))
+    return cv2.resize(rng.integers(0, 256, (max(1, height // 4), max(1, width // 4), 3), dtype=np.uint8),
+                      (width, height))
 
 
 class _MediaPipeStep:

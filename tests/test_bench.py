@@ -217,3 +217,7 @@ def test_the_live_step_is_measured_at_the_frame_size_and_effect_asked_for(shippe
     for bad in ("320", "0x240", "axb"):
         result = runner.invoke(app, ["bench", "edge", "--frame-size", bad])
         assert result.exit_code == 2 and "--frame-size" in result.output
+    tiny = tmp_path / "tiny.json"  # a frame smaller than the 4 x 4 blocks the test picture is drawn from
+    result = runner.invoke(app, ["bench", "edge", "--threads", "1", "--warmup", "1", "--runs", "2", "--frame-size", "3x2",
+                                 "--effect", "blur-bg", "--out", str(tiny)])
+    assert result.exit_code == 0 and json.loads(tiny.read_text())["rows"][0]["frame_size"] == [3, 2], result.output

@@ -125,8 +125,8 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
 
     width, height = req.get("frame_size") or (640, 480)
     # a smooth random picture: edges and flat parts, as a camera sees, not white noise
-    frame = cv2.resize(np.random.default_rng(0).integers(0, 256, (height // 4, width // 4, 3), dtype=np.uint8),
-                       (width, height))
+    coarse = (max(1, height // 4), max(1, width // 4), 3)  # at least a pixel: frames from 1x1 up are measured
+    frame = cv2.resize(np.random.default_rng(0).integers(0, 256, coarse, dtype=np.uint8), (width, height))
     stages: dict[str, list[float]] = {k: [] for k in STEP_STAGES}
     with Segmenter(SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)) as seg:
         process = FrameProcessor(seg, req.get("effect") or "grayscale-bg", frame_path=req.get("frame_path"))
