@@ -84,16 +84,20 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
 
 
 def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s: Scratch) -> np.ndarray:
-    """The halo-free blurred background at a quarter of the frame's size (uint8), from the frame weighted by
-    the background (``frame * bg``, uint8) and the 0-255 mask, both box-downscaled 4x first (the same sums,
-    so still halo-free: the wide blur costs little)."""
+    """The halo-free blurred background at a quarter of the frame's size (uint8): ``blur(frame * bg) / blur(bg)``
+    from the frame weighted by the background (``frame * bg``, uint8) and the 0-255 mask, both box-downscaled 4x
+    first (the same sums, so still halo-free: the wide blur costs little)."""
     for i in range(2):
         weighted, alpha = halve(weighted, s, f"weighted{i}"), halve(alpha, s, f"alpha{i}")
     num = s.array("num", weighted.shape, np.float32)
     den = s.array("den", alpha.shape, np.float32)
     np.copyto(num, weighted)
     np.subtract(np.float32(1), np.multiply(alpha, np.float32(1 / 255), out=den), out=den)
-    return normalized_blur(num, den, strength, s)
+    quarter_blur(num, strength)
+    quarter_blur(den, strength)
+    np.maximum(den, np.float32(MIN_WEIGHT), out=den)
+    cv2.divide(num, cv2.cvtColor(den, cv2.COLOR_GRAY2BGR, dst=s.array("den3", num.shape, np.float32)), dst=num)
+    return cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
 
 
 MIN_WEIGHT = 1e-3  # of the background near a pixel: below it (deep inside the subject) alpha is ~1, the value unused
@@ -103,16 +107,6 @@ def quarter_blur(image: np.ndarray, strength: int) -> np.ndarray:
     """The blur of blur-bg at a quarter of the frame's size, in place (float32, any number of channels)."""
     k = max(3, (strength // 4) | 1)
     return cv2.GaussianBlur(image, (k, k), 0, dst=image)
-
-
-def normalized_blur(num: np.ndarray, den: np.ndarray, strength: int, s: Scratch) -> np.ndarray:
-    """``blur(num) / blur(den)`` as uint8, in place: ``num`` the background-weighted frame (float32, 3 channels),
-    ``den`` the background's weight (float32, 0-1), both at a quarter of the frame's size."""
-    quarter_blur(num, strength)
-    quarter_blur(den, strength)
-    np.maximum(den, np.float32(MIN_WEIGHT), out=den)
-    cv2.divide(num, cv2.cvtColor(den, cv2.COLOR_GRAY2BGR, dst=s.array("den3", num.shape, np.float32)), dst=num)
-    return cv2.convertScaleAbs(num, dst=s.array("small", num.shape))  # saturating, rounding cast
 
 
 def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],

@@ -82,6 +82,9 @@ class VideoOutput:
             self.frames += 1
 
     def _open(self) -> tuple[cv2.VideoWriter, str]:
+        if min(self.size) < 2:
+            raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} (cropped to even "
+                          "sizes) are smaller than video encoders take (2x2 at least)")
         for codec in self.codecs:
             with opencv_silenced():  # OpenCV and FFmpeg complain about a missing encoder; we try the next codec
                 writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
@@ -89,9 +92,6 @@ class VideoOutput:
                 log.debug("writing %s as %s", self.path, CODEC_NAMES[codec])
                 return writer, codec
             writer.release()
-        if min(self.size) < 2:
-            raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} (cropped to even "
-                          "sizes) are smaller than video encoders take (2x2 at least)")
         if max(self.size) > MAX_VIDEO_SIDE:  # what the encoders refuse, before "no encoder" would mislead
             raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} are larger than "
                           f"video encoders take ({MAX_VIDEO_SIDE} px a side at most)")
