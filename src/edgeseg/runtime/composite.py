@@ -48,8 +48,8 @@ def check_frame_path(path: FramePath | str) -> FramePath:
     return path
 
 
-# Frames smaller than this run on one thread: waking another costs more than it saves (grayscale-bg at 320x240:
-# 0.13 ms on one thread, 0.16 on two; at 480x360, 0.19 and 0.14; at 640x480, 0.26 and 0.21)
+# Frames smaller than this run on one thread: waking another costs more than it saves (on the 2-core VM of
+# benchmarks/README.md, grayscale-bg at 320x240 was slower on two threads, from 480x360 up faster)
 MIN_SPLIT_PIXELS = 100_000
 _EMPTY = np.empty((0, 0), np.uint8)  # no background, no mask
 _NO_BACKDROP = np.empty((0, 0), np.float32)
