@@ -81,6 +81,27 @@ def test_any_frame_size_and_strips_agree(shape):
     three.close()
 
 
+@pytest.mark.parametrize("shape", [(4, 4), (9, 14), (13, 37), (64, 96), (103, 150)])
+@pytest.mark.parametrize("strength", [5, 21, 61])
+def test_blur_bg_background_is_the_blurred_block_means_widened_about_their_centres(shape, strength):
+    """Where the field says background everywhere, blur-bg gives the frame's 4 x 4 block means blurred as the
+    portable path blurs them (borders reflected, also with a Gaussian wider than the frame's blocks), widened
+    bilinearly about the blocks' centres; past the last whole block the last value repeats."""
+    import cv2
+
+    from edgeseg.runtime.effects import quarter_blur
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    (h, w), (n, m) = shape, (shape[0] // 4, shape[1] // 4)
+    background = composite.MaskField(np.zeros((3, 3), np.float32), np.full((3, 3), -1000, np.float32))
+    out = Compositor(1)(Effect.BLUR_BG, frame, background, blur=strength)
+    means = frame[:4 * n, :4 * m].reshape(n, 4, m, 4, 3).mean(axis=(1, 3)).astype(np.float32)
+    expected = cv2.resize(quarter_blur(means, strength), (4 * m, 4 * n), interpolation=cv2.INTER_LINEAR)
+    expected = np.pad(expected.reshape(4 * n, 4 * m, 3), ((0, h - 4 * n), (0, w - 4 * m), (0, 0)), mode="edge")
+    assert np.abs(out - np.rint(expected)).max() <= 1  # rounding half up against half to even
+
+
 def _rendered(field, frame):
     """``clip(a * gray + b)`` at every pixel: the field's planes resized by OpenCV, grey levels as the kernels
     round them (BT.601 in 14-bit fixed point)."""

@@ -16,9 +16,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
+import cv2
 import numpy as np
 
-from edgeseg.runtime.effects import KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, Effect, blur_bg, quarter_blur
+from edgeseg.runtime.effects import KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, Effect, blur_bg, quarter_taps
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
 
@@ -54,6 +55,7 @@ MIN_SPLIT_PIXELS = 100_000
 _EMPTY = np.empty((0, 0), np.uint8)  # no background, no mask
 _NO_BACKDROP = np.empty((0, 0), np.float32)
 _NO_TABLE = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
+_NO_GAUSS = np.empty(0, np.float32), np.empty(0, np.int32)
 _NO_FIELD = (np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), _NO_TABLE[0], _NO_TABLE[2], _NO_TABLE, _EMPTY,
              np.zeros(1, np.int32))
 
@@ -116,21 +118,34 @@ class Compositor:
         return self._run(k.IMAGE, frame, field, mask, s.array("out", shape), background=background)
 
     def _blur(self, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None, strength: int) -> np.ndarray:
-        """Pass 1 sums the background-weighted frame and the background's weight in 4 x 4 blocks; the small blur
-        of :func:`quarter_blur` follows (halo-free: ``blur(sums) / blur(weight)``, divided in pass 2); pass 2
-        blends the frame with it, resized on the way."""
+        """The portable effect's arithmetic (halo-free: ``blur(sums) / blur(weight)`` at a quarter of the size,
+        :func:`quarter_taps`) in two passes: pass 1 sums the background-weighted frame and the background's weight
+        in 4 x 4 blocks and blurs them along the rows; pass 2 blurs them down the columns, divides and widens
+        each row of blocks once, and blends the frame with it. The blur runs in the passes' threads."""
         k, s = self._kernels, self._scratch
         if field is None:  # a given (feathered) mask: the portable effect
             return blur_bg(frame, self._checked(mask, frame), strength, scratch=s)
         h, w = frame.shape[:2]
         small = (max(1, h // k.QUARTER), max(1, w // k.QUARTER))
-        sums = s.array("sums", (*small, 4), np.float32)  # B, G, R weighted by the background; the weight
+        backdrop = s.array("backdrop", (small[0], 4 * small[1]), np.float32)  # rows of planes B, G, R, weight
         if h < k.QUARTER or w < k.QUARTER:  # no whole block: an empty background
-            sums.fill(0)
+            backdrop.fill(0)
         resized = self._field(frame, field)
-        self._strips(k.backdrop_rows, (_flat(frame), *resized, sums.reshape(small[0], -1)), frame, k.QUARTER)
-        quarter_blur(sums, strength)
-        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), backdrop=sums, resized=resized)
+        self._strips(k.backdrop_rows, (_flat(frame), *resized, self._gauss(strength, small[1]), backdrop), frame,
+                     k.QUARTER)
+        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), backdrop=backdrop,
+                         gauss=self._gauss(strength, small[0]), resized=resized)
+
+    def _gauss(self, strength: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """blur-bg's Gaussian over ``n`` blocks: its taps, and the block at each position of the blocks padded
+        by its radius, reflected at the borders as OpenCV's filters reflect them (:func:`quarter_blur`)."""
+        key = ("gauss", strength, n)
+        if key not in self._tables:
+            taps = quarter_taps(strength)
+            r = taps.size // 2
+            reflected = [cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT_101) for i in range(-r, n + r)]
+            self._tables[key] = (taps, np.array(reflected, np.int32))
+        return self._tables[key]
 
     def _rows(self, src: int, dst: int, scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tables of a bilinear resize from ``src`` to ``dst`` rows (or columns), as ``cv2.resize`` maps them
@@ -168,10 +183,11 @@ class Compositor:
 
     def _run(self, mode: int, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None,
              out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
-             tint: float = 0.0, resized: tuple | None = None, backdrop: np.ndarray | None = None) -> np.ndarray:
+             tint: float = 0.0, resized: tuple | None = None, backdrop: np.ndarray | None = None,
+             gauss: tuple[np.ndarray, np.ndarray] = _NO_GAUSS) -> np.ndarray:
         """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` (or its kernel
         arguments from :meth:`_field`, ``resized``) or else ``mask``; ``background``: frame-sized (IMAGE);
-        ``backdrop``: blur-bg's blurred sums and weight, a pixel per 4 x 4 block (SMALL)."""
+        ``backdrop``, ``gauss``: blur-bg's block sums and weight blurred along the rows, and its Gaussian (SMALL)."""
         h = frame.shape[0]
         if field is not None or resized is not None:
             field, mask = resized or self._field(frame, field), _EMPTY
@@ -182,8 +198,7 @@ class Compositor:
             backdrop, bg_rows = _NO_BACKDROP, _NO_TABLE
         else:  # a pixel per block: the rows at block centres, not cv2.resize's stretch
             bg_rows = self._rows(backdrop.shape[0], h, 1 / self._kernels.QUARTER)
-            backdrop = backdrop.reshape(backdrop.shape[0], -1)
-        args = (mode, _flat(frame), *field, mask, background, backdrop, bg_rows, np.float32(MIN_WEIGHT),
+        args = (mode, _flat(frame), *field, mask, background, backdrop, bg_rows, gauss, np.float32(MIN_WEIGHT),
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
         self._strips(self._kernels.composite_rows, args, frame)
         return out

@@ -103,10 +103,16 @@ def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s
 MIN_WEIGHT = 1e-3  # of the background near a pixel: below it (deep inside the subject) alpha is ~1, the value unused
 
 
+def quarter_taps(strength: int) -> np.ndarray:
+    """The Gaussian of blur-bg at a quarter of the frame's size (float32 taps, an odd number, at least 3)."""
+    return cv2.getGaussianKernel(max(3, (strength // 4) | 1), 0, ktype=cv2.CV_32F).ravel()
+
+
 def quarter_blur(image: np.ndarray, strength: int) -> np.ndarray:
-    """The blur of blur-bg at a quarter of the frame's size, in place (float32, any number of channels)."""
-    k = max(3, (strength // 4) | 1)
-    return cv2.GaussianBlur(image, (k, k), 0, dst=image)
+    """The blur of blur-bg at a quarter of the frame's size, in place (float32, any number of channels; borders
+    reflected without repeating the edge, OpenCV's default)."""
+    taps = quarter_taps(strength)
+    return cv2.sepFilter2D(image, -1, taps, taps, dst=image)
 
 
 def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],

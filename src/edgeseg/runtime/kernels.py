@@ -2,7 +2,8 @@
 
 Each OpenCV call of the portable path (:mod:`edgeseg.runtime.effects`) is a pass over frame memory; here the
 mask's expansion to the frame, the grey level and the blend happen per row while the row is in cache. Rows
-are flat (``width * 3`` bytes): numba vectorises the loops with the channels interleaved. The two passes
+are flat (``width * 3`` bytes): numba vectorises the loops with the channels interleaved (blur-bg's sums at a
+quarter of the size are planes: strides of 4 vectorise, of 12 do not). The two passes
 (:func:`composite_rows`, :func:`backdrop_rows`) take a row range, release the GIL and leave other rows alone,
 so the caller splits a frame into strips over threads. :func:`guide_products` and :func:`guide_planes` are the
 guided filter's per-pixel arithmetic at the model's resolution.
@@ -137,10 +138,20 @@ def _image_row(f, a0, a1, b0, b1, t, bg, o):
 
 
 @njit(**JIT)
-def _lerp_round(r0, r1, u, o):
-    """blur-bg where alpha is 0: the background between two of its rows, rounded (``_mix`` with weight 0)."""
-    for i in range(o.size):
-        o[i] = np.uint8(r0[i] + u * (r1[i] - r0[i]) + F(0.5))
+def _lerp_planes(b0, g0, r0, b1, g1, r1, u, o, half):
+    """blur-bg's background between two of its rows (planes B, G, R) at ``u``, interleaved into ``o``, plus
+    ``half`` (0.5 and uint8 ``o``: rounded, as ``_mix`` with weight 0)."""
+    for x in range(o.size // 3):
+        o[3 * x] = b0[x] + u * (b1[x] - b0[x]) + half
+        o[3 * x + 1] = g0[x] + u * (g1[x] - g0[x]) + half
+        o[3 * x + 2] = r0[x] + u * (r1[x] - r0[x]) + half
+
+
+@njit(**JIT, inline="always")
+def _between(wide0, wide1, u, x0, x1, o, half):
+    """``_lerp_planes`` over frame columns ``x0:x1`` of the background rows ``wide0``, ``wide1`` (3, W)."""
+    _lerp_planes(wide0[0, x0:x1], wide0[1, x0:x1], wide0[2, x0:x1], wide1[0, x0:x1], wide1[1, x0:x1],
+                 wide1[2, x0:x1], u, o, half)
 
 
 @njit(**JIT)
@@ -181,34 +192,37 @@ def _bgra_fill(f, alpha, o):
 
 
 @njit(**JIT)
-def _widen_row(sums, least, small, wide):
-    """A row of blur-bg's background at the frame's width (``wide``, BGR float32) from a row of its blurred
-    sums (``sums``: B, G, R and the weight, a pixel per QUARTER x QUARTER block): ``sums / max(weight, least)``,
-    bilinear: pixel ``4 j + p`` lies at ``j + (2 p - 3) / 8``, and beyond the first and last block centres the
-    value repeats. ``small``: a work row of 3 values a block."""
-    for j in range(small.size // 3):
-        weight = max(sums[4 * j + 3], least)
-        for c in range(3):
-            small[3 * j + c] = min(sums[4 * j + c] / weight, F(255))
-    last = small.size // 3 - 1
-    blocks = min(last + 1, wide.size // 12)  # a frame narrower than a block has none
-    for j in range(blocks):
-        left, right = 3 * max(j - 1, 0), 3 * min(j + 1, last)
-        for c in range(3):
-            v = small[3 * j + c]
-            dl, dr = small[left + c] - v, small[right + c] - v
-            wide[12 * j + c] = v + F(0.375) * dl
-            wide[12 * j + 3 + c] = v + F(0.125) * dl
-            wide[12 * j + 6 + c] = v + F(0.125) * dr
-            wide[12 * j + 9 + c] = v + F(0.375) * dr
-    for i in range(12 * blocks, wide.size):  # the columns past the last whole block
-        wide[i] = small[3 * last + i % 3]
-
-
-@njit(**JIT)
-def _lerp(r0, r1, u, out):
-    for i in range(out.size):
-        out[i] = r0[i] + u * (r1[i] - r0[i])
+def _background_row(backdrop, rows, taps, least, acc, v, wide):
+    """A row of blur-bg's background at the frame's width, ``wide`` (3, W: B, G, R), from blurred block means
+    ``backdrop`` (rows of 4 planes, B, G, R and the weight, of a value per QUARTER x QUARTER block): the
+    Gaussian ``taps`` down the rows ``rows`` (the row's neighbours, borders reflected), ``sums / max(weight,
+    least)``, then bilinear: pixel ``4 j + p`` lies at block ``j + (2 p - 3) / 8``, and beyond the first and last
+    block centres the value repeats. ``acc``: a work row like the backdrop's; ``v``: (3, blocks + 2)."""
+    source, w = backdrop[rows[0]], taps[0]
+    for i in range(acc.size):
+        acc[i] = w * source[i]
+    for t in range(1, taps.size):
+        source, w = backdrop[rows[t]], taps[t]
+        for i in range(acc.size):
+            acc[i] += w * source[i]
+    blocks = v.shape[1] - 2
+    weight = acc[3 * blocks:]
+    for c in range(3):
+        sums, vc = acc[c * blocks:(c + 1) * blocks], v[c, 1:blocks + 1]
+        for j in range(blocks):
+            vc[j] = min(sums[j] / max(weight[j], least), F(255))
+        v[c, 0], v[c, blocks + 1] = v[c, 1], v[c, blocks]
+    n = min(blocks, wide.shape[1] // QUARTER)  # a frame narrower than a block has none
+    for c in range(3):
+        # planes: the four pixels of a block are stores of stride 4, which vectorise (BGR's 12 do not)
+        left, middle, right, o = v[c, :n], v[c, 1:n + 1], v[c, 2:n + 2], wide[c]
+        for j in range(n):
+            m = middle[j]
+            dl, dr = left[j] - m, right[j] - m
+            o[4 * j], o[4 * j + 1] = m + F(0.375) * dl, m + F(0.125) * dl
+            o[4 * j + 2], o[4 * j + 3] = m + F(0.125) * dr, m + F(0.375) * dr
+        for x in range(QUARTER * n, wide.shape[1]):  # the columns past the last whole block
+            o[x] = v[c, blocks]
 
 
 @njit(**JIT)
@@ -243,7 +257,7 @@ def _field_rows(field_a, field_b, i, cols, bounds, kinds, n, a0, a1, b0, b1):
 
 @njit(**JIT)
 def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, mask, background, backdrop, bg_rows,
-                   least, color, tint, out, start, stop):
+                   gauss, least, color, tint, out, start, stop):
     """Rows ``start:stop`` of one effect (``mode``), every image flat per row (``frame``: (H, 3W) uint8).
 
     The mask is the field ``field_a``/``field_b`` (h, w) float32, resized bilinearly to the frame with the row
@@ -251,16 +265,18 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
     (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``). With a field, only the pixels
     of EDGE cells compute alpha; the others are copied or filled: ``cells`` the kinds of the field's cells
     (:func:`classify`), ``starts`` the first frame column of each (w + 1).
-    IMAGE: ``background`` (H, 3W) uint8; SMALL: ``backdrop``, blur-bg's blurred sums and weight (H/4, 4 W/4)
-    with its row tables ``bg_rows`` and the least weight ``least`` (:func:`_widen_row`);
+    IMAGE: ``background`` (H, 3W) uint8; SMALL: ``backdrop``, blur-bg's block means blurred along the rows from
+    :func:`backdrop_rows`, with its row tables ``bg_rows``, the Gaussian ``gauss`` (taps, reflected row indices)
+    and the least weight ``least`` (:func:`_background_row`);
     COLOR: ``color`` (3 values), laid over the subject at opacity ``tint`` if that is > 0 (else behind it).
     ``out``: (H, 3W); (H, 4W) for BGRA; (H, W) for ALPHA.
     """
     width = frame.shape[1] // 3
     bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
     bounds[0], bounds[1], kinds[0], n = 0, width, EDGE, 1  # a given mask: every pixel is an edge pixel
-    small, row = np.empty(3 * (backdrop.shape[1] // 4), F), np.empty(3 * width, F)
-    wide0, wide1, held0, held1 = np.empty(3 * width, F), np.empty(3 * width, F), -1, -1
+    taps, reflected = gauss
+    acc, v, row = np.empty(backdrop.shape[1], F), np.empty((3, backdrop.shape[1] // 4 + 2), F), np.empty(3 * width, F)
+    wide0, wide1, held0, held1 = np.empty((3, width), F), np.empty((3, width), F), -1, -1
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
     t, last = F(0), -1
@@ -277,20 +293,20 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
                 last = y0[y]
                 n = _runs(cells[last], starts, bounds, kinds)
                 _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
-        if mode == SMALL and _any_background(kinds, n):  # its rows widened once each, mixed where they are seen
+        if mode == SMALL and _any_background(kinds, n):  # its rows made once each, mixed where they are seen
             i0, i1, u = bg_rows[0][y], bg_rows[1][y], bg_rows[2][y]
             if i0 == held1 and i0 != held0:
                 wide0, wide1, held0, held1 = wide1, wide0, held1, held0
             if i0 != held0:
-                _widen_row(backdrop[i0], least, small, wide0)
+                _background_row(backdrop, reflected[i0:i0 + taps.size], taps, least, acc, v, wide0)
                 held0 = i0
             if i1 != held1:
-                _widen_row(backdrop[i1], least, small, wide1)
+                _background_row(backdrop, reflected[i1:i1 + taps.size], taps, least, acc, v, wide1)
                 held1 = i1
             for k in range(n):
                 if kinds[k] == EDGE:
-                    x0, x1 = 3 * bounds[k], 3 * bounds[k + 1]
-                    _lerp(wide0[x0:x1], wide1[x0:x1], u, row[x0:x1])
+                    x0, x1 = bounds[k], bounds[k + 1]
+                    _between(wide0, wide1, u, x0, x1, row[3 * x0:3 * x1], F(0))
         for k in range(n):
             # slices: loops from 0 over a view compile to vector code (from x0 they check for negative indices)
             x0, x1, kind = bounds[k], bounds[k + 1], kinds[k]
@@ -324,63 +340,94 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
             elif mode == IMAGE:
                 _copy(background[y][3 * x0:3 * x1], os)
             else:
-                _lerp_round(wide0[3 * x0:3 * x1], wide1[3 * x0:3 * x1], u, os)
+                _between(wide0, wide1, u, x0, x1, os, F(0.5))
 
 
 @njit(**JIT)
-def _add(f, sums, weights):
-    for i in range(sums.size):
-        sums[i] += F(f[i])
-    for x in range(weights.size):
-        weights[x] += F(1)
+def _add(f, b, g, r, weight):
+    """The pixels of ``f`` (BGR) into the planes ``b``, ``g``, ``r`` with weight 1."""
+    for x in range(weight.size):
+        b[x] += F(f[3 * x])
+        g[x] += F(f[3 * x + 1])
+        r[x] += F(f[3 * x + 2])
+        weight[x] += F(1)
 
 
 @njit(**JIT)
-def _add_weighted(f, a0, a1, b0, b1, t, sums, weights):
-    for x in range(weights.size):
-        b, g, r = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
-        bg = F(1) - np.floor(_alpha(a0, a1, b0, b1, t, x, _gray(b, g, r)) + F(0.5)) * F(1 / 255)
-        weights[x] += bg
-        sums[3 * x] += b * bg
-        sums[3 * x + 1] += g * bg
-        sums[3 * x + 2] += r * bg
+def _add_weighted(f, a0, a1, b0, b1, t, b, g, r, weight):
+    """``_add`` weighted by the background, ``1 - alpha``."""
+    for x in range(weight.size):
+        fb, fg, fr = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
+        bg = F(1) - np.floor(_alpha(a0, a1, b0, b1, t, x, _gray(fb, fg, fr)) + F(0.5)) * F(1 / 255)
+        b[x] += fb * bg
+        g[x] += fg * bg
+        r[x] += fr * bg
+        weight[x] += bg
 
 
 @njit(**JIT)
-def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, sums4, start, stop):
-    """Blur-bg's first pass over rows ``start:stop`` (multiples of QUARTER): the 4 x 4 block means of the frame
-    weighted by the background, ``f * (1 - alpha)``, and of the background's weight ``1 - alpha`` as the 4
-    channels of ``sums4`` (H/4, 4 W/4) float32, with the field as in :func:`composite_rows`. Rows and columns
-    past the last whole block are left out. (Writing the mask here for the second pass to read costs
-    more than that pass computing it again.)"""
+def _block_means(sums, taps, reflected, padded, o):
+    """The QUARTER x QUARTER block means of four rows' column ``sums`` (4 planes), blurred along the row by the
+    Gaussian ``taps`` (``reflected``: the block at each position of the row padded by the Gaussian's radius), as
+    the planes of ``o``. ``padded``: (4, blocks + taps - 1) work; ``sums`` are zeroed."""
+    r = taps.size // 2
+    blocks = o.size // 4
+    for c in range(4):
+        s, p = sums[c], padded[c]
+        means = p[r:r + blocks]
+        for j in range(blocks):
+            means[j] = (s[4 * j] + s[4 * j + 1] + s[4 * j + 2] + s[4 * j + 3]) * F(1 / 16)
+        for x in range(s.size):
+            s[x] = 0
+        for i in range(r):
+            p[i], p[r + blocks + i] = means[reflected[i]], means[reflected[r + blocks + i]]
+        oc, w = o[c * blocks:(c + 1) * blocks], taps[0]
+        for j in range(blocks):
+            oc[j] = w * p[j]
+        for t in range(1, taps.size):
+            w, pt = taps[t], p[t:t + blocks]
+            for j in range(blocks):
+                oc[j] += w * pt[j]
+
+
+@njit(**JIT)
+def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, gauss, backdrop, start, stop):
+    """Blur-bg's first pass over rows ``start:stop`` (multiples of QUARTER): the QUARTER x QUARTER block means of
+    the frame weighted by the background, ``f * (1 - alpha)``, and of the background's weight ``1 - alpha``,
+    blurred along the rows (``gauss``: the taps and the reflected block indices of a row padded by their
+    radius), as the 4 planes of each row of ``backdrop`` (H/4, 4 W/4) float32 (B, G, R, weight); the field as
+    in :func:`composite_rows`. Rows and columns past the last whole block are left out. (Writing the mask here
+    for the second pass to read costs more than that pass computing it again.)"""
     width = frame.shape[1] // 3
-    sums, weights = np.zeros(3 * width, np.float32), np.zeros(width, np.float32)
+    taps, reflected = gauss
+    sums = np.zeros((4, width), F)  # planes: their block means are loads of stride 4, which vectorise
+    sb, sg, sr, sw = sums[0], sums[1], sums[2], sums[3]
+    blocks = backdrop.shape[1] // 4
+    padded = np.empty((4, blocks + taps.size - 1), F)
     bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
-    blocks = sums4.shape[1] // 4
     last = n = -1
+    seen = False  # any background in this row of blocks
     for y in range(start, stop):
         f, t = frame[y], wy[y]
         if y0[y] != last:
             last = y0[y]
             n = _runs(cells[last], starts, bounds, kinds)
             _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
+        seen = seen or _any_background(kinds, n)
         for k in range(n):
             x0, x1 = bounds[k], bounds[k + 1]
+            fs, b, g, r, weight = f[3 * x0:3 * x1], sb[x0:x1], sg[x0:x1], sr[x0:x1], sw[x0:x1]
             if kinds[k] == BACKGROUND:
-                _add(f[3 * x0:3 * x1], sums[3 * x0:3 * x1], weights[x0:x1])
+                _add(fs, b, g, r, weight)
             elif kinds[k] == EDGE:
-                _add_weighted(f[3 * x0:3 * x1], a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, sums[3 * x0:3 * x1],
-                              weights[x0:x1])
-        if y % QUARTER == QUARTER - 1 and y // QUARTER < sums4.shape[0]:
-            o = sums4[y // QUARTER]
-            for j in range(blocks):
-                for c in range(3):
-                    i = 12 * j + c
-                    o[4 * j + c] = (sums[i] + sums[i + 3] + sums[i + 6] + sums[i + 9]) * F(1 / 16)
-                o[4 * j + 3] = (weights[4 * j] + weights[4 * j + 1] + weights[4 * j + 2] + weights[4 * j + 3]) * F(1 / 16)
-            sums[:] = 0
-            weights[:] = 0
+                _add_weighted(fs, a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, b, g, r, weight)
+        if y % QUARTER == QUARTER - 1 and y // QUARTER < backdrop.shape[0]:
+            if seen:
+                _block_means(sums, taps, reflected, padded, backdrop[y // QUARTER])
+            else:  # all subject: nothing was summed
+                backdrop[y // QUARTER] = 0
+            seen = False
 
 
 @njit(**JIT)
