@@ -138,20 +138,23 @@ def _image_row(f, a0, a1, b0, b1, t, bg, o):
 
 
 @njit(**JIT)
-def _lerp_planes(b0, g0, r0, b1, g1, r1, u, o, half):
-    """blur-bg's background between two of its rows (planes B, G, R) at ``u``, interleaved into ``o``, plus
-    ``half`` (0.5 and uint8 ``o``: rounded, as ``_mix`` with weight 0)."""
+def _small_row(f, a0, a1, b0, b1, t, q0b, q0g, q0r, q1b, q1g, q1r, u, o):
+    """``_image_row`` with blur-bg's background between two of its rows (planes ``q0*``, ``q1*``) at ``u``."""
     for x in range(o.size // 3):
-        o[3 * x] = b0[x] + u * (b1[x] - b0[x]) + half
-        o[3 * x + 1] = g0[x] + u * (g1[x] - g0[x]) + half
-        o[3 * x + 2] = r0[x] + u * (r1[x] - r0[x]) + half
+        b, g, r = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
+        w = _alpha(a0, a1, b0, b1, t, x, _gray(b, g, r)) * F(1 / 255)
+        o[3 * x] = _mix(b, q0b[x] + u * (q1b[x] - q0b[x]), w)
+        o[3 * x + 1] = _mix(g, q0g[x] + u * (q1g[x] - q0g[x]), w)
+        o[3 * x + 2] = _mix(r, q0r[x] + u * (q1r[x] - q0r[x]), w)
 
 
-@njit(**JIT, inline="always")
-def _between(wide0, wide1, u, x0, x1, o, half):
-    """``_lerp_planes`` over frame columns ``x0:x1`` of the background rows ``wide0``, ``wide1`` (3, W)."""
-    _lerp_planes(wide0[0, x0:x1], wide0[1, x0:x1], wide0[2, x0:x1], wide1[0, x0:x1], wide1[1, x0:x1],
-                 wide1[2, x0:x1], u, o, half)
+@njit(**JIT)
+def _small_fill(q0b, q0g, q0r, q1b, q1g, q1r, u, o):
+    """``_small_row`` where alpha is 0: the background, rounded (``_mix`` with weight 0)."""
+    for x in range(o.size // 3):
+        o[3 * x] = np.uint8(q0b[x] + u * (q1b[x] - q0b[x]) + F(0.5))
+        o[3 * x + 1] = np.uint8(q0g[x] + u * (q1g[x] - q0g[x]) + F(0.5))
+        o[3 * x + 2] = np.uint8(q0r[x] + u * (q1r[x] - q0r[x]) + F(0.5))
 
 
 @njit(**JIT)
@@ -275,7 +278,7 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
     bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
     bounds[0], bounds[1], kinds[0], n = 0, width, EDGE, 1  # a given mask: every pixel is an edge pixel
     taps, reflected = gauss
-    acc, v, row = np.empty(backdrop.shape[1], F), np.empty((3, backdrop.shape[1] // 4 + 2), F), np.empty(3 * width, F)
+    acc, v = np.empty(backdrop.shape[1], F), np.empty((3, backdrop.shape[1] // 4 + 2), F)
     wide0, wide1, held0, held1 = np.empty((3, width), F), np.empty((3, width), F), -1, -1
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
@@ -303,10 +306,6 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
             if i1 != held1:
                 _background_row(backdrop, reflected[i1:i1 + taps.size], taps, least, acc, v, wide1)
                 held1 = i1
-            for k in range(n):
-                if kinds[k] == EDGE:
-                    x0, x1 = bounds[k], bounds[k + 1]
-                    _between(wide0, wide1, u, x0, x1, row[3 * x0:3 * x1], F(0))
         for k in range(n):
             # slices: loops from 0 over a view compile to vector code (from x0 they check for negative indices)
             x0, x1, kind = bounds[k], bounds[k + 1], kinds[k]
@@ -322,7 +321,8 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
                 elif mode == IMAGE:
                     _image_row(fs, c0, c1, d0, d1, t, background[y][3 * x0:3 * x1], os)
                 elif mode == SMALL:
-                    _image_row(fs, c0, c1, d0, d1, t, row[3 * x0:3 * x1], os)
+                    _small_row(fs, c0, c1, d0, d1, t, wide0[0, x0:x1], wide0[1, x0:x1], wide0[2, x0:x1],
+                               wide1[0, x0:x1], wide1[1, x0:x1], wide1[2, x0:x1], u, os)
                 elif mode == COLOR:
                     _color_row(fs, c0, c1, d0, d1, t, color, w0, w1, os)
                 else:
@@ -340,7 +340,8 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
             elif mode == IMAGE:
                 _copy(background[y][3 * x0:3 * x1], os)
             else:
-                _between(wide0, wide1, u, x0, x1, os, F(0.5))
+                _small_fill(wide0[0, x0:x1], wide0[1, x0:x1], wide0[2, x0:x1], wide1[0, x0:x1], wide1[1, x0:x1],
+                            wide1[2, x0:x1], u, os)
 
 
 @njit(**JIT)
