@@ -53,9 +53,8 @@ def check_frame_path(path: FramePath | str) -> FramePath:
 # benchmarks/README.md, grayscale-bg at 320x240 was slower on two threads, from 480x360 up faster)
 MIN_SPLIT_PIXELS = 100_000
 _EMPTY = np.empty((0, 0), np.uint8)  # no background, no mask
-_NO_BACKDROP = np.empty((0, 0), np.float32)
 _NO_TABLE = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
-_NO_GAUSS = np.empty(0, np.float32), np.empty(0, np.int32)
+_NO_GAUSS = np.empty(0, np.float32), np.empty(0, np.int32), np.empty(0, np.int32)
 _NO_FIELD = (np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), _NO_TABLE[0], _NO_TABLE[2], _NO_TABLE, _EMPTY,
              np.zeros(1, np.int32))
 
@@ -119,32 +118,25 @@ class Compositor:
 
     def _blur(self, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None, strength: int) -> np.ndarray:
         """The portable effect's arithmetic (halo-free: ``blur(sums) / blur(weight)`` at a quarter of the size,
-        :func:`quarter_taps`) in two passes: pass 1 sums the background-weighted frame and the background's weight
-        in 4 x 4 blocks and blurs them along the rows; pass 2 blurs them down the columns, divides and widens
-        each row of blocks once, and blends the frame with it. The blur runs in the passes' threads."""
-        k, s = self._kernels, self._scratch
+        :func:`quarter_taps`) in one pass: the background-weighted frame and the background's weight are summed
+        in 4 x 4 blocks and blurred along the rows a few rows of blocks ahead of the blend, which blurs them down
+        the columns, divides and widens each row of blocks once."""
         if field is None:  # a given (feathered) mask: the portable effect
-            return blur_bg(frame, self._checked(mask, frame), strength, scratch=s)
-        h, w = frame.shape[:2]
-        small = (max(1, h // k.QUARTER), max(1, w // k.QUARTER))
-        backdrop = s.array("backdrop", (small[0], 4 * small[1]), np.float32)  # rows of planes B, G, R, weight
-        if h < k.QUARTER or w < k.QUARTER:  # no whole block: an empty background
-            backdrop.fill(0)
-        resized = self._field(frame, field)
-        self._strips(k.backdrop_rows, (_flat(frame), *resized, self._gauss(strength, small[1]), backdrop), frame,
-                     k.QUARTER)
-        return self._run(k.SMALL, frame, None, None, s.array("out", frame.shape), backdrop=backdrop,
-                         gauss=self._gauss(strength, small[0]), resized=resized)
+            return blur_bg(frame, self._checked(mask, frame), strength, scratch=self._scratch)
+        return self._run(self._kernels.SMALL, frame, field, None, self._scratch.array("out", frame.shape),
+                         gauss=self._gauss(strength, frame))
 
-    def _gauss(self, strength: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """blur-bg's Gaussian over ``n`` blocks: its taps, and the block at each position of the blocks padded
-        by its radius, reflected at the borders as OpenCV's filters reflect them (:func:`quarter_blur`)."""
-        key = ("gauss", strength, n)
+    def _gauss(self, strength: int, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """blur-bg's Gaussian over the frame's 4 x 4 blocks (at least one row and column of them): its taps, and
+        the row and the column of blocks at each position of the rows and columns padded by its radius,
+        reflected at the borders as OpenCV's filters reflect them (:func:`quarter_blur`)."""
+        blocks = [max(1, n // self._kernels.QUARTER) for n in frame.shape[:2]]
+        key = ("gauss", strength, *blocks)
         if key not in self._tables:
             taps = quarter_taps(strength)
             r = taps.size // 2
-            reflected = [cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT_101) for i in range(-r, n + r)]
-            self._tables[key] = (taps, np.array(reflected, np.int32))
+            self._tables[key] = (taps, *(np.array([cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT_101)
+                                                   for i in range(-r, n + r)], np.int32) for n in blocks))
         return self._tables[key]
 
     def _rows(self, src: int, dst: int, scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,33 +175,31 @@ class Compositor:
 
     def _run(self, mode: int, frame: np.ndarray, field: MaskField | None, mask: np.ndarray | None,
              out: np.ndarray, background: np.ndarray | None = None, color: tuple[int, int, int] = (0, 0, 0),
-             tint: float = 0.0, resized: tuple | None = None, backdrop: np.ndarray | None = None,
-             gauss: tuple[np.ndarray, np.ndarray] = _NO_GAUSS) -> np.ndarray:
-        """One pass of :func:`kernels.composite_rows` over the frame, with the mask ``field`` (or its kernel
-        arguments from :meth:`_field`, ``resized``) or else ``mask``; ``background``: frame-sized (IMAGE);
-        ``backdrop``, ``gauss``: blur-bg's block sums and weight blurred along the rows, and its Gaussian (SMALL)."""
+             tint: float = 0.0, gauss: tuple[np.ndarray, np.ndarray, np.ndarray] = _NO_GAUSS) -> np.ndarray:
+        """:func:`kernels.composite_rows` over the frame, with the mask ``field`` or else ``mask``;
+        ``background``: frame-sized (IMAGE); ``gauss``: blur-bg's Gaussian (SMALL, :meth:`_gauss`)."""
         h = frame.shape[0]
-        if field is not None or resized is not None:
-            field, mask = resized or self._field(frame, field), _EMPTY
+        if field is not None:
+            field, mask = self._field(frame, field), _EMPTY
         else:
             field, mask = _NO_FIELD, self._checked(mask, frame)
         background = _EMPTY if background is None else _flat(background)
-        if backdrop is None:
-            backdrop, bg_rows = _NO_BACKDROP, _NO_TABLE
-        else:  # a pixel per block: the rows at block centres, not cv2.resize's stretch
-            bg_rows = self._rows(backdrop.shape[0], h, 1 / self._kernels.QUARTER)
-        args = (mode, _flat(frame), *field, mask, background, backdrop, bg_rows, gauss, np.float32(MIN_WEIGHT),
+        bg_rows = _NO_TABLE
+        if mode == self._kernels.SMALL:  # a pixel per block: the rows at block centres, not cv2.resize's stretch
+            quarter = self._kernels.QUARTER
+            bg_rows = self._rows(max(1, h // quarter), h, 1 / quarter)
+        args = (mode, _flat(frame), *field, mask, background, bg_rows, gauss, np.float32(MIN_WEIGHT),
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
         self._strips(self._kernels.composite_rows, args, frame)
         return out
 
-    def _strips(self, kernel, args: tuple, frame: np.ndarray, multiple: int = 1) -> None:
+    def _strips(self, kernel, args: tuple, frame: np.ndarray) -> None:
         """``kernel(*args, start, stop)`` over strips of ``frame``'s rows, one per thread (the first on this one)
-        for frames of at least MIN_SPLIT_PIXELS; strips start at multiples of ``multiple``."""
+        for frames of at least MIN_SPLIT_PIXELS."""
         rows = frame.shape[0]
-        big = rows * frame.shape[1] >= MIN_SPLIT_PIXELS and rows >= 2 * self._threads * multiple
+        big = rows * frame.shape[1] >= MIN_SPLIT_PIXELS and rows >= 2 * self._threads
         n = self._threads if self._pool is not None and big else 1
-        cuts = [rows * i // n // multiple * multiple for i in range(n)] + [rows]
+        cuts = [rows * i // n for i in range(n)] + [rows]
         futures = [self._pool.submit(kernel, *args, cuts[i], cuts[i + 1]) for i in range(1, n)]
         kernel(*args, cuts[0], cuts[1])
         for future in futures:

@@ -3,10 +3,10 @@
 Each OpenCV call of the portable path (:mod:`edgeseg.runtime.effects`) is a pass over frame memory; here the
 mask's expansion to the frame, the grey level and the blend happen per row while the row is in cache. Rows
 are flat (``width * 3`` bytes): numba vectorises the loops with the channels interleaved (blur-bg's sums at a
-quarter of the size are planes: strides of 4 vectorise, of 12 do not). The two passes
-(:func:`composite_rows`, :func:`backdrop_rows`) take a row range, release the GIL and leave other rows alone,
-so the caller splits a frame into strips over threads. :func:`guide_products` and :func:`guide_planes` are the
-guided filter's per-pixel arithmetic at the model's resolution.
+quarter of the size are planes: strides of 4 vectorise, of 12 do not). The pass (:func:`composite_rows`) takes
+a row range, releases the GIL and leaves other rows alone, so the caller splits a frame into strips over
+threads. :func:`guide_products` and :func:`guide_planes` are the guided filter's per-pixel arithmetic at the
+model's resolution.
 
 The mask comes as a *field*: ``alpha = clip(a * gray + b, 0, 255)`` with ``a`` and ``b`` at the model's
 resolution, resized to the frame bilinearly (the weights of ``cv2.resize(INTER_LINEAR)``) row pair by row
@@ -195,17 +195,18 @@ def _bgra_fill(f, alpha, o):
 
 
 @njit(**JIT)
-def _background_row(backdrop, rows, taps, least, acc, v, wide):
-    """A row of blur-bg's background at the frame's width, ``wide`` (3, W: B, G, R), from blurred block means
-    ``backdrop`` (rows of 4 planes, B, G, R and the weight, of a value per QUARTER x QUARTER block): the
-    Gaussian ``taps`` down the rows ``rows`` (the row's neighbours, borders reflected), ``sums / max(weight,
-    least)``, then bilinear: pixel ``4 j + p`` lies at block ``j + (2 p - 3) / 8``, and beyond the first and last
-    block centres the value repeats. ``acc``: a work row like the backdrop's; ``v``: (3, blocks + 2)."""
-    source, w = backdrop[rows[0]], taps[0]
+def _background_row(ring, rows, taps, least, acc, v, wide):
+    """A row of blur-bg's background at the frame's width, ``wide`` (3, W: B, G, R), from block means blurred
+    along their rows (:func:`_block_rows`; row ``g`` at ``g % len(ring)``): the Gaussian ``taps`` down the rows
+    ``rows`` (the row's neighbours, borders reflected), ``sums / max(weight, least)``, then bilinear: pixel
+    ``4 j + p`` lies at block ``j + (2 p - 3) / 8``, and beyond the first and last block centres the value
+    repeats. ``acc``: a work row like the ring's; ``v``: (3, blocks + 2)."""
+    size = ring.shape[0]
+    source, w = ring[rows[0] % size], taps[0]
     for i in range(acc.size):
         acc[i] = w * source[i]
     for t in range(1, taps.size):
-        source, w = backdrop[rows[t]], taps[t]
+        source, w = ring[rows[t] % size], taps[t]
         for i in range(acc.size):
             acc[i] += w * source[i]
     blocks = v.shape[1] - 2
@@ -215,7 +216,7 @@ def _background_row(backdrop, rows, taps, least, acc, v, wide):
         for j in range(blocks):
             vc[j] = min(sums[j] / max(weight[j], least), F(255))
         v[c, 0], v[c, blocks + 1] = v[c, 1], v[c, blocks]
-    n = min(blocks, wide.shape[1] // QUARTER)  # a frame narrower than a block has none
+    n = min(blocks, wide.shape[1] // QUARTER)  # whole blocks: a frame narrower than a block has none
     for c in range(3):
         # planes: the four pixels of a block are stores of stride 4, which vectorise (BGR's 12 do not)
         left, middle, right, o = v[c, :n], v[c, 1:n + 1], v[c, 2:n + 2], wide[c]
@@ -259,8 +260,8 @@ def _field_rows(field_a, field_b, i, cols, bounds, kinds, n, a0, a1, b0, b1):
 
 
 @njit(**JIT)
-def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, mask, background, backdrop, bg_rows,
-                   gauss, least, color, tint, out, start, stop):
+def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, mask, background, bg_rows, gauss,
+                   least, color, tint, out, start, stop):
     """Rows ``start:stop`` of one effect (``mode``), every image flat per row (``frame``: (H, 3W) uint8).
 
     The mask is the field ``field_a``/``field_b`` (h, w) float32, resized bilinearly to the frame with the row
@@ -268,17 +269,27 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
     (H, W) uint8 is not empty, that mask (the field ``a = 0``, ``b = mask``). With a field, only the pixels
     of EDGE cells compute alpha; the others are copied or filled: ``cells`` the kinds of the field's cells
     (:func:`classify`), ``starts`` the first frame column of each (w + 1).
-    IMAGE: ``background`` (H, 3W) uint8; SMALL: ``backdrop``, blur-bg's block means blurred along the rows from
-    :func:`backdrop_rows`, with its row tables ``bg_rows``, the Gaussian ``gauss`` (taps, reflected row indices)
-    and the least weight ``least`` (:func:`_background_row`);
+    IMAGE: ``background`` (H, 3W) uint8; SMALL (blur-bg, with a field): its background's row tables ``bg_rows``
+    (a row per QUARTER x QUARTER block), its Gaussian ``gauss`` (the taps, and the row and the column of blocks
+    at each position of the rows and columns padded by their radius, reflected at the borders) and the least
+    weight ``least`` (:func:`_background_row`); the block means (:func:`_block_rows`) are computed as the
+    rows need them, a few rows of blocks ahead, in a ring of rows that stays in cache;
     COLOR: ``color`` (3 values), laid over the subject at opacity ``tint`` if that is > 0 (else behind it).
     ``out``: (H, 3W); (H, 4W) for BGRA; (H, W) for ALPHA.
     """
     width = frame.shape[1] // 3
     bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
     bounds[0], bounds[1], kinds[0], n = 0, width, EDGE, 1  # a given mask: every pixel is an edge pixel
-    taps, reflected = gauss
-    acc, v = np.empty(backdrop.shape[1], F), np.empty((3, backdrop.shape[1] // 4 + 2), F)
+    taps, down, along = gauss
+    r = taps.size // 2
+    rows, blocks = down.size - 2 * r, along.size - 2 * r  # of blocks: at least 1, whole or not
+    whole = frame.shape[0] >= QUARTER and width >= QUARTER  # else an empty background: the ring stays 0
+    ring = np.zeros((taps.size + 2, 4 * blocks), F)  # holds the rows a row's Gaussian needs, and the next
+    work = (np.zeros((4, width), F), np.empty((4, along.size), F), np.empty(cells.shape[1] + 2, np.int32),
+            np.empty(cells.shape[1] + 2, np.uint8), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F),
+            np.zeros(width, F), np.full(2, -1, np.int64))
+    field, done = (field_a, field_b, y0, wy, cols, cells, starts), 0  # rows of blocks before ``done`` are made
+    acc, v = np.empty(4 * blocks, F), np.empty((3, blocks + 2), F)
     wide0, wide1, held0, held1 = np.empty((3, width), F), np.empty((3, width), F), -1, -1
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
@@ -298,13 +309,17 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
                 _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
         if mode == SMALL and _any_background(kinds, n):  # its rows made once each, mixed where they are seen
             i0, i1, u = bg_rows[0][y], bg_rows[1][y], bg_rows[2][y]
+            need = min(i1 + r, rows - 1) + 1  # the rows of blocks the Gaussian of rows i0 and i1 reads
+            if whole and need > done:  # rows before i0 - r are not needed again
+                _block_rows(frame, field, (taps, along), max(done, i0 - r), need, ring, work)
+                done = need
             if i0 == held1 and i0 != held0:
                 wide0, wide1, held0, held1 = wide1, wide0, held1, held0
             if i0 != held0:
-                _background_row(backdrop, reflected[i0:i0 + taps.size], taps, least, acc, v, wide0)
+                _background_row(ring, down[i0:i0 + taps.size], taps, least, acc, v, wide0)
                 held0 = i0
             if i1 != held1:
-                _background_row(backdrop, reflected[i1:i1 + taps.size], taps, least, acc, v, wide1)
+                _background_row(ring, down[i1:i1 + taps.size], taps, least, acc, v, wide1)
                 held1 = i1
         for k in range(n):
             # slices: loops from 0 over a view compile to vector code (from x0 they check for negative indices)
@@ -392,43 +407,39 @@ def _block_means(sums, taps, reflected, padded, o):
 
 
 @njit(**JIT)
-def backdrop_rows(frame, field_a, field_b, y0, wy, cols, cells, starts, gauss, backdrop, start, stop):
-    """Blur-bg's first pass over rows ``start:stop`` (multiples of QUARTER): the QUARTER x QUARTER block means of
-    the frame weighted by the background, ``f * (1 - alpha)``, and of the background's weight ``1 - alpha``,
-    blurred along the rows (``gauss``: the taps and the reflected block indices of a row padded by their
-    radius), as the 4 planes of each row of ``backdrop`` (H/4, 4 W/4) float32 (B, G, R, weight); the field as
-    in :func:`composite_rows`. Rows and columns past the last whole block are left out. (Writing the mask here
-    for the second pass to read costs more than that pass computing it again.)"""
-    width = frame.shape[1] // 3
+def _block_rows(frame, field, gauss, g0, g1, ring, work):
+    """blur-bg's first pass for the rows of blocks ``g0:g1``: the QUARTER x QUARTER block means of the frame
+    weighted by the background, ``f * (1 - alpha)``, and of the background's weight ``1 - alpha``, blurred along
+    the row (``gauss``: the taps and the block at each position of a row padded by their radius), as the 4 planes
+    (B, G, R, weight) of row ``g`` of ``ring`` at ``g % len(ring)``. ``field``: the field's arguments of
+    :func:`composite_rows`; ``work``: this pass's work rows, runs and the field row they hold. Columns past the
+    last whole block are left out."""
+    field_a, field_b, y0, wy, cols, cells, starts = field
     taps, reflected = gauss
-    sums = np.zeros((4, width), F)  # planes: their block means are loads of stride 4, which vectorise
+    sums, padded, bounds, kinds, a0, a1, b0, b1, held = work
     sb, sg, sr, sw = sums[0], sums[1], sums[2], sums[3]
-    blocks = backdrop.shape[1] // 4
-    padded = np.empty((4, blocks + taps.size - 1), F)
-    bounds, kinds = np.empty(cells.shape[1] + 2, np.int32), np.empty(cells.shape[1] + 2, np.uint8)
-    a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
-    last = n = -1
-    seen = False  # any background in this row of blocks
-    for y in range(start, stop):
-        f, t = frame[y], wy[y]
-        if y0[y] != last:
-            last = y0[y]
-            n = _runs(cells[last], starts, bounds, kinds)
-            _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
-        seen = seen or _any_background(kinds, n)
-        for k in range(n):
-            x0, x1 = bounds[k], bounds[k + 1]
-            fs, b, g, r, weight = f[3 * x0:3 * x1], sb[x0:x1], sg[x0:x1], sr[x0:x1], sw[x0:x1]
-            if kinds[k] == BACKGROUND:
-                _add(fs, b, g, r, weight)
-            elif kinds[k] == EDGE:
-                _add_weighted(fs, a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, b, g, r, weight)
-        if y % QUARTER == QUARTER - 1 and y // QUARTER < backdrop.shape[0]:
-            if seen:
-                _block_means(sums, taps, reflected, padded, backdrop[y // QUARTER])
-            else:  # all subject: nothing was summed
-                backdrop[y // QUARTER] = 0
-            seen = False
+    for block in range(g0, g1):
+        seen = False  # any background in this row of blocks
+        for y in range(QUARTER * block, QUARTER * block + QUARTER):
+            f, t = frame[y], wy[y]
+            if y0[y] != held[0]:
+                held[0] = y0[y]
+                held[1] = _runs(cells[held[0]], starts, bounds, kinds)
+                _field_rows(field_a, field_b, held[0], cols, bounds, kinds, held[1], a0, a1, b0, b1)
+            n = held[1]
+            seen = seen or _any_background(kinds, n)
+            for k in range(n):
+                x0, x1 = bounds[k], bounds[k + 1]
+                fs, b, g, r, weight = f[3 * x0:3 * x1], sb[x0:x1], sg[x0:x1], sr[x0:x1], sw[x0:x1]
+                if kinds[k] == BACKGROUND:
+                    _add(fs, b, g, r, weight)
+                elif kinds[k] == EDGE:
+                    _add_weighted(fs, a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, b, g, r, weight)
+        o = ring[block % ring.shape[0]]
+        if seen:
+            _block_means(sums, taps, reflected, padded, o)
+        else:  # all subject: nothing was summed
+            o[:] = 0
 
 
 @njit(**JIT)
