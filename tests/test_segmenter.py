@@ -1,5 +1,6 @@
 """The Segmenter on the shipped models: masks at frame size, temporal settings, the weighted softmax."""
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -173,6 +174,19 @@ def test_model_input_is_the_frame_area_resized_in_rgb(monkeypatch, size, frame_s
             area = cv2.cvtColor(cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
             # bilinear straight to 2x the input skips pixels of large frames: 2.3 and 3.2 levels off here
             assert np.abs(backend.batch[0].astype(np.float32) - area).mean() < 1.5
+
+
+@pytest.mark.parametrize("input_range", [(0.0, 1.0), (-1.0, 1.0), (0.0, 255.0)])
+def test_a_float_input_is_the_rgb_frame_scaled_to_the_model_range(monkeypatch, input_range):
+    backend = _LogitsBackend(np.zeros((16, 16, 2), np.float32), [1])
+    backend.input = TensorSpec("image", (1, 16, 16, 3), np.dtype(np.float32))
+    backend.metadata = dataclasses.replace(backend.metadata, input_dtype="float32", input_range=input_range)
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
+    frame = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with Segmenter(SegmenterOptions("fixed.tflite")) as seg:
+        seg.segment(frame)
+    lo, hi = input_range
+    np.testing.assert_allclose(backend.batch[0], lo + frame[..., ::-1] * (hi - lo) / 255, rtol=1e-6, atol=1e-6)
 
 
 def test_runtime_never_imports_tensorflow(shipped, tmp_path):

@@ -234,10 +234,8 @@ class Segmenter:
         if self._input.dtype == np.uint8:  # straight into the model's input
             cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._input[0])
         else:
-            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
-            np.multiply(rgb, np.float32(self._scale), out=self._input[0], casting="unsafe")
-            if self._offset:
-                self._input += np.float32(self._offset)
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)  # then scaled and offset in one call:
+            cv2.addWeighted(rgb, self._scale, rgb, 0.0, self._offset, dst=self._input[0], dtype=cv2.CV_32F)
 
     def _foreground(self, output: np.ndarray) -> np.ndarray:
         kind = self.info.output_kind
