@@ -114,6 +114,18 @@ def _rendered(field, frame):
     return np.rint(np.clip(a_ * gray + b_, 0, 255)).astype(np.uint8)
 
 
+@pytest.mark.parametrize("shape", [(7, 9), (120, 160), (96, 204), (333, 517)])
+def test_a_mask_with_edges_everywhere_is_the_field_rendered_by_opencv(shape):
+    """Every cell an edge (slopes and offsets keep alpha between 0 and 255): the mask at every pixel, the frame's
+    borders included, is ``clip(a * gray + b)`` with the planes resized by OpenCV."""
+    rng = np.random.default_rng(11)
+    frame = _photo(*shape)
+    field = composite.MaskField(rng.uniform(-0.4, 0.4, (9, 12)).astype(np.float32),
+                                rng.uniform(100, 150, (9, 12)).astype(np.float32))
+    mask = Compositor(1).mask(field, frame).astype(int)
+    assert np.abs(mask - _rendered(field, frame)).max() <= 1
+
+
 @pytest.mark.parametrize("shape", [(120, 160), (96, 204)])
 def test_pixels_taken_as_background_or_subject_are_what_computing_them_gives(shape):
     """Where the field's cells say alpha is 0 or 255 whatever the pixel, the kernels copy or fill instead of

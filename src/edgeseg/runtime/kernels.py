@@ -237,26 +237,36 @@ def _any_background(kinds, n):
     return False
 
 
-@njit(**JIT)
-def _widen(small, x0s, x1s, wx, row):
-    """A row of the field at the frame's width (bilinear, with column tables)."""
+@njit(**JIT, inline="always")
+def _widen(v0, v1, wx, row):
+    """A cell's columns of a row of the field at the frame's width: between its values at the cell's two field
+    columns, ``v0`` and ``v1``, by the weights ``wx``."""
+    d = v1 - v0
     for x in range(row.size):
-        row[x] = small[x0s[x]] + wx[x] * (small[x1s[x]] - small[x0s[x]])
+        row[x] = v0 + wx[x] * d
 
 
 @njit(**JIT)
-def _field_rows(field_a, field_b, i, cols, bounds, kinds, n, a0, a1, b0, b1):
-    """The field's rows ``i`` and ``i + 1`` at the frame's width (``cols``: column tables), in the EDGE runs."""
-    j = min(i + 1, field_a.shape[0] - 1)
+def _field_rows(field_a, field_b, i, cols, starts, bounds, kinds, n, a0, a1, b0, b1):
+    """The field's rows ``i`` and ``i + 1`` at the frame's width in the EDGE runs (bilinear; ``cols``: column
+    tables, ``starts``: the first frame column of each cell), cell by cell: within a cell the two field columns
+    are the same, so no column is looked up per pixel."""
+    fa0, fa1 = field_a[i], field_a[min(i + 1, field_a.shape[0] - 1)]
+    fb0, fb1 = field_b[i], field_b[min(i + 1, field_b.shape[0] - 1)]
     x0s, x1s, wx = cols
     for k in range(n):
         if kinds[k] == EDGE:
-            x0, x1 = bounds[k], bounds[k + 1]
-            c0, c1, u = x0s[x0:x1], x1s[x0:x1], wx[x0:x1]
-            _widen(field_a[i], c0, c1, u, a0[x0:x1])
-            _widen(field_a[j], c0, c1, u, a1[x0:x1])
-            _widen(field_b[i], c0, c1, u, b0[x0:x1])
-            _widen(field_b[j], c0, c1, u, b1[x0:x1])
+            x, stop = bounds[k], bounds[k + 1]
+            cell = x0s[x]
+            while x < stop:
+                end = min(starts[cell + 1], stop)
+                if end > x:  # a frame narrower than the field has cells without columns
+                    j, w = x1s[end - 1], wx[x:end]  # the last column's: at the left border the first is clipped
+                    _widen(fa0[cell], fa0[j], w, a0[x:end])
+                    _widen(fa1[cell], fa1[j], w, a1[x:end])
+                    _widen(fb0[cell], fb0[j], w, b0[x:end])
+                    _widen(fb1[cell], fb1[j], w, b1[x:end])
+                x, cell = end, cell + 1
 
 
 @njit(**JIT)
@@ -306,7 +316,7 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
             if y0[y] != last:
                 last = y0[y]
                 n = _runs(cells[last], starts, bounds, kinds)
-                _field_rows(field_a, field_b, last, cols, bounds, kinds, n, a0, a1, b0, b1)
+                _field_rows(field_a, field_b, last, cols, starts, bounds, kinds, n, a0, a1, b0, b1)
         if mode == SMALL and _any_background(kinds, n):  # its rows made once each, mixed where they are seen
             i0, i1, u = bg_rows[0][y], bg_rows[1][y], bg_rows[2][y]
             need = min(i1 + r, rows - 1) + 1  # the rows of blocks the Gaussian of rows i0 and i1 reads
@@ -425,7 +435,7 @@ def _block_rows(frame, field, gauss, g0, g1, ring, work):
             if y0[y] != held[0]:
                 held[0] = y0[y]
                 held[1] = _runs(cells[held[0]], starts, bounds, kinds)
-                _field_rows(field_a, field_b, held[0], cols, bounds, kinds, held[1], a0, a1, b0, b1)
+                _field_rows(field_a, field_b, held[0], cols, starts, bounds, kinds, held[1], a0, a1, b0, b1)
             n = held[1]
             seen = seen or _any_background(kinds, n)
             for k in range(n):
