@@ -370,32 +370,33 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
 
 
 @njit(**JIT)
-def _add(f, b, g, r, weight):
-    """The pixels of ``f`` (BGR) into the planes ``b``, ``g``, ``r`` with weight 1."""
+def _add(f, b, g, r, weight, keep):
+    """The pixels of ``f`` (BGR) into the planes ``b``, ``g``, ``r`` with weight 1: added to what they hold times
+    ``keep`` (0 starts the sums: cheaper than zeroing them first)."""
     for x in range(weight.size):
-        b[x] += F(f[3 * x])
-        g[x] += F(f[3 * x + 1])
-        r[x] += F(f[3 * x + 2])
-        weight[x] += F(1)
+        b[x] = b[x] * keep + F(f[3 * x])
+        g[x] = g[x] * keep + F(f[3 * x + 1])
+        r[x] = r[x] * keep + F(f[3 * x + 2])
+        weight[x] = weight[x] * keep + F(1)
 
 
 @njit(**JIT)
-def _add_weighted(f, a0, a1, b0, b1, t, b, g, r, weight):
+def _add_weighted(f, a0, a1, b0, b1, t, b, g, r, weight, keep):
     """``_add`` weighted by the background, ``1 - alpha``."""
     for x in range(weight.size):
         fb, fg, fr = F(f[3 * x]), F(f[3 * x + 1]), F(f[3 * x + 2])
         bg = F(1) - np.floor(_alpha(a0, a1, b0, b1, t, x, _gray(fb, fg, fr)) + F(0.5)) * F(1 / 255)
-        b[x] += fb * bg
-        g[x] += fg * bg
-        r[x] += fr * bg
-        weight[x] += bg
+        b[x] = b[x] * keep + fb * bg
+        g[x] = g[x] * keep + fg * bg
+        r[x] = r[x] * keep + fr * bg
+        weight[x] = weight[x] * keep + bg
 
 
 @njit(**JIT)
 def _block_means(sums, taps, reflected, padded, o):
     """The QUARTER x QUARTER block means of four rows' column ``sums`` (4 planes), blurred along the row by the
     Gaussian ``taps`` (``reflected``: the block at each position of the row padded by the Gaussian's radius), as
-    the planes of ``o``. ``padded``: (4, blocks + taps - 1) work; ``sums`` are zeroed."""
+    the planes of ``o``. ``padded``: (4, blocks + taps - 1) work."""
     r = taps.size // 2
     blocks = o.size // 4
     for c in range(4):
@@ -403,8 +404,6 @@ def _block_means(sums, taps, reflected, padded, o):
         means = p[r:r + blocks]
         for j in range(blocks):
             means[j] = (s[4 * j] + s[4 * j + 1] + s[4 * j + 2] + s[4 * j + 3]) * F(1 / 16)
-        for x in range(s.size):
-            s[x] = 0
         for i in range(r):
             p[i], p[r + blocks + i] = means[reflected[i]], means[reflected[r + blocks + i]]
         oc, w = o[c * blocks:(c + 1) * blocks], taps[0]
@@ -431,7 +430,7 @@ def _block_rows(frame, field, gauss, g0, g1, ring, work):
     for block in range(g0, g1):
         seen = False  # any background in this row of blocks
         for y in range(QUARTER * block, QUARTER * block + QUARTER):
-            f, t = frame[y], wy[y]
+            f, t, keep = frame[y], wy[y], F(y % QUARTER != 0)  # the block row's first row starts the sums
             if y0[y] != held[0]:
                 held[0] = y0[y]
                 held[1] = _runs(cells[held[0]], starts, bounds, kinds)
@@ -442,9 +441,11 @@ def _block_rows(frame, field, gauss, g0, g1, ring, work):
                 x0, x1 = bounds[k], bounds[k + 1]
                 fs, b, g, r, weight = f[3 * x0:3 * x1], sb[x0:x1], sg[x0:x1], sr[x0:x1], sw[x0:x1]
                 if kinds[k] == BACKGROUND:
-                    _add(fs, b, g, r, weight)
+                    _add(fs, b, g, r, weight, keep)
                 elif kinds[k] == EDGE:
-                    _add_weighted(fs, a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, b, g, r, weight)
+                    _add_weighted(fs, a0[x0:x1], a1[x0:x1], b0[x0:x1], b1[x0:x1], t, b, g, r, weight, keep)
+                elif not keep:  # the subject adds nothing
+                    b[:], g[:], r[:], weight[:] = 0, 0, 0, 0
         o = ring[block % ring.shape[0]]
         if seen:
             _block_means(sums, taps, reflected, padded, o)
