@@ -4,7 +4,8 @@ The portable path renders the mask to the frame with OpenCV (:meth:`GuidedUpsamp
 (:mod:`edgeseg.runtime.effects`): each call is a pass over frame memory, about ten per frame. Here the
 compiled row loops of :mod:`edgeseg.runtime.kernels` read each frame row once, expand the mask where it is
 neither 0 nor 255 for certain (elsewhere they copy or fill), and write the result, in strips of rows over
-threads (blur-bg: two passes around its small blur). Results match the portable path within 2 levels (tests).
+threads (blur-bg: its block means made a few rows ahead of the blend, in the same strip, and read again from
+cache). Results match the portable path within 2 levels (tests).
 It needs numba; :func:`default_frame_path` falls back to OpenCV.
 """
 
