@@ -78,8 +78,8 @@ class GuidedUpsampler:
             products = work.array("products", (*shape, 4), np.float32)
             kernels.guide_products(np.ascontiguousarray(small_bgr), np.ascontiguousarray(prob, np.float32), products)
             a, b = (work.array(f"planes/{n}", shape, np.float32) for n in "ab")
-            kernels.guide_planes(box(products, "products"), self._eps, np.float32(low), np.float32(scale), a, b)
-            return MaskField(box(a, "a"), box(b, "b"))
+            kernels.guide_planes(box(products), self._eps, np.float32(low), np.float32(scale), a, b)
+            return MaskField(box(a), box(b))
         g = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY, dst=work.array("g8", shape))
         g = np.multiply(g, np.float32(1 / 255), out=work.array("g", shape, np.float32))
         tmp = work.array("tmp", shape, np.float32)
@@ -94,7 +94,7 @@ class GuidedUpsampler:
         a *= np.float32(scale / 255)  # per gray level 0-255
         b -= np.float32(low)
         b *= np.float32(scale)
-        return MaskField(box(a, "a"), box(b, "b"))
+        return MaskField(box(a), box(b))
 
     def render(self, field: MaskField, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``clip(a * gray + b)`` at ``frame``'s size with OpenCV: float32 in [0, 1] (a field in units of 1), or
@@ -113,7 +113,8 @@ class GuidedUpsampler:
         q = cv2.min(cv2.max(cv2.add(q, big_b, dst=q), 0.0, dst=q), 1.0, dst=q if out is None else out)
         return q.copy() if out is None else q  # ``q`` is a work array the next frame overwrites
 
-    def _box(self, x: np.ndarray, name: str) -> np.ndarray:
-        """The mean over the window (separable: faster than ``cv2.boxFilter`` on float, the same sums)."""
-        return cv2.sepFilter2D(x, -1, self._kernel, self._kernel, dst=self._scratch.array(f"box/{name}", x.shape,
-                               np.float32), borderType=cv2.BORDER_REFLECT)
+    def _box(self, x: np.ndarray, name: str | None = None) -> np.ndarray:
+        """The mean over the window (separable: faster than ``cv2.boxFilter`` on float, the same sums) into the
+        work array ``name``, or in place: fewer arrays, more of them in cache after the model ran."""
+        dst = x if name is None else self._scratch.array(f"box/{name}", x.shape, np.float32)
+        return cv2.sepFilter2D(x, -1, self._kernel, self._kernel, dst=dst, borderType=cv2.BORDER_REFLECT)
