@@ -6,6 +6,12 @@ processes falls on all alike, while each variant's arrays stay in cache within i
 model and every effect, both frame paths; with --selfie, MediaPipe Tasks' ImageSegmenter + the numpy blend of
 its samples against edgeseg's step on the same selfie model (grayscale-bg).
 
+The blend's frame-sized numpy temporaries make MediaPipe's step depend on the C allocator's state: with glibc's
+thresholds as a fresh process has them, each temporary is mapped and faulted in anew every frame (thousands of
+page faults a frame); once large arrays freed earlier in the process have raised them, the memory is reused and
+the step is much shorter. Which of the two a run measured depended on what ran before it in the process, so
+glibc's thresholds are pinned high here: every variant runs with its memory reused, MediaPipe at its best.
+
     python benchmarks/frame_path.py --selfie ../shared/anchors/selfie_segmentation.tflite \
         --image photo.jpg --device my-laptop --out benchmarks/results/frame_path_my-laptop.json
     python benchmarks/frame_path.py --table benchmarks/results/frame_path_my-laptop_run*.json  # medians, markdown
@@ -14,6 +20,8 @@ its samples against edgeseg's step on the same selfie model (grayscale-bg).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import statistics
 import time
@@ -30,6 +38,21 @@ from edgeseg.runtime.pipeline import FrameProcessor
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
+# glibc's mallopt parameters M_TRIM_THRESHOLD and M_MMAP_THRESHOLD, pinned: frame-sized blocks stay with the process
+_PINNED = {-1: 256 << 20, -3: 64 << 20}
+
+
+def _pin_allocator() -> str:
+    """Pin glibc's trim and mmap thresholds (see above); what was done, for the result file."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.gnu_get_libc_version.restype = ctypes.c_char_p
+        version = libc.gnu_get_libc_version().decode()
+    except (OSError, AttributeError, TypeError):  # not glibc: its own allocator, as it is
+        return "not glibc: as it is"
+    for parameter, value in _PINNED.items():
+        libc.mallopt(parameter, value)
+    return f"glibc {version}: trim threshold {_PINNED[-1] >> 20} MB, mmap threshold {_PINNED[-3] >> 20} MB"
 
 
 def _frame(image: str | None, width: int, height: int) -> np.ndarray:
@@ -146,7 +169,7 @@ def main() -> None:
     model = str(resolve_model(args.model))
     result = {"device": device_info(args.device), "model": Path(model).name, "threads": args.threads,
               "frames": args.frames, "block": args.block, "image": Path(args.image).name if args.image else None,
-              "sizes": {}}
+              "allocator": _pin_allocator(), "sizes": {}}
     for width, height in SIZES:
         frame = _frame(args.image, width, height)
         size = result["sizes"][f"{width}x{height}"] = {"effects": {}}
