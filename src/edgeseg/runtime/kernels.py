@@ -294,7 +294,8 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
     r = taps.size // 2
     rows, blocks = down.size - 2 * r, along.size - 2 * r  # of blocks: at least 1, whole or not
     whole = frame.shape[0] >= QUARTER and width >= QUARTER  # else an empty background: the ring stays 0
-    ring = np.zeros((taps.size + 2, 4 * blocks), F)  # holds the rows a row's Gaussian needs, and the next
+    # the rows of blocks that the Gaussians of a frame row's two background rows read (taps + 1), and one more
+    ring = np.zeros((taps.size + 2, 4 * blocks), F)
     work = (np.zeros((4, width), F), np.empty((4, along.size), F), np.empty(cells.shape[1] + 2, np.int32),
             np.empty(cells.shape[1] + 2, np.uint8), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F),
             np.zeros(width, F), np.full(2, -1, np.int64))

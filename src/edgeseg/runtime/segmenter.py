@@ -234,7 +234,8 @@ class Segmenter:
         if self._input.dtype == np.uint8:  # straight into the model's input
             cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._input[0])
         else:
-            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)  # then scaled and offset in one call:
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
+            # to the model's range: scaled and offset in one call (rgb's second term weighs 0)
             cv2.addWeighted(rgb, self._scale, rgb, 0.0, self._offset, dst=self._input[0], dtype=cv2.CV_32F)
 
     def _foreground(self, output: np.ndarray) -> np.ndarray:
