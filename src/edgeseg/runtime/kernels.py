@@ -296,12 +296,13 @@ def composite_rows(mode, frame, field_a, field_b, y0, wy, cols, cells, starts, m
     whole = frame.shape[0] >= QUARTER and width >= QUARTER  # else an empty background: the ring stays 0
     # the rows of blocks that the Gaussians of a frame row's two background rows read (taps + 1), and one more
     ring = np.zeros((taps.size + 2, 4 * blocks), F)
-    work = (np.zeros((4, width), F), np.empty((4, along.size), F), np.empty(cells.shape[1] + 2, np.int32),
-            np.empty(cells.shape[1] + 2, np.uint8), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F),
-            np.zeros(width, F), np.full(2, -1, np.int64))
+    wide = width if mode == SMALL else 0  # blur-bg's work rows: empty for the other effects
+    work = (np.zeros((4, wide), F), np.empty((4, along.size), F), np.empty(cells.shape[1] + 2, np.int32),
+            np.empty(cells.shape[1] + 2, np.uint8), np.zeros(wide, F), np.zeros(wide, F), np.zeros(wide, F),
+            np.zeros(wide, F), np.full(2, -1, np.int64))
     field, done = (field_a, field_b, y0, wy, cols, cells, starts), 0  # rows of blocks before ``done`` are made
     acc, v = np.empty(4 * blocks, F), np.empty((3, blocks + 2), F)
-    wide0, wide1, held0, held1 = np.empty((3, width), F), np.empty((3, width), F), -1, -1
+    wide0, wide1, held0, held1 = np.empty((3, wide), F), np.empty((3, wide), F), -1, -1
     w0, w1 = (F(1), -tint * F(1 / 255)) if tint else (F(0), F(1 / 255))
     a0, a1, b0, b1 = np.zeros(width, F), np.zeros(width, F), np.zeros(width, F), np.zeros(width, F)
     t, last = F(0), -1
