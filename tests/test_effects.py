@@ -58,6 +58,24 @@ def test_blur_has_no_halo(scene):
     assert out[far][:, 0].std() < frame[far][:, 0].std() / 3
 
 
+@pytest.mark.parametrize("shape", [(8, 8), (9, 14), (13, 37), (64, 96), (103, 150)])
+def test_blur_bg_background_sits_on_the_block_centres_at_any_frame_size(shape):
+    """All background: the frame's 4 x 4 block means blurred at a quarter of the size, widened bilinearly about
+    the blocks' centres, the last value repeated past the last whole block, as the fused path places them (not
+    stretched to the frame: at widths and heights that are not multiples of 4 that shifts the right and the
+    bottom by up to a block)."""
+    from edgeseg.runtime.effects import quarter_blur
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    (h, w), (n, m) = shape, (shape[0] // 4, shape[1] // 4)
+    out = blur_bg(frame, np.zeros(shape, np.float32), strength=5).astype(int)
+    means = frame[:4 * n, :4 * m].reshape(n, 4, m, 4, 3).mean(axis=(1, 3)).astype(np.float32)
+    expected = cv2.resize(quarter_blur(means, 5), (4 * m, 4 * n), interpolation=cv2.INTER_LINEAR)
+    expected = np.pad(expected.reshape(4 * n, 4 * m, 3), ((0, h - 4 * n), (0, w - 4 * m), (0, 0)), mode="edge")
+    assert np.abs(out - expected).max() <= 2  # the 2 x 2 halvings and the quarter image round in 8 bits
+
+
 def test_replace_and_remove(scene):
     frame, subject, alpha = scene
     out = replace_bg(frame, alpha, (255, 0, 0))

@@ -20,7 +20,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from edgeseg.runtime.effects import KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, Effect, blur_bg, quarter_taps
+from edgeseg.runtime.effects import KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, QUARTER, Effect, blur_bg, quarter_taps
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
 
@@ -131,7 +131,7 @@ class Compositor:
         """blur-bg's Gaussian over the frame's 4 x 4 blocks (at least one row and column of them): its taps, and
         the row and the column of blocks at each position of the rows and columns padded by its radius,
         reflected at the borders as OpenCV's filters reflect them (:func:`quarter_blur`)."""
-        blocks = [max(1, n // self._kernels.QUARTER) for n in frame.shape[:2]]
+        blocks = [max(1, n // QUARTER) for n in frame.shape[:2]]
         key = ("gauss", strength, *blocks)
         if key not in self._tables:
             taps = quarter_taps(strength)
@@ -187,8 +187,7 @@ class Compositor:
         background = _EMPTY if background is None else _flat(background)
         bg_rows = _NO_TABLE
         if mode == self._kernels.SMALL:  # a pixel per block: the rows at block centres, not cv2.resize's stretch
-            quarter = self._kernels.QUARTER
-            bg_rows = self._rows(max(1, h // quarter), h, 1 / quarter)
+            bg_rows = self._rows(max(1, h // QUARTER), h, 1 / QUARTER)
         args = (mode, _flat(frame), *field, mask, background, bg_rows, gauss, np.float32(MIN_WEIGHT),
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))
         self._strips(self._kernels.composite_rows, args, frame)

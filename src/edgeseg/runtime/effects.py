@@ -61,6 +61,11 @@ def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None =
     return _blend(frame, gray, _alpha8(alpha, s), s)
 
 
+QUARTER = 4  # blur-bg's background is blurred at a quarter of the frame's size, a pixel per 4 x 4 block
+# a frame pixel's position in the quarter-size image (its blocks' centres at 1.5, 5.5, ...): x / 4 - 0.375
+_FROM_QUARTER = np.float32([[1 / QUARTER, 0, 0.5 / QUARTER - 0.5], [0, 1 / QUARTER, 0.5 / QUARTER - 0.5]])
+
+
 def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: Scratch | None = None) -> np.ndarray:
     """Blurred background without halo.
 
@@ -78,7 +83,9 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
     small = blurred_background(weighted, a, strength, s)
     # alpha * frame is frame - frame * bg: exact in 8 bits (a rounding tie would need 2 * frame * alpha8 = 255 * odd)
     out = cv2.subtract(frame, weighted, dst=weighted)
-    blurred = cv2.resize(small, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_LINEAR)
+    # each quarter-size pixel at its block's centre (a stretch to the frame would shift them where w or h % 4 > 0)
+    blurred = cv2.warpAffine(small, _FROM_QUARTER, (w, h), dst=s.array("background", frame.shape),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     theirs = cv2.multiply(blurred, bg3, scale=1 / 255, dst=bg3)
     return cv2.add(out, theirs, dst=out)
 
@@ -86,8 +93,10 @@ def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: S
 def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s: Scratch) -> np.ndarray:
     """The halo-free blurred background at a quarter of the frame's size (uint8): ``blur(frame * bg) / blur(bg)``
     from the frame weighted by the background (``frame * bg``, uint8) and the 0-255 mask, both box-downscaled 4x
-    first (the same sums, so still halo-free: the wide blur costs little)."""
-    for i in range(2):
+    first (the same sums, so still halo-free: the wide blur costs little): a pixel per whole 4 x 4 block."""
+    h, w = (max(QUARTER, n - n % QUARTER) for n in alpha.shape)  # a halving of an odd size would mix blocks
+    weighted, alpha = weighted[:h, :w], alpha[:h, :w]
+    for i in range(QUARTER.bit_length() - 1):
         weighted, alpha = halve(weighted, s, f"weighted{i}"), halve(alpha, s, f"alpha{i}")
     num = s.array("num", weighted.shape, np.float32)
     den = s.array("den", alpha.shape, np.float32)

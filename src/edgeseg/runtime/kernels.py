@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from edgeseg.runtime.effects import QUARTER
+
 F = np.float32
 # error_model numpy: no zero-division check per division (none divides by zero), so divisions vectorise
 JIT = dict(nogil=True, fastmath=True, cache=True, error_model="numpy")
@@ -29,7 +31,6 @@ JIT = dict(nogil=True, fastmath=True, cache=True, error_model="numpy")
 ALPHA, GRAY, IMAGE, SMALL, COLOR, BGRA = range(6)
 # kinds of the field's cells (:func:`classify`): alpha 0 or 255 whatever the pixel (copied or filled), or computed
 BACKGROUND, SUBJECT, EDGE = 0, 1, 2
-QUARTER = 4  # blur-bg's background is blurred at a quarter of the frame's size
 
 
 @njit(**JIT, inline="always")
