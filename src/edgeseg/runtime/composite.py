@@ -186,7 +186,7 @@ class Compositor:
             field, mask = _NO_FIELD, self._checked(mask, frame)
         background = _EMPTY if background is None else _flat(background)
         bg_rows = _NO_TABLE
-        if mode == self._kernels.SMALL:  # a pixel per block: the rows at block centres, not cv2.resize's stretch
+        if mode == self._kernels.SMALL:  # a pixel per block: the rows at the blocks' centres, as blur_bg places them
             bg_rows = self._rows(max(1, h // QUARTER), h, 1 / QUARTER)
         args = (mode, _flat(frame), *field, mask, background, bg_rows, gauss, np.float32(MIN_WEIGHT),
                 np.asarray(color, np.float32), np.float32(tint), out.reshape(h, -1))

@@ -96,7 +96,7 @@ def blurred_background(weighted: np.ndarray, alpha: np.ndarray, strength: int, s
     first (the same sums, so still halo-free: the wide blur costs little): a pixel per whole 4 x 4 block."""
     h, w = (max(QUARTER, n - n % QUARTER) for n in alpha.shape)  # a halving of an odd size would mix blocks
     weighted, alpha = weighted[:h, :w], alpha[:h, :w]
-    for i in range(QUARTER.bit_length() - 1):
+    for i in range(QUARTER.bit_length() - 1):  # log2(QUARTER) halvings
         weighted, alpha = halve(weighted, s, f"weighted{i}"), halve(alpha, s, f"alpha{i}")
     num = s.array("num", weighted.shape, np.float32)
     den = s.array("den", alpha.shape, np.float32)
