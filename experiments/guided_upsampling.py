@@ -27,7 +27,7 @@ from rich.progress import track
 from edgeseg.benchmarks.device import cpu_flags, cpu_model
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.effects import grayscale_bg
-from edgeseg.runtime.guided import EPS, RADIUS, GuidedUpsampler
+from edgeseg.runtime.guided import EPS, GRID, RADIUS, GuidedUpsampler
 from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.alpha import soft_threshold
 from edgeseg.runtime.segmenter import Edges, Segmenter, SegmenterOptions
@@ -43,14 +43,20 @@ def bilinear(p_low: np.ndarray, small: np.ndarray, image: np.ndarray) -> np.ndar
     return soft_threshold(cv2.resize(p_low, (w, h), interpolation=cv2.INTER_LINEAR), 0.5, (HIGH - LOW) / 2)
 
 
-def variants(radii, epsilons) -> dict:
-    """Name -> f(probability, small BGR input, frame) -> alpha: bilinear and the runtime's guided upsampler."""
+def variants(radii, epsilons, grids) -> dict:
+    """Name -> f(probability, small BGR input, frame) -> alpha: bilinear and the runtime's guided upsampler
+    (grid 0: fitted at the mask's own resolution)."""
     table = {"bilinear": bilinear}
     for r in radii:
         for e in epsilons:
-            upsampler = GuidedUpsampler(r, e)
-            table[f"guided r{r} eps{e:g}"] = lambda p, small, im, g=upsampler: g(p, small, im, LOW, HIGH)
+            for grid in grids:
+                upsampler = GuidedUpsampler(r, e, grid or None)
+                table[_name(r, e, grid)] = lambda p, small, im, g=upsampler: g(p, small, im, LOW, HIGH)
     return table
+
+
+def _name(radius: int, eps: float, grid: int) -> str:
+    return f"guided r{radius} eps{eps:g} " + (f"grid {grid}" if grid else "at the mask's resolution")
 
 
 def low_res_masks(model: str, data: str, split: str, limit: int | None):
@@ -104,13 +110,15 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--radii", default="1,2,3", help="guided filter windows at the model's resolution")
+    parser.add_argument("--radii", default="1,2,3", help="guided filter windows, in cells of the fit's grid")
     parser.add_argument("--eps", default="0.0001,0.001,0.01")
+    parser.add_argument("--grids", default=str(GRID), help="fit grids (0: the mask's own resolution)")
     parser.add_argument("--pictures", type=int, default=4, help="photos in the picture")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--picture", type=Path)
     args = parser.parse_args()
-    table = variants([int(r) for r in args.radii.split(",")], [float(e) for e in args.eps.split(",")])
+    table = variants([int(r) for r in args.radii.split(",")], [float(e) for e in args.eps.split(",")],
+                     [int(g) for g in args.grids.split(",")])
     meters = {name: MaskQualityMeter() for name in table}
     samples = []
     for sample in track(low_res_masks(args.model, args.data, args.split, args.limit), description="measuring"):
@@ -124,7 +132,7 @@ def main() -> None:
     rows = [{"variant": name, **m.result().to_dict()} for name, m in meters.items()]
     result = {"command": " ".join(sys.argv), "model": args.model, "data": args.data, "split": args.split,
               "cpu": cpu_model(), "cpu_flags": cpu_flags(), "threshold": [LOW, HIGH],
-              "runtime_default": f"guided r{RADIUS} eps{EPS:g}", "rows": rows,
+              "runtime_default": _name(RADIUS, EPS, GRID), "rows": rows,
               "postprocess_ms_640x480": timing}
     atomic_write_text(args.out, json.dumps(result, indent=2))
     cols = ("pet_iou", "fg_iou", "boundary_f", "background_leak", "semi_transparent")
@@ -135,7 +143,7 @@ def main() -> None:
     print("post-processing at 640x480, ms (median):", {k: round(v, 3) for k, v in timing.items()})
     if args.picture:
         step = max(1, len(samples) // args.pictures)
-        picture(samples[::step][:args.pictures], table, ["bilinear", f"guided r{RADIUS} eps{EPS:g}"], args.picture)
+        picture(samples[::step][:args.pictures], table, ["bilinear", _name(RADIUS, EPS, GRID)], args.picture)
         print("picture:", args.picture)
 
 

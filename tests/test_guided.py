@@ -63,7 +63,32 @@ def test_a_guide_of_another_size_than_the_mask_is_resized():
     assert alpha.shape == frame.shape[:2] and abs(_crossing(alpha) - EDGE) <= 1
 
 
+@pytest.mark.parametrize("shape,fitted", [((256, 256), (128, 128)), ((144, 256), (72, 128)), ((512, 300), (128, 75)),
+                                          ((128, 128), (128, 128)), ((255, 200), (255, 200))])
+def test_a_mask_of_twice_the_grid_or_more_is_fitted_on_a_halved_grid(shape, fitted):
+    """A fine mask (MediaPipe's selfie models: 256 px) is fitted where the window was chosen, at GRID = 128: halved
+    with its guide until the longer side is under 256, the same fit as of the halved mask, in both fits."""
+    from edgeseg.runtime.composite import fused_available
+
+    rng = np.random.default_rng(5)
+    prob = cv2.resize(rng.random((8, 8)).astype(np.float32), shape[::-1], interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), shape[::-1])
+    p, g = prob, small
+    while p.shape != fitted:  # 2 x 2 means
+        p = cv2.resize(p, (p.shape[1] // 2, p.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    g = cv2.resize(small, fitted[::-1], interpolation=cv2.INTER_AREA)
+    for compiled in {False, fused_available()}:
+        field = GuidedUpsampler().fit(prob, small, 0.4, 0.6, compiled=compiled)
+        assert field.a.shape == field.b.shape == fitted
+        a, b = field.a.copy(), field.b.copy()
+        expected = GuidedUpsampler(grid=None).fit(p, g, 0.4, 0.6, compiled=compiled)
+        np.testing.assert_allclose(a, expected.a, atol=1e-4)
+        np.testing.assert_allclose(b, expected.b, atol=0.05)
+
+
 @pytest.mark.parametrize("radius,eps", [(0, 1e-3), (2, 0.0)])
 def test_bad_settings_are_refused(radius, eps):
     with pytest.raises(ValueError, match="radius"):
         GuidedUpsampler(radius, eps)
+    with pytest.raises(ValueError, match="grid"):
+        GuidedUpsampler(grid=0)

@@ -1,9 +1,10 @@
 """Guided upsampling of a low-resolution mask to the frame: edges that follow the image.
 
-The fast guided filter (He & Sun, 2015): at the model's resolution, fit the probability locally as
-``a * gray + b`` (box windows of ``radius``), smooth the coefficients, resize them to the frame and apply
-them to the frame's own gray levels. Where the image has an edge near the mask's, the mask's edge moves
-onto it; where the image is flat, ``a`` is ~0 and the mask comes out smoothed over the window.
+The fast guided filter (He & Sun, 2015): on a grid at the model's resolution (a mask of twice ``GRID`` cells or
+more on its longer side is halved first), fit the probability locally as ``a * gray + b`` (box windows of
+``radius`` cells), smooth the coefficients, resize them to the frame and apply them to the frame's own gray
+levels. Where the image has an edge near the mask's, the mask's edge moves onto it; where the image is flat,
+``a`` is ~0 and the mask comes out smoothed over the window.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import cv2
 import numpy as np
 
 from edgeseg.runtime.scratch import Scratch
+from edgeseg.runtime.shrink import halve
 
-RADIUS = 2  # box window half-width at the model's resolution (about 10 px of a 640 x 480 frame at 128 px)
+RADIUS = 2  # box window half-width in cells of the fit's grid (about 10 px of a 640 x 480 frame at 128 cells)
 EPS = 1e-3  # regularisation of a: larger keeps the mask nearer the bilinear one on weak image edges
+# The fit's grid at most: RADIUS and EPS were chosen at 128 px. A mask of 256 px or more is halved first, so that the
+# windows span the share of the image they were chosen for: better edges on the person models' real labels, and a
+# quarter of the work per halving (experiments/README.md, "The guided fit's grid").
+GRID = 128
 
 
 @dataclass(frozen=True)
@@ -36,14 +42,17 @@ class MaskField:
 class GuidedUpsampler:
     """``alpha = ramp(a * gray + b)`` at frame size, from a probability and the frame it was computed from.
 
-    ``ramp`` is the soft threshold (0 below ``low``, 1 above ``high``), folded into ``a`` and ``b`` at the
-    model's resolution (:meth:`fit`) so that the frame-sized work (:meth:`render`) is two resizes, a multiply and
+    ``ramp`` is the soft threshold (0 below ``low``, 1 above ``high``), folded into ``a`` and ``b`` on the fit's
+    grid (:meth:`fit`) so that the frame-sized work (:meth:`render`) is two resizes, a multiply and
     an add.
     """
 
-    def __init__(self, radius: int = RADIUS, eps: float = EPS):
-        if radius < 1 or eps <= 0:
-            raise ValueError(f"radius must be >= 1 and eps > 0, received {radius} and {eps}")
+    def __init__(self, radius: int = RADIUS, eps: float = EPS, grid: int | None = GRID):
+        """``grid``: a mask whose longer side is at least twice this is halved until it is not (None: fitted at
+        its own resolution)."""
+        if radius < 1 or eps <= 0 or (grid is not None and grid < 1):
+            raise ValueError(f"radius and grid must be >= 1 and eps > 0, received {radius}, {grid} and {eps}")
+        self._grid = grid
         self._kernel = np.full(2 * radius + 1, 1 / (2 * radius + 1), np.float32)
         self._eps = np.float32(eps)
         self._scratch = Scratch()
@@ -60,13 +69,15 @@ class GuidedUpsampler:
 
     def fit(self, prob: np.ndarray, small_bgr: np.ndarray, low: float, high: float, unit: float = 255.0,
             compiled: bool = False) -> MaskField:
-        """The field at the model's resolution: the soft threshold between ``low`` and ``high`` folded in,
-        alpha in ``unit`` (1 or 255) per grey level 0-255. Valid until the next call (work arrays).
+        """The field on the fit's grid: the soft threshold between ``low`` and ``high`` folded in, alpha in
+        ``unit`` (1 or 255) per grey level 0-255. Valid until the next call (work arrays).
 
         ``compiled`` (the fused path): the per-pixel arithmetic in two compiled loops (numba) around two
         multi-channel window means, instead of ~25 OpenCV calls on small arrays."""
         work = self._scratch
         box = self._box
+        while self._grid and max(prob.shape) >= 2 * self._grid:
+            prob = halve(prob, work, f"prob/{prob.shape[0]}")
         if small_bgr.shape[:2] != prob.shape:  # a model whose output is smaller or larger than its input
             small_bgr = cv2.resize(small_bgr, prob.shape[::-1], dst=work.array("small", (*prob.shape, 3)),
                                    interpolation=cv2.INTER_AREA)

@@ -170,9 +170,10 @@ class Segmenter:
         return alpha
 
     def field(self, frame: np.ndarray) -> MaskField:
-        """The mask of a BGR uint8 frame before its frame-sized work: the planes at the model's resolution that
-        :mod:`edgeseg.runtime.composite` renders (alpha 0-255) in the same pass as the effect; rendered, it is
-        ``segment(frame) * 255`` within 2 levels at nearly every pixel (feathering is not in it).
+        """The mask of a BGR uint8 frame before its frame-sized work: planes on the model's grid (guided edges:
+        the fit's, under twice :data:`~edgeseg.runtime.guided.GRID` cells a side) that :mod:`edgeseg.runtime.composite`
+        renders (alpha 0-255) in the same pass as the effect; rendered, it is ``segment(frame) * 255`` within 2
+        levels at nearly every pixel (feathering is not in it).
         Valid until the next call (work arrays)."""
         _check_frame(frame)
         started = self._advance(frame)
