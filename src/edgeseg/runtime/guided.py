@@ -20,7 +20,7 @@ from edgeseg.runtime.shrink import halve
 RADIUS = 2  # box window half-width in cells of the fit's grid (about 10 px of a 640 x 480 frame at 128 cells)
 EPS = 1e-3  # regularisation of a: larger keeps the mask nearer the bilinear one on weak image edges
 # The fit's grid at most: RADIUS and EPS were chosen at 128 px. A mask of 256 px or more is halved first, so that the
-# windows span the share of the image they were chosen for: better edges on the person models' real labels, and a
+# windows span the share of the image they were chosen for: better edges on the portraits' real labels, and a
 # quarter of the work per halving (experiments/README.md, "The guided fit's grid").
 GRID = 128
 
