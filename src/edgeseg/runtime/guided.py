@@ -78,7 +78,7 @@ class GuidedUpsampler:
         box = self._box
         while self._grid and max(prob.shape) >= 2 * self._grid:
             prob = halve(prob, work, f"prob/{prob.shape[0]}")
-        if small_bgr.shape[:2] != prob.shape:  # a model whose output is smaller or larger than its input
+        if small_bgr.shape[:2] != prob.shape:  # a halved mask, or a model's output smaller or larger than its input
             small_bgr = cv2.resize(small_bgr, prob.shape[::-1], dst=work.array("small", (*prob.shape, 3)),
                                    interpolation=cv2.INTER_AREA)
         shape = prob.shape
