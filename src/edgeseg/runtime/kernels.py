@@ -9,8 +9,9 @@ threads. :func:`guide_products` and :func:`guide_planes` are the guided filter's
 fit's grid (:data:`~edgeseg.runtime.guided.GRID`).
 
 The mask comes as a *field*: ``alpha = clip(a * gray + b, 0, 255)`` with ``a`` and ``b`` on the mask's grid,
-resized to the frame bilinearly (the weights of ``cv2.resize(INTER_LINEAR)``) row pair by row pair, or as a frame-sized 0-255 mask. Most of a frame is far from the subject's outline, where alpha is 0 or
-255 whatever the pixel's grey level: :func:`classify` finds those cells of the field, and there the passes
+resized to the frame bilinearly (the weights of ``cv2.resize(INTER_LINEAR)``) row pair by row pair, or as a
+frame-sized 0-255 mask. Most of a frame is far from the subject's outline, where alpha is 0 or 255 whatever the
+pixel's grey level: :func:`classify` finds those cells of the field, and there the passes
 copy or fill instead of computing alpha.
 Importing this module needs numba; :mod:`edgeseg.runtime.composite` falls back to OpenCV without it.
 """
