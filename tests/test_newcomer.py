@@ -1,13 +1,17 @@
 """What a newcomer trips over: messages, exit codes and quiet output of the command line."""
 
+import io
 import logging
 import subprocess
 import sys
+import time
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from edgeseg.cli import app, plural, verbose_first
+from edgeseg.progress import status
 from tests.helpers import one_line
 
 runner = CliRunner()
@@ -279,3 +283,33 @@ def test_an_input_range_choice_reaches_the_model(tmp_path):
 
     assert _parse_range(InputRange.SIGNED) == _parse_range("-1-1") == (-1.0, 1.0)
     assert set(INPUT_RANGES) == {r.value for r in InputRange}
+
+
+def _terminal():
+    buffer = io.StringIO()
+    return buffer, Console(file=buffer, force_terminal=True, width=120)
+
+
+def test_slow_work_shows_its_status_on_a_terminal_and_quick_work_stays_silent():
+    buffer, console = _terminal()
+    with status("compiling things", after=0.05, console=console):
+        time.sleep(0.5)
+    assert "compiling things" in buffer.getvalue()
+    buffer, console = _terminal()
+    with status("compiling things", after=5, console=console):
+        pass
+    assert buffer.getvalue() == ""
+    piped = io.StringIO()
+    with status("compiling things", after=0.05, console=Console(file=piped, force_terminal=False)):
+        time.sleep(0.2)
+    assert piped.getvalue() == ""
+
+
+def test_the_fused_paths_first_compilation_is_announced(monkeypatch):
+    # ~13 s on a 2-core x86 CPU the first time edgeseg runs: silence looked like a hang
+    composite = pytest.importorskip("edgeseg.runtime.composite")
+    pytest.importorskip("numba")
+    announced, real = [], composite.status
+    monkeypatch.setattr(composite, "status", lambda message: announced.append(message) or real(message))
+    composite.Compositor(1).close()
+    assert announced == [composite.COMPILING] and "numba caches" in composite.COMPILING

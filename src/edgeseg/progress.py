@@ -1,9 +1,11 @@
-"""Progress bars of long work: on stderr, so that stdout carries only the command's output, and only on a
-terminal, where someone watches (a pipe or a log file gets no bar lines)."""
+"""Progress of long work: on stderr, so that stdout carries only the command's output, and only on a
+terminal, where someone watches (a pipe or a log file gets no bar or spinner lines)."""
 
 from __future__ import annotations
 
-from typing import Iterable, TypeVar
+import threading
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -17,3 +19,36 @@ def track(items: Iterable[T], description: str, total: int | None = None, transi
     if not console.is_terminal:
         return items
     return rich_track(items, description=description, total=total, transient=transient, console=console)
+
+
+@contextmanager
+def status(message: str, after: float = 1.0, console=None) -> Iterator[None]:
+    """A spinner with ``message`` on a terminal's stderr (rich's ``Console.status``) while the block runs, shown
+    only once it has lasted ``after`` seconds (work that is usually quick stays silent) and gone when it ends.
+    ``console``: rich's Console to draw on (default: stderr)."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    spinner = console.status(message)
+    lock, state = threading.Lock(), {"done": False, "shown": False}
+
+    def show() -> None:
+        with lock:
+            if not state["done"]:
+                spinner.start()
+                state["shown"] = True
+
+    timer = threading.Timer(after, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            if state["shown"]:
+                spinner.stop()

@@ -20,6 +20,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
+from edgeseg.progress import status
 from edgeseg.runtime.effects import KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, QUARTER, Effect, blur_bg, quarter_taps
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
@@ -50,6 +51,8 @@ def check_frame_path(path: FramePath | str) -> FramePath:
     return path
 
 
+# shown on a terminal while the kernels compile (Compositor)
+COMPILING = "compiling the fused frame path (once: numba caches it)"
 # Frames smaller than this run on one thread: waking another costs more than it saves (on the 2-core VM of
 # benchmarks/README.md, grayscale-bg at 320x240 was slower on two threads, from 480x360 up faster)
 MIN_SPLIT_PIXELS = 100_000
@@ -67,19 +70,22 @@ class Compositor:
     """
 
     def __init__(self, threads: int | None = None):
-        from edgeseg.runtime import kernels  # numba: imported here, so the portable path never needs it
-
-        self._kernels = kernels
         self._threads = max(1, threads or min(os.cpu_count() or 1, 4))
         self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
         self._scratch = Scratch()
         self._tables: dict[tuple, np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        # compile (or load from numba's cache) every kernel of the fused path now, not on the first frame
-        for effect in (Effect.BLUR_BG, Effect.GRAYSCALE_BG):
-            self(effect, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
-        products = np.zeros((2, 2, 4), np.float32)
-        kernels.guide_products(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.float32), products)
-        kernels.guide_planes(products, np.float32(1e-3), np.float32(0), np.float32(1), *np.zeros((2, 2, 2), np.float32))
+        # Every kernel of the fused path compiled (or loaded from numba's cache) now, not on the first frame.
+        # Compiling takes about 13 s on a 2-core x86 CPU, once per install: a terminal is told why it waits.
+        with status(COMPILING):
+            from edgeseg.runtime import kernels  # numba: imported here, so the portable path never needs it
+
+            self._kernels = kernels
+            for effect in (Effect.BLUR_BG, Effect.GRAYSCALE_BG):
+                self(effect, np.zeros((8, 8, 3), np.uint8), MaskField(*np.zeros((2, 2, 2), np.float32)))
+            products = np.zeros((2, 2, 4), np.float32)
+            kernels.guide_products(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.float32), products)
+            kernels.guide_planes(products, np.float32(1e-3), np.float32(0), np.float32(1),
+                                 *np.zeros((2, 2, 2), np.float32))
 
     def close(self) -> None:
         if self._pool is not None:
