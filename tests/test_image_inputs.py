@@ -404,3 +404,13 @@ def test_threads_silencing_native_output_at_once_leave_stderr_and_opencv_logs_as
     for t in threads:
         t.join(10)
     assert (os.fstat(2).st_ino, cv2.utils.logging.getLogLevel()) == before
+
+
+def test_a_float_tiff_is_read_by_every_command_not_only_predict(tmp_path):
+    # IMREAD_COLOR decodes no 32-bit float TIFF: the reader without alpha called a valid file corrupt
+    path = tmp_path / "scan.tiff"
+    cv2.imwrite(str(path), np.dstack([np.full((20, 30), v, np.float32) for v in (0.0, 0.5, 1.0)]))
+    for alpha in (False, True):
+        image = read_image(path, alpha=alpha)
+        assert image.dtype == np.uint8 and image.shape == (20, 30, 3), (alpha, image.dtype, image.shape)
+        assert abs(int(image[0, 0, 1]) - 128) <= 1 and image[0, 0, 2] == 255 and image[0, 0, 0] == 0

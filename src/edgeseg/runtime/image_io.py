@@ -118,15 +118,21 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
                          f"{max_pixels:,} pixels{hint}")
     if data[:2] == b"\xff\xd8" and not _jpeg_complete(data):
         raise ImageError(f"{path} is a truncated JPEG (no end-of-image marker): an interrupted download or copy?")
+    unchanged = alpha
     try:
         with opencv_silenced():  # libpng and libtiff print their own complaint beside ours
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
+            buffer = np.frombuffer(data, np.uint8)
+            image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED if alpha else cv2.IMREAD_COLOR)
+            if image is None and not alpha:  # IMREAD_COLOR decodes no 32-bit float TIFF; IMREAD_UNCHANGED does
+                image, unchanged = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED), True
     except (cv2.error, MemoryError) as exc:  # out of memory, say: this file fails, the next one is read
         raise ImageError(f"{path} could not be decoded ({type(exc).__name__}: {str(exc).strip()[:120]})") from None
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
-    if alpha:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
+    if unchanged:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
         image = _bgr_or_bgra(image)
+        if not alpha and image.shape[2] == 4:
+            image = np.ascontiguousarray(image[..., :3])
     return image
 
 
