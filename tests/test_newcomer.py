@@ -305,10 +305,19 @@ def test_slow_work_shows_its_status_on_a_terminal_and_quick_work_stays_silent():
     assert piped.getvalue() == ""
 
 
+def test_what_a_command_prints_on_stdout_under_a_status_stays_on_stdout(capsys):
+    buffer, console = _terminal()
+    with status("compiling things", after=0.01, console=console):
+        time.sleep(0.2)
+        print('{"json": 1}')
+    assert capsys.readouterr().out == '{"json": 1}\n' and "json" not in buffer.getvalue()
+
+
 def test_the_fused_paths_first_compilation_is_announced(monkeypatch):
     # ~13 s on a 2-core x86 CPU the first time edgeseg runs: silence looked like a hang
-    composite = pytest.importorskip("edgeseg.runtime.composite")
     pytest.importorskip("numba")
+    from edgeseg.runtime import composite
+
     announced, real = [], composite.status
     monkeypatch.setattr(composite, "status", lambda message: announced.append(message) or real(message))
     composite.Compositor(1).close()

@@ -23,16 +23,20 @@ def track(items: Iterable[T], description: str, total: int | None = None, transi
 
 @contextmanager
 def status(message: str, after: float = 1.0, console=None) -> Iterator[None]:
-    """A spinner with ``message`` on a terminal's stderr (rich's ``Console.status``) while the block runs, shown
+    """A spinner with ``message`` on a terminal's stderr while the block runs (as rich's ``Console.status``), shown
     only once it has lasted ``after`` seconds (work that is usually quick stays silent) and gone when it ends.
     ``console``: rich's Console to draw on (default: stderr)."""
     from rich.console import Console
+    from rich.live import Live
+    from rich.spinner import Spinner
 
     console = console or Console(stderr=True)
     if not console.is_terminal:
         yield
         return
-    spinner = console.status(message)
+    # stdout is left alone: what a command prints there (JSON, say) must not move to the spinner's stderr
+    spinner = Live(Spinner("dots", text=message, style="status.spinner"), console=console, transient=True,
+                   redirect_stdout=False)
     lock, state = threading.Lock(), {"done": False, "shown": False}
 
     def show() -> None:

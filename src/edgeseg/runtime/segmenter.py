@@ -227,8 +227,8 @@ class Segmenter:
         # the input, bilinear to 2x the input, then an exact 2x2 area step. On average within a grey level of
         # INTER_AREA, which training uses. Also for a frame larger than the input on one side only (640x480 for
         # a 256x256 input: 1.5 ms of INTER_AREA, 0.4 ms this way). Bilinear shrinking by over 2x weighs some
-        # pixels 0 (at 2.5x one column in five: 640x480 for a 128 px input); halving from 4x instead costs a
-        # pass and gave no clear gain in pet IoU or flicker (oxford-real photos at 640x480).
+        # pixels 0 (at 2.5x one column in five: 640x480 for a 128 px input); halving from 4x would weigh every
+        # pixel, at the cost of a pass.
         while frame.shape[0] > 5 * h or frame.shape[1] > 5 * w:
             frame = halve(frame, self._scratch, f"frame/{frame.shape[0]}")
         if frame.shape[0] > h or frame.shape[1] > w:
