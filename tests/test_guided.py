@@ -73,7 +73,7 @@ def test_a_mask_of_twice_the_grid_or_more_is_fitted_on_a_halved_grid(shape, fitt
     rng = np.random.default_rng(5)
     prob = cv2.resize(rng.random((8, 8)).astype(np.float32), shape[::-1], interpolation=cv2.INTER_CUBIC)
     small = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), shape[::-1])
-    p, g = prob, small
+    p = prob
     while p.shape != fitted:  # 2 x 2 means
         p = cv2.resize(p, (p.shape[1] // 2, p.shape[0] // 2), interpolation=cv2.INTER_AREA)
     g = cv2.resize(small, fitted[::-1], interpolation=cv2.INTER_AREA)
