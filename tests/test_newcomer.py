@@ -322,3 +322,33 @@ def test_the_fused_paths_first_compilation_is_announced(monkeypatch):
     monkeypatch.setattr(composite, "status", lambda message: announced.append(message) or real(message))
     composite.Compositor(1).close()
     assert announced == [composite.COMPILING] and "numba caches" in composite.COMPILING
+
+
+def test_predict_to_an_image_file_name_writes_that_file_not_a_folder_of_that_name(tmp_path):
+    # `edgeseg predict photo.jpg --out cutout.jpg` made a folder named cutout.jpg, with the result inside it
+    import cv2
+    import numpy as np
+
+    photo = np.full((40, 60, 3), 100, np.uint8)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), photo)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "out.jpg")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.jpg").is_file() and cv2.imread(str(tmp_path / "out.jpg")).shape == (40, 60, 3)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--effect", "remove-bg",
+                                 "--out", str(tmp_path / "cut.webp")])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "cut.webp"), cv2.IMREAD_UNCHANGED).shape == (40, 60, 4)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                 "--out", str(tmp_path / "two.png")])
+    assert result.exit_code == 1 and "2 images" in one_line(result.output) and "folder" in one_line(result.output)
+    assert not (tmp_path / "two.png").exists()
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--effect", "remove-bg",
+                                 "--out", str(tmp_path / "cut.jpg")])  # JPEG would drop the transparency silently
+    assert result.exit_code == 1 and "transparency" in one_line(result.output), result.output
+    assert not (tmp_path / "cut.jpg").exists()
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "a.png")])
+    assert result.exit_code == 1 and "would replace an input" in one_line(result.output)
+    (tmp_path / "shots.png").mkdir()  # a folder that happens to be named like an image stays a folder
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "shots.png")])
+    assert result.exit_code == 0 and (tmp_path / "shots.png" / "a_grayscale-bg.png").is_file(), result.output

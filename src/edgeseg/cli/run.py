@@ -142,7 +142,8 @@ def predict(
     model: ModelOpt = None,
     effect: EffectOpt = P.effect,
     background: BackgroundOpt = None,
-    out: Path = typer.Option(Path("predictions"), help="Output folder."),
+    out: Path = typer.Option(Path("predictions"),
+                             help="Output folder, or an image file (.png, .jpg, .webp...) for a single image."),
     max_pixels: MaxPixelsOpt = MAX_PIXELS,
     threads: ThreadsOpt = None,
     threshold: ThresholdOpt = S.threshold,
@@ -159,7 +160,7 @@ def predict(
     """Apply a background effect to still images (remove-bg writes PNGs with transparency)."""
     from dataclasses import asdict
 
-    from edgeseg.runtime.pipeline import predict_images
+    from edgeseg.runtime.pipeline import names_an_image, predict_images
     from edgeseg.runtime.segmenter import RunningMode
 
     background_value = background_option(effect, background)
@@ -171,7 +172,7 @@ def predict(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
         softness=softness, edges=edges, feather=feather, min_blob=min_blob, input_range=input_range,
         output_kind=output_kind)
-    writable(out, "--out", folder=True)
+    writable(out, "--out", folder=not names_an_image(out))
     report = predict_images(images, options, effect, out, background_value, max_pixels, progress=not as_json)
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))

@@ -15,6 +15,9 @@ from edgeseg.errors import EdgesegError
 
 MAX_PIXELS = 50_000_000  # 50 MP: larger images are refused before decoding (a 1 MB PNG can hold 400 MP)
 MAX_PIXELS_OPTION = "--max-pixels"  # the commands that read photos (predict, webcam, label) raise the limit with it
+# Formats that keep a cutout's transparency: JPEG drops the alpha channel without a word, and most viewers
+# ignore the fourth byte of a 32-bit BMP
+ALPHA_SUFFIXES = (".png", ".webp")
 
 
 class ImageError(EdgesegError, ValueError):

@@ -22,7 +22,7 @@ from edgeseg.io import atomic_path
 from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
 from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect
 from edgeseg.runtime.image_io import (
-    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
+    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
 )
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
@@ -306,31 +306,54 @@ def output_names(files: list[Path], suffix: str) -> list[str]:
     return names
 
 
-def predict_images(images: list[str], options: SegmenterOptions, effect: Effect, out_dir: str | Path,
+def names_an_image(out: str | Path) -> bool:
+    """``out`` is an image file's name (``cutout.png``), not a folder: predict writes its one image there."""
+    out = Path(out)
+    return out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
+
+
+def output_paths(files: list[Path], effect: Effect, out: Path, transparent: bool) -> list[Path]:
+    """Where each input's result goes: ``out`` itself when it names an image file (one input only), else a PNG
+    per input in the folder ``out``. ``transparent``: the results have an alpha channel, which ``out``'s format
+    must keep. Nothing may land on an input."""
+    if not names_an_image(out):
+        targets = [out / name for name in output_names(files, Effect(effect).value)]
+    elif len(files) > 1:
+        raise ValueError(f"--out {out} names one image file, but {len(files)} images were given: give a folder")
+    elif transparent and out.suffix.lower() not in ALPHA_SUFFIXES:
+        raise ValueError(f"--out {out}: {out.suffix} cannot keep remove-bg's transparency; use "
+                         f"{' or '.join(ALPHA_SUFFIXES)}, or --background #RRGGBB to key the background to a colour")
+    else:
+        targets = [out] * len(files)
+    inputs = {f.resolve() for f in files}
+    clash = next((t for t in targets if t.resolve() in inputs), None)
+    if clash is not None:  # writing it would replace a photo of the user's, then read it back as an input
+        raise ValueError(f"the output {clash} would replace an input of the same name; choose another --out")
+    return targets
+
+
+def predict_images(images: list[str], options: SegmenterOptions, effect: Effect, out: str | Path,
                    background=None, max_pixels: int = MAX_PIXELS, progress: bool = False) -> PredictReport:
-    """Apply ``effect`` to still images; write PNGs (remove-bg: with an alpha channel) into ``out_dir``.
+    """Apply ``effect`` to still images; write PNGs (remove-bg: with an alpha channel) into the folder ``out``,
+    or one image to ``out`` when it names an image file (:func:`output_paths`).
 
     Every readable image is processed; the rest are listed in ``failed`` with the reason. ``progress``: a
     progress bar while it runs.
     """
     from dataclasses import replace
 
-    out_dir = Path(out_dir)
     files, failed = expand_inputs(images)
-    inputs = {f.resolve() for f in files}
-    clash = next((out_dir / n for n in output_names(files, Effect(effect).value) if (out_dir / n).resolve() in inputs),
-                 None)
-    if clash is not None:  # writing it would replace a photo of the user's, then read it back as an input
-        raise ValueError(f"the output {clash} would replace an input of the same name; choose another --out")
+    transparent = Effect(effect) is Effect.REMOVE_BG and not isinstance(background, tuple)
+    targets = output_paths(files, effect, Path(out), transparent)
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, video=False)
-        todo = jobs = list(zip(files, output_names(files, Effect(effect).value)))
+        todo = jobs = list(zip(files, targets))
         if progress:
             from edgeseg.progress import track
 
             jobs = track(jobs, description=f"Segmenting {len(jobs)} images", transient=True)
-        for index, (path, name) in enumerate(jobs):
+        for index, (path, target) in enumerate(jobs):
             try:
                 image = read_image(path, max_pixels, MAX_PIXELS_OPTION, alpha=True)
             except ImageError as exc:
@@ -344,7 +367,6 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
                 result[..., 3] = (result[..., 3].astype(np.uint16) * hidden + 127) // 255
             for k in history:
                 history[k].append(timings[k] * 1000)
-            target = out_dir / name
             try:
                 with atomic_path(target) as tmp:
                     write_image(tmp, result)
