@@ -414,3 +414,19 @@ def test_a_float_tiff_is_read_by_every_command_not_only_predict(tmp_path):
         image = read_image(path, alpha=alpha)
         assert image.dtype == np.uint8 and image.shape == (20, 30, 3), (alpha, image.dtype, image.shape)
         assert abs(int(image[0, 0, 1]) - 128) <= 1 and image[0, 0, 2] == 255 and image[0, 0, 0] == 0
+
+
+def test_a_folder_of_tiffs_is_a_folder_of_images(tmp_path):
+    # a scanner's or a camera's TIFFs were read when named one by one, but a folder of them "held no images"
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("a.tif", "b.TIFF"):
+        cv2.imwrite(str(scans / name), np.full((30, 40, 3), 120, np.uint8))
+    assert [p.name for p in image_files(scans)] == ["a.tif", "b.TIFF"]
+    result = runner.invoke(app, ["predict", str(scans), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_grayscale-bg.png", "b_grayscale-bg.png"]
+    result = runner.invoke(app, ["predict", str(scans / "a.tif"), "--effect", "remove-bg",
+                                 "--out", str(tmp_path / "cut.tif")])  # TIFF keeps the cutout's transparency
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(tmp_path / "cut.tif"), cv2.IMREAD_UNCHANGED).shape == (30, 40, 4)

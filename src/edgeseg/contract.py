@@ -19,7 +19,7 @@ from edgeseg import __version__
 from edgeseg.errors import EdgesegError
 
 METADATA_KEY = "edgeseg"  # the metadata entry's name in a .tflite, its metadata_props key in an .onnx
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 # Oxford-IIIT Pet trimaps, 0-based: what edgeseg models predict. The first class is the subject ("pet" for
 # Oxford-IIIT Pet, "person" for portraits): see trimap_classes.

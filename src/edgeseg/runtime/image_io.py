@@ -17,7 +17,7 @@ MAX_PIXELS = 50_000_000  # 50 MP: larger images are refused before decoding (a 1
 MAX_PIXELS_OPTION = "--max-pixels"  # the commands that read photos (predict, webcam, label) raise the limit with it
 # Formats that keep a cutout's transparency: JPEG drops the alpha channel without a word, and most viewers
 # ignore the fourth byte of a 32-bit BMP
-ALPHA_SUFFIXES = (".png", ".webp")
+ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 
 
 class ImageError(EdgesegError, ValueError):

@@ -322,7 +322,7 @@ def output_paths(files: list[Path], effect: Effect, out: Path, transparent: bool
         raise ValueError(f"--out {out} names one image file, but {len(files)} images were given: give a folder")
     elif transparent and out.suffix.lower() not in ALPHA_SUFFIXES:
         raise ValueError(f"--out {out}: {out.suffix} cannot keep remove-bg's transparency; use "
-                         f"{' or '.join(ALPHA_SUFFIXES)}, or --background #RRGGBB to key the background to a colour")
+                         f"{', '.join(ALPHA_SUFFIXES)}, or --background #RRGGBB to key the background to a colour")
     else:
         targets = [out] * len(files)
     inputs = {f.resolve() for f in files}
