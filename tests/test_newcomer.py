@@ -352,3 +352,15 @@ def test_predict_to_an_image_file_name_writes_that_file_not_a_folder_of_that_nam
     (tmp_path / "shots.png").mkdir()  # a folder that happens to be named like an image stays a folder
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "shots.png")])
     assert result.exit_code == 0 and (tmp_path / "shots.png" / "a_grayscale-bg.png").is_file(), result.output
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["evaluate", "--model", "edge", "--data", "pets"], "edgeseg evaluate takes the model as an argument"),
+    (["bench", "run", "--model", "edge"], "edgeseg bench run takes the models as arguments"),
+])
+def test_an_argument_given_as_an_option_is_named_as_such(args, hint):
+    # predict and webcam take --model; `edgeseg evaluate --model edge` said "No such option: --model (Possible
+    # options: --help)"
+    result = _edgeseg(*args)
+    assert result.returncode == 2 and hint in one_line(result.stderr), result.stderr
+    assert "Possible options" not in result.stderr

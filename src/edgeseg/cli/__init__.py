@@ -47,19 +47,35 @@ def verbose_first(args: list[str]) -> list[str]:
     return [flags[0], *(a for a in head if a not in VERBOSE_FLAGS), *args[len(head):]]
 
 
+def _argument_as_option(exc) -> str | None:
+    """What to say when an argument was given as an option (``evaluate --model m``: predict and webcam take
+    ``--model``), where click would list options whose names look alike; None for any other unknown option."""
+    if exc.ctx is None:
+        return None
+    name = exc.option_name.lstrip("-").replace("-", "_")
+    param = next((p for p in exc.ctx.command.params if p.param_type_name == "argument" and p.name in (name, f"{name}s")), None)
+    if param is None:
+        return None
+    command = exc.ctx.command_path
+    taken = "as an argument" if param.nargs == 1 else "as arguments"
+    usage = f"{param.name.upper()}{'' if param.nargs == 1 else '...'}"
+    return f"{command} takes the {param.name} {taken}, not {exc.option_name}: {command} {usage} [OPTIONS]"
+
+
 def main() -> None:
     """The console script: usage errors exit 2, runtime errors 1, both as one ``error:`` line; a stop signal
     128 + its number."""
     try:  # typer vendors click from 0.26 on
-        from typer._click.exceptions import UsageError
+        from typer._click.exceptions import NoSuchOption, UsageError
     except ImportError:
-        from click.exceptions import UsageError
+        from click.exceptions import NoSuchOption, UsageError
 
     _stop_signals_unwind_like_ctrl_c()
     try:
         code = app(args=verbose_first(sys.argv[1:]), standalone_mode=False)  # a typer.Exit comes back as its exit code (130 for Ctrl-C)
     except UsageError as exc:
-        message = exc.format_message()
+        message = _argument_as_option(exc) if isinstance(exc, NoSuchOption) else None
+        message = message or exc.format_message()
         if message:  # no sub-command: click printed the help and has nothing to add
             command = exc.ctx.command_path if exc.ctx else "edgeseg"
             err.print(f"[bold red]error:[/] {escape(message)} (see: {command} --help)")
