@@ -364,3 +364,13 @@ def test_an_argument_given_as_an_option_is_named_as_such(args, hint):
     result = _edgeseg(*args)
     assert result.returncode == 2 and hint in one_line(result.stderr), result.stderr
     assert "Possible options" not in result.stderr
+
+
+def test_report_titles_count_one_image_as_one_image():
+    from types import SimpleNamespace
+
+    from edgeseg.cli.tables import export_table
+
+    report = SimpleNamespace(source="run/model.keras", keras_mean_iou=0.5, keras_mask={"pet_iou": 0.6}, eval_images=1,
+                             artifacts=[])
+    assert export_table(report).title.endswith("0.6000, 1 image)")  # it said "1 images"

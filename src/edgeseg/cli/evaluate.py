@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgeseg.cli.app import app, console, need_train_extra, writable
+from edgeseg.cli.app import app, console, need_train_extra, plural, writable
 from edgeseg.cli.options import EdgesOpt, choices, MinBlobOpt, SmoothingOpt, SoftnessOpt, ThresholdOpt
 from edgeseg.cli.tables import by_source, mask_table, metrics_table, table
 from edgeseg.io import atomic_write_text
@@ -68,7 +68,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    console.print(mask_table(f"{model} ({split}, {report.images} images, runtime mask)",
+    console.print(mask_table(f"{model} ({split}, {plural(report.images, 'image')}, runtime mask)",
                              by_source(report.mask_by_source, report.mask), report.subject))
     if report.flicker:
         first = next(iter(report.flicker.values()))
@@ -102,5 +102,5 @@ def _sweep(model, data, split, limit, settings, grid, flicker, out, as_json) -> 
         if flicker:
             cells.append(f"{sum(f.flicker for f in report.flicker.values()) / len(report.flicker):.5f}")
         lines.append(cells)
-    console.print(table(f"{model} ({split}, {rows[0].report.images} images, mean of {len(data)} dataset(s))", columns,
-                        lines, left=len(grid)))
+    title = f"{model} ({split}, {plural(rows[0].report.images, 'image')}, mean of {plural(len(data), 'dataset')})"
+    console.print(table(title, columns, lines, left=len(grid)))

@@ -7,6 +7,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from edgeseg.cli.app import plural
+
 
 def table(title: str, columns: list[str], rows: list[list[str]], left: int = 1) -> Table:
     """The one table renderer: the first ``left`` columns are left-aligned (names), the rest right (numbers)."""
@@ -46,7 +48,7 @@ def by_source(by_source: dict, overall) -> dict[str, dict]:
 
 def export_table(report) -> Table:
     title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, pet IoU "
-             f"{report.keras_mask.get('pet_iou', float('nan')):.4f}, {report.eval_images} images)")
+             f"{report.keras_mask.get('pet_iou', float('nan')):.4f}, {plural(report.eval_images, 'image')})")
     rows = []
     for a in report.artifacts:
         status = "[green]pass[/]" if a.passed else "[red]FAIL[/] " + escape("; ".join(a.failures))
