@@ -120,6 +120,28 @@ def test_a_report_without_accuracy_draws_no_empty_chart_and_names_threads(tmp_pa
     assert "accuracy" not in (tmp_path / "r" / "README.md").read_text()
 
 
+def test_repeated_runs_of_a_device_are_one_bar_at_their_median_with_their_range(tmp_path, monkeypatch):
+    # the latency chart drew every run's bar at the last run's p50, under identical legend entries
+    pytest.importorskip("matplotlib")
+    from edgeseg.benchmarks import report
+
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append(fig))
+    paths = []
+    for i, (device, p50) in enumerate((("pi5", 20.0), ("pi5", 60.0), ("pi5", 30.0), ("jetson", 5.0))):
+        doc = load_results(OLD_RESULT)
+        doc["device"]["name"] = device
+        doc["rows"][0]["latency_ms"]["p50"] = p50
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(doc))
+    report.charts([load_results(p) for p in paths], tmp_path)
+    ax = figures[0].axes[0]
+    assert sorted(ax.get_legend_handles_labels()[1]) == ["jetson (4 threads)", "pi5 (4 threads, median of 3 runs)"]
+    assert sorted(bar.get_width() for bar in ax.patches) == [5.0, 30.0]  # pi5's median, not its last run
+    spans = [sorted(x for x, _ in segment) for lines in ax.collections for segment in lines.get_segments()]
+    assert spans == [[20.0, 60.0]]  # pi5's runs span 20-60 ms; jetson's one run has no span
+
+
 def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_result):
     rows = [r for r in bench_result["rows"] if r["status"] == "ok"]
     assert accuracy_axis(rows)[0] == "pet_iou"  # fg IoU counts the border band: it rewards halos

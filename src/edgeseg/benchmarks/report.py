@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 from pathlib import Path
 
 from edgeseg.io import atomic_path, atomic_write_text
@@ -113,30 +114,44 @@ def accuracy_axis(rows: list[dict]) -> tuple[str, str] | None:
     return next(((key, label) for key, label in ACCURACY_AXES if any(r.get(key) is not None for r in rows)), None)
 
 
+def _runs_by_device(results: list[dict]) -> dict[str, list[dict]]:
+    """Result files grouped by device name (one device's repeated runs), by name."""
+    runs: dict[str, list[dict]] = {}
+    for doc in sorted(results, key=lambda d: d["device"]["name"]):
+        runs.setdefault(doc["device"]["name"], []).append(doc)
+    return runs
+
+
 def charts(results: list[dict], out: Path) -> list[Path]:
-    """latency.png: p50 per model and device (each device at its most threads, said in the legend);
-    accuracy.png: accuracy (:func:`accuracy_axis`) vs latency, only when some row has one."""
+    """latency.png: p50 per model and device (each device at its most threads, said in the legend; a device's
+    repeated runs as one bar at their median, a line spanning their range); accuracy.png: accuracy
+    (:func:`accuracy_axis`) vs latency, only when some row has one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    docs = sorted(results, key=lambda d: d["device"]["name"])
-    best = {}
-    for doc in docs:
-        top = max(r["threads"] for r in doc["rows"])
-        for r in doc["rows"]:
-            if r["threads"] == top and "latency_ms" in r:
-                best[(doc["device"]["name"], r["model"])] = r
+    runs = _runs_by_device(results)
+    top = {name: max(r["threads"] for doc in docs for r in doc["rows"]) for name, docs in runs.items()}
+    best: dict[tuple[str, str], list[dict]] = {}  # (device, model): its row at the most threads in each run
+    for name, docs in runs.items():
+        for doc in docs:
+            for r in doc["rows"]:
+                if r["threads"] == top[name] and "latency_ms" in r:
+                    best.setdefault((name, r["model"]), []).append(r)
+    p50 = {key: [r["latency_ms"]["p50"] for r in rows] for key, rows in best.items()}
     models = sorted({m for _, m in best})
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) * max(1, len(docs)) + 1.5))
-    height = 0.8 / max(1, len(docs))
-    for i, doc in enumerate(docs):
-        name = doc["device"]["name"]
-        ys = [j + i * height for j, m in enumerate(models) if (name, m) in best]
-        xs = [best[(name, m)]["latency_ms"]["p50"] for m in models if (name, m) in best]
-        top = max(r["threads"] for r in doc["rows"])
-        ax.barh(ys, xs, height=height, label=f"{name} ({top} threads)")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) * max(1, len(runs)) + 1.5))
+    height = 0.8 / max(1, len(runs))
+    for i, (name, docs) in enumerate(runs.items()):
+        keys = [(j + i * height, (name, m)) for j, m in enumerate(models) if (name, m) in p50]
+        ys, xs = [y for y, _ in keys], [statistics.median(p50[k]) for _, k in keys]
+        repeated = f", median of {len(docs)} runs" if len(docs) > 1 else ""
+        ax.barh(ys, xs, height=height, label=f"{name} ({top[name]} threads{repeated})")
+        spread = [(y, x, p50[k]) for y, x, (_, k) in zip(ys, xs, keys) if len(p50[k]) > 1]
+        if spread:
+            ax.errorbar([x for _, x, _ in spread], [y for y, _, _ in spread], fmt="none", capsize=2, ecolor="0.25",
+                        xerr=[[x - min(v) for _, x, v in spread], [max(v) - x for _, x, v in spread]])
     ax.set_yticks([j + 0.4 - height / 2 for j in range(len(models))], models)
     ax.set_xlabel("p50 latency, ms (lower is better)")
     ax.set_xscale("log")
@@ -144,7 +159,7 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.legend()
     ax.invert_yaxis()
     _save(fig, out / "latency.png")
-    axis = accuracy_axis(list(best.values()))
+    axis = accuracy_axis([r for rows in best.values() for r in rows])
     if axis is None:
         return [out / "latency.png"]  # no accuracy was measured: no empty chart
     key, axis_label = axis
@@ -152,15 +167,13 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(10, 5.5))
     colors = plt.get_cmap("tab20")
     markers = "osD^v<>P*X"
-    for d, doc in enumerate(docs):  # colour = model, marker = device
-        name = doc["device"]["name"]
+    for d, name in enumerate(runs):  # colour = model, marker = device
         for i, model in enumerate(models):
-            r = best.get((name, model))
-            accuracy = None if r is None else r.get(key)
-            if accuracy is not None:
-                label = model if len(docs) == 1 else f"{model} ({name})"
-                ax.scatter(r["latency_ms"]["p50"], accuracy, color=colors(i % 20), marker=markers[d % len(markers)],
-                           s=50, label=label)
+            accuracy = [r[key] for r in best.get((name, model), []) if r.get(key) is not None]
+            if accuracy:
+                label = model if len(runs) == 1 else f"{model} ({name})"
+                ax.scatter(statistics.median(p50[(name, model)]), statistics.median(accuracy), color=colors(i % 20),
+                           marker=markers[d % len(markers)], s=50, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, ms")
     ax.set_ylabel(axis_label)
