@@ -17,6 +17,10 @@ from edgeseg.runtime.composite import FramePath
 from edgeseg.runtime.effects import Effect
 
 SCHEMA_VERSION = 1
+# The live step's frames and effect unless asked otherwise; also what result files from before these were
+# recorded measured
+FRAME_SIZE = (640, 480)  # (width, height)
+EFFECT = Effect.GRAYSCALE_BG
 
 
 @dataclass
@@ -30,8 +34,8 @@ class BenchOptions:
     foreground: dict[int, float] | None = None  # for third-party class models (e.g. {8: 1, 12: 1}: cat, dog in VOC)
     device: str | None = None
     timeout_s: float = 900
-    frame_size: tuple[int, int] = (640, 480)  # (width, height) of the live step's frames
-    effect: Effect = Effect.GRAYSCALE_BG  # the live step's effect
+    frame_size: tuple[int, int] = FRAME_SIZE  # (width, height) of the live step's frames
+    effect: Effect = EFFECT  # the live step's effect
     frame_path: FramePath | None = None  # how the live step does its frame-sized work (None: fused with numba)
 
 

@@ -123,13 +123,13 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
     from edgeseg.runtime.pipeline import STEP_STAGES, FrameProcessor
     from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
-    width, height = req.get("frame_size") or (640, 480)
+    width, height = req["frame_size"]
     # a smooth random picture: edges and flat parts, as a camera sees, not white noise
     coarse = (max(1, height // 4), max(1, width // 4), 3)  # at least a pixel: frames from 1x1 up are measured
     frame = cv2.resize(np.random.default_rng(0).integers(0, 256, coarse, dtype=np.uint8), (width, height))
     stages: dict[str, list[float]] = {k: [] for k in STEP_STAGES}
     with Segmenter(SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)) as seg:
-        process = FrameProcessor(seg, req.get("effect") or "grayscale-bg", frame_path=req.get("frame_path"))
+        process = FrameProcessor(seg, req["effect"], frame_path=req["frame_path"])
 
         def step():
             for k, v in process(frame)[1].items():
@@ -142,7 +142,7 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
     skip = req["warmup"]  # the warm-up runs' stages are not the steady state
     return {"subject": subject, "pipeline_ms": _stats(times, cpu), "pipeline_fps": round(1000 / float(np.median(times)), 2),
             "pipeline_stage_ms": {k: round(float(np.median(v[skip:] or v)), 3) for k, v in stages.items() if v},
-            "frame_size": [width, height], "effect": req.get("effect") or "grayscale-bg",
+            "frame_size": [width, height], "effect": req["effect"],
             "frame_path": process.frame_path.value}
 
 

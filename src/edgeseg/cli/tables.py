@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from edgeseg.benchmarks.runner import EFFECT, FRAME_SIZE
 from edgeseg.cli.app import plural
 
 
@@ -71,7 +72,7 @@ def bench_table(result: dict) -> Table:
     flags = ", ".join(device.get("cpu_flags") or [])
     t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores; {flags})",
               ["model", "status", "thr", *(h for h, _, _ in COLUMNS)], rows, left=2)
-    size = "x".join(map(str, result.get("options", {}).get("frame_size") or (640, 480)))
+    size = "x".join(map(str, result.get("options", {}).get("frame_size") or FRAME_SIZE))
     t.caption = ("x floor: p50 over the time the model's multiply-adds take at this CPU's measured fp32 peak; "
                  f"below 1 is faster than that peak (int8 kernels do more per cycle). pipeline FPS: the whole {size} "
                  "live step. CPU %: average use while timed (100 = one core). IoU: the subject's, border pixels ignored.")
@@ -93,8 +94,8 @@ def stage_table(result: dict) -> Table:
         rows.append([r["model"], str(r["threads"]), *(f"{ms.get(k, 0):.2f}" for k in stages), f"{around:.2f}",
                      f"{pipe['p50']:.2f}", f"{pipe.get('p99.9', float('nan')):.2f}", f"{pipe.get('cpu_percent', 0):.0f}"])
     first = next((r for r in result["rows"] if r.get("frame_size")), {})
-    size = "x".join(map(str, first.get("frame_size", [640, 480])))
+    size = "x".join(map(str, first.get("frame_size", FRAME_SIZE)))
     path = f", {first['frame_path']} frame path" if first.get("frame_path") else ""
-    return table(f"Live step at {size}, {first.get('effect', 'grayscale-bg')}{path} (medians, ms)",
+    return table(f"Live step at {size}, {first.get('effect', EFFECT.value)}{path} (medians, ms)",
                  ["model", "thr", "pre", "inference", "post", "effect", "around the model", "step p50", "step p99.9",
                   "CPU %"], rows, left=2)
