@@ -166,7 +166,7 @@ def predict(
     background_value = background_option(effect, background)
     if effect is Effect.REMOVE_BG and isinstance(background_value, tuple):
         logging.getLogger("edgeseg").warning(
-            "remove-bg with --background %s keys the background to that colour: the PNGs have no transparency "
+            "remove-bg with --background %s keys the background to that colour: the images have no transparency "
             "(leave --background out for transparent cutouts)", background)
     options = segmenter_options(
         model, RunningMode.IMAGE, provider, foreground, threads=threads, smoothing=1.0, threshold=threshold,
