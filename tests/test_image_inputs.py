@@ -430,3 +430,24 @@ def test_a_folder_of_tiffs_is_a_folder_of_images(tmp_path):
                                  "--out", str(tmp_path / "cut.tif")])  # TIFF keeps the cutout's transparency
     assert result.exit_code == 0, result.output
     assert cv2.imread(str(tmp_path / "cut.tif"), cv2.IMREAD_UNCHANGED).shape == (30, 40, 4)
+
+
+def test_a_folder_whose_photos_are_in_subfolders_says_how_to_reach_them(tmp_path):
+    # "folder photos holds no images" when photos/2024/ held them all
+    nested = tmp_path / "photos" / "2024" / "june"
+    nested.mkdir(parents=True)
+    cv2.imwrite(str(nested / "a.jpg"), np.full((30, 40, 3), 120, np.uint8))
+    cv2.imwrite(str(nested.parent / "b.jpg"), np.full((30, 40, 3), 120, np.uint8))
+    photos = tmp_path / "photos"
+    for args in (["predict", str(photos), "--out", str(tmp_path / "out")],
+                 ["webcam", "--source", str(photos), "--no-window"],
+                 ["label", str(photos), "--out", str(tmp_path / "labels")]):
+        result = runner.invoke(app, args)
+        text = one_line(result.output)
+        assert result.exit_code != 0 and "holds no images" in text and f"{photos}/**/*" in text, (args, text)
+        assert "2024" in text, text  # the subfolder that holds them
+    result = runner.invoke(app, ["predict", f"{photos}/**/*.jpg", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output  # ** reaches every depth, as a shell's globstar does
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_grayscale-bg.png", "b_grayscale-bg.png"]
+    result = runner.invoke(app, ["predict", f"{photos}/*.png", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and f"{photos}/*.png matches no files" in one_line(result.output), result.output

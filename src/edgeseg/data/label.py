@@ -20,10 +20,9 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path, atomic_write_text
 from edgeseg.runtime.image_io import (
-    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
+    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, read_image, write_image,
 )
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
@@ -241,7 +240,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
         raise FileNotFoundError(f"image folder {images} not found")
     files = image_files(images)
     if not files:
-        raise FileNotFoundError(f"{images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise FileNotFoundError(no_images(images))
     names = [p.stem for p in files]
     if len(set(names)) != len(names):
         raise ValueError(f"{images} has images that share a name with different suffixes; rename them first")

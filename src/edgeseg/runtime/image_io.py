@@ -176,6 +176,18 @@ def image_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def no_images(folder: str | Path) -> str:
+    """Why ``folder`` gave no images: the suffixes read, and, where its subfolders hold them (folders are not
+    searched below their own level), which one and the pattern that reaches them."""
+    folder = Path(folder)
+    message = f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+    for sub in folder.rglob("*"):  # to the first image only: a large tree without any is walked once
+        if sub.suffix.lower() in IMAGE_SUFFIXES and sub.is_file():
+            return (f"{message}; its subfolders do (e.g. {sub.parent}), which are not searched: name them, or "
+                    f"give the pattern '{folder}/**/*{sub.suffix}'")
+    return message
+
+
 def regular_file(path: Path, error: type[Exception]) -> None:
     """Refuse a pipe, a device or a link to one (reading it hangs or never ends) with ``error``."""
     try:

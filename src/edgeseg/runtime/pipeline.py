@@ -22,7 +22,7 @@ from edgeseg.io import atomic_path
 from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
 from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect
 from edgeseg.runtime.image_io import (
-    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, read_image, write_image,
+    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, read_image, write_image,
 )
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
@@ -279,20 +279,20 @@ def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
             found = image_files(path)
             files += found
             if not found:
-                failed[spec] = f"folder {spec} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                failed[spec] = no_images(path)
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             failed[spec] = (f"{spec} is a video: predict takes still images; use "
                             f"edgeseg webcam --source {spec} --output OUT.mp4")
         elif path.is_file():
             files.append(path)
-        elif matches := sorted(glob.glob(spec)):
+        elif matches := sorted(glob.glob(spec, recursive=True)):
             found = [Path(m) for m in matches if Path(m).is_file()]
             files += found
             if not found:  # a pipe, a symlink loop, or a pattern that matches only folders
                 failed[spec] = (f"{spec} is not an image file or folder" if matches == [spec]
                                 else f"{spec} matches no image files")
         else:
-            failed[spec] = f"{spec} not found"
+            failed[spec] = f"{spec} matches no files" if glob.has_magic(spec) else f"{spec} not found"
     return list(dict.fromkeys(files)), failed
 
 

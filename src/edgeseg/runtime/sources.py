@@ -19,7 +19,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
-from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, read_image
+from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, no_images, read_image
 from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg")
@@ -64,10 +64,10 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
     if path.is_dir():
         files = image_files(path)
         if not files:
-            raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise SourceError(no_images(path))
         return ImageSource(files, max_pixels, loop, realtime)
     if not path.exists():
-        matches = sorted(glob.glob(spec))
+        matches = sorted(glob.glob(spec, recursive=True))
         if matches:
             return ImageSource([Path(m) for m in matches], max_pixels, loop, realtime)
         raise SourceError(f"source {spec!r} not found: give a camera index, a device, a video or image file, "
