@@ -196,3 +196,18 @@ def test_a_stream_that_never_answers_times_out_and_says_so():
         open_source(f"http://127.0.0.1:{listener.getsockname()[1]}/stream", timeout_s=2)
     assert time.monotonic() - start < 10
     listener.close()
+
+
+def test_a_pattern_source_takes_the_files_it_matches_not_the_folders(tmp_path):
+    # `--source 'photos/**'` read the folders it matched as frames: "nest is not a regular file (a pipe...)"
+    from edgeseg.runtime.sources import SourceError, open_source
+
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "photos" / "sub" / "a.png"), np.full((20, 30, 3), 90, np.uint8))
+    source = open_source(f"{tmp_path}/photos/**")
+    try:
+        assert [f.name for f in source.files] == ["a.png"]
+    finally:
+        source.close()
+    with pytest.raises(SourceError, match="matches no image files"):
+        open_source(f"{tmp_path}/photos/*")  # only a folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import stat
 import struct
 from pathlib import Path
@@ -174,6 +175,13 @@ def image_files(folder: str | Path) -> list[Path]:
     """The image files of a folder, sorted: regular files with an image suffix only, so that a pipe, a device
     or a link to one (``ln -s /dev/zero x.png``) is left out, not read until it hangs or fills memory."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def pattern_files(pattern: str) -> tuple[list[str], list[Path]]:
+    """What a glob pattern matches (``**`` at every depth, as a shell's globstar), sorted, and the regular files
+    among the matches (folders left out)."""
+    matches = sorted(glob.glob(pattern, recursive=True))
+    return matches, [Path(m) for m in matches if Path(m).is_file()]
 
 
 def no_images(folder: str | Path) -> str:

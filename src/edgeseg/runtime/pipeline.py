@@ -22,7 +22,8 @@ from edgeseg.io import atomic_path
 from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
 from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect
 from edgeseg.runtime.image_io import (
-    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, read_image, write_image,
+    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, pattern_files, read_image,
+    write_image,
 )
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, RunningMode, Segmenter, SegmenterOptions
@@ -285,8 +286,8 @@ def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
                             f"edgeseg webcam --source {spec} --output OUT.mp4")
         elif path.is_file():
             files.append(path)
-        elif matches := sorted(glob.glob(spec, recursive=True)):
-            found = [Path(m) for m in matches if Path(m).is_file()]
+        elif (matched := pattern_files(spec))[0]:
+            matches, found = matched
             files += found
             if not found:  # a pipe, a symlink loop, or a pattern that matches only folders
                 failed[spec] = (f"{spec} is not an image file or folder" if matches == [spec]

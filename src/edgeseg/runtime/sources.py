@@ -19,7 +19,9 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.quiet import opencv_silenced
-from edgeseg.runtime.image_io import ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, no_images, read_image
+from edgeseg.runtime.image_io import (
+    ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, no_images, pattern_files, read_image,
+)
 from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg")
@@ -67,9 +69,11 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
             raise SourceError(no_images(path))
         return ImageSource(files, max_pixels, loop, realtime)
     if not path.exists():
-        matches = sorted(glob.glob(spec, recursive=True))
+        matches, files = pattern_files(spec)
+        if files:
+            return ImageSource(files, max_pixels, loop, realtime)
         if matches:
-            return ImageSource([Path(m) for m in matches], max_pixels, loop, realtime)
+            raise SourceError(f"source {spec!r} matches no image files, only folders or special files")
         raise SourceError(f"source {spec!r} not found: give a camera index, a device, a video or image file, "
                           "a folder of images or a stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
