@@ -200,7 +200,7 @@ def test_runtime_never_imports_tensorflow(shipped, tmp_path):
         import numpy as np
         from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
         from edgeseg.runtime.effects import apply_effect
-        from edgeseg.runtime.pipeline import predict_images
+        from edgeseg.runtime.predict import predict_images
         from edgeseg.cli import app
         frame = np.zeros((48, 64, 3), np.uint8)
         for path in ({shipped("tflite", "int8")!r}, {shipped("onnx", "int8")!r}):

@@ -160,7 +160,7 @@ def predict(
     """Apply a background effect to still images (remove-bg writes PNGs with transparency)."""
     from dataclasses import asdict
 
-    from edgeseg.runtime.pipeline import names_an_image, predict_images
+    from edgeseg.runtime.predict import names_an_image, predict_images
     from edgeseg.runtime.segmenter import RunningMode
 
     background_value = background_option(effect, background)
