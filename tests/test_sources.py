@@ -131,6 +131,41 @@ def test_the_camera_is_asked_for_a_size_and_rate_and_says_what_it_delivers(monke
     assert "0 delivers 640x480 at 30 FPS, not the 1920x1080 at 60 FPS asked for" in caplog.text
 
 
+class _UsbCamera(_FakeCamera):
+    """A USB 2 webcam: uncompressed (its default) 1280x720 at 10 FPS only, MJPG 1280x720 at 30 FPS."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.props[cv2.CAP_PROP_FOURCC] = float(cv2.VideoWriter_fourcc(*"YUYV"))
+        self.order = []
+
+    def set(self, prop, value):
+        self.order.append(prop)
+        if prop == cv2.CAP_PROP_FOURCC:
+            self.props[prop] = float(value)
+        super().set(prop, value)
+        mjpg = self.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+        self.props[cv2.CAP_PROP_FPS] = 30.0 if mjpg or self.props[cv2.CAP_PROP_FRAME_WIDTH] == 640 else 10.0
+        return True
+
+
+def test_a_camera_asked_for_a_webcam_resolution_is_asked_for_mjpg_first(monkeypatch, caplog):
+    # USB 2 webcams send 720p and 1080p at full rate only as MJPG; uncompressed, 1280x720 came at 10 FPS
+    from edgeseg.runtime import sources
+
+    cameras = []
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *a: cameras.append(_UsbCamera()) or cameras[-1])
+    with caplog.at_level("WARNING", logger="edgeseg"):
+        src = sources.open_source("0", camera=sources.CameraMode((1280, 720), 30.0))
+        src.close()
+    assert "delivers" not in caplog.text, caplog.text
+    order = cameras[-1].order
+    assert order.index(cv2.CAP_PROP_FOURCC) < order.index(cv2.CAP_PROP_FRAME_WIDTH)  # V4L2 picks modes per format
+    src = sources.open_source("0")  # nothing asked: the camera's own format is left alone
+    src.close()
+    assert cv2.CAP_PROP_FOURCC not in cameras[-1].order
+
+
 def test_camera_options_are_for_cameras(tmp_path):
     from typer.testing import CliRunner
 

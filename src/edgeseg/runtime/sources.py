@@ -260,6 +260,9 @@ class LiveSource(Source):
         return None
 
     def _ask(self, cap, camera: CameraMode) -> None:
+        # USB 2 webcams send 720p and 1080p at full rate only compressed, and V4L2 offers each format its own
+        # modes: MJPG first (a camera without it keeps its own format)
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
         if camera.size:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, camera.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, camera.size[1])
