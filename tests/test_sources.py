@@ -161,9 +161,10 @@ def test_a_camera_asked_for_a_webcam_resolution_is_asked_for_mjpg_first(monkeypa
     assert "delivers" not in caplog.text, caplog.text
     order = cameras[-1].order
     assert order.index(cv2.CAP_PROP_FOURCC) < order.index(cv2.CAP_PROP_FRAME_WIDTH)  # V4L2 picks modes per format
-    src = sources.open_source("0")  # nothing asked: the camera's own format is left alone
-    src.close()
-    assert cv2.CAP_PROP_FOURCC not in cameras[-1].order
+    for camera in (None, sources.CameraMode((640, 480), 15.0)):  # nothing asked, or a size it sends uncompressed
+        src = sources.open_source("0", camera=camera)
+        src.close()
+        assert cv2.CAP_PROP_FOURCC not in cameras[-1].order  # the camera's own format is left alone
 
 
 def test_camera_options_are_for_cameras(tmp_path):

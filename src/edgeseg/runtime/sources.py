@@ -206,6 +206,11 @@ class CameraMode:
         return int(w), int(h)
 
 
+# USB 2 webcams send frames larger than this (720p, 1080p) at full rate only compressed (MJPG); uncompressed,
+# 1280x720 comes at about 10 FPS
+UNCOMPRESSED_PIXELS = 640 * 480
+
+
 class LiveSource(Source):
     """A camera or stream URL read by a background thread that keeps only the newest frame.
 
@@ -260,9 +265,9 @@ class LiveSource(Source):
         return None
 
     def _ask(self, cap, camera: CameraMode) -> None:
-        # USB 2 webcams send 720p and 1080p at full rate only compressed, and V4L2 offers each format its own
-        # modes: MJPG first (a camera without it keeps its own format)
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        if camera.size and camera.size[0] * camera.size[1] > UNCOMPRESSED_PIXELS:
+            # V4L2 offers each format its own modes: MJPG first (a camera without it keeps its own format)
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
         if camera.size:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, camera.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, camera.size[1])
