@@ -172,3 +172,17 @@ def test_every_effect_has_one_table_entry():
 
     assert set(EFFECTS) == set(Effect)
     assert [e.value for e, spec in EFFECTS.items() if spec.uses_background] == ["replace-bg", "remove-bg"]
+
+
+def test_the_hud_grows_with_the_frame_so_a_1080p_stream_seen_small_stays_readable():
+    # at 1080p the HUD's 20 px lines were 1/54 of the frame: unreadable once a phone shows the stream
+    from edgeseg.runtime.effects import Effect
+    from edgeseg.runtime.pipeline import draw_hud
+
+    heights = {}
+    for h, w in ((480, 640), (1080, 1920)):
+        frame = np.full((h, w, 3), 150, np.uint8)
+        draw_hud(frame, 30.0, {"preprocess": 0.36, "inference": 4.2}, Effect.GRAYSCALE_BG, "person")
+        dark = np.flatnonzero((frame[:, 2] < 150).all(axis=1))  # the darkened box's rows, at column 2
+        heights[h] = dark.max() + 1
+    assert heights[1080] / heights[480] == pytest.approx(1080 / 480, rel=0.05), heights

@@ -107,21 +107,26 @@ def _announce(url: str) -> None:
               file=sys.stderr, flush=True)
 
 
-HUD_FONT, HUD_SCALE, HUD_LINE = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 20
+HUD_FONT, HUD_SCALE, HUD_LINE = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 20  # at 480 rows; taller frames scale it all
+HUD_ROWS = 480
 
 
 def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: Effect, subject: str = "") -> None:
-    """FPS and per-stage latency, white on a dark box in the top-left corner (in place).
+    """FPS and per-stage latency, white on a dark box in the top-left corner (in place), as large a share of
+    the frame as at 480 rows for taller frames (a 1080p stream shown small stays readable).
 
-    One text pass of thickness 1 on a filled box: an outline drawn with a thicker pass of the same text
-    has wider glyph advances in OpenCV 5, which garbled the lines ("preprocesss 0.36 mss").
+    One text pass on a filled box: an outline drawn with a thicker pass of the same text has wider glyph
+    advances in OpenCV 5, which garbled the lines ("preprocesss 0.36 mss").
     """
+    grow = max(1.0, frame.shape[0] / HUD_ROWS)
+    scale, line_px, thickness = HUD_SCALE * grow, round(HUD_LINE * grow), max(1, round(grow))
     lines = [f"{fps:5.1f} FPS  {effect.value}  {subject}".rstrip()] + [f"{k:<11}{v:6.2f} ms" for k, v in stage_ms.items()]
-    width = max(cv2.getTextSize(line, HUD_FONT, HUD_SCALE, 1)[0][0] for line in lines)
-    box = frame[:min(frame.shape[0], 8 + HUD_LINE * len(lines)), :min(frame.shape[1], width + 20)]
+    width = max(cv2.getTextSize(line, HUD_FONT, scale, thickness)[0][0] for line in lines)
+    box = frame[:min(frame.shape[0], round(8 * grow) + line_px * len(lines)), :min(frame.shape[1], width + round(20 * grow))]
     box //= 3  # darken in place: readable on any background
     for i, line in enumerate(lines):
-        cv2.putText(frame, line, (10, 22 + HUD_LINE * i), HUD_FONT, HUD_SCALE, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(frame, line, (round(10 * grow), round(22 * grow) + line_px * i), HUD_FONT, scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
 
 
 class FrameProcessor:
