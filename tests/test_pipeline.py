@@ -163,13 +163,29 @@ def test_mask_every_reports_the_inference_it_ran(shipped, video):
     assert report.frames == 12 and report.stage_ms["inference"] > 0  # medians over the frames that ran it
 
 
+def test_the_hud_shows_the_masks_age_when_masks_are_reused(shipped, video, monkeypatch):
+    # --mask-every: the report gave the mean age, the HUD only the last model run's timings
+    from edgeseg.runtime import pipeline
+
+    shown = []
+    real = pipeline.draw_hud
+    monkeypatch.setattr(pipeline, "draw_hud", lambda out, *a, **kw: (shown.append(kw.get("mask_age")),
+                                                                    real(out, *a, **kw)))
+    for every, ages in ((3, [0, 1, 2, 0, 1, 2]), (1, [None] * 6)):
+        shown.clear()
+        options = SegmenterOptions(shipped("tflite"), RunningMode.VIDEO, mask_every=every)
+        with open_source(str(video)) as source, Segmenter(options) as seg:
+            run_pipeline(source, seg, PipelineOptions(hud=True, max_frames=6))
+        assert shown == ages  # frames since the model ran; no line when every frame runs it
+
+
 def test_the_hud_shows_the_throughput_the_user_gets(shipped, video, tmp_path, monkeypatch):
     import time
 
     from edgeseg.runtime import outputs, pipeline
 
     shown = []
-    monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, *a: shown.append(fps))
+    monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, *a, **kw: shown.append(fps))
     real_write = outputs.VideoOutput.write
     monkeypatch.setattr(outputs.VideoOutput, "write", lambda self, f: (time.sleep(0.05), real_write(self, f)))
     clip = write_video(tmp_path / "long.avi", frames=40)

@@ -59,7 +59,7 @@ def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch)
     assert "person IoU" in result.output and "pet" not in result.output
 
     hud = []
-    monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, stages, effect, subject: hud.append(subject))
+    monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, stages, effect, subject, **kw: hud.append(subject))
     video = write_video(tmp_path / "call.avi", frames=3)
     result = CliRunner().invoke(app, ["webcam", "--model", artifact, "--source", str(video), "--hud", "--no-window",
                                       "--output", str(tmp_path / "out.avi"), "--json"])

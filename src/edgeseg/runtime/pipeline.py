@@ -111,9 +111,11 @@ HUD_FONT, HUD_SCALE, HUD_LINE = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 20  # at 480 rows
 HUD_ROWS = 480
 
 
-def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: Effect, subject: str = "") -> None:
-    """FPS and per-stage latency, white on a dark box in the top-left corner (in place), as large a share of
-    the frame as at 480 rows for taller frames (a 1080p stream shown small stays readable).
+def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: Effect, subject: str = "",
+             mask_age: int | None = None) -> None:
+    """FPS, per-stage latency and (``mask_age``, when masks are reused) the frames since the model ran, white on
+    a dark box in the top-left corner (in place), as large a share of the frame as at 480 rows for taller frames
+    (a 1080p stream shown small stays readable).
 
     One text pass on a filled box: an outline drawn with a thicker pass of the same text has wider glyph
     advances in OpenCV 5, which garbled the lines ("preprocesss 0.36 mss").
@@ -121,6 +123,8 @@ def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: 
     grow = max(1.0, frame.shape[0] / HUD_ROWS)
     scale, line_px, thickness = HUD_SCALE * grow, round(HUD_LINE * grow), max(1, round(grow))
     lines = [f"{fps:5.1f} FPS  {effect.value}  {subject}".rstrip()] + [f"{k:<11}{v:6.2f} ms" for k, v in stage_ms.items()]
+    if mask_age is not None:
+        lines.append(f"{'mask age':<11}{mask_age:3d} frames")
     width = max(cv2.getTextSize(line, HUD_FONT, scale, thickness)[0][0] for line in lines)
     box = frame[:min(frame.shape[0], round(8 * grow) + line_px * len(lines)), :min(frame.shape[1], width + round(20 * grow))]
     box //= 3  # darken in place: readable on any background
@@ -218,7 +222,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                     stages = {k: history[k][-1] for k in ALL_STAGES}
                     if latency:
                         stages["latency"] = latency[-1]
-                    draw_hud(out, shown, stages, process.effect, report.subject)
+                    draw_hud(out, shown, stages, process.effect, report.subject,
+                             mask_age=age if segmenter.mask_every > 1 else None)
                 if writer:
                     writer.put(out, frame.captured_at)
                 key = sinks.show(out)

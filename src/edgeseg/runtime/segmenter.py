@@ -100,7 +100,7 @@ class Segmenter:
         self.mode = mode
         still = mode is RunningMode.IMAGE  # temporal settings mean nothing for independent images
         self._smoothing = 1.0 if still else options.smoothing
-        self._every = 1 if still else options.mask_every
+        self.mask_every = 1 if still else options.mask_every  # a new mask every this many frames
         self.backend = open_backend(options.model, threads=options.threads, **options.backend_options)
         try:
             self.info: ModelInfo = resolve_model_info(
@@ -193,7 +193,7 @@ class Segmenter:
     def _advance(self, frame: np.ndarray) -> float:
         """Run the model on ``frame`` (or reuse the last mask, ``mask_every``) and update the smoothed mask at
         the model's resolution; returns when the post-processing began (``perf_counter``)."""
-        reuse = self._state is not None and self._frames % self._every != 0
+        reuse = self._state is not None and self._frames % self.mask_every != 0
         self._frames += 1
         if reuse:  # no model run this frame: nothing to time (None keeps it out of the medians)
             self.timings.update(preprocess=None, inference=None)
