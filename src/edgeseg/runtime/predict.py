@@ -46,14 +46,14 @@ def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
                             f"edgeseg webcam --source {spec} --output OUT.mp4")
         elif path.is_file():
             files.append(path)
-        elif (matched := pattern_files(spec))[0]:
-            matches, found = matched
+        else:
+            matches, found = pattern_files(spec)
             files += found
-            if not found:  # a pipe, a symlink loop, or a pattern that matches only folders
+            if not matches:
+                failed[spec] = f"{spec} matches no files" if glob.has_magic(spec) else f"{spec} not found"
+            elif not found:  # a pipe, a symlink loop, or a pattern that matches only folders
                 failed[spec] = (f"{spec} is not an image file or folder" if matches == [spec]
                                 else f"{spec} matches no image files")
-        else:
-            failed[spec] = f"{spec} matches no files" if glob.has_magic(spec) else f"{spec} not found"
     return list(dict.fromkeys(files)), failed
 
 
