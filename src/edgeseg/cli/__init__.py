@@ -53,7 +53,8 @@ def _argument_as_option(exc) -> str | None:
     if exc.ctx is None:
         return None
     name = exc.option_name.lstrip("-").replace("-", "_")
-    param = next((p for p in exc.ctx.command.params if p.param_type_name == "argument" and p.name in (name, f"{name}s")), None)
+    arguments = (p for p in exc.ctx.command.params if p.param_type_name == "argument")
+    param = next((p for p in arguments if p.name in (name, f"{name}s")), None)
     if param is None:
         return None
     command = exc.ctx.command_path

@@ -126,7 +126,8 @@ def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: 
     if mask_age is not None:
         lines.append(f"{'mask age':<11}{mask_age:3d} frames")
     width = max(cv2.getTextSize(line, HUD_FONT, scale, thickness)[0][0] for line in lines)
-    box = frame[:min(frame.shape[0], round(8 * grow) + line_px * len(lines)), :min(frame.shape[1], width + round(20 * grow))]
+    box = frame[:min(frame.shape[0], round(8 * grow) + line_px * len(lines)),
+                :min(frame.shape[1], width + round(20 * grow))]
     box //= 3  # darken in place: readable on any background
     for i, line in enumerate(lines):
         cv2.putText(frame, line, (round(10 * grow), round(22 * grow) + line_px * i), HUD_FONT, scale, (255, 255, 255),
