@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import re
 import threading
 import time
 
@@ -361,6 +362,20 @@ def test_bad_ports_and_busy_ports_are_named():
     with pytest.raises(ServeError, match=f"127.0.0.1:{busy.getsockname()[1]}: the port is in use"):
         MjpegServer("127.0.0.1", busy.getsockname()[1])
     busy.close()
+
+
+def test_serve_takes_a_host_alone_on_the_default_port_and_names_a_bare_ipv6_address():
+    # `--serve 0.0.0.0` and `--serve localhost` were refused as "--serve '...': ... HOST:PORT" (the option
+    # named twice), and `--serve ::1` bound port 1 of host ':'
+    from edgeseg.runtime.server import DEFAULT_PORT, ServeError, parse_address
+
+    assert parse_address("0.0.0.0") == ("0.0.0.0", DEFAULT_PORT) and DEFAULT_PORT == 8080
+    assert parse_address("localhost") == ("localhost", DEFAULT_PORT)
+    assert parse_address(":9000") == ("127.0.0.1", 9000) and parse_address("[::1]") == ("::1", DEFAULT_PORT)
+    with pytest.raises(ServeError, match=re.escape("put an IPv6 address in brackets: [::1]:8080")):
+        parse_address("::1")
+    result = runner.invoke(app, ["webcam", "--serve", "localhost:http"])
+    assert result.exit_code == 2 and "--serve 'localhost:http'" not in one_line(result.output), result.output
 
 
 def test_the_token_is_shown_once_and_never_in_the_report(tmp_path):

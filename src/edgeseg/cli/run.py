@@ -21,6 +21,7 @@ from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.image_io import MAX_PIXELS
 from edgeseg.runtime.pipeline import PipelineOptions
 from edgeseg.runtime.segmenter import SegmenterOptions
+from edgeseg.runtime.server import DEFAULT_PORT
 
 S, P = SegmenterOptions, PipelineOptions  # the defaults of the runtime's settings: one home
 
@@ -36,7 +37,8 @@ def webcam(
     background: BackgroundOpt = None,
     output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
     serve: Optional[str] = typer.Option(
-        None, help="Serve an MJPEG stream and page on HOST:PORT (loopback unless you name another address).",
+        None, help=f"Serve an MJPEG stream and page on HOST:PORT, or HOST on port {DEFAULT_PORT} (loopback unless you "
+        "name another address).",
         rich_help_panel=SERVE_PANEL),
     token: Optional[str] = typer.Option(
         None, help="Access token the stream requires (default: none on loopback, a generated one elsewhere).",

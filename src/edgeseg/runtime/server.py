@@ -43,11 +43,19 @@ class ServeError(EdgesegError, ValueError):
 TOKEN_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
+DEFAULT_PORT = 8080  # for a --serve address given without one
+
+
 def parse_address(spec: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT`` (or ``:PORT`` for loopback) with a clear error for anything else."""
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` (loopback) or a host alone (on DEFAULT_PORT), with a clear
+    error for anything else."""
+    if spec.count(":") > 1 and not spec.startswith("["):
+        raise ServeError(f"{spec!r}: put an IPv6 address in brackets: [::1]:{DEFAULT_PORT}")
+    if spec.endswith("]") or (":" not in spec and not spec.isdigit()):
+        spec = f"{spec}:{DEFAULT_PORT}"
     host, _, port = spec.rpartition(":")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ServeError(f"--serve {spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080 "
+        raise ServeError(f"{spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080 "
                          "or [::1]:8080")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -238,7 +246,7 @@ class MjpegServer:
         max_fps: frames per second the stream carries at most (the pipeline may run faster).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, quality: int = 80,
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None, quality: int = 80,
                  max_clients: int = 32, timeout: float = 10.0, allow_open: bool = False, max_fps: float = 30.0,
                  request_timeout: float = 2.0, max_pending: int = 128):
         check_token(token)
