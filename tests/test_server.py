@@ -366,7 +366,7 @@ def test_bad_ports_and_busy_ports_are_named():
 
 def test_serve_takes_a_host_alone_on_the_default_port_and_names_a_bare_ipv6_address():
     # `--serve 0.0.0.0` and `--serve localhost` were refused as "--serve '...': ... HOST:PORT" (the option
-    # named twice), and `--serve ::1` bound port 1 of host ':'
+    # named twice), and `--serve ::1` was read as host ':', port 1
     from edgeseg.runtime.server import DEFAULT_PORT, ServeError, parse_address
 
     assert parse_address("0.0.0.0") == ("0.0.0.0", DEFAULT_PORT) and DEFAULT_PORT == 8080
