@@ -62,7 +62,7 @@ def test_execution_providers_are_asked_for_by_name(shipped, tmp_path):
 
 def test_bad_serve_address_is_a_usage_error(shipped, video):
     result = CliRunner().invoke(app, ["webcam", "--model", shipped("onnx", "int8"), "--source", str(video),
-                                      "--serve", "localhost"])
+                                      "--serve", "localhost:http"])  # a host alone is served on 8080
     assert result.exit_code == 2 and "expected HOST:PORT" in result.output
 
 
