@@ -115,7 +115,7 @@ def accuracy_axis(rows: list[dict]) -> tuple[str, str] | None:
 
 
 def _runs_by_device(results: list[dict]) -> dict[str, list[dict]]:
-    """Result files grouped by device name (one device's repeated runs), by name."""
+    """Result files grouped by device name (one device's repeated runs), the devices in name order."""
     runs: dict[str, list[dict]] = {}
     for doc in sorted(results, key=lambda d: d["device"]["name"]):
         runs.setdefault(doc["device"]["name"], []).append(doc)

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
-from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.effects import EFFECTS, Effect
 from edgeseg.runtime.image_io import (
     ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, pattern_files, read_image,
     write_image,
@@ -104,7 +104,8 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     from dataclasses import replace
 
     files, failed = expand_inputs(images)
-    transparent = Effect(effect) is Effect.REMOVE_BG and not isinstance(background, tuple)
+    # an effect that video must key to a colour is transparent in a photo, unless given a colour
+    transparent = EFFECTS[Effect(effect)].keyed_in_video and not isinstance(background, tuple)
     targets = output_paths(files, effect, Path(out), transparent)
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:

@@ -55,8 +55,8 @@ def parse_address(spec: str) -> tuple[str, int]:
         spec = f"{spec}:{DEFAULT_PORT}"
     host, _, port = spec.rpartition(":")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ServeError(f"{spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8080 "
-                         "or [::1]:8080")
+        raise ServeError(f"{spec!r}: expected HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:{DEFAULT_PORT} "
+                         f"or [::1]:{DEFAULT_PORT}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host or "127.0.0.1", int(port)
