@@ -374,3 +374,16 @@ def test_report_titles_count_one_image_as_one_image():
     report = SimpleNamespace(source="run/model.keras", keras_mean_iou=0.5, keras_mask={"pet_iou": 0.6}, eval_images=1,
                              artifacts=[])
     assert export_table(report).title.endswith("0.6000, 1 image)")  # it said "1 images"
+
+
+def test_exporting_a_shipped_model_says_it_ships_exported():
+    result = runner.invoke(app, ["export", "edge"])
+    text = one_line(result.output)
+    assert result.exit_code == 1 and "shipped model" in text and "already exported" in text, text
+    assert "unet_mobilenetv2_edge_int8.tflite" in text, text
+
+
+def test_exporting_a_folder_that_is_no_run_says_what_it_lacks(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path)])
+    text = one_line(result.output)
+    assert result.exit_code == 1 and "is not an edgeseg run" in text and "model.keras" in text, text

@@ -38,6 +38,7 @@ from edgeseg.io import (
     temporary_directory,
 )
 from edgeseg.runs import RunFolder, training_sources
+from edgeseg.runtime.packaged import shipped_formats
 from edgeseg.data import DataError, concatenate, load_split
 from edgeseg.evaluation.evaluate import mask_quality_by_source
 from edgeseg.trainer.macs import keras_macs
@@ -66,7 +67,15 @@ class ExportOptions:
 def _resolve_source(source: str | Path) -> tuple[Path, dict]:
     path = Path(source)
     model_path = path / "model.keras" if path.is_dir() else path
+    if path.is_dir() and not model_path.is_file():
+        raise ExportError(f"{path} is not an edgeseg run: it has no model.keras; expected a training run folder "
+                          "(edgeseg train --out) or a .keras file")
     if not model_path.is_file():
+        shipped = [] if path.exists() else shipped_formats(str(source))
+        if shipped:
+            raise ExportError(f"{source} is a shipped model: it ships already exported "
+                              f"({', '.join(p.name for p in shipped)}), without its Keras model; run it with "
+                              f"--model {source}, or export a run of your own (edgeseg train)")
         raise ExportError(f"model {model_path} not found; expected a run folder or a .keras file")
     try:
         return model_path, RunFolder(model_path.parent).info()

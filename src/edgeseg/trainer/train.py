@@ -340,7 +340,9 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
     validate(config)
     run = Path(config.out)
     if (run / "model.keras").exists() and not (run / "backup").exists() and not config.overwrite:
-        raise FileExistsError(f"{run} already holds a finished run; choose another --out or pass --overwrite")
+        raise FileExistsError(f"{run} already holds a finished run. To train it further, start a new run from its "
+                              f"weights: --init-from {run / 'model.keras'} --out ANOTHER_FOLDER; or pass --overwrite "
+                              "to start over")
     if config.overwrite and _is_chief():
         shutil.rmtree(run, ignore_errors=True)
     splits = _load(config, progress)  # before TensorFlow starts: bad data fails fast, with the file named
