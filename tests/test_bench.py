@@ -142,6 +142,22 @@ def test_repeated_runs_of_a_device_are_one_bar_at_their_median_with_their_range(
     assert spans == [[20.0, 60.0]]  # pi5's runs span 20-60 ms; jetson's one run has no span
 
 
+def test_repeated_runs_of_a_device_are_one_table_row_at_their_medians(tmp_path):
+    # the table listed every run's rows one after another (49 rows for 7 runs of 7 models), unnamed
+    docs = []
+    for device, p50, commit in (("pi5", 20.0, "aaa"), ("pi5", 60.0, "bbb"), ("pi5", 30.0, "ccc"), ("jetson", 5.0, "ddd")):
+        doc = load_results(OLD_RESULT)
+        doc["device"].update(name=device, commit=commit)
+        doc["rows"][0]["latency_ms"]["p50"] = p50
+        docs.append(doc)
+    text = markdown(docs)
+    rows = [line for line in text.splitlines() if line.startswith("| pi5 | x tflite int8 |")]
+    assert len(rows) == 1 and rows[0].startswith("| pi5 | x tflite int8 | 4 | ok | 30.00 |"), rows  # the median
+    assert rows[0].endswith("| 3 |") and "| jetson | x tflite int8 | 4 | ok | 5.00 |" in text  # runs: 3
+    devices = [line for line in text.splitlines() if line.startswith("- **pi5**")]
+    assert len(devices) == 1 and "3 runs" in devices[0] and all(c in devices[0] for c in ("aaa", "bbb", "ccc"))
+
+
 def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_result):
     rows = [r for r in bench_result["rows"] if r["status"] == "ok"]
     assert accuracy_axis(rows)[0] == "pet_iou"  # fg IoU counts the border band: it rewards halos

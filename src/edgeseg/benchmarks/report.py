@@ -73,26 +73,49 @@ COLUMNS: tuple[tuple[str, object, str], ...] = (
 )
 
 
-def cells(row: dict) -> list[str]:
-    """A result row's values, formatted, in :data:`COLUMNS`' order."""
-    return [_fmt(get(row), spec) for _, get, spec in COLUMNS]
+def cells(row: dict, *more: dict) -> list[str]:
+    """A result row's values, formatted, in :data:`COLUMNS`' order; with ``more`` rows (repeated runs of it),
+    each number is the median over the rows that have it."""
+    out = []
+    for _, get, spec in COLUMNS:
+        values = [v for v in map(get, (row, *more)) if v is not None]
+        value = (values[0] if spec == "s" else statistics.median(values)) if values else None
+        out.append(_fmt(value, spec))
+    return out
 
 
 def markdown(results: list[dict]) -> str:
-    """One table over all devices, rows sorted by device, model and threads (deterministic)."""
-    headers = ["device", "model", "threads", "status", *(h for h, _, _ in COLUMNS)]
+    """One table over all devices, rows sorted by device, model and threads (deterministic); a device's repeated
+    runs are one row per model at their medians, the number of runs in the last column."""
+    headers = ["device", "model", "threads", "status", *(h for h, _, _ in COLUMNS), "runs"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for doc in sorted(results, key=lambda d: d["device"]["name"]):
-        for r in sorted(doc["rows"], key=lambda r: (r["model"], r["threads"])):
-            lines.append("| " + " | ".join([doc["device"]["name"], r["model"], str(r["threads"]), r["status"],
-                                            *cells(r)]) + " |")
-    devices = ["", "Devices:"] + [
-        f"- **{d['device']['name']}**: {d['device']['cpu']} ({', '.join(d['device'].get('cpu_flags') or []) or 'flags not recorded'}), "
-        f"{d['device']['cores']} cores, {d['device']['os']}, "
-        f"Python {d['device']['python']}, edgeseg {d['device']['edgeseg']} ({d['device'].get('commit') or 'no commit'}), "
-        f"{d['device']['date']}; peak fp32 GFLOP/s by threads {d['peak_gflops']}"
-        for d in sorted(results, key=lambda d: d["device"]["name"])]
+    devices = ["", "Devices:"]
+    for name, docs in _runs_by_device(results).items():
+        rows: dict[tuple, list[dict]] = {}
+        for doc in docs:
+            for r in doc["rows"]:
+                rows.setdefault((r["model"], r["threads"], r["status"]), []).append(r)
+        for (model, threads, status), same in sorted(rows.items(), key=lambda item: item[0]):
+            lines.append("| " + " | ".join([name, model, str(threads), status, *cells(*same), str(len(same))]) + " |")
+        devices.append(_device_line(name, docs))
     return "\n".join(lines + devices) + "\n"
+
+
+def _device_line(name: str, docs: list[dict]) -> str:
+    """The device as its first run describes it, then the runs' commits and dates (x N: as many runs), and the
+    peak GFLOP/s (the median over runs per thread count)."""
+    d = docs[0]["device"]
+    flags = ", ".join(d.get("cpu_flags") or []) or "flags not recorded"
+    counts: dict[str, int] = {}
+    for doc in docs:
+        run = f"{doc['device'].get('commit') or 'no commit'} ({doc['device']['date']})"
+        counts[run] = counts.get(run, 0) + 1
+    runs = ", ".join(run + (f" x{n}" if n > 1 else "") for run, n in counts.items())
+    peaks = {t: statistics.median(doc["peak_gflops"][t] for doc in docs if t in doc["peak_gflops"])
+             for t in sorted({t for doc in docs for t in doc["peak_gflops"]}, key=int)}
+    return (f"- **{name}**: {d['cpu']} ({flags}), {d['cores']} cores, {d['os']}, Python {d['python']}, "
+            f"edgeseg {d['edgeseg']}; {len(docs)} run{'s' if len(docs) > 1 else ''}: {runs}; "
+            f"peak fp32 GFLOP/s by threads {peaks}")
 
 
 def _save(fig, path: Path) -> None:
@@ -117,7 +140,8 @@ def accuracy_axis(rows: list[dict]) -> tuple[str, str] | None:
 def _runs_by_device(results: list[dict]) -> dict[str, list[dict]]:
     """Result files grouped by device name (one device's repeated runs), the devices in name order."""
     runs: dict[str, list[dict]] = {}
-    for doc in sorted(results, key=lambda d: d["device"]["name"]):
+    for doc in sorted(results, key=lambda d: (d["device"]["name"], d["device"]["date"], d["device"].get("commit") or "",
+                                              json.dumps(d, sort_keys=True))):
         runs.setdefault(doc["device"]["name"], []).append(doc)
     return runs
 
