@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeseg.runtime.effects import Effect
+from edgeseg.runtime.effects import Effect, fit_background, replace_bg
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.pipeline import FrameProcessor, PipelineOptions, run_pipeline
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
@@ -36,7 +36,21 @@ def test_background_image_is_fitted_to_each_frame_size(path):
     process = FrameProcessor(_AllBackground(), Effect.REPLACE_BG, background, frame_path=path)
     for h, w in [(48, 64), (60, 80), (48, 64)]:  # from the original each time, never a resize of a resize
         out, _ = process(np.zeros((h, w, 3), np.uint8))
-        np.testing.assert_array_equal(out, cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA))
+        np.testing.assert_array_equal(out, fit_background(background, h, w))
+
+
+@pytest.mark.parametrize("path", FRAME_PATHS)
+def test_a_background_of_another_shape_covers_the_frame_unstretched(path):
+    # a portrait photo behind a landscape camera was stretched to the frame: a round object became an oval
+    background = np.zeros((300, 200, 3), np.uint8)
+    cv2.circle(background, (100, 150), 40, (255, 255, 255), -1)  # in the middle
+    frame = np.zeros((120, 240, 3), np.uint8)
+    for out in (FrameProcessor(_AllBackground(), Effect.REPLACE_BG, background, frame_path=path)(frame)[0],
+                replace_bg(frame, np.zeros(frame.shape[:2], np.float32), background)):
+        assert out.shape == frame.shape
+        ys, xs = np.nonzero(out[..., 0] > 127)
+        assert abs((xs.max() - xs.min()) - 96) <= 2 and abs((ys.max() - ys.min()) - 96) <= 2  # 1.2x: covers the width
+        assert abs((xs.min() + xs.max()) / 2 - 119.5) <= 1 and abs((ys.min() + ys.max()) / 2 - 59.5) <= 1  # centred
     keyed, _ = FrameProcessor(_AllBackground(), Effect.REMOVE_BG, frame_path=path)(np.zeros((48, 64, 3), np.uint8))
     assert keyed.shape == (48, 64, 3) and (keyed == (0, 177, 64)).all()  # video outputs get a key colour
 

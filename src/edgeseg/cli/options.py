@@ -35,7 +35,8 @@ ProviderOpt = Annotated[Optional[list[str]], typer.Option(
     "CPU is always the fallback).", rich_help_panel=MODEL_PANEL)]
 EffectOpt = Annotated[Effect, typer.Option(metavar="EFFECT", help=f"Background effect: {choices(Effect)}.")]
 BackgroundOpt = Annotated[Optional[str], typer.Option(
-    help=f"replace-bg: image file or #RRGGBB (default: chroma green {KEY_HEX}). remove-bg: photos become PNGs with "
+    help=f"replace-bg: image file (scaled to cover the frame and centred, never stretched) or #RRGGBB (default: chroma "
+    f"green {KEY_HEX}). remove-bg: photos become PNGs with "
     f"transparency; video has none, so its background is keyed to this colour (default {KEY_HEX}).")]
 ThresholdOpt = Annotated[float, typer.Option(
     min=0.0, max=1.0, help="Centre of the soft threshold that turns the mask probability into opacity.",

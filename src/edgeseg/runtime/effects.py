@@ -124,15 +124,27 @@ def quarter_blur(image: np.ndarray, strength: int) -> np.ndarray:
     return cv2.sepFilter2D(image, -1, taps, taps, dst=image)
 
 
+def fit_background(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` scaled to cover a ``height`` x ``width`` frame and cropped about its centre, as video calls place a
+    virtual background: never stretched (a portrait photo behind a landscape camera keeps its proportions)."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    scale = max(height / h, width / w)
+    # the part of the image that covers the frame, then one resize of it
+    ch, cw = min(h, max(1, round(height / scale))), min(w, max(1, round(width / scale)))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return cv2.resize(image[y:y + ch, x:x + cw], (width, height), interpolation=cv2.INTER_AREA)
+
+
 def replace_bg(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | tuple[int, int, int],
                scratch: Scratch | None = None) -> np.ndarray:
-    """Replace the background with an image (resized to the frame) or a BGR colour."""
+    """Replace the background with an image (:func:`fit_background`: covering the frame) or a BGR colour."""
     s = scratch or Scratch()
-    h, w = frame.shape[:2]
     if not isinstance(background, np.ndarray):  # ``cv2.multiply`` by a scalar colour is ~3x slower than by an image
         background = s.filled(frame.shape, background)
-    elif background.shape[:2] != (h, w):
-        background = cv2.resize(background, (w, h), dst=s.array("background", frame.shape), interpolation=cv2.INTER_AREA)
+    else:
+        background = fit_background(background, *frame.shape[:2])
     return _blend(frame, background, _alpha8(alpha, s), s)
 
 

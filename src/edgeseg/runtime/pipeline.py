@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
-from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect
+from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect, fit_background
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, Segmenter
 from edgeseg.runtime.sinks import SinkThread, Sinks
@@ -170,7 +170,7 @@ class FrameProcessor:
         background = self.background
         if isinstance(background, np.ndarray):  # resized once per frame size, not once per frame
             if self._sized is None or self._sized.shape[:2] != (h, w):
-                self._sized = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+                self._sized = fit_background(background, h, w)
             background = self._sized
         if EFFECTS[self.effect].keyed_in_video and self.video:
             background = background if isinstance(background, tuple) else KEY_COLOR
