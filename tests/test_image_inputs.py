@@ -451,3 +451,50 @@ def test_a_folder_whose_photos_are_in_subfolders_says_how_to_reach_them(tmp_path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_grayscale-bg.png", "b_grayscale-bg.png"]
     result = runner.invoke(app, ["predict", f"{photos}/*.png", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and f"{photos}/*.png matches no files" in one_line(result.output), result.output
+
+
+def _exif(orientation: int) -> bytes:
+    """A little-endian EXIF block holding only an orientation tag (274, SHORT)."""
+    return b"II*\x00" + struct.pack("<IHHHIHHI", 8, 1, 274, 3, 1, orientation, 0, 0)
+
+
+def _with_exif(encoded: bytes, ext: str, orientation: int) -> bytes:
+    """An encoded JPEG or PNG with an EXIF orientation inserted where cameras and editors put it."""
+    exif = _exif(orientation)
+    if ext == ".jpg":  # an APP1 segment right after the start of image
+        return encoded[:2] + b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(exif)) + b"Exif\x00\x00" + exif + encoded[2:]
+    import zlib  # a PNG eXIf chunk right after IHDR
+
+    chunk = b"eXIf" + exif
+    return encoded[:33] + struct.pack(">I", len(exif)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + encoded[33:]
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photos_exif_orientation_is_applied_with_its_transparency_as_without(tmp_path, ext, orientation):
+    # predict reads photos with their alpha channel (IMREAD_UNCHANGED), which OpenCV decodes without the EXIF
+    # orientation that it applies otherwise: a phone's portrait photo came out of predict lying on its side
+    rng = np.random.default_rng(orientation)
+    image = cv2.resize(rng.integers(0, 256, (6, 9, 4), dtype=np.uint8), (36, 24), interpolation=cv2.INTER_NEAREST)
+    image[..., 3] = image[..., 0] = np.where(np.arange(36) < 12, 255, 60)  # blue as opaque as it is blue
+    ok, buf = cv2.imencode(ext, image if ext == ".png" else image[..., :3], [cv2.IMWRITE_JPEG_QUALITY, 100])
+    path = tmp_path / f"photo{ext}"
+    path.write_bytes(_with_exif(buf.tobytes(), ext, orientation))
+    shown = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)  # OpenCV's own orientation
+    assert (shown.shape[:2] == (24, 36)) == (orientation <= 4)
+    np.testing.assert_array_equal(read_image(path), shown)
+    with_alpha = read_image(path, alpha=True)
+    np.testing.assert_array_equal(with_alpha[..., :3], shown)
+    if ext == ".png":  # the alpha channel turned with the colours
+        assert with_alpha.shape[2] == 4
+        np.testing.assert_array_equal(with_alpha[..., 3], with_alpha[..., 0])
+
+
+def test_predict_writes_a_phones_portrait_photo_upright(tmp_path):
+    ok, buf = cv2.imencode(".jpg", np.full((24, 36, 3), 128, np.uint8))
+    (tmp_path / "portrait.jpg").write_bytes(_with_exif(buf.tobytes(), ".jpg", 6))  # stored landscape, shown portrait
+    for effect in ("remove-bg", "grayscale-bg"):
+        out = tmp_path / f"{effect}.png"
+        result = runner.invoke(app, ["predict", str(tmp_path / "portrait.jpg"), "--effect", effect, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape[:2] == (36, 24), effect

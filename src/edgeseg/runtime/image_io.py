@@ -83,18 +83,70 @@ def header_size(data: bytes) -> tuple[int, int] | None:
 
 
 def _tiff_size(data: bytes, order: str) -> tuple[int, int] | None:
-    """ImageWidth and ImageLength (tags 256, 257; SHORT or LONG) from a TIFF's first directory."""
+    """ImageWidth and ImageLength (tags 256, 257) from a TIFF's first directory."""
+    size = _tiff_tags(data, order, (256, 257))
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def _tiff_tags(data: bytes, order: str, tags: tuple[int, ...]) -> dict[int, int]:
+    """The SHORT or LONG values of ``tags`` in the first directory of a TIFF structure (a TIFF file, an EXIF block)."""
     offset = struct.unpack(order + "I", data[4:8])[0]
     if offset + 2 > len(data):
-        return None
+        return {}
     count = struct.unpack(order + "H", data[offset:offset + 2])[0]
-    size = {}
+    values = {}
     for entry in range(offset + 2, min(offset + 2 + 12 * count, len(data) - 11), 12):
         tag, kind = struct.unpack(order + "HH", data[entry:entry + 4])
-        if tag in (256, 257) and kind in (3, 4):
+        if tag in tags and kind in (3, 4):
             fmt, end = ("H", entry + 10) if kind == 3 else ("I", entry + 12)  # a SHORT is left-justified
-            size[tag] = struct.unpack(order + fmt, data[entry + 8:end])[0]
-    return (size[256], size[257]) if len(size) == 2 else None
+            values[tag] = struct.unpack(order + fmt, data[entry + 8:end])[0]
+    return values
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8, 1: as stored) of a JPEG, PNG or WebP file: OpenCV turns the image so when it
+    decodes it to BGR, but not when it decodes the file as it is (``IMREAD_UNCHANGED``, for its alpha channel).
+    TIFF's decoder applies its own orientation either way."""
+    exif = _exif_block(data)
+    if not exif or exif[:4] not in (b"II*\x00", b"MM\x00*") or len(exif) < 8:
+        return 1
+    value = _tiff_tags(exif, "<" if exif[:2] == b"II" else ">", (274,)).get(274, 1)
+    return value if 1 <= value <= 8 else 1
+
+
+def _exif_block(data: bytes) -> bytes | None:
+    """The EXIF block (a TIFF structure) of a JPEG (APP1), PNG (eXIf before the image data) or WebP (EXIF chunk)."""
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] not in (0xDA, 0xD9):  # up to the scan
+            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+            if data[i + 1] == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
+                return data[i + 10:i + 2 + length]
+            i += 2 + length
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        i = 8
+        while i + 8 <= len(data) and data[i + 4:i + 8] != b"IDAT":
+            length = struct.unpack(">I", data[i:i + 4])[0]
+            if data[i + 4:i + 8] == b"eXIf":
+                return data[i + 8:i + 8 + length]
+            i += 12 + length
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        i = 12
+        while i + 8 <= len(data):
+            length = int.from_bytes(data[i + 4:i + 8], "little")
+            if data[i:i + 4] == b"EXIF":
+                block = data[i + 8:i + 8 + length]
+                return block[6:] if block[:6] == b"Exif\x00\x00" else block
+            i += 8 + length + (length & 1)
+    return None
+
+
+def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` turned and mirrored by an EXIF orientation, as OpenCV's decoders do it."""
+    if orientation >= 5:
+        image = cv2.transpose(image)
+    flip = {2: 1, 3: -1, 4: 0, 6: 1, 7: -1, 8: 0}.get(orientation)
+    return image if flip is None else cv2.flip(image, flip)
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | None = None,
@@ -134,7 +186,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
     if unchanged:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
-        image = _bgr_or_bgra(image)
+        image = _orient(_bgr_or_bgra(image), exif_orientation(data))  # and its orientation as stored
         if not alpha and image.shape[2] == 4:
             image = np.ascontiguousarray(image[..., :3])
     return image
