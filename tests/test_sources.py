@@ -86,6 +86,13 @@ def test_files_loop_and_play_in_real_time_when_asked(video):
     assert count == 12 and time.monotonic() - start >= 11 / 10.0 - 0.05  # the clip is 10 fps
 
 
+def test_a_file_played_in_real_time_stamps_each_frame_when_it_is_due_not_when_it_was_read_ahead(video):
+    # glass-to-glass latency counted the wait for a frame's due time: a 10 fps clip showed ~100 ms of it
+    with open_source(str(video), realtime=True) as source:
+        waits = [time.perf_counter() - frame.captured_at for _, frame in zip(range(4), source)]
+    assert max(waits) < 0.05, waits  # each frame waited 100 ms for its turn after it was read
+
+
 class _FakeCamera:
     """A cv2.VideoCapture stand-in for a camera that offers only 640x480 at 30 FPS."""
 

@@ -86,7 +86,8 @@ class Source:
     fps: float = 30.0
 
     def _paced(self, frames: Iterator[Frame], realtime: bool) -> Iterator[Frame]:
-        """``frames`` at ``fps`` when ``realtime`` (sleeping to each frame's due time), else unchanged."""
+        """``frames`` at ``fps`` when ``realtime`` (sleeping to each frame's due time, when a camera would deliver
+        it, and stamped captured then), else unchanged."""
         if not realtime:
             yield from frames
             return
@@ -95,6 +96,7 @@ class Source:
             delay = start + n / self.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+                frame.captured_at = time.perf_counter()  # the wait is the file's pace, not latency
             yield frame
 
     def __iter__(self) -> Iterator[Frame]:
