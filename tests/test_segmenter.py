@@ -54,6 +54,32 @@ def test_mask_belongs_to_its_frame_and_reuse_is_explicit(shipped, video):
             np.testing.assert_allclose(masks[3], still.segment(frames[3]), atol=1e-6)
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_frames_that_reuse_a_mask_reuse_its_guided_fit(shipped, video, monkeypatch, fused):
+    # --mask-every N (for slow devices) refitted the guided coefficients of the same mask and guide every frame
+    from edgeseg.runtime.guided import GuidedUpsampler
+
+    fits = []
+    real = GuidedUpsampler.fit
+    monkeypatch.setattr(GuidedUpsampler, "fit", lambda self, *a, **kw: (fits.append(1), real(self, *a, **kw))[1])
+    frames = [f.image for f in open_source(str(video))][:6]
+    options = SegmenterOptions(shipped("tflite", "fp32"), RunningMode.VIDEO, smoothing=1.0, mask_every=3)
+    with Segmenter(options) as seg:
+        if fused:
+            fields = [dataclasses.replace(seg.field(f)) for f in frames]
+            planes = [(f.a.copy(), f.b.copy()) for f in fields]
+        else:
+            masks = [seg.segment(f) for f in frames]
+    assert len(fits) == 2  # frames 0 and 3 ran the model
+    if fused:
+        np.testing.assert_array_equal(planes[2][0], planes[0][0])
+        np.testing.assert_array_equal(planes[2][1], planes[0][1])
+    else:  # rendered on each frame shown, as a fresh fit would be
+        with Segmenter(dataclasses.replace(options, mask_every=1)) as fresh:
+            np.testing.assert_allclose(masks[3], fresh.segment(frames[3]), atol=1e-6)
+        assert not np.array_equal(masks[1], masks[0]) or np.array_equal(frames[1], frames[0])
+
+
 def test_smoothing_is_an_exponential_moving_average(shipped, video):
     frames = [f.image for f in open_source(str(video))][:2]
     raw = {"softness": 0.5, "edges": Edges.BILINEAR}  # probabilities resized without a guide of their frame

@@ -128,6 +128,7 @@ class Segmenter:
         levels = np.arange(256, dtype=np.float32) / 255
         self._ramp8 = np.rint(soft_threshold(levels, options.threshold, options.softness) * 255).astype(np.uint8)
         self._guided = GuidedUpsampler() if Edges(options.edges) is Edges.GUIDED else None
+        self._fit: tuple[tuple, MaskField] | None = None  # the guided fit of the current mask: (unit, compiled), field
         self._frames = 0
         self.timings: dict[str, float | None] = dict.fromkeys(STAGES, 0.0)  # seconds, last frame
 
@@ -152,7 +153,7 @@ class Segmenter:
 
     def reset(self) -> None:
         """Forget temporal state (start of a new stream)."""
-        self._state, self._frames = None, 0
+        self._state, self._frames, self._fit = None, 0, None
 
     def segment(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Foreground probability (float32, frame height x width, in [0, 1]) of a BGR uint8 frame.
@@ -179,7 +180,7 @@ class Segmenter:
         started = self._advance(frame)
         t, s = self.options.threshold, self.options.softness
         if self._guided is not None:
-            field = self._guided.fit(self._state, self._small, t - s, t + s, compiled=fused_available())
+            field = self._fitted(255.0, fused_available())
         else:  # the ramp is linear up to its clip, which the renderer applies after resizing, as ``_resize`` ramps
             work, shape = self._scratch, self._state.shape
             b = np.subtract(self._state, np.float32(t - s), out=work.array("field/b", shape, np.float32))
@@ -206,6 +207,7 @@ class Segmenter:
             self.timings.update(preprocess=t1 - t0, inference=t2 - t1)
         started = time.perf_counter()
         if not reuse:
+            self._fit = None  # a new mask: fitted anew
             mask = self._foreground(output)
             if not np.isfinite(mask).all():  # one channel, not every class's: else a fully opaque mask, silently
                 raise ValueError(f"{self.options.model} produced non-finite outputs (NaN or Inf): the model is "
@@ -287,15 +289,24 @@ class Segmenter:
 
     def _to_frame(self, mask: np.ndarray, frame: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         """Resize the probability (never the argmax) to the frame, then soft-threshold and feather."""
-        t, s = self.options.threshold, self.options.softness
-        if self._guided is not None:  # the small input is the guide the mask was computed from
-            alpha = self._guided(mask, self._small, frame, t - s, t + s, out)
+        if self._guided is not None:  # fitted on the small input the mask was computed from, rendered on this frame
+            alpha = self._guided.render(self._fitted(255.0 if out is not None and out.dtype == np.uint8 else 1.0),
+                                        frame, out)
         else:
             alpha = self._resize(mask, frame.shape[1], frame.shape[0], out)
         if self.options.feather:  # at most half the frame's shorter side: more would be a blur of it all
             k = 2 * min(self.options.feather, min(frame.shape[:2]) // 2) + 1
             alpha = cv2.GaussianBlur(alpha, (k, k), 0, dst=alpha)
         return alpha
+
+    def _fitted(self, unit: float, compiled: bool = False) -> MaskField:
+        """The guided fit of the current mask in ``unit`` (1 or 255), kept while frames reuse the mask
+        (``mask_every``): the same mask and guide give the same field, and only its rendering follows the frame."""
+        key = (unit, compiled)
+        if self._fit is None or self._fit[0] != key:
+            t, s = self.options.threshold, self.options.softness
+            self._fit = key, self._guided.fit(self._state, self._small, t - s, t + s, unit, compiled)
+        return self._fit[1]
 
     def _resize(self, mask: np.ndarray, width: int, height: int, out: np.ndarray | None) -> np.ndarray:
         """Bilinear resize, then the soft threshold (a lookup table for 8-bit masks)."""
