@@ -140,3 +140,28 @@ def test_checking_an_output_folder_creates_nothing(tmp_path):
 
     check_writable_dir(tmp_path / "new" / "deeper")  # a run folder appears only once its model exists
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_live_recording_keeps_real_time_when_fewer_frames_are_processed_than_the_camera_sends(tmp_path):
+    # a 30 fps camera processed at 10 FPS was recorded as 30 fps of processed frames: played back 3x too fast
+    import cv2
+
+    from edgeseg.runtime.outputs import VideoOutput
+
+    video = VideoOutput(tmp_path / "live.avi", fps=30.0)
+    for i, at in enumerate([100.0, 100.1, 100.2, 100.21, 100.5]):  # 10 FPS, one early frame, a stall
+        video.write(np.full((48, 64, 3), 40 * i, np.uint8), at=at)
+    video.close()
+    capture = cv2.VideoCapture(str(tmp_path / "live.avi"))
+    shown = []
+    while (ok := capture.read())[0]:
+        shown.append(round(float(ok[1].mean()) / 40))
+    capture.release()
+    # a frame per 1/30 s, each shown from its own time until the next one's: the frame of a slot already shown
+    # shows from the next slot on (a stall repeats it)
+    assert shown == [0, 0, 0, 1, 1, 1, 2] + [3] * 8 + [4]
+    files = VideoOutput(tmp_path / "file.avi", fps=30.0)  # a file's frames: every one, once, whatever their times
+    for i in range(3):
+        files.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    files.close()
+    assert int(cv2.VideoCapture(str(tmp_path / "file.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3

@@ -201,7 +201,7 @@ def test_the_hud_shows_the_throughput_the_user_gets(shipped, video, tmp_path, mo
     shown = []
     monkeypatch.setattr(pipeline, "draw_hud", lambda out, fps, *a, **kw: shown.append(fps))
     real_write = outputs.VideoOutput.write
-    monkeypatch.setattr(outputs.VideoOutput, "write", lambda self, f: (time.sleep(0.05), real_write(self, f)))
+    monkeypatch.setattr(outputs.VideoOutput, "write", lambda self, f, at=None: (time.sleep(0.05), real_write(self, f, at)))
     clip = write_video(tmp_path / "long.avi", frames=40)
     with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
         report = run_pipeline(open_source(str(clip)), seg, PipelineOptions(hud=True, output=str(tmp_path / "o.mp4")))
@@ -254,7 +254,7 @@ def _slow_sinks(monkeypatch, seconds: float) -> list[int]:
 
     written = []
 
-    def write(self, out):
+    def write(self, out, at=None):
         time.sleep(seconds)  # an encoder slower than the processing
         written.append(int(out[0, 0, 0]))
 

@@ -58,8 +58,26 @@ class VideoOutput:
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self._resize_warned = False
+        self._start: float | None = None  # a live recording's first capture time
+        self._newest: np.ndarray | None = None  # its newest frame, shown until the next one's slot
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, at: float | None = None) -> None:
+        """Append ``frame``. ``at`` (a live source's capture time, ``time.perf_counter``): the file keeps real time
+        at its frame rate, each frame shown from its own slot until the next one's, as a camera sends frames
+        that the loop may process only some of; without it (files) every frame is written once, in order."""
+        if at is None:
+            self._append(frame)
+            return
+        if self._start is None:
+            self._start = at
+        slot = round((at - self._start) * self.fps)
+        while self.frames < slot:
+            self._append(self._newest)
+        if self.frames == slot:
+            self._append(frame)
+        self._newest = frame  # a frame whose slot is already shown shows from the next one on
+
+    def _append(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         if self.writer is None:
             self.size = (w - w % 2, h - h % 2)  # every encoder here takes even sizes (OpenCV would crop silently)

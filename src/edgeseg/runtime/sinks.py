@@ -43,11 +43,13 @@ class Sinks:
         """Whether any output besides the window takes frames."""
         return bool(self.writer or self.camera or self.server)
 
-    def write(self, out: np.ndarray) -> None:
-        """The frame to the file, the virtual camera and the stream; an OSError is a failed write."""
-        for sink in (self.writer, self.camera):
-            if sink:
-                sink.write(out)
+    def write(self, out: np.ndarray, at: float | None = None) -> None:
+        """The frame to the file, the virtual camera and the stream; an OSError is a failed write. ``at``: a live
+        source's capture time, by which the file keeps real time (:meth:`VideoOutput.write`)."""
+        if self.writer:
+            self.writer.write(out, at)
+        if self.camera:
+            self.camera.write(out)
         if self.server:
             self.server.publish(out)
 
@@ -132,7 +134,7 @@ class SinkThread:
                 continue
             out, captured_at = item
             try:
-                self.sinks.write(out)
+                self.sinks.write(out, captured_at if self.live else None)
             except BaseException as exc:  # an OSError (a full disk) ends the run with the OS's reason
                 self.error = exc
                 continue
