@@ -165,3 +165,26 @@ def test_a_live_recording_keeps_real_time_when_fewer_frames_are_processed_than_t
         files.write(np.full((48, 64, 3), 40 * i, np.uint8))
     files.close()
     assert int(cv2.VideoCapture(str(tmp_path / "file.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+def test_frames_of_another_shape_are_letterboxed_into_the_video_not_stretched(tmp_path, caplog):
+    # a folder of landscape and portrait photos as a video: the portrait ones were stretched to the first's shape
+    import cv2
+
+    from edgeseg.runtime.outputs import VideoOutput
+
+    video = VideoOutput(tmp_path / "photos.avi", fps=5.0)
+    video.write(np.full((120, 160, 3), 200, np.uint8))  # landscape: the video's size
+    portrait = np.zeros((160, 120, 3), np.uint8)
+    cv2.circle(portrait, (60, 80), 40, (255, 255, 255), -1)
+    with caplog.at_level("WARNING", logger="edgeseg"):
+        video.write(portrait)
+    video.close()
+    capture = cv2.VideoCapture(str(tmp_path / "photos.avi"))
+    capture.read()
+    ok, frame = capture.read()
+    assert ok and frame.shape == (120, 160, 3)
+    ys, xs = np.nonzero(frame[..., 0] > 127)
+    assert abs((xs.max() - xs.min()) - (ys.max() - ys.min())) <= 3  # still round: scaled by 0.75 either way
+    assert frame[:, :30].max() < 40 and frame[:, -30:].max() < 40  # black bars either side
+    assert "letterboxed" in caplog.text

@@ -28,6 +28,18 @@ MIN_FREE_BYTES = 256 * 1024  # below this the next frames cannot be stored: stop
 MAX_VIDEO_SIDE = 8192  # MPEG-4 Part 2 and H.264 levels, and OpenCV's MJPG writer, stop here
 
 
+def letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``frame`` scaled to fit inside ``size`` (width, height), centred on black: its proportions kept."""
+    h, w = frame.shape[:2]
+    width, height = size
+    scale = min(width / w, height / h)
+    fw, fh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    out = np.zeros((height, width, *frame.shape[2:]), frame.dtype)
+    y, x = (height - fh) // 2, (width - fw) // 2
+    out[y:y + fh, x:x + fw] = cv2.resize(frame, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return out
+
+
 class VideoOutput:
     """A video file written under a hidden temporary name and renamed on close, so a stopped run (Ctrl-C,
     SIGTERM, SIGHUP, end of input) leaves a playable file and a crashed one none under the requested name.
@@ -90,9 +102,9 @@ class VideoOutput:
             frame = frame[:self.size[1], :self.size[0]]
         else:
             if not self._resize_warned:
-                log.warning("frames of %dx%d resized to the video's %dx%d", w, h, *self.size)
+                log.warning("frames of %dx%d letterboxed into the video's %dx%d", w, h, *self.size)
                 self._resize_warned = True
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+            frame = letterbox(frame, self.size)
         if shutil.disk_usage(self.tmp.parent).free < MIN_FREE_BYTES:  # the encoder would only print warnings
             raise OSError(errno.ENOSPC, f"cannot write {self.path}: {os.strerror(errno.ENOSPC)}")
         with _stop_signals_deferred():  # a stop between the write and the count would fail the close's check
