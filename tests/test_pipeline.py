@@ -295,3 +295,17 @@ def test_mask_every_n_frames_reports_the_masks_age(shipped):
     with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO, mask_every=3)) as seg:
         report = run_pipeline(_numbered_frames(30, live=False), seg, PipelineOptions(hud=False))
     assert report.mask_age == pytest.approx(1.0)  # ages 0, 1, 2 in turn
+
+
+def test_an_output_that_fails_on_the_last_frame_is_not_a_silent_success(shipped, monkeypatch):
+    # a failure the output thread met while writing the last frames was dropped unless it was an OSError
+    from edgeseg.runtime.sinks import Sinks
+
+    def write(self, out, at=None):
+        raise ValueError("the device refused the frame")
+
+    monkeypatch.setattr(Sinks, "write", write)
+    monkeypatch.setattr(Sinks, "writes", property(lambda self: True))
+    with Segmenter(SegmenterOptions(shipped("tflite", "int8"), RunningMode.VIDEO)) as seg:
+        with pytest.raises(ValueError, match="refused the frame"):
+            run_pipeline(_numbered_frames(1, live=False), seg, PipelineOptions(effect=Effect.NONE, hud=False))

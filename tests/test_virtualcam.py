@@ -80,3 +80,20 @@ def test_missing_pyvirtualcam_is_a_clear_error(shipped, video, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # import fails as if not installed
     result = _webcam(shipped, video)
     assert result.exit_code == 1 and "pip install pyvirtualcam" in result.output
+
+
+def test_frames_of_another_size_reach_the_virtual_camera_letterboxed(shipped, tmp_path, monkeypatch):
+    # a camera device has one size: a folder of photos of two sizes failed on the second ("mismatch in frame size")
+    import cv2
+
+    monkeypatch.setattr(pvc_camera, "BACKENDS", {"recorder": Recorder})
+    monkeypatch.setattr(Recorder, "opened", [])
+    monkeypatch.setattr(Recorder, "frames", [])
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.full((120, 160, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "photos" / "b.png"), np.full((160, 120, 3), 90, np.uint8))
+    result = _webcam(shipped, tmp_path / "photos", "--effect", "none")
+    assert result.exit_code == 0, result.output
+    assert [f.size for f in Recorder.frames] == [120 * 160 * 3] * 2  # as the device was opened: the first size
+    second = Recorder.frames[1].reshape(120, 160, 3)
+    assert second[:, :20].max() == 0 and second[:, 70:90].min() > 0  # black bars beside the portrait photo

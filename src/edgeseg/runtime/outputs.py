@@ -202,7 +202,8 @@ class Window:
 
 class VirtualCamera:
     """A virtual camera through pyvirtualcam (optional: pip install pyvirtualcam), opened at the first
-    frame's size. Missing pyvirtualcam is an ImportError at construction, a missing device an OSError."""
+    frame's size; frames of another size are letterboxed into it. Missing pyvirtualcam is an ImportError at
+    construction, a missing device an OSError."""
 
     def __init__(self, fps: float):
         try:
@@ -222,6 +223,8 @@ class VirtualCamera:
                 raise OSError(f"no virtual camera to send to ({exc}); Linux: sudo modprobe v4l2loopback, "
                               "Windows and macOS: install OBS Studio") from exc
             log.info("virtual camera %s", self.cam.device)
+        elif (self.cam.height, self.cam.width) != frame.shape[:2]:  # a device has one size
+            frame = letterbox(frame, (self.cam.width, self.cam.height))
         self.cam.send(frame)
 
     def close(self) -> None:

@@ -254,6 +254,8 @@ def run_pipeline(source: Source, segmenter: Segmenter, options: PipelineOptions,
                 report.ended, report.detail = EndReason.OUTPUT_FAILED, str(failed)
             report.output, report.codec = sinks.close(keep=report.ended is not EndReason.OUTPUT_FAILED)
             process.close()
+    if failed is not None and not isinstance(failed, OSError):  # a fault, not a full disk: never a quiet success
+        raise failed
     report.seconds = round(time.perf_counter() - start, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
     report.stage_ms = {k: round(statistics.median(v), 3) for k, v in history.items() if v}
