@@ -21,6 +21,13 @@ MAX_PIXELS_OPTION = "--max-pixels"  # the commands that read photos (predict, we
 ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 
 
+# HEIF file types of still photos without an AVIF brand (OpenCV decodes AVIF where built with it, HEIC never)
+HEIC_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc")
+HEIC_SUFFIXES = (".heic", ".heif")
+HEIC_ADVICE = ("(as iPhones take them), which OpenCV cannot decode: convert {} to JPEG (heif-convert, or on the "
+               "iPhone: Settings > Camera > Formats > Most Compatible)")
+
+
 class ImageError(EdgesegError, ValueError):
     """An image that cannot be used: unreadable, truncated, or over the pixel limit (the message names it)."""
 
@@ -46,7 +53,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
             h, w = struct.unpack(">II", data[at + 4:at + 12])
             return w, h
         return None
-    if data[4:12] in (b"ftypavif", b"ftypavis", b"ftypheic", b"ftypmif1"):  # HEIF: the spatial extent property
+    if data[4:12] in (b"ftypavif", b"ftypavis", *HEIC_BRANDS):  # HEIF: the spatial extent property
         at = data.find(b"ispe")
         return struct.unpack(">II", data[at + 8:at + 16]) if 0 <= at <= len(data) - 16 else None
     if data[:1] == b"P" and data[1:2] in b"123456" and len(data) >= 7:
@@ -183,6 +190,8 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
                 image, unchanged = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED), True
     except (cv2.error, MemoryError) as exc:  # out of memory, say: this file fails, the next one is read
         raise ImageError(f"{path} could not be decoded ({type(exc).__name__}: {str(exc).strip()[:120]})") from None
+    if image is None and data[4:12] in HEIC_BRANDS:
+        raise ImageError(f"{path} is a HEIC photo {HEIC_ADVICE.format('it')}")
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
     if unchanged:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
@@ -241,6 +250,9 @@ def no_images(folder: str | Path) -> str:
     searched below their own level), which one and the pattern that reaches them."""
     folder = Path(folder)
     message = f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+    heic = sum(1 for p in folder.glob("*") if p.suffix.lower() in HEIC_SUFFIXES)
+    if heic:
+        return f"{message}; it holds {heic} HEIC photo{'s' if heic > 1 else ''} {HEIC_ADVICE.format('them')}"
     for sub in folder.rglob("*"):  # to the first image only: a large tree without any is walked once
         if sub.suffix.lower() in IMAGE_SUFFIXES and sub.is_file():
             return (f"{message}; its subfolders do (e.g. {sub.parent}), which are not searched: name them, or "
