@@ -517,3 +517,7 @@ def test_an_iphone_photo_says_it_is_heic_and_how_to_convert_it(tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path / "camera-roll"), "--out", str(tmp_path / "out")])
     text = one_line(result.output)
     assert result.exit_code == 1 and "holds no images" in text and "3 HEIC photos" in text and "JPEG" in text, text
+    cv2.imwrite(str(tmp_path / "camera-roll" / "shared.jpg"), np.full((30, 40, 3), 90, np.uint8))
+    result = runner.invoke(app, ["predict", str(tmp_path / "camera-roll"), "--out", str(tmp_path / "out")])
+    text = one_line(result.output)  # beside a JPEG, each HEIC is named rather than left out without a word
+    assert result.exit_code == 1 and "1 image written" in text and text.count("is a HEIC photo") == 3, text

@@ -191,7 +191,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, option: str | Non
     except (cv2.error, MemoryError) as exc:  # out of memory, say: this file fails, the next one is read
         raise ImageError(f"{path} could not be decoded ({type(exc).__name__}: {str(exc).strip()[:120]})") from None
     if image is None and data[4:12] in HEIC_BRANDS:
-        raise ImageError(f"{path} is a HEIC photo {HEIC_ADVICE.format('it')}")
+        raise ImageError(heic_error(path))
     if image is None:
         raise ImageError(f"{path} is not a readable image (corrupt, or a format OpenCV cannot decode)")
     if unchanged:  # IMREAD_UNCHANGED keeps the file's own depth and channels: 8-bit BGR, plus alpha where it has one
@@ -245,12 +245,21 @@ def pattern_files(pattern: str) -> tuple[list[str], list[Path]]:
     return matches, [Path(m) for m in matches if Path(m).is_file()]
 
 
+def heic_files(folder: str | Path) -> list[Path]:
+    """The HEIC photos of a folder, which :func:`image_files` leaves out (OpenCV cannot decode them), sorted."""
+    return sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in HEIC_SUFFIXES and p.is_file())
+
+
+def heic_error(path: str | Path) -> str:
+    return f"{path} is a HEIC photo {HEIC_ADVICE.format('it')}"
+
+
 def no_images(folder: str | Path) -> str:
     """Why ``folder`` gave no images: the suffixes read, and, where its subfolders hold them (folders are not
     searched below their own level), which one and the pattern that reaches them."""
     folder = Path(folder)
     message = f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
-    heic = sum(1 for p in folder.glob("*") if p.suffix.lower() in HEIC_SUFFIXES)
+    heic = len(heic_files(folder))
     if heic:
         return f"{message}; it holds {heic} HEIC photo{'s' if heic > 1 else ''} {HEIC_ADVICE.format('them')}"
     for sub in folder.rglob("*"):  # to the first image only: a large tree without any is walked once

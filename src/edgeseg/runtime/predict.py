@@ -13,8 +13,8 @@ from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import EFFECTS, Effect
 from edgeseg.runtime.image_io import (
-    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, pattern_files, read_image,
-    write_image,
+    ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images,
+    pattern_files, read_image, write_image,
 )
 from edgeseg.runtime.pipeline import STEP_STAGES, FrameProcessor
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
@@ -41,6 +41,8 @@ def expand_inputs(specs: list[str]) -> tuple[list[Path], dict[str, str]]:
             files += found
             if not found:
                 failed[spec] = no_images(path)
+            else:  # beside the images: said one by one, as unreadable images are
+                failed.update({str(p): heic_error(p) for p in heic_files(path)})
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             failed[spec] = (f"{spec} is a video: predict takes still images; use "
                             f"edgeseg webcam --source {spec} --output OUT.mp4")
