@@ -219,3 +219,20 @@ def test_ignored_outline_pixels_weigh_nothing_and_leave_the_dice_term_too():
     mask, weight = mask.numpy(), weight.numpy()
     assert np.all(weight[:, :5] == 0) and np.all(mask[:, :5] == BORDER)
     assert np.all(weight[:, 5:] == 1) and np.all(mask[:, 5:] == 1)
+
+
+def test_a_mask_of_black_and_one_colour_is_a_binary_mask(tmp_path):
+    # label tools export binary masks as colour on black (CVAT's class colours, a red overlay): it was refused
+    # with "has 3 differing channels"
+    grey = write_mask_folder(tmp_path / "grey", n=6)
+    colour = write_mask_folder(tmp_path / "colour", n=6)
+    for path in (colour / "masks").glob("*.png"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(path), np.where(mask[..., None] > 0, np.uint8([0, 0, 255]), np.uint8(0)))  # red on black
+    want = load_folder(grey, "train", 32, val_fraction=0.0, progress=False).masks
+    np.testing.assert_array_equal(load_folder(colour, "train", 32, val_fraction=0.0, progress=False).masks, want)
+    two = np.zeros((64, 64, 3), np.uint8)
+    two[:10], two[-10:] = (0, 0, 255), (0, 255, 0)  # two classes' colours: not a binary mask
+    cv2.imwrite(str(colour / "masks" / "cat_0.png"), two)
+    with pytest.raises(DataError, match=r"cat_0\.png has 3 colours;.*black and one colour"):
+        load_folder(colour, "train", 32, val_fraction=0.0, progress=False)

@@ -129,10 +129,15 @@ def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -
 
 
 def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
-    if mask.ndim == 3:
-        if not np.all(mask == mask[..., :1]):
-            raise DataError(f"mask {path} has {mask.shape[2]} differing channels; expected a single-channel label image")
+    if mask.ndim == 3 and np.all(mask == mask[..., :1]):
         mask = mask[..., 0]
+    elif mask.ndim == 3:  # label tools export a binary mask as a colour on black (a class's colour)
+        colour = mask[..., :3]  # an alpha channel aside
+        colours = np.unique(colour.reshape(-1, colour.shape[2]), axis=0)
+        if layout == "oxford" or len(colours) != 2 or colours[0].any():
+            raise DataError(f"mask {path} has {len(colours)} colours; expected a single-channel label image"
+                            + ("" if layout == "oxford" else ", or black and one colour"))
+        mask = colour.any(axis=2).astype(np.uint8)
     values = np.unique(mask)
     if layout == "oxford":
         if not set(values.tolist()) <= set(OXFORD_TRIMAP_VALUES):
