@@ -236,3 +236,13 @@ def test_a_mask_of_black_and_one_colour_is_a_binary_mask(tmp_path):
     cv2.imwrite(str(colour / "masks" / "cat_0.png"), two)
     with pytest.raises(DataError, match=r"cat_0\.png has 3 colours;.*black and one colour"):
         load_folder(colour, "train", 32, val_fraction=0.0, progress=False)
+
+
+def test_a_jpeg_mask_says_why_its_values_are_not_binary(tmp_path):
+    root = write_mask_folder(tmp_path / "cats", n=4)
+    mask = cv2.imread(str(root / "masks" / "cat_0.png"), cv2.IMREAD_GRAYSCALE)
+    for path in (root / "masks").glob("*.png"):
+        path.unlink()
+        cv2.imwrite(str(path.with_suffix(".jpg")), mask)  # lossy: values between 0 and 255 at the edges
+    with pytest.raises(DataError, match=r"cat_0\.jpg has values .*JPEG.*save masks as PNG"):
+        load_folder(root, "train", 32, val_fraction=0.0, progress=False)

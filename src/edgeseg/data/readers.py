@@ -148,7 +148,9 @@ def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
     elif set(values.tolist()) <= {0, 255}:
         fg = mask == 255
     else:
-        raise DataError(f"mask {path} has values {values[:8].tolist()}; expected a binary mask of 0/1 or 0/255")
+        lossy = " (JPEG's compression blurs the values at edges: save masks as PNG)" if path.suffix.lower() in (
+            ".jpg", ".jpeg") else ""
+        raise DataError(f"mask {path} has values {values[:8].tolist()}; expected a binary mask of 0/1 or 0/255{lossy}")
     return np.where(fg, 0, 1).astype(np.uint8)  # foreground -> pet, rest -> background
 
 
