@@ -21,7 +21,7 @@ MAX_PIXELS_OPTION = "--max-pixels"  # the commands that read photos (predict, we
 ALPHA_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 
 
-# HEIF file types of still photos without an AVIF brand (OpenCV decodes AVIF where built with it, HEIC never)
+# HEIF file types of HEIC photos (mif1 starts some AVIF files too): OpenCV decodes AVIF where built with it, HEIC never
 HEIC_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc")
 HEIC_SUFFIXES = (".heic", ".heif")
 HEIC_ADVICE = ("(as iPhones take them), which OpenCV cannot decode: convert {} to JPEG (heif-convert, or on the "
@@ -251,6 +251,7 @@ def heic_files(folder: str | Path) -> list[Path]:
 
 
 def heic_error(path: str | Path) -> str:
+    """What to tell of a HEIC photo: what it is and how to convert it."""
     return f"{path} is a HEIC photo {HEIC_ADVICE.format('it')}"
 
 
