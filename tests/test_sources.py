@@ -90,7 +90,7 @@ def test_a_file_played_in_real_time_stamps_each_frame_when_it_is_due_not_when_it
     # glass-to-glass latency counted the wait for a frame's due time: a 10 fps clip showed ~100 ms of it
     with open_source(str(video), realtime=True) as source:
         waits = [time.perf_counter() - frame.captured_at for _, frame in zip(range(4), source)]
-    assert max(waits) < 0.05, waits  # each frame waited 100 ms for its turn after it was read
+    assert max(waits) < 0.05, waits  # stamped when read ahead, a frame waited 100 ms for its turn
 
 
 class _FakeCamera:
