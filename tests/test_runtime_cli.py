@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
-from tests.helpers import png_claiming
+from tests.helpers import one_line, png_claiming
 
 runner = CliRunner()
 
@@ -168,6 +168,9 @@ def test_unsupported_video_type_is_named(tmp_path):
     result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
                                  str(tmp_path / "o.txt"), "--no-window"])
     assert result.exit_code == 1 and "unsupported video type '.txt'" in result.output
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+                                 str(tmp_path / "recording"), "--no-window"])  # said "unsupported video type ''"
+    assert result.exit_code == 1 and "has no file type" in one_line(result.output), result.output
 
 
 def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path, capfd):

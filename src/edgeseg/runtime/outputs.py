@@ -56,6 +56,8 @@ class VideoOutput:
             raise ValueError(f"--output {self.path!s}: the name is not valid UTF-8, which the video encoder "
                              "cannot open; choose another name")
         codecs = VIDEO_CODECS.get(self.path.suffix.lower())
+        if codecs is None and not self.path.suffix:
+            raise ValueError(f"--output {self.path} has no file type; name it {', '.join(f'*{s}' for s in VIDEO_CODECS)}")
         if codecs is None:
             raise ValueError(f"--output {self.path}: unsupported video type {self.path.suffix!r}; "
                              f"use {', '.join(VIDEO_CODECS)}")
