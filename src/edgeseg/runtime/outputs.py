@@ -44,7 +44,7 @@ class VideoOutput:
     """A video file written under a hidden temporary name and renamed on close, so a stopped run (Ctrl-C,
     SIGTERM, SIGHUP, end of input) leaves a playable file and a crashed one none under the requested name.
 
-    Frames of another size than the first are resized to it (with one warning). Close checks that the
+    Frames of another size than the first are letterboxed into it (with one warning). Close checks that the
     file holds every frame written. After kill -9, which no program can catch, the recording is lost:
     OpenCV buffers frames and MP4 writes its index last. The next run to the same path removes the
     dead run's partial file.
