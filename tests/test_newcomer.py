@@ -387,3 +387,24 @@ def test_exporting_a_folder_that_is_no_run_says_what_it_lacks(tmp_path):
     result = runner.invoke(app, ["export", str(tmp_path)])
     text = one_line(result.output)
     assert result.exit_code == 1 and "is not an edgeseg run" in text and "model.keras" in text, text
+
+
+def test_blur_bg_takes_a_blur_strength_and_other_effects_refuse_it(tmp_path):
+    # blur-bg's blur was fixed (21 px) with no option: a video call's "slight blur" or "strong blur" could not be had
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "noise.png"
+    cv2.imwrite(str(photo), cv2.resize(np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8),
+                                       (320, 240), interpolation=cv2.INTER_NEAREST))
+    detail = {}
+    for blur in ("5", "101"):
+        out = tmp_path / f"blur{blur}.png"
+        result = runner.invoke(app, ["predict", str(photo), "--effect", "blur-bg", "--blur", blur, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        detail[blur] = cv2.Laplacian(cv2.imread(str(out), cv2.IMREAD_GRAYSCALE), cv2.CV_32F).var()
+    assert detail["101"] < 0.5 * detail["5"], detail  # the stronger blur leaves less detail
+    for args in (["--effect", "grayscale-bg", "--blur", "31"], ["--effect", "blur-bg", "--blur", "1"],
+                 ["--effect", "blur-bg", "--blur", "100000"]):
+        result = runner.invoke(app, ["predict", str(photo), *args, "--out", str(tmp_path / "x.png")])
+        assert result.exit_code == 2 and "--blur" in one_line(result.output), (args, result.output)

@@ -8,7 +8,7 @@ import typer
 
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.composite import FramePath
-from edgeseg.runtime.effects import KEY_HEX, Effect
+from edgeseg.runtime.effects import BLUR, KEY_HEX, MAX_BLUR, MIN_BLUR, Effect
 from edgeseg.runtime.image_io import MAX_PIXELS_OPTION
 from edgeseg.runtime.model_info import InputRange
 from edgeseg.runtime.segmenter import MAX_FEATHER, Edges
@@ -38,6 +38,9 @@ BackgroundOpt = Annotated[Optional[str], typer.Option(
     help=f"replace-bg: image file (scaled to cover the frame and centred, never stretched) or #RRGGBB (default: chroma "
     f"green {KEY_HEX}). remove-bg: photos become PNGs with "
     f"transparency; video has none, so its background is keyed to this colour (default {KEY_HEX}).")]
+BlurOpt = Annotated[Optional[int], typer.Option(
+    min=MIN_BLUR, max=MAX_BLUR, metavar="PX",
+    help=f"blur-bg: how strongly the background is blurred, a Gaussian this many pixels wide (default {BLUR}).")]
 ThresholdOpt = Annotated[float, typer.Option(
     min=0.0, max=1.0, help="Centre of the soft threshold that turns the mask probability into opacity.",
     rich_help_panel=MASK_PANEL)]
@@ -78,6 +81,17 @@ def background_option(effect: Effect, value: Optional[str]):
         return parse_background(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--background") from None
+
+
+def blur_option(effect: Effect, value: Optional[int]) -> int:
+    """blur-bg's strength: the one given, or the default; refused for the other effects."""
+    from edgeseg.runtime.effects import check_blur
+
+    try:
+        check_blur(effect, value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--blur") from None
+    return BLUR if value is None else value
 
 
 def foreground_option(spec: Optional[str]) -> Optional[dict[int, float]]:

@@ -13,9 +13,9 @@ from rich.markup import escape
 
 from edgeseg.cli.app import app, console, err, fail, plural, writable
 from edgeseg.cli.options import (
-    MASK_PANEL, SERVE_PANEL, BackgroundOpt, EdgesOpt, EffectOpt, FeatherOpt, FramePathOpt, ForegroundOpt, InputRangeOpt, JsonOpt,
-    MaxPixelsOpt, MinBlobOpt, ModelOpt, OutputKindOpt, ProviderOpt, SmoothingOpt, SoftnessOpt, ThreadsOpt,
-    ThresholdOpt, background_option, segmenter_options,
+    MASK_PANEL, SERVE_PANEL, BackgroundOpt, BlurOpt, EdgesOpt, EffectOpt, FeatherOpt, FramePathOpt, ForegroundOpt,
+    InputRangeOpt, JsonOpt, MaxPixelsOpt, MinBlobOpt, ModelOpt, OutputKindOpt, ProviderOpt, SmoothingOpt, SoftnessOpt,
+    ThreadsOpt, ThresholdOpt, background_option, blur_option, segmenter_options,
 )
 from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.image_io import MAX_PIXELS
@@ -35,6 +35,7 @@ def webcam(
     camera_fps: Optional[float] = typer.Option(None, min=1.0, max=1000.0, help="Frame rate to ask the camera for."),
     effect: EffectOpt = P.effect,
     background: BackgroundOpt = None,
+    blur: BlurOpt = None,
     output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
     serve: Optional[str] = typer.Option(
         None, help=f"Serve an MJPEG stream and page on HOST:PORT, or HOST on port {DEFAULT_PORT} (loopback unless you "
@@ -93,6 +94,7 @@ def webcam(
         raise typer.BadParameter("--no-token serves without a token; give --token or --no-token, not both",
                                  param_hint="--token")
     background_value = background_option(effect, background)
+    blur_px = blur_option(effect, blur)
     if output:
         writable(output, "--output")
         if Path(source).exists() and output.resolve() == Path(source).resolve():
@@ -118,7 +120,7 @@ def webcam(
                    "--virtual-cam to see the result")
     with src, Segmenter(options) as segmenter:
         report = run_pipeline(src, segmenter, PipelineOptions(
-            effect=effect, background=background_value, hud=show if hud is None else hud, window=show,
+            effect=effect, background=background_value, blur=blur_px, hud=show if hud is None else hud, window=show,
             output=str(output) if output else None, serve=serve, token=token, open_stream=no_token,
             max_clients=max_clients, stream_fps=stream_fps, virtual_cam=virtual_cam, max_frames=max_frames,
             frame_path=frame_path), name=source)
@@ -144,6 +146,7 @@ def predict(
     model: ModelOpt = None,
     effect: EffectOpt = P.effect,
     background: BackgroundOpt = None,
+    blur: BlurOpt = None,
     out: Path = typer.Option(Path("predictions"),
                              help="Output folder, or an image file (.png, .jpg, .webp...) for a single image."),
     max_pixels: MaxPixelsOpt = MAX_PIXELS,
@@ -166,6 +169,7 @@ def predict(
     from edgeseg.runtime.segmenter import RunningMode
 
     background_value = background_option(effect, background)
+    blur_px = blur_option(effect, blur)
     if effect is Effect.REMOVE_BG and isinstance(background_value, tuple):
         logging.getLogger("edgeseg").warning(
             "remove-bg with --background %s keys the background to that colour: the images have no transparency "
@@ -175,7 +179,8 @@ def predict(
         softness=softness, edges=edges, feather=feather, min_blob=min_blob, input_range=input_range,
         output_kind=output_kind)
     writable(out, "--out", folder=not names_an_image(out))
-    report = predict_images(images, options, effect, out, background_value, max_pixels, progress=not as_json)
+    report = predict_images(images, options, effect, out, background_value, max_pixels, progress=not as_json,
+                            blur=blur_px)
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
     else:

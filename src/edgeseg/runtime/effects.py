@@ -62,11 +62,12 @@ def grayscale_bg(frame: np.ndarray, alpha: np.ndarray, scratch: Scratch | None =
 
 
 QUARTER = 4  # blur-bg's background is blurred at a quarter of the frame's size, a pixel per 4 x 4 block
+BLUR, MIN_BLUR, MAX_BLUR = 21, 3, 255  # blur-bg's strength: the Gaussian's width in pixels of the frame
 # a frame pixel's position in the quarter-size image (its blocks' centres at 1.5, 5.5, ...): x / 4 - 0.375
 _FROM_QUARTER = np.float32([[1 / QUARTER, 0, 0.5 / QUARTER - 0.5], [0, 1 / QUARTER, 0.5 / QUARTER - 0.5]])
 
 
-def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = 21, scratch: Scratch | None = None) -> np.ndarray:
+def blur_bg(frame: np.ndarray, alpha: np.ndarray, strength: int = BLUR, scratch: Scratch | None = None) -> np.ndarray:
     """Blurred background without halo.
 
     A plain blur of the frame smears the subject's colours into the background around its outline.
@@ -195,6 +196,16 @@ def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | N
         raise ValueError(f"{exc}; expected an image or a #RRGGBB colour") from None
 
 
+def check_blur(effect: Effect | str, blur: int | None) -> None:
+    """A blur strength only means something to blur-bg: refuse it elsewhere, and outside MIN_BLUR-MAX_BLUR."""
+    if blur is None:
+        return
+    if Effect(effect) is not Effect.BLUR_BG:
+        raise ValueError(f"--effect {Effect(effect).value} does not blur; --blur is for {Effect.BLUR_BG.value}")
+    if not MIN_BLUR <= blur <= MAX_BLUR:
+        raise ValueError(f"blur {blur} px: expected {MIN_BLUR} to {MAX_BLUR} (default {BLUR})")
+
+
 def check_background(effect: Effect | str, background) -> None:
     """A background only means something to the effects whose table entry uses one: refuse it elsewhere."""
     effect = Effect(effect)
@@ -208,7 +219,7 @@ def apply_effect(
     frame: np.ndarray,
     alpha: np.ndarray,
     background: np.ndarray | tuple[int, int, int] | None = None,
-    blur_strength: int = 21,
+    blur_strength: int = BLUR,
     scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Apply ``effect`` to a BGR uint8 frame given a mask of the frame's size (float in [0, 1] or uint8).

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
-from edgeseg.runtime.effects import EFFECTS, KEY_COLOR, Effect, apply_effect, fit_background
+from edgeseg.runtime.effects import BLUR, EFFECTS, KEY_COLOR, Effect, apply_effect, fit_background
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.segmenter import STAGES, Segmenter
 from edgeseg.runtime.sinks import SinkThread, Sinks
@@ -32,7 +32,7 @@ ALL_STAGES = ("capture", *STEP_STAGES)
 class PipelineOptions:
     effect: Effect = Effect.GRAYSCALE_BG
     background: np.ndarray | tuple[int, int, int] | None = None  # image or BGR colour for replace-bg
-    blur: int = 21
+    blur: int = BLUR  # blur-bg's strength
     hud: bool = True
     window: bool = False
     output: str | None = None  # video file
@@ -146,7 +146,7 @@ class FrameProcessor:
     "effect" stage all the frame-sized work; opencv renders the mask in "postprocess", then blends.
     """
 
-    def __init__(self, segmenter: Segmenter, effect: Effect, background=None, blur: int = 21, video: bool = True,
+    def __init__(self, segmenter: Segmenter, effect: Effect, background=None, blur: int = BLUR, video: bool = True,
                  frame_path: FramePath | None = None):
         self.segmenter, self.effect, self.blur, self.video = segmenter, Effect(effect), blur, video
         self.background = background

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
 from edgeseg.io import atomic_path
-from edgeseg.runtime.effects import EFFECTS, Effect
+from edgeseg.runtime.effects import BLUR, EFFECTS, Effect
 from edgeseg.runtime.image_io import (
     ALPHA_SUFFIXES, MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images,
     pattern_files, read_image, write_image,
@@ -96,12 +96,13 @@ def output_paths(files: list[Path], effect: Effect, out: Path, transparent: bool
 
 
 def predict_images(images: list[str], options: SegmenterOptions, effect: Effect, out: str | Path,
-                   background=None, max_pixels: int = MAX_PIXELS, progress: bool = False) -> PredictReport:
+                   background=None, max_pixels: int = MAX_PIXELS, progress: bool = False,
+                   blur: int = BLUR) -> PredictReport:
     """Apply ``effect`` to still images; write PNGs (remove-bg: with an alpha channel) into the folder ``out``,
     or one image to ``out`` when it names an image file (:func:`output_paths`).
 
     Every readable image is processed; the rest are listed in ``failed`` with the reason. ``progress``: a
-    progress bar while it runs.
+    progress bar while it runs; ``blur``: blur-bg's strength.
     """
     from dataclasses import replace
 
@@ -111,7 +112,7 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     targets = output_paths(files, effect, Path(out), transparent)
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
-        process = FrameProcessor(segmenter, effect, background, video=False)
+        process = FrameProcessor(segmenter, effect, background, blur, video=False)
         todo = jobs = list(zip(files, targets))
         if progress:
             from edgeseg.progress import track
