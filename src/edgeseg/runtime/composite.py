@@ -21,7 +21,9 @@ import cv2
 import numpy as np
 
 from edgeseg.progress import status
-from edgeseg.runtime.effects import BLUR, KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, QUARTER, Effect, blur_bg, quarter_taps
+from edgeseg.runtime.effects import (
+    BLUR, KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, OVERLAY_OPACITY, QUARTER, Effect, blur_bg, quarter_taps,
+)
 from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
 
@@ -97,7 +99,7 @@ class Compositor:
 
     def __call__(self, effect: Effect, frame: np.ndarray, field: MaskField | None = None,
                  mask: np.ndarray | None = None, background: np.ndarray | tuple[int, int, int] | None = None,
-                 blur: int = BLUR, opacity: float = 0.5) -> np.ndarray:
+                 blur: int = BLUR, opacity: float = OVERLAY_OPACITY) -> np.ndarray:
         """``effect`` applied to a BGR uint8 frame with the mask ``field`` (or a frame-sized 0-255 ``mask``).
 
         ``background``: a frame-sized BGR image or a BGR colour (replace-bg; remove-bg keys to a colour),

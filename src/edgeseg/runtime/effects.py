@@ -161,10 +161,11 @@ def remove_bg(frame: np.ndarray, alpha: np.ndarray, key: tuple[int, int, int] | 
 
 
 OVERLAY_COLOR = (0, 200, 255)  # BGR: amber
+OVERLAY_OPACITY = 0.5  # of the tint over the subject
 
 
-def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = OVERLAY_COLOR, opacity: float = 0.5,
-            scratch: Scratch | None = None) -> np.ndarray:
+def overlay(frame: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] = OVERLAY_COLOR,
+            opacity: float = OVERLAY_OPACITY, scratch: Scratch | None = None) -> np.ndarray:
     """Tint the subject with ``color`` (BGR) at ``opacity``, weighted by the mask.
 
     ``frame + opacity * alpha * (color - frame)``: a blend of the frame with the colour, weighted by
