@@ -198,13 +198,9 @@ def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | N
 
 
 def check_blur(effect: Effect | str, blur: int | None) -> None:
-    """A blur strength only means something to blur-bg: refuse it elsewhere, and outside MIN_BLUR-MAX_BLUR."""
-    if blur is None:
-        return
-    if Effect(effect) is not Effect.BLUR_BG:
+    """A blur strength only means something to blur-bg: refuse it elsewhere."""
+    if blur is not None and Effect(effect) is not Effect.BLUR_BG:
         raise ValueError(f"--effect {Effect(effect).value} does not blur; --blur is for {Effect.BLUR_BG.value}")
-    if not MIN_BLUR <= blur <= MAX_BLUR:
-        raise ValueError(f"blur {blur} px: expected {MIN_BLUR} to {MAX_BLUR} (default {BLUR})")
 
 
 def check_background(effect: Effect | str, background) -> None:
