@@ -150,3 +150,18 @@ def test_settings_are_on_disk_before_the_first_label(photos, tmp_path):
     result = runner.invoke(app, [*args, "--min-fg", "0.2"])  # other settings: refused, not mixed in
     assert result.exit_code == 1 and "min_fg 0.03 -> 0.2" in " ".join(result.output.split())
     assert runner.invoke(app, args).exit_code == 0  # the same settings resume
+
+
+def test_heic_photos_are_listed_as_unreadable_not_left_out(photos, tmp_path):
+    # a folder of phone photos: its HEIC ones were left out of label's report without a word
+    from tests.test_image_inputs import _heic
+
+    (photos / "IMG_0001.HEIC").write_bytes(_heic())
+    (photos / "pet0.heic").write_bytes(_heic())  # converted to pet0.jpg beside it: that copy is labelled
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "dataset"), "--model", str(teacher),
+                                 "--foreground", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "HEIC photo" in report["rejected"]["IMG_0001"] and "convert it to JPEG" in report["rejected"]["IMG_0001"]
+    assert "pet0" in report["kept"] and report["reasons"]["unreadable"] == 2  # IMG_0001 and broken

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeseg.io import atomic_path, atomic_write_text
 from edgeseg.runtime.image_io import (
-    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, image_files, no_images, read_image, write_image,
+    MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images, read_image, write_image,
 )
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
@@ -254,6 +254,8 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     done = set(report.kept) | set(report.rejected)
     report.resumed = len(done)
     todo = [p for p in files if p.stem not in done]
+    # HEIC photos OpenCV cannot read, unless a converted copy of the same name is among the images
+    report.rejected.update({p.stem: f"{UNREADABLE}: {heic_error(p)}" for p in heic_files(images) if p.stem not in names})
     out.mkdir(parents=True, exist_ok=True)
     _write_lists(report, out, options)  # the settings are on disk before the first label: a kill -9 keeps them
     # The raw probability (no soft threshold): the masks are cut at 0.5 after averaging.
