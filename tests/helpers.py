@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -117,10 +118,14 @@ def damaged_copy_of_the_default_model(folder: Path) -> Path:
 
 def png_claiming(tmp_path, width, height):
     """A small PNG whose header claims width x height: what a decompression bomb looks like to a reader."""
-    import struct
-
     data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
     data[16:24] = struct.pack(">II", width, height)
     path = tmp_path / "bomb.png"
     path.write_bytes(bytes(data))
     return path
+
+
+def heic_header(width: int = 40, height: int = 30) -> bytes:
+    """The start of an iPhone photo: a HEIF file type box and the spatial extent of its image (no pixels)."""
+    return (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 12 + b"\x00\x00\x00\x14ispe\x00\x00\x00\x00"
+            + struct.pack(">II", width, height))

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.runtime.image_io import ImageError, header_size, image_files, read_image
-from tests.helpers import one_line, png_claiming
+from tests.helpers import heic_header, one_line, png_claiming
 
 runner = CliRunner()
 
@@ -500,20 +500,14 @@ def test_predict_writes_a_phones_portrait_photo_upright(tmp_path):
         assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape[:2] == (36, 24), effect
 
 
-def _heic(width: int = 40, height: int = 30) -> bytes:
-    """The start of an iPhone photo: a HEIF file type box and the spatial extent of its image (no pixels)."""
-    return (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 12 + b"\x00\x00\x00\x14ispe\x00\x00\x00\x00"
-            + struct.pack(">II", width, height))
-
-
 def test_an_iphone_photo_says_it_is_heic_and_how_to_convert_it(tmp_path):
     # "is not a readable image (corrupt, or a format OpenCV cannot decode)" for the iPhone's default format
-    (tmp_path / "IMG_0001.HEIC").write_bytes(_heic())
+    (tmp_path / "IMG_0001.HEIC").write_bytes(heic_header())
     with pytest.raises(ImageError, match=r"IMG_0001.HEIC is a HEIC .*iPhone.*convert it to JPEG"):
         read_image(tmp_path / "IMG_0001.HEIC")
     (tmp_path / "camera-roll").mkdir()
     for i in range(3):
-        (tmp_path / "camera-roll" / f"IMG_000{i}.HEIC").write_bytes(_heic())
+        (tmp_path / "camera-roll" / f"IMG_000{i}.HEIC").write_bytes(heic_header())
     result = runner.invoke(app, ["predict", str(tmp_path / "camera-roll"), "--out", str(tmp_path / "out")])
     text = one_line(result.output)
     assert result.exit_code == 1 and "holds no images" in text and "3 HEIC photos" in text and "JPEG" in text, text

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edgeseg.cli import app
 from edgeseg.data import load_folder
-from tests.helpers import one_line, synthetic_sample
+from tests.helpers import heic_header, one_line, synthetic_sample
 
 onnx = pytest.importorskip("onnx")
 runner = CliRunner()
@@ -154,10 +154,8 @@ def test_settings_are_on_disk_before_the_first_label(photos, tmp_path):
 
 def test_heic_photos_are_listed_as_unreadable_not_left_out(photos, tmp_path):
     # a folder of phone photos: its HEIC ones were left out of label's report without a word
-    from tests.test_image_inputs import _heic
-
-    (photos / "IMG_0001.HEIC").write_bytes(_heic())
-    (photos / "pet0.heic").write_bytes(_heic())  # converted to pet0.jpg beside it: that copy is labelled
+    (photos / "IMG_0001.HEIC").write_bytes(heic_header())
+    (photos / "pet0.heic").write_bytes(heic_header())  # converted to pet0.jpg beside it: that copy is labelled
     teacher = brightness_teacher(tmp_path / "teacher.onnx")
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "dataset"), "--model", str(teacher),
                                  "--foreground", "1", "--json"])
