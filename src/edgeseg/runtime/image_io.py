@@ -6,6 +6,7 @@ import glob
 import stat
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -73,20 +74,33 @@ def header_size(data: bytes) -> tuple[int, int] | None:
     if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) >= 8:
         return _tiff_size(data, "<" if data[:2] == b"II" else ">")
     if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+        for marker, i in _jpeg_segments(data):
+            if marker in _JPEG_FRAME_STARTS and i + 9 <= len(data):
                 h, w = struct.unpack(">HH", data[i + 5:i + 9])
                 return w, h
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                i += 2 if marker != 0xFF else 1
-                continue
-            i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
     return None
+
+
+# JPEG's start-of-frame markers (baseline, progressive, lossless...): the segment with the image's size
+_JPEG_FRAME_STARTS = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+
+
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int]]:
+    """(marker, offset) of each segment of a JPEG's header, in order, up to its start of scan (0xDA, the last
+    one): fill bytes and standalone markers are passed over, and stray bytes skipped to the next marker."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF or marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 1 if marker == 0xFF else 2
+            continue
+        yield marker, i
+        if marker == 0xDA:
+            return
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
 
 
 def _tiff_size(data: bytes, order: str) -> tuple[int, int] | None:
@@ -124,12 +138,9 @@ def exif_orientation(data: bytes) -> int:
 def _exif_block(data: bytes) -> bytes | None:
     """The EXIF block (a TIFF structure) of a JPEG (APP1), PNG (eXIf before the image data) or WebP (EXIF chunk)."""
     if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] not in (0xDA, 0xD9):  # up to the scan
-            length = struct.unpack(">H", data[i + 2:i + 4])[0]
-            if data[i + 1] == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
-                return data[i + 10:i + 2 + length]
-            i += 2 + length
+        for marker, i in _jpeg_segments(data):
+            if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
+                return data[i + 10:i + 2 + struct.unpack(">H", data[i + 2:i + 4])[0]]
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         i = 8
         while i + 8 <= len(data) and data[i + 4:i + 8] != b"IDAT":
@@ -284,15 +295,7 @@ def _jpeg_complete(data: bytes) -> bool:
     """Whether the JPEG's main image ends with its end-of-image marker. The marker is looked for after the
     main image's start of scan, so that an EXIF thumbnail's end does not count, and anywhere after it, so
     that data appended after the image (a phone's motion photo) does not hide it."""
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return b"\xff\xd9" in data[i:]
-        marker = data[i + 1]
+    for marker, i in _jpeg_segments(data):
         if marker == 0xDA:  # start of scan: entropy-coded data follows
             return data.find(b"\xff\xd9", i) >= 0
-        if marker in (0xD8, 0xFF) or 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            i += 2 if marker != 0xFF else 1
-            continue
-        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
     return False
