@@ -64,12 +64,16 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     assert result.exit_code == 2 and f"two sources are named '{oxford_dir.name}'" in one_line(result.output)
 
 
-def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch):
+def test_training_commands_say_what_to_install_without_tensorflow(monkeypatch, tmp_path):
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name, *a))
-    for args in (["train"], ["evaluate", "m.keras", "--data", "d"], ["export", "run"]):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"not opened without TensorFlow")
+    (run / "run.json").write_text('{"config": {}}')
+    for args in (["train"], ["evaluate", "m.keras", "--data", "d"], ["export", str(run)]):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and 'pip install "edgeseg[train]"' in result.output, args
 

@@ -8,7 +8,7 @@ import edgeseg
 ROOT = Path(edgeseg.__file__).parent
 # Bottom to top. A module may import its own layer and the ones below it.
 LAYERS = [
-    {"edgeseg", "edgeseg.contract", "edgeseg.errors", "edgeseg.io", "edgeseg.progress", "edgeseg.quiet", "edgeseg.runs",
+    {"edgeseg", "edgeseg.choice", "edgeseg.contract", "edgeseg.errors", "edgeseg.io", "edgeseg.progress", "edgeseg.quiet", "edgeseg.runs",
      "edgeseg.stop_signals"},
     {"edgeseg.runtime"},
     {"edgeseg.data"},

@@ -376,14 +376,22 @@ def test_report_titles_count_one_image_as_one_image():
     assert export_table(report).title.endswith("0.6000, 1 image)")  # it said "1 images"
 
 
-def test_exporting_a_shipped_model_says_it_ships_exported():
+@pytest.fixture(params=["with TensorFlow", "without TensorFlow"])
+def either_install(request, monkeypatch):
+    """The full install, and the runtime-only one (no TensorFlow)."""
+    if request.param == "without TensorFlow":
+        request.getfixturevalue("without_tensorflow")
+
+
+def test_exporting_a_shipped_model_says_it_ships_exported(either_install):
+    # without TensorFlow it said to install the training stack, which then said the model ships exported
     result = runner.invoke(app, ["export", "edge"])
     text = one_line(result.output)
     assert result.exit_code == 1 and "shipped model" in text and "already exported" in text, text
     assert "unet_mobilenetv2_edge_int8.tflite" in text, text
 
 
-def test_exporting_a_folder_that_is_no_run_says_what_it_lacks(tmp_path):
+def test_exporting_a_folder_that_is_no_run_says_what_it_lacks(tmp_path, either_install):
     result = runner.invoke(app, ["export", str(tmp_path)])
     text = one_line(result.output)
     assert result.exit_code == 1 and "is not an edgeseg run" in text and "model.keras" in text, text
@@ -408,3 +416,30 @@ def test_blur_bg_takes_a_blur_strength_and_other_effects_refuse_it(tmp_path):
                  ["--effect", "blur-bg", "--blur", "100000"]):
         result = runner.invoke(app, ["predict", str(photo), *args, "--out", str(tmp_path / "x.png")])
         assert result.exit_code == 2 and "--blur" in one_line(result.output), (args, result.output)
+
+
+def test_evaluate_names_its_split_as_the_command_line_does(tmp_path):
+    # the table's title said "(Split.TEST, 3 images, runtime mask)": an enum's name, not the --split choice
+    from tests.helpers import write_oxford
+
+    data = write_oxford(tmp_path / "pets", n_trainval=2, n_test=3, size=64)
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(data)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "(test split, 3 images, runtime mask)" in one_line(result.output), result.output
+
+
+def test_every_choice_prints_as_the_command_line_spells_it():
+    from edgeseg.choice import Choice
+    from edgeseg.data import Split
+    from edgeseg.runtime.effects import Effect
+
+    assert f"{Split.TEST}" == str(Split.TEST) == "test" and f"{Effect.BLUR_BG:>9}" == "  blur-bg"
+    assert f"{Effect.BLUR_BG!r}" == "<Effect.BLUR_BG: 'blur-bg'>"  # the repr stays the enum's: for debugging
+    import edgeseg.cli  # noqa: F401  (every command's choices)
+    import edgeseg.trainer  # noqa: F401
+
+    def subclasses(cls):
+        return {cls} | {s for c in cls.__subclasses__() for s in subclasses(c)}
+
+    enums = {c for c in subclasses(__import__("enum").Enum) if c.__module__.startswith("edgeseg")}
+    assert enums and all(issubclass(c, Choice) for c in enums), [c for c in enums if not issubclass(c, Choice)]

@@ -12,10 +12,10 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from edgeseg import __version__
+from edgeseg.choice import Choice
 from edgeseg.errors import EdgesegError
 
 METADATA_KEY = "edgeseg"  # the metadata entry's name in a .tflite, its metadata_props key in an .onnx
@@ -48,14 +48,14 @@ class MetadataError(EdgesegError, ValueError):
     """Metadata that cannot be parsed or does not fit the contract (the message names the field)."""
 
 
-class Precision(str, Enum):
+class Precision(Choice):
     FP32 = "fp32"
     FP16 = "fp16"  # float16 weights
     INT8 = "int8"  # full-integer: int8 weights and activations, uint8 input
     DYNAMIC = "dynamic"  # dynamic-range (int8 weights, float activations): only on explicit request
 
 
-class OutputKind(str, Enum):
+class OutputKind(Choice):
     LOGITS = "logits"  # (N, H, W, C) class scores: softmax, alpha = sum of weighted class probabilities
     PROBABILITY = "probability"  # (N, H, W, 1) foreground probability (a sigmoid is applied if it is not)
     CLASS_INDEX = "class-index"  # (N, H, W) class ids: alpha = the weight of the pixel's class

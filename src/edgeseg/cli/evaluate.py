@@ -68,7 +68,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    console.print(mask_table(f"{model} ({split}, {plural(report.images, 'image')}, runtime mask)",
+    console.print(mask_table(f"{model} ({split} split, {plural(report.images, 'image')}, runtime mask)",
                              by_source(report.mask_by_source, report.mask), report.subject))
     if report.flicker:
         first = next(iter(report.flicker.values()))
@@ -102,5 +102,5 @@ def _sweep(model, data, split, limit, settings, grid, flicker, out, as_json) -> 
         if flicker:
             cells.append(f"{sum(f.flicker for f in report.flicker.values()) / len(report.flicker):.5f}")
         lines.append(cells)
-    title = f"{model} ({split}, {plural(rows[0].report.images, 'image')}, mean of {plural(len(data), 'dataset')})"
+    title = f"{model} ({split} split, {plural(rows[0].report.images, 'image')}, mean of {plural(len(data), 'dataset')})"
     console.print(table(title, columns, lines, left=len(grid)))

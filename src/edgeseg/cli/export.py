@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from edgeseg.cli.app import app, console, err, need_train_extra, split_list
 from edgeseg.cli.tables import export_table
-from edgeseg.export.exporter import ExportOptions
+from edgeseg.export.exporter import ExportOptions, resolve_source
 
 E = ExportOptions  # the defaults: one home
 
@@ -44,6 +44,7 @@ def export_cmd(
         format_names = [get_format(name).name for name in split_list(formats)]
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--formats") from None
+    resolve_source(source)  # a shipped model or a folder that is no run: said before TensorFlow is asked for
     need_train_extra()
     from edgeseg.export.base import Precision
     from edgeseg.export.exporter import export_model

@@ -13,13 +13,13 @@ import json
 import shutil
 import zlib
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
 from pathlib import Path
 from typing import Iterable
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.io import atomic_path, atomic_write_text
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images, read_image, write_image,
@@ -28,7 +28,7 @@ from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 
 
-class Layout(str, Enum):
+class Layout(Choice):
     """The dataset folder ``label`` writes."""
 
     OXFORD = "oxford"  # images/ + annotations/trimaps/ (trimaps with a border band)

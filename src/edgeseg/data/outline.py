@@ -8,11 +8,11 @@ sources of the same run. :class:`Outline` says what a training mask's outline be
 
 from __future__ import annotations
 
-from enum import Enum
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.contract import BORDER, PET
 
 IGNORE = 3  # a label the loss and the training metrics leave out
@@ -22,7 +22,7 @@ BAND_FRACTION = 0.0306
 MIN_BAND_PX = 3
 
 
-class Outline(str, Enum):
+class Outline(Choice):
     """How the outline of a binary training mask is labelled."""
 
     BAND = "band"  # a border band as the trimaps have: the model learns the same border class from both

@@ -13,12 +13,12 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.data.outline import Outline, mark_outline
 from edgeseg.runtime.image_io import ImageError, image_files, read_image, read_label
 from edgeseg.errors import EdgesegError
@@ -30,7 +30,7 @@ TFDS_HOST = ("thor.robots.ox.ac.uk", 443)  # where tfds downloads oxford_iiit_pe
 OXFORD_TRIMAP_VALUES = (1, 2, 3)  # pet, background, border; shifted to 0, 1, 2
 
 
-class Split(str, Enum):
+class Split(Choice):
     TRAIN = "train"
     VAL = "val"  # a seeded share of trainval, held out from training
     TEST = "test"

@@ -64,7 +64,9 @@ class ExportOptions:
     onnx_reduce_range: tuple[bool, ...] = (False, True)  # candidates, tried in order until one passes
 
 
-def _resolve_source(source: str | Path) -> tuple[Path, dict]:
+def resolve_source(source: str | Path) -> tuple[Path, dict]:
+    """The Keras model of a run folder or .keras file, and its run's record; an ExportError naming what
+    ``source`` lacks (it needs no TensorFlow: the command line checks it first)."""
     path = Path(source)
     model_path = path / "model.keras" if path.is_dir() else path
     if path.is_dir() and not model_path.is_file():
@@ -130,7 +132,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     """
     options = options or ExportOptions()
     pairs, notes = plan(options)
-    model_path, run_info = _resolve_source(source)
+    model_path, run_info = resolve_source(source)
     out = Path(options.out) if options.out else model_path.parent / "export"
     _check_writable(out)
     model = _load_model(model_path)

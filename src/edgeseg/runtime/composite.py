@@ -15,11 +15,11 @@ import functools
 import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.progress import status
 from edgeseg.runtime.effects import (
     BLUR, KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, OVERLAY_OPACITY, QUARTER, Effect, blur_bg, quarter_taps,
@@ -28,7 +28,7 @@ from edgeseg.runtime.guided import MaskField
 from edgeseg.runtime.scratch import Scratch
 
 
-class FramePath(str, Enum):
+class FramePath(Choice):
     """How the frame-sized work (the mask's resize to the frame and the effect) is done."""
 
     FUSED = "fused"  # compiled row loops, one pass per effect (needs numba)

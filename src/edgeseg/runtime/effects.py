@@ -8,19 +8,19 @@ see ``_blend``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.runtime.image_io import ImageError, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
 
 
-class Effect(str, Enum):
+class Effect(Choice):
     GRAYSCALE_BG = "grayscale-bg"
     BLUR_BG = "blur-bg"
     REPLACE_BG = "replace-bg"

@@ -8,15 +8,15 @@ tensors or given as overrides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.errors import EdgesegError
 
-class InputRange(str, Enum):
+class InputRange(Choice):
     """The pixel range a model without metadata expects."""
 
     UINT8 = "0-255"

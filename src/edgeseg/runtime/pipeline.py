@@ -9,12 +9,12 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.runtime.composite import Compositor, FramePath, check_frame_path, default_frame_path
 from edgeseg.runtime.effects import BLUR, EFFECTS, KEY_COLOR, Effect, apply_effect, fit_background
 from edgeseg.runtime.scratch import Scratch
@@ -46,7 +46,7 @@ class PipelineOptions:
     frame_path: FramePath | None = None  # None: fused when numba is installed
 
 
-class EndReason(str, Enum):
+class EndReason(Choice):
     """Why a run ended."""
 
     END_OF_INPUT = "end of input"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeseg.choice import Choice
 from edgeseg.contract import OutputKind
 from edgeseg.runtime.alpha import soft_threshold
 from edgeseg.runtime.backends import open_backend
@@ -20,12 +20,12 @@ from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
 
 
-class RunningMode(str, Enum):
+class RunningMode(Choice):
     IMAGE = "image"  # independent images: no temporal state
     VIDEO = "video"  # frames of one stream (file, camera, URL) in order: temporal smoothing, mask reuse
 
 
-class Edges(str, Enum):
+class Edges(Choice):
     """How the mask is resized to the frame."""
 
     GUIDED = "guided"  # a guided filter: the mask's edges follow the image's (the default)

@@ -5,7 +5,7 @@ the training choices as Enums (each keys the table that implements it: models.MO
 data.AUGMENTATIONS).
 """
 
-from enum import Enum
+from edgeseg.choice import Choice
 
 # The trainable architectures (edgeseg.trainer.models.MODELS builds them), named without importing Keras: the
 # CLI lists them in its help.
@@ -13,24 +13,24 @@ MODEL_NAMES = ("unet_mobilenetv2", "unet_mobilenetv2_edge", "unet_mobilenetv3_sm
                "unet_plain", "conv_deconv")
 
 
-class Upsampling(str, Enum):
+class Upsampling(Choice):
     """How the decoder doubles its resolution."""
 
     TRANSPOSE = "transpose"  # transposed convolutions, as the tutorial
     BILINEAR = "bilinear"  # a bilinear resize and a convolution: no checkerboard
 
 
-class Loss(str, Enum):
+class Loss(Choice):
     CE = "ce"  # cross-entropy
     CE_DICE = "ce+dice"  # plus a Dice term on the subject, border ignored
 
 
-class LrSchedule(str, Enum):
+class LrSchedule(Choice):
     CONSTANT = "constant"
     COSINE = "cosine"
 
 
-class Strategy(str, Enum):
+class Strategy(Choice):
     """The tf.distribute strategy (auto: multi-worker with TF_CONFIG, mirrored over several GPUs, else one device)."""
 
     AUTO = "auto"
@@ -39,7 +39,7 @@ class Strategy(str, Enum):
     MULTIWORKER = "multiworker"
 
 
-class Augment(str, Enum):
+class Augment(Choice):
     """Named augmentations (data.AUGMENTATIONS holds what each does)."""
 
     NONE = "none"
@@ -49,7 +49,7 @@ class Augment(str, Enum):
     WEBCAM = "webcam"
 
 
-def choice(enum: type[Enum], value, setting: str):
+def choice(enum: type[Choice], value, setting: str):
     """``value`` as a member of ``enum``, or a ValueError naming the setting and its choices."""
     try:
         return enum(value)
