@@ -100,6 +100,9 @@ def test_schema_versions(tmp_path):
     (tmp_path / "junk.json").write_text("{")
     with pytest.raises(ResultsError, match="not a readable benchmark result"):
         load_results(tmp_path / "junk.json")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # not text: said only "'utf-8' codec can't decode"
+    with pytest.raises(ResultsError, match="photo.png is not a readable benchmark result"):
+        load_results(tmp_path / "photo.png")
     for doc, says in (([], "is a JSON list, not a benchmark result"),
                       ({"schema_version": 1, "rows": []}, "lacks device, peak_gflops"),
                       ({**old, "rows": [{"model": "x"}]}, "lacks rows[].status, rows[].threads"),
@@ -149,6 +152,7 @@ def test_repeated_runs_of_a_device_are_one_table_row_at_their_medians(tmp_path):
         doc = load_results(OLD_RESULT)
         doc["device"].update(name=device, commit=commit)
         doc["rows"][0]["latency_ms"]["p50"] = p50
+        doc["peak_gflops"] = {"1": 1.0, "4": 3.0}
         docs.append(doc)
     text = markdown(docs)
     rows = [line for line in text.splitlines() if line.startswith("| pi5 | x tflite int8 |")]
@@ -156,6 +160,17 @@ def test_repeated_runs_of_a_device_are_one_table_row_at_their_medians(tmp_path):
     assert rows[0].endswith("| 3 |") and "| jetson | x tflite int8 | 4 | ok | 5.00 |" in text  # runs: 3
     devices = [line for line in text.splitlines() if line.startswith("- **pi5**")]
     assert len(devices) == 1 and "3 runs" in devices[0] and all(c in devices[0] for c in ("aaa", "bbb", "ccc"))
+    assert "peak fp32 GFLOP/s: 1.00 on 1 thread, 3.00 on 4 threads" in devices[0], devices  # was a Python dict
+
+
+def test_bench_report_prints_the_table_and_writes_files_only_with_out(tmp_path, monkeypatch):
+    # it wrote files only, and without --out it said "Missing option '--out'"
+    result_file = Path(OLD_RESULT).resolve()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["bench", "report", str(result_file)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("| device | model |") and "| pi5 | x tflite int8 | 4 | ok | 20.00 |" in result.stdout
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_result):

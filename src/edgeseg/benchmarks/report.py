@@ -23,7 +23,7 @@ def load_results(path: str | Path) -> dict:
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)
         raise ResultsError(f"{path} is not a readable benchmark result ({exc})") from exc
     if not isinstance(doc, dict):
         raise ResultsError(f"{path} is a JSON {type(doc).__name__}, not a benchmark result (edgeseg bench --out)")
@@ -113,9 +113,10 @@ def _device_line(name: str, docs: list[dict]) -> str:
     runs = ", ".join(run + (f" x{n}" if n > 1 else "") for run, n in counts.items())
     peaks = {t: statistics.median(doc["peak_gflops"][t] for doc in docs if t in doc["peak_gflops"])
              for t in sorted({t for doc in docs for t in doc["peak_gflops"]}, key=int)}
+    peak = ", ".join(f"{gflops:.2f} on {t} thread{'s' if t != '1' else ''}" for t, gflops in peaks.items())
     return (f"- **{name}**: {d['cpu']} ({flags}), {d['cores']} cores, {d['os']}, Python {d['python']}, "
             f"edgeseg {d['edgeseg']}; {len(docs)} run{'s' if len(docs) > 1 else ''}: {runs}; "
-            f"peak fp32 GFLOP/s by threads {peaks}")
+            f"peak fp32 GFLOP/s: {peak}")
 
 
 def _save(fig, path: Path) -> None:
@@ -207,12 +208,22 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     return [out / "latency.png", out / "accuracy.png"]
 
 
-def write_report(paths: list[str | Path], out: str | Path) -> list[Path]:
-    """Merge result files into out/README.md (the table) and the charts; returns the written files."""
-    out = Path(out)
+def merged_table(paths: list[str | Path]) -> str:
+    """The result files' merged table (:func:`markdown`)."""
+    return markdown(_load_all(paths))
+
+
+def _load_all(paths: list[str | Path]) -> list[dict]:
     results = [load_results(p) for p in paths]
     if not results:
         raise ResultsError("no result files given")
+    return results
+
+
+def write_report(paths: list[str | Path], out: str | Path) -> list[Path]:
+    """Merge result files into out/README.md (the table) and the charts; returns the written files."""
+    out = Path(out)
+    results = _load_all(paths)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(results)
     try:

@@ -107,14 +107,18 @@ def bench(
 @bench_app.command("report")
 def bench_report(
     results: list[Path] = typer.Argument(..., help="Result files written by edgeseg bench --out."),
-    out: Path = typer.Option(..., help="Folder for the merged table (README.md) and charts."),
+    out: Optional[Path] = typer.Option(None, help="Write the table (README.md) and charts into this folder "
+                                       "instead of printing the table."),
 ):
-    """Merge result files from several devices into one table and charts.
+    """Merge result files from several devices into one table (Markdown) and charts.
 
     Example: edgeseg bench report results/*.json --out report/
     """
-    from edgeseg.benchmarks.report import write_report
+    from edgeseg.benchmarks.report import merged_table, write_report
 
+    if out is None:
+        typer.echo(merged_table(results), nl=False)
+        return
     writable(out, "--out", folder=True)
     written = write_report([str(r) for r in results], out)
     for path in written:
