@@ -124,10 +124,12 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed_in(photos, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--min-fg", "0.9", "--max-fg", "0.1"], "min_fg (0.9) must be below max_fg (0.1)"),
-    (["--scales", "1,abc"], "'1,abc': expected numbers, e.g. 0.75,1,1.25"),
-    (["--scales", "0"], "scales must lie in (0, 4.0], received 0.0"),
-    (["--scales", "1,100"], "scales must lie in (0, 4.0], received 1.0, 100.0"),
+    # the option was named as the library's setting ("min_fg"), or not at all ("Invalid value: scales must ...")
+    (["--min-fg", "0.9", "--max-fg", "0.1"], "Invalid value for --min-fg: the least foreground (0.9) must be below "
+                                             "the most (--max-fg 0.1)"),
+    (["--scales", "1,abc"], "Invalid value for --scales: '1,abc': expected numbers, e.g. 0.75,1,1.25"),
+    (["--scales", "0"], "Invalid value for --scales: scales must lie in (0, 4.0], received 0.0"),
+    (["--scales", "1,100"], "Invalid value for --scales: scales must lie in (0, 4.0], received 1.0, 100.0"),
 ])
 def test_label_refuses_settings_that_cannot_work(photos, tmp_path, args, message):
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), *args])

@@ -408,8 +408,14 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
 
 @pytest.mark.parametrize("option, message", [
     (["--loss", "dice"], "Invalid value for '--loss': 'dice' is not one of 'ce', 'ce+dice'"),
-    (["--model", "unet"], "unknown model 'unet'"),
-    (["--lr", "0"], "learning rate must be positive"),
+    # these said "Invalid value: ..." without the option
+    (["--model", "unet"], "Invalid value for --model: unknown model 'unet'"),
+    (["--lr", "0"], "Invalid value for --learning-rate: the learning rate must be positive"),
+    (["--img-size", "100"], "Invalid value for --img-size: input height and width must be multiples of 32"),
+    (["--subject", "background"], "Invalid value for --subject: subject 'background'"),
+    (["--data", "{tmp}/missing"], "Invalid value for --data: dataset"),
+    (["--class-weights", "1,2"], "Invalid value for --class-weights: class weights must be"),
+    (["--augment", "webcam"], "Invalid value for --augment: webcam pastes the subjects onto other photos"),
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
 ])
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):

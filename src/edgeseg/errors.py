@@ -5,6 +5,8 @@ first written as, so ``except ValueError`` still catches a :class:`~edgeseg.data
 prints one ``error:`` line and exits with the error's ``exit_code``.
 """
 
+from contextlib import contextmanager
+
 
 class EdgesegError(Exception):
     """A failure the message explains: exit code 1."""
@@ -16,3 +18,27 @@ class UsageError(EdgesegError, ValueError):
     """Settings that cannot work, refused before any work starts: exit code 2, as for a bad command line."""
 
     exit_code = 2
+
+
+class SettingError(UsageError):
+    """A setting's value refused: ``setting`` is its name in the library (``img_size``), which the command line
+    shows as its option (``--img-size``)."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
+
+    @property
+    def option(self) -> str:
+        return "--" + self.setting.replace("_", "-")
+
+
+@contextmanager
+def setting(name: str):
+    """Within it, a ValueError is a :class:`SettingError` of the setting ``name``."""
+    try:
+        yield
+    except SettingError:
+        raise
+    except ValueError as exc:
+        raise SettingError(name, str(exc)) from None

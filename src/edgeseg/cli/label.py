@@ -11,6 +11,7 @@ import typer
 from edgeseg.cli.app import app, console, split_list, writable
 from edgeseg.cli.options import MODEL_PANEL, ForegroundOpt, JsonOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, segmenter_options
 from edgeseg.data.label import LabelOptions, Layout
+from edgeseg.errors import SettingError
 from edgeseg.runtime.image_io import MAX_PIXELS
 
 L = LabelOptions  # the defaults: one home
@@ -63,8 +64,8 @@ def label(
         options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout,
                                border_px=border_px, min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
                                min_agreement=min_agreement, max_pixels=max_pixels)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    except SettingError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
     report = label_folder(images, out, options, progress=not as_json)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))

@@ -12,6 +12,7 @@ from edgeseg.cli.app import app, console, default, need_train_extra, plural, wri
 from edgeseg.cli.options import JsonOpt, choices
 from edgeseg.cli.tables import by_source, mask_table, metrics_table
 from edgeseg.data import Outline
+from edgeseg.errors import SettingError
 from edgeseg.trainer import MODEL_NAMES, Augment, Loss, LrSchedule, Strategy, Upsampling
 from edgeseg.trainer.train import TrainConfig, parse_img_size
 
@@ -111,6 +112,8 @@ def train(
     )
     try:
         validate(config)
+    except SettingError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
     report = run_training(config, progress=not as_json)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgeseg.choice import Choice
+from edgeseg.errors import SettingError
 from edgeseg.io import atomic_path, atomic_write_text
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images, read_image, write_image,
@@ -74,14 +75,16 @@ class LabelOptions:
         try:
             self.layout = Layout(self.layout)
         except ValueError:
-            raise ValueError(f"layout must be one of {', '.join(x.value for x in Layout)}, received "
-                             f"{self.layout!r}") from None
+            raise SettingError("layout", f"layout must be one of {', '.join(x.value for x in Layout)}, received "
+                               f"{self.layout!r}") from None
         if not 1 <= len(self.teachers) <= 2:
             raise ValueError(f"label takes one or two teachers, received {len(self.teachers)}")
         if not self.scales or not all(0 < s <= MAX_SCALE for s in self.scales):
-            raise ValueError(f"scales must lie in (0, {MAX_SCALE}], received {', '.join(map(str, self.scales)) or 'none'}")
+            raise SettingError("scales", f"scales must lie in (0, {MAX_SCALE}], received "
+                               f"{', '.join(map(str, self.scales)) or 'none'}")
         if self.min_fg >= self.max_fg:
-            raise ValueError(f"min_fg ({self.min_fg}) must be below max_fg ({self.max_fg}): no mask could be kept")
+            raise SettingError("min_fg", f"the least foreground ({self.min_fg}) must be below the most (--max-fg "
+                               f"{self.max_fg}): no mask could be kept")
 
     def decisive(self) -> dict:
         """The settings a kept or rejected image depends on, as its summary stores them."""

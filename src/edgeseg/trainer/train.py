@@ -29,6 +29,7 @@ from edgeseg.data import (
     DataError, DataSource, Outline, SegmentationData, as_hw, concatenate, iter_full_resolution, load_backgrounds,
     load_sources, parse_sources,
 )
+from edgeseg.errors import SettingError, setting
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.alpha import softmax
 from edgeseg.runs import run_lock
@@ -173,30 +174,35 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
 
 
 def validate(config: TrainConfig) -> None:
-    """Reject settings that cannot train (ValueError, or FileNotFoundError for ``init_from``) before any data
-    is read. Choices are checked as the config is made (``__post_init__``)."""
+    """Reject settings that cannot train (a SettingError naming the setting, or FileNotFoundError for
+    ``init_from``) before any data is read. Choices are checked as the config is made (``__post_init__``)."""
     from edgeseg.trainer.data import get_augmentation
     from edgeseg.trainer.models import check_model_name
 
-    check_model_name(config.model)
-    trimap_classes(config.subject)
-    parse_sources(config.data)
+    with setting("model"):
+        check_model_name(config.model)
+    with setting("subject"):
+        trimap_classes(config.subject)
+    with setting("data"):
+        parse_sources(config.data)
     if get_augmentation(config.augment) and get_augmentation(config.augment).zoom_out and not config.backgrounds:
-        raise ValueError(f"--augment {config.augment.value} pastes the subjects onto other photos: give --backgrounds FOLDER")
+        raise SettingError("augment", f"{config.augment} pastes the subjects onto other photos: give --backgrounds "
+                           "FOLDER")
     for folder in config.backgrounds:
         if not Path(folder).is_dir():
-            raise ValueError(f"--backgrounds {folder}: not a folder")
+            raise SettingError("backgrounds", f"{folder}: not a folder")
     if any(side < 32 or side % 32 for side in config.input_hw):
-        raise ValueError("input height and width must be multiples of 32 (the encoder halves them 5 times), "
-                         "received {}x{} (width x height)".format(*config.input_hw[::-1]))
+        raise SettingError("img_size", "input height and width must be multiples of 32 (the encoder halves them 5 "
+                           "times), received {}x{} (width x height)".format(*config.input_hw[::-1]))
     if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise ValueError(f"learning rate must be positive, received {config.learning_rate}")
+        raise SettingError("learning_rate", f"the learning rate must be positive, received {config.learning_rate}")
     if not (math.isfinite(config.alpha) and config.alpha > 0):
-        raise ValueError(f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
+        raise SettingError("alpha", f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
     if config.init_from and not Path(config.init_from).is_file():
         raise FileNotFoundError(f"--init-from model {config.init_from} not found")
     if config.class_weights not in ("none", "balanced"):
-        parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
+        with setting("class_weights"):
+            parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
     _check_resume(config)
 
 
