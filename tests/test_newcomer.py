@@ -61,7 +61,11 @@ def test_a_source_without_frames_says_its_error_once(tmp_path):
                       "--no-window")
     assert result.returncode == 1
     assert "0 frames" not in result.stdout and "median ms: )" not in result.stdout, result.stdout
-    assert one_line(result.stderr).count("source lost") == 1, result.stderr
+    # it said "skipping ...a.png is not a readable image: ..." and then "error: source lost: ...a.png could not be
+    # read": a source it never had, and the reason apart from the error
+    error = one_line(result.stderr)
+    assert error.count("a.png is not a readable image") == 1 and "skipping" not in error, result.stderr
+    assert error.startswith("error: ") and "source lost" not in error, result.stderr
 
 
 def test_counts_agree_with_their_nouns():

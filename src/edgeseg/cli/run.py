@@ -134,8 +134,9 @@ def webcam(
         console.print(f"{plural(report.frames, 'frame')} in {report.seconds:.1f} s ({report.fps:.1f} FPS"
                       + (f"; median ms: {stages}" if stages else "") + latency + f"); {ended}"
                       + (f"; wrote {report.output} ({report.codec})" if report.output else ""), soft_wrap=True)
-    if report.ended.failed:
-        raise fail(f"{report.ended.value}: {report.detail}")
+    if report.ended.failed:  # a source that gave no frame was never lost: its error alone says what happened
+        lost = report.frames or report.ended is not EndReason.SOURCE_LOST
+        raise fail(f"{report.ended.value}: {report.detail}" if lost else report.detail)
     if report.ended is EndReason.SIGNAL:  # the recording is finalised; the code says how the run ended
         raise typer.Exit(128 + signal.Signals[report.detail])
 

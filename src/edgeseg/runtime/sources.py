@@ -113,7 +113,8 @@ class Source:
 
 
 class ImageSource(Source):
-    """Image files in order; one that cannot be used is skipped with a warning and listed in ``failed``."""
+    """Image files in order; one that cannot be used is skipped with a warning and listed in ``failed`` (one file
+    alone is the source: a SourceError with its reason)."""
 
     def __init__(self, files: list[Path], max_pixels: int = MAX_PIXELS, loop: bool = False, realtime: bool = False):
         self.files, self.max_pixels, self.loop, self.realtime = files, max_pixels, loop, realtime
@@ -131,6 +132,8 @@ class ImageSource(Source):
                 try:
                     image = read_image(path, self.max_pixels, MAX_PIXELS_OPTION)
                 except ImageError as exc:
+                    if len(self.files) == 1:
+                        raise SourceError(str(exc)) from None
                     if not self.loop or index < len(self.files):  # say it once
                         log.warning("skipping %s", exc)
                         self.failed.append((str(path), str(exc)))
@@ -139,8 +142,7 @@ class ImageSource(Source):
                 yield Frame(image, index, time.perf_counter() - t, str(path))
                 index += 1
             if not readable:
-                n = len(self.files)
-                raise SourceError(f"{self.files[0]} could not be read" if n == 1 else f"none of the {n} images could be read")
+                raise SourceError(f"none of the {len(self.files)} images could be read")
             if not self.loop:
                 return
 
