@@ -137,7 +137,7 @@ def test_min_blob_is_a_share_of_the_frame(shipped):
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 
     for bad in (-0.1, 1.0, float("nan")):
-        with pytest.raises(ValueError, match="min_blob must be a share"):
+        with pytest.raises(ValueError, match="min_blob must be 0 to 0.99"):
             Segmenter(SegmenterOptions(shipped("tflite"), min_blob=bad))
 
 

@@ -28,7 +28,10 @@ def test_a_sweep_scores_every_combination(shipped, tmp_path):
 
 @pytest.mark.parametrize("spec, message", [
     ("gamma=1,2", "NAME one of threshold"), ("threshold=a,b", "finite numbers"), ("threshold=nan", "finite numbers"),
-    ("edges=sharp", "guided, bilinear"), ("threshold=", "finite numbers")])
+    ("edges=sharp", "guided, bilinear"), ("threshold=", "finite numbers"),
+    # out of range: refused by the segmenter after the model loaded, exit 1, without naming --sweep
+    ("softness=0,0.2", r"softness takes 0.01 to 0.5, received 0"), ("threshold=0.5,1.5", "threshold takes 0 to 1"),
+    ("smoothing=0", "smoothing takes 0.01 to 1"), ("min_blob=1", "min_blob takes 0 to 0.99")])
 def test_bad_sweeps_are_usage_errors(spec, message, tmp_path):
     with pytest.raises(UsageError, match=message):
         parse_sweep([spec])

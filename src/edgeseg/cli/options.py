@@ -11,7 +11,7 @@ from edgeseg.runtime.composite import FramePath
 from edgeseg.runtime.effects import BLUR, KEY_HEX, MAX_BLUR, MIN_BLUR, Effect
 from edgeseg.runtime.image_io import MAX_PIXELS_OPTION
 from edgeseg.runtime.model_info import InputRange
-from edgeseg.runtime.segmenter import MAX_FEATHER, Edges
+from edgeseg.runtime.segmenter import LIMITS, Edges
 
 MAX_THREADS = 256
 
@@ -42,10 +42,10 @@ BlurOpt = Annotated[Optional[int], typer.Option(
     min=MIN_BLUR, max=MAX_BLUR, metavar="PX",
     help=f"blur-bg: how strongly the background is blurred, a Gaussian this many pixels wide (default {BLUR}).")]
 ThresholdOpt = Annotated[float, typer.Option(
-    min=0.0, max=1.0, help="Centre of the soft threshold that turns the mask probability into opacity.",
+    min=LIMITS["threshold"][0], max=LIMITS["threshold"][1], help="Centre of the soft threshold that turns the mask probability into opacity.",
     rich_help_panel=MASK_PANEL)]
 SoftnessOpt = Annotated[float, typer.Option(
-    min=0.01, max=0.5, help="Half-width of that ramp: transparent below threshold - softness, opaque above "
+    min=LIMITS["softness"][0], max=LIMITS["softness"][1], help="Half-width of that ramp: transparent below threshold - softness, opaque above "
     "threshold + softness (0.5: the raw probability).", rich_help_panel=MASK_PANEL)]
 EdgesOpt = Annotated[Edges, typer.Option(
     metavar="EDGES", help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
@@ -53,13 +53,13 @@ EdgesOpt = Annotated[Edges, typer.Option(
 FramePathOpt = Annotated[Optional[FramePath], typer.Option(
     metavar="PATH", help="How the frame-sized work is done: fused (compiled loops, one pass per effect; needs numba) "
     "or opencv (portable). Default: fused when numba is installed.", rich_help_panel=MASK_PANEL)]
-FeatherOpt = Annotated[int, typer.Option(min=0, max=MAX_FEATHER, help="Edge feathering radius in pixels (at most "
+FeatherOpt = Annotated[int, typer.Option(min=LIMITS["feather"][0], max=LIMITS["feather"][1], help="Edge feathering radius in pixels (at most "
                                          "half the frame's shorter side is used).", rich_help_panel=MASK_PANEL)]
 MinBlobOpt = Annotated[float, typer.Option(
-    min=0.0, max=0.99, help="Drop visible parts of the mask smaller than this share of the frame, except the largest "
+    min=LIMITS["min_blob"][0], max=LIMITS["min_blob"][1], help="Drop visible parts of the mask smaller than this share of the frame, except the largest "
     "(patterned cushions, blobs beside the subject); 0 keeps every part.", rich_help_panel=MASK_PANEL)]
 SmoothingOpt = Annotated[float, typer.Option(
-    min=0.01, max=1.0, help="Video: weight of the newest mask in a running average (1 = no smoothing).",
+    min=LIMITS["smoothing"][0], max=LIMITS["smoothing"][1], help="Video: weight of the newest mask in a running average (1 = no smoothing).",
     rich_help_panel=MASK_PANEL)]
 ForegroundOpt = Annotated[Optional[str], typer.Option(
     help="Classes that make the mask, with optional weights: 8,12 (cat, dog in PASCAL VOC) or 0,2:0.5 (pet, half "

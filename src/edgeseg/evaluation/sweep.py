@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from edgeseg.errors import UsageError
 from edgeseg.evaluation.evaluate import EvalReport, evaluate
-from edgeseg.runtime.segmenter import Edges
+from edgeseg.runtime.segmenter import LIMITS, Edges
 
 SWEEPABLE = {"threshold": float, "softness": float, "edges": Edges, "min_blob": float, "smoothing": float}
 
@@ -32,6 +32,10 @@ def parse_sweep(specs: list[str]) -> dict[str, list]:
             raise UsageError(f"--sweep {spec!r}: {name} takes {_kind(name)}") from None
         if not grid[name] or any(isinstance(v, float) and not math.isfinite(v) for v in grid[name]):
             raise UsageError(f"--sweep {spec!r}: {name} takes {_kind(name)}")
+        least, most = LIMITS.get(name, (None, None))
+        outside = [f"{v:g}" for v in grid[name] if least is not None and not least <= v <= most]
+        if outside:
+            raise UsageError(f"--sweep {spec!r}: {name} takes {least:g} to {most:g}, received {', '.join(outside)}")
     return grid
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeseg.choice import Choice
 from edgeseg.contract import OutputKind
+from edgeseg.errors import SettingError
 from edgeseg.runtime.alpha import soft_threshold
 from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.composite import fused_available
@@ -73,6 +74,9 @@ class SegmenterOptions:
 
 STAGES = ("preprocess", "inference", "postprocess")
 MAX_FEATHER = 255  # px: a blur radius past this is no edge but the whole frame, and takes minutes per frame
+# The mask settings' ranges (least, most), read by the segmenter's checks, the command line's bounds and --sweep
+LIMITS = {"threshold": (0.0, 1.0), "softness": (0.01, 0.5), "smoothing": (0.01, 1.0), "min_blob": (0.0, 0.99),
+          "feather": (0, MAX_FEATHER)}
 
 
 class Segmenter:
@@ -85,17 +89,12 @@ class Segmenter:
 
     def __init__(self, options: SegmenterOptions):
         mode = RunningMode(options.running_mode)
-        if not 0 < options.smoothing <= 1:
-            raise ValueError(f"smoothing must be in (0, 1], received {options.smoothing}")
-        if not 0 <= options.threshold <= 1 or not 0.01 <= options.softness <= 0.5:
-            raise ValueError(f"threshold must be in [0, 1] and softness in [0.01, 0.5], received "
-                             f"{options.threshold} and {options.softness}")
+        for name, (least, most) in LIMITS.items():
+            value = getattr(options, name)
+            if not least <= value <= most:  # NaN too
+                raise SettingError(name, f"{name} must be {least:g} to {most:g}, received {value}")
         if options.mask_every < 1:
-            raise ValueError(f"mask_every must be >= 1, received {options.mask_every}")
-        if not 0 <= options.feather <= MAX_FEATHER:
-            raise ValueError(f"feather must be 0 to {MAX_FEATHER} px, received {options.feather}")
-        if not 0 <= options.min_blob < 1:
-            raise ValueError(f"min_blob must be a share of the frame in [0, 1), received {options.min_blob}")
+            raise SettingError("mask_every", f"mask_every must be >= 1, received {options.mask_every}")
         self.options = options
         self.mode = mode
         still = mode is RunningMode.IMAGE  # temporal settings mean nothing for independent images
