@@ -447,3 +447,17 @@ def test_every_choice_prints_as_the_command_line_spells_it():
 
     enums = {c for c in subclasses(__import__("enum").Enum) if c.__module__.startswith("edgeseg")}
     assert enums and all(issubclass(c, Choice) for c in enums), [c for c in enums if not issubclass(c, Choice)]
+
+
+@pytest.mark.parametrize("args", [["--token", "abc"], ["--no-token"], ["--stream-fps", "5"], ["--max-clients", "3"]])
+def test_stream_server_options_without_serve_are_refused(tmp_path, args):
+    # they were ignored without a word: no server ran, and nothing said why
+    photo = tmp_path / "a.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
+    result = runner.invoke(app, ["webcam", "--source", str(photo), "--output", str(tmp_path / "o.mp4"), *args])
+    text = one_line(result.output)
+    assert result.exit_code == 2 and args[0] in text and "--serve" in text, text
+    assert not (tmp_path / "o.mp4").exists()
