@@ -188,6 +188,18 @@ def test_camera_options_are_for_cameras(tmp_path):
     assert result.exit_code == 2 and "expected WIDTHxHEIGHT" in one_line(result.output)
 
 
+@pytest.mark.parametrize("live", ["0", "/dev/video0", "rtsp://127.0.0.1:9/stream"])
+def test_loop_is_for_files(tmp_path, live):
+    # --loop on a camera or stream was ignored without a word
+    from typer.testing import CliRunner
+
+    from edgeseg.cli import app
+    from tests.helpers import one_line
+
+    result = CliRunner().invoke(app, ["webcam", "--source", live, "--loop", "--output", str(tmp_path / "o.mp4")])
+    assert result.exit_code == 1 and "--loop is for video files and image folders" in one_line(result.output)
+
+
 def test_a_damaged_video_is_named_in_one_line(tmp_path, capfd):
     from tests.helpers import write_video
 

@@ -53,12 +53,14 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
                 camera: CameraMode | None = None) -> "Source":
     """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder.
 
-    Files (videos, images) can ``loop`` until stopped and be paced in ``realtime`` at their frame rate
+    Files (videos, images) can ``loop`` until stopped (a SourceError for a camera or stream) and be paced in ``realtime`` at their frame rate
     (for live outputs: a window, a stream server); otherwise they are read as fast as they are processed.
     ``camera``: the frame size and rate to ask a camera for (a SourceError for any other source).
     """
     spec = str(spec)
     if _is_live(spec):
+        if loop:
+            raise SourceError(f"--loop is for video files and image folders; {spec} is a camera or stream")
         return LiveSource(spec, reconnect_s, timeout_s, camera)
     if camera is not None:
         raise SourceError(f"--camera-size and --camera-fps are for cameras; {spec} is a file or folder")
