@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow  # trains or exports a model
 
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
-from edgeseg.trainer.train import TrainConfig, parse_class_weights, parse_img_size, train  # noqa: E402
+from edgeseg.trainer.train import TrainConfig, parse_class_weights, parse_img_size, train, validate  # noqa: E402
 from edgeseg.cli import app  # noqa: E402
 from tests.helpers import interrupted_training, one_line, synthetic_sample, write_mask_folder, write_oxford  # noqa: E402
 
@@ -270,8 +271,6 @@ def test_mixed_sources_train_with_weights_and_report_per_source(tmp_path):
 
 
 def test_a_resume_with_other_sources_is_refused_by_name(tmp_path, monkeypatch):
-    from edgeseg.trainer.train import validate
-
     pets = write_oxford(tmp_path / "pets", n_trainval=16, n_test=4, size=32)
     cats = write_mask_folder(tmp_path / "cats", n=16, size=32, seed=1)
     config = tiny_config([str(pets), f"{cats}:3"], tmp_path / "run", epochs=3)
@@ -291,8 +290,6 @@ def test_a_resume_with_other_sources_is_refused_by_name(tmp_path, monkeypatch):
     ("class_weights", "inf,1,1", "class weights must be"),
 ])
 def test_non_finite_settings_are_refused_before_training(oxford_session_dir, tmp_path, setting, value, message):
-    from edgeseg.trainer.train import validate
-
     with pytest.raises(ValueError, match=message):
         validate(tiny_config(oxford_session_dir, tmp_path / "run", **{setting: value}))
 
@@ -425,6 +422,29 @@ def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp
     output = one_line(result.output)
     assert result.exit_code == 2 and message in output, output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("out", ["photos", "photos/pets", "."])
+def test_overwrite_deletes_only_run_folders(oxford_dir, tmp_path, monkeypatch, out):
+    # --overwrite removed whatever --out named: a folder of photos, the dataset inside it, the working directory
+    pytest.importorskip("keras")
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "photos" / "pets"
+    shutil.copytree(oxford_dir, data)
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"a photo of the user's")
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", out, "--overwrite", "--epochs", "1"])
+    output = one_line(result.output)
+    assert result.exit_code == 2 and "Invalid value for --out" in output and "--overwrite" in output, output
+    assert (tmp_path / "photos" / "holiday.jpg").is_file() and (data / "annotations").is_dir()
+
+
+def test_overwrite_starts_a_run_folder_again(oxford_dir, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / "history.csv").write_text("epoch\n0\n")
+    validate(tiny_config(oxford_dir, run, overwrite=True))  # a run folder: --overwrite may remove it
+    validate(tiny_config(oxford_dir, tmp_path / "empty", overwrite=True))  # and a folder not there yet
 
 
 def _interrupted_run_folder(run: Path, data, **settings) -> None:

@@ -32,7 +32,7 @@ from edgeseg.data import (
 from edgeseg.errors import SettingError, setting
 from edgeseg.io import atomic_write_text
 from edgeseg.runtime.alpha import softmax
-from edgeseg.runs import run_lock
+from edgeseg.runs import RunFolder, run_lock
 from edgeseg.evaluation.mask_quality import MaskQuality, mean_quality
 from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
 from edgeseg.trainer import Augment, Loss, LrSchedule, Strategy, Upsampling, choice
@@ -203,7 +203,22 @@ def validate(config: TrainConfig) -> None:
     if config.class_weights not in ("none", "balanced"):
         with setting("class_weights"):
             parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
+    if config.overwrite:
+        _check_overwrite(config)
     _check_resume(config)
+
+
+def _check_overwrite(config: TrainConfig) -> None:
+    """--overwrite removes the run folder: refuse any other folder, and one that holds a dataset to train on."""
+    run = Path(config.out).resolve()
+    if run.is_dir() and any(run.iterdir()) and not RunFolder.at(run):
+        raise SettingError("out", f"{config.out} holds files but is no edgeseg run (no run.json or model.keras): "
+                           "--overwrite removes only run folders; choose another --out")
+    inside = [s.location for s in parse_sources(config.data)
+              if Path(s.location).exists() and Path(s.location).resolve().is_relative_to(run)]  # not a tfds name
+    if inside:
+        raise SettingError("out", f"{config.out} holds the training data ({', '.join(inside)}), which --overwrite "
+                           "would remove; choose another --out")
 
 
 # What a resumed run may change: when to stop (to extend a run; a cosine schedule stretches to the new length),
