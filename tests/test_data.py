@@ -66,6 +66,10 @@ def test_mask_size_mismatch_names_the_file(oxford_dir):
 def test_missing_and_empty_datasets(tmp_path, oxford_dir):
     with pytest.raises(DataError, match="does not exist"):
         load_folder(tmp_path / "nope", "train", 32)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"a photo")  # an image given for a dataset was said not to exist
+    with pytest.raises(DataError, match="photo.jpg is a file; expected a dataset folder: images/ with"):
+        load_folder(photo, "train", 32)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="not a dataset folder"):
         load_folder(tmp_path / "empty", "train", 32)

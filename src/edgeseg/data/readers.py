@@ -63,18 +63,21 @@ class SegmentationData:
         return {"source": self.source, "split": self.split, "images": len(self), "skipped": self.skipped}
 
 
+DATASET_LAYOUTS = ("images/ with annotations/trimaps/ (Oxford-IIIT Pet layout) or images/ with masks/ (binary masks of "
+                   "the same file names)")
+
+
 def detect_layout(root: Path) -> str:
     """'oxford' (images/ + annotations/trimaps/) or 'masks' (images/ + masks/)."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file; expected a dataset folder: {DATASET_LAYOUTS}")
     if not root.is_dir():
         raise DataError(f"dataset folder {root} does not exist")
     if (root / "images").is_dir() and (root / "annotations" / "trimaps").is_dir():
         return "oxford"
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return "masks"
-    raise DataError(
-        f"{root} is not a dataset folder: expected images/ with annotations/trimaps/ (Oxford-IIIT Pet layout) "
-        "or images/ with masks/ (binary masks of the same file names)"
-    )
+    raise DataError(f"{root} is not a dataset folder: expected {DATASET_LAYOUTS}")
 
 
 def _check_split(split: str) -> None:
