@@ -453,6 +453,31 @@ def test_a_folder_whose_photos_are_in_subfolders_says_how_to_reach_them(tmp_path
     assert result.exit_code == 1 and f"{photos}/*.png matches no files" in one_line(result.output), result.output
 
 
+def test_a_globstar_reaches_each_photo_once_through_folders_not_links_to_them(tmp_path):
+    # a link to a parent folder (photos/sub/up -> ..) made photos/**/*.png match each photo 41 times, as Python's
+    # glob followed it until the path was too long; a shell's globstar does not follow links to folders
+    from edgeseg.runtime.image_io import pattern_files
+
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / ".thumbs").mkdir()
+    for path in (photos / "a.png", photos / "sub" / "b.png", photos / ".thumbs" / "c.png", photos / ".d.png"):
+        cv2.imwrite(str(path), np.full((30, 40, 3), 120, np.uint8))
+    (photos / "sub" / "up").symlink_to("..")
+    (photos / "sub" / "up2").symlink_to("..")  # two loops: the paths through them grow as 2^depth
+    (tmp_path / "elsewhere").mkdir()
+    cv2.imwrite(str(tmp_path / "elsewhere" / "e.png"), np.full((30, 40, 3), 120, np.uint8))
+    (photos / "linked").symlink_to(tmp_path / "elsewhere")
+    _, files = pattern_files(f"{photos}/**/*.png")
+    assert files == [photos / "a.png", photos / "sub" / "b.png"], files  # hidden ones left out, as by a shell
+    _, files = pattern_files(f"{photos}/*/*.png")  # a folder named by a wildcard may be a link: one level only
+    assert files == [photos / "linked" / "e.png", photos / "sub" / "b.png"], files
+    assert pattern_files(f"{photos}/**")[1] == [photos / "a.png", photos / "sub" / "b.png"]
+    assert pattern_files(f"{photos}/sub/up/a.png")[1] == [photos / "sub" / "up" / "a.png"]  # named: followed
+    result = runner.invoke(app, ["predict", f"{photos}/**/*.png", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0 and len(list((tmp_path / "out").iterdir())) == 2, result.output
+
+
 def _exif(orientation: int) -> bytes:
     """A little-endian EXIF block holding only an orientation tag (274, SHORT)."""
     return b"II*\x00" + struct.pack("<IHHHIHHI", 8, 1, 274, 3, 1, orientation, 0, 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
+import os
 import stat
 import struct
 from pathlib import Path
@@ -250,10 +252,61 @@ def image_files(folder: str | Path) -> list[Path]:
 
 
 def pattern_files(pattern: str) -> tuple[list[str], list[Path]]:
-    """What a glob pattern matches (``**`` at every depth, as a shell's globstar), sorted, and the regular files
-    among the matches (folders left out)."""
-    matches = sorted(glob.glob(pattern, recursive=True))
+    """What a glob pattern matches, sorted, and the regular files among the matches (folders left out).
+
+    As a shell's globstar: ``**`` is any depth of folders, but not of links to folders (a link to a parent
+    would repeat the tree until the path is too long: Python's own glob follows it), and names beginning with
+    a dot match only a part that begins with one."""
+    if "**" not in pattern:
+        matches = sorted(glob.glob(pattern))
+    else:
+        head, parts = _split(pattern)
+        matches = sorted(dict.fromkeys(_globstar(head, parts)))
     return matches, [Path(m) for m in matches if Path(m).is_file()]
+
+
+def _split(pattern: str) -> tuple[str, list[str]]:
+    """A pattern as its root ("/", a drive, or "" when relative) and its parts ("" last: folders only)."""
+    root, rest = os.path.splitdrive(pattern)
+    parts = rest.replace(os.sep, "/").split("/")
+    absolute = parts[0] == ""
+    parts = [part for part in parts[:-1] if part] + parts[-1:]  # "a//b" is "a/b"
+    return (root + os.sep if absolute else root), parts
+
+
+def _globstar(base: str, parts: list[str]) -> Iterator[str]:
+    """The paths below ``base`` ("" for the working folder) that ``parts`` match."""
+    if not parts:
+        if base:
+            yield base
+        return
+    part, rest = parts[0], parts[1:]
+    if part == "":  # a trailing separator: folders only
+        if base and os.path.isdir(base):
+            yield os.path.join(base, "")
+    elif part == "**":
+        yield from _globstar(base, rest)  # no folder at all
+        for entry in _entries(base, "*"):
+            child = os.path.join(base, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                yield from _globstar(child, parts)
+            elif not rest:  # a pattern ending in ** matches everything below
+                yield child
+    elif glob.has_magic(part):
+        for entry in _entries(base, part):
+            yield from _globstar(os.path.join(base, entry.name), rest)
+    elif os.path.lexists(os.path.join(base, part)):
+        yield from _globstar(os.path.join(base, part), rest)
+
+
+def _entries(folder: str, pattern: str) -> list[os.DirEntry]:
+    """The entries of ``folder`` whose names match ``pattern``, hidden ones only for a pattern that names them."""
+    try:
+        with os.scandir(folder or ".") as entries:
+            return [e for e in entries if fnmatch.fnmatch(e.name, pattern)
+                    and (not e.name.startswith(".") or pattern.startswith("."))]
+    except OSError:  # not a folder, or not readable: nothing matches below it
+        return []
 
 
 def heic_files(folder: str | Path) -> list[Path]:
