@@ -242,6 +242,21 @@ def test_a_mask_of_black_and_one_colour_is_a_binary_mask(tmp_path):
         load_folder(colour, "train", 32, val_fraction=0.0, progress=False)
 
 
+def test_a_16_bit_mask_of_0_and_65535_is_a_binary_mask(tmp_path):
+    # 16-bit label exports (0 and the type's maximum) were refused: "has values [0, 65535]; expected 0/1 or 0/255"
+    grey = write_mask_folder(tmp_path / "grey", n=6)
+    deep = write_mask_folder(tmp_path / "deep", n=6)
+    for path in (deep / "masks").glob("*.png"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(path), np.where(mask > 0, 65535, 0).astype(np.uint16))
+    want = load_folder(grey, "train", 32, val_fraction=0.0, progress=False).masks
+    np.testing.assert_array_equal(load_folder(deep, "train", 32, val_fraction=0.0, progress=False).masks, want)
+    cv2.imwrite(str(deep / "masks" / "cat_0.png"), np.array([[0, 300], [65535, 0]], np.uint16).repeat(32, 0).repeat(32, 1))
+    with pytest.raises(DataError, match=r"cat_0\.png has values \[0, 300, 65535\]; expected a binary mask of 0/1, "
+                       r"0/255 or 0/65535"):
+        load_folder(deep, "train", 32, val_fraction=0.0, progress=False)
+
+
 def test_a_jpeg_mask_says_why_its_values_are_not_binary(tmp_path):
     root = write_mask_folder(tmp_path / "cats", n=4)
     mask = cv2.imread(str(root / "masks" / "cat_0.png"), cv2.IMREAD_GRAYSCALE)

@@ -131,6 +131,9 @@ def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -
     return pairs
 
 
+BINARY_MASK_TOPS = (1, 255, 65535)  # a binary mask's foreground value, with 0 for background
+
+
 def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
     if mask.ndim == 3 and np.all(mask == mask[..., :1]):
         mask = mask[..., 0]
@@ -146,14 +149,15 @@ def _convert_mask(mask: np.ndarray, layout: str, path: Path) -> np.ndarray:
         if not set(values.tolist()) <= set(OXFORD_TRIMAP_VALUES):
             raise DataError(f"trimap {path} has values {values.tolist()}; expected 1 (pet), 2 (background), 3 (border)")
         return (mask - 1).astype(np.uint8)
-    if set(values.tolist()) <= {0, 1}:
-        fg = mask == 1
-    elif set(values.tolist()) <= {0, 255}:
-        fg = mask == 255
+    for top in BINARY_MASK_TOPS:  # 0 and one of these: 16-bit label exports use their type's maximum
+        if set(values.tolist()) <= {0, top}:
+            fg = mask == top
+            break
     else:
         lossy = " (JPEG's compression blurs the values at edges: save masks as PNG)" if path.suffix.lower() in (
             ".jpg", ".jpeg") else ""
-        raise DataError(f"mask {path} has values {values[:8].tolist()}; expected a binary mask of 0/1 or 0/255{lossy}")
+        tops = ", ".join(f"0/{top}" for top in BINARY_MASK_TOPS[:-1]) + f" or 0/{BINARY_MASK_TOPS[-1]}"
+        raise DataError(f"mask {path} has values {values[:8].tolist()}; expected a binary mask of {tops}{lossy}")
     return np.where(fg, 0, 1).astype(np.uint8)  # foreground -> pet, rest -> background
 
 
