@@ -123,6 +123,25 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed_in(photos, tmp_path):
     assert (out / "label_summary.json").read_text() == summary  # which still describes what is there
 
 
+def test_another_photo_folder_into_the_same_dataset_is_refused_not_mixed_in(photos, tmp_path):
+    # labelling more/ into the dataset of photos/ dropped photos/' labels from its lists, and more/'s pet0.jpg (another
+    # photo) counted as "decided by an earlier run": photos/' pet0 and its mask stood in for it
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    out = tmp_path / "dataset"
+    more = tmp_path / "more"
+    more.mkdir()
+    cv2.imwrite(str(more / "pet0.jpg"), np.full((96, 96, 3), 200, np.uint8))
+    args = ["--out", str(out), "--model", str(teacher), "--foreground", "1"]
+    assert runner.invoke(app, ["label", str(photos), *args]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["label", str(more), *args])
+    output = one_line(result.output)
+    assert result.exit_code == 1 and f"{out} holds the labels of {photos}" in output, output
+    assert f"--data {out} --data" in output  # how to train on both
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert runner.invoke(app, ["label", str(photos), *args]).exit_code == 0  # its own folder still resumes
+
+
 @pytest.mark.parametrize("args, message", [
     # the option was named as the library's setting ("min_fg"), or not at all ("Invalid value: scales must ...")
     (["--min-fg", "0.9", "--max-fg", "0.1"], "Invalid value for --min-fg: the least foreground (0.9) must be below "

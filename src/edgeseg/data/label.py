@@ -98,6 +98,7 @@ class LabelReport:
     """What a labelling run kept and rejected, and why."""
 
     out: str
+    images: str = ""  # the folder of photos labelled (resolved): a dataset folder holds the labels of one
     kept: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # image name -> reason
     resumed: int = 0  # images decided by an earlier run and skipped now
@@ -217,8 +218,9 @@ def _write_lists(report: LabelReport, out: Path, options: LabelOptions) -> None:
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2))
 
 
-def _previous(out: Path, options: LabelOptions) -> dict[str, str]:
-    """Images an earlier run rejected, and why; refuses to resume a run whose decisions used other settings."""
+def _previous(images: Path, out: Path, options: LabelOptions) -> dict[str, str]:
+    """Images an earlier run rejected, and why; refuses to resume a run of other photos, or whose decisions used
+    other settings."""
     path = out / SUMMARY
     if not path.is_file():
         return {}
@@ -226,8 +228,12 @@ def _previous(out: Path, options: LabelOptions) -> dict[str, str]:
         summary = json.loads(path.read_text())
         rejected = dict(summary.get("rejected", {}))
         was = {**summary.get("options", {}), "teachers": summary.get("teachers")}
+        labelled = summary.get("images")
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
         return {}  # damaged: decide those images again
+    if labelled and labelled != str(images.resolve()):  # its lists and names are those photos': not to be mixed
+        raise ValueError(f"{out} holds the labels of {labelled}: a rerun resumes that folder. Label {images} into "
+                         f"a new folder and train on both: edgeseg train --data {out} --data NEW_FOLDER")
     changed = [f"{k} {was.get(k)} -> {v}" for k, v in options.decisive().items() if was.get(k) != v]
     if changed:
         raise ValueError(f"{out} holds labels made with other settings ({', '.join(changed)}): a rerun resumes, "
@@ -247,8 +253,8 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     names = [p.stem for p in files]
     if len(set(names)) != len(names):
         raise ValueError(f"{images} has images that share a name with different suffixes; rename them first")
-    report = LabelReport(str(out))
-    rejected = _previous(out, options)
+    report = LabelReport(str(out), str(images.resolve()))
+    rejected = _previous(images, out, options)
     label_dir = out / ("annotations/trimaps" if options.layout == "oxford" else "masks")
     report.kept = [n for n in names if (label_dir / f"{n}.png").is_file()]  # written whole, or not at all
     # Images that could not be read are tried again: the file may have been replaced, or the read failed once.
