@@ -180,6 +180,14 @@ def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path,
     result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--effect", "replace-bg",
                                  "--background", str(bomb), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "over the limit of 50,000,000 pixels" in " ".join(result.output.split())
+    # --max-pixels raised the limit for the photos but not for the background (a 54 MP phone photo was refused),
+    # and the error did not say how to raise it
+    assert "raise it with --max-pixels" in one_line(result.output), result.output
+    for command in (["predict", str(tmp_path / "none.jpg"), "--out", str(tmp_path / "o")],
+                    ["webcam", "--source", str(tmp_path / "none.jpg"), "--output", str(tmp_path / "o.mp4")]):
+        result = runner.invoke(app, [*command, "--effect", "replace-bg", "--background", str(bomb),
+                                     "--max-pixels", "500000000"])
+        assert "--background" in result.output and "over the limit" not in result.output, result.output
     with pytest.raises(ValueError, match="cannot read .*missing.png.*or a #RRGGBB colour"):
         parse_background(str(tmp_path / "missing.png"))
     with pytest.raises(ValueError, match="'#zz' is not a #RRGGBB colour"):

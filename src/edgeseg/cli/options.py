@@ -73,12 +73,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.
 MaxPixelsOpt = Annotated[int, typer.Option(MAX_PIXELS_OPTION, min=1, help="Refuse larger images before decoding them.")]
 
 
-def background_option(effect: Effect, value: Optional[str]):
+def background_option(effect: Effect, value: Optional[str], max_pixels: int):
     from edgeseg.runtime.effects import check_background, parse_background
 
     try:
         check_background(effect, value)
-        return parse_background(value)
+        return parse_background(value, max_pixels)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--background") from None
 

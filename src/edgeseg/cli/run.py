@@ -98,7 +98,7 @@ def webcam(
     given = [name for name, is_set in server_options.items() if is_set]
     if given and not serve:
         raise typer.BadParameter("it is for the stream server: give --serve HOST:PORT too", param_hint=given[0])
-    background_value = background_option(effect, background)
+    background_value = background_option(effect, background, max_pixels)
     blur_px = blur_option(effect, blur)
     if output:
         writable(output, "--output")
@@ -174,7 +174,7 @@ def predict(
     from edgeseg.runtime.predict import names_an_image, predict_images
     from edgeseg.runtime.segmenter import RunningMode
 
-    background_value = background_option(effect, background)
+    background_value = background_option(effect, background, max_pixels)
     blur_px = blur_option(effect, blur)
     if effect is Effect.REMOVE_BG and isinstance(background_value, tuple):
         logging.getLogger("edgeseg").warning(

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edgeseg.choice import Choice
-from edgeseg.runtime.image_io import ImageError, read_image
+from edgeseg.runtime.image_io import MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, read_image
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
 
@@ -181,8 +181,9 @@ KEY_COLOR = (0, 177, 64)  # chroma green (BGR): the default background and remov
 KEY_HEX = "#{2:02X}{1:02X}{0:02X}".format(*KEY_COLOR)  # as users write it (RGB)
 
 
-def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | None:
-    """``--background``: an image file, or a colour as #RRGGBB (returned as BGR)."""
+def parse_background(value: str | None, max_pixels: int = MAX_PIXELS) -> np.ndarray | tuple[int, int, int] | None:
+    """``--background``: an image file (of at most ``max_pixels``, as the photos), or a colour as #RRGGBB
+    (returned as BGR)."""
     if value is None:
         return None
     if value.startswith("#") and not Path(value).exists():
@@ -192,7 +193,7 @@ def parse_background(value: str | None) -> np.ndarray | tuple[int, int, int] | N
             raise ValueError(f"{value!r} is not a #RRGGBB colour") from None
         return (b, g, r)
     try:
-        return read_image(value)
+        return read_image(value, max_pixels, MAX_PIXELS_OPTION)
     except ImageError as exc:
         raise ValueError(f"{exc}; expected an image or a #RRGGBB colour") from None
 
