@@ -461,3 +461,37 @@ def test_stream_server_options_without_serve_are_refused(tmp_path, args):
     text = one_line(result.output)
     assert result.exit_code == 2 and args[0] in text and "--serve" in text, text
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_tables_on_an_80_column_terminal_cut_no_number():
+    # on an 80-column terminal (SSH to a Raspberry Pi) the bench table's 18 columns were squeezed to "…" in every
+    # cell, and the export table cut its numbers ("0.90…"): wide tables are now shown in parts, names repeated
+    from types import SimpleNamespace
+
+    from edgeseg.benchmarks.report import load_results
+    from edgeseg.cli.tables import bench_table, export_table, stage_table
+
+    result = load_results("tests/data/bench_schema_v1.json")
+    row = result["rows"][0]
+    row.update(model="unet_mobilenetv2_edge160 tflite int8", subject="pet", pet_iou=0.9281, fg_iou_256=0.8812,
+               latency_ms={**row["latency_ms"], "p95": 23.5, "p99.9": 31.25, "cpu_percent": 187.0},
+               pipeline_stage_ms={"preprocess": 0.21, "inference": 19.5, "postprocess": 0.33, "effect": 0.27},
+               pipeline_ms={**row["pipeline_ms"], "p99.9": 44.44, "cpu_percent": 150.0}, frame_size=[1280, 720],
+               effect="blur-bg")
+    artifact = SimpleNamespace(path="export/unet_mobilenetv2_edge160_int8.tflite", name="", passed=False,
+                               failures=["agreement 0.9712 < 0.98"], size_mb=2.33, agreement=0.9712,
+                               max_abs_prob_diff=0.1234, mean_abs_prob_diff=0.0123, mean_iou=0.9001,
+                               delta_miou_points=-0.31, mask={"pet_iou": 0.9102, "boundary_f": 0.5103})
+    report = SimpleNamespace(source="runs/pets/model.keras", keras_mean_iou=0.9, keras_mask={"pet_iou": 0.91},
+                             eval_images=148, artifacts=[artifact])
+    console = Console(width=80, record=True, color_system=None)
+    for renderable in (bench_table(result), stage_table(result), export_table(report)):
+        console.print(renderable)
+    text = console.export_text()
+    assert "…" not in text, text
+    assert max(map(len, text.splitlines())) <= 80
+    for number in ("20.00", "23.50", "31.25", "187", "0.928", "0.881", "3.30", "120", "41.7", "0.21", "19.50",
+                   "44.44", "2.33", "97.1200%", "1.2e-01", "1.2e-02", "0.9001", "-0.31", "0.9102", "0.5103"):
+        assert number in text, (number, text)
+    assert text.count("x floor: p50 over the time") == 1  # the caption once, under the last part
+    assert "pi5: Cortex-A76 (4 cores)" in text  # no flags recorded: not "(4 cores; )"

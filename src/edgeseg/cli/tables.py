@@ -4,24 +4,65 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgeseg.benchmarks.runner import EFFECT, FRAME_SIZE
 from edgeseg.cli.app import plural
 
 
-def table(title: str, columns: list[str], rows: list[list[str]], left: int = 1) -> Table:
+def table(title: str, columns: list[str], rows: list[list[str]], left: int = 1) -> "FittedTable":
     """The one table renderer: the first ``left`` columns are left-aligned (names), the rest right (numbers)."""
-    t = Table(title=title)
-    for i, col in enumerate(columns):
-        t.add_column(col, justify="left" if i < left else "right")
-    for row in rows:
-        t.add_row(*row)
-    return t
+    return FittedTable(title, columns, rows, left)
 
 
-def metrics_table(title: str, rows: dict[str, dict]) -> Table:
+class FittedTable:
+    """A table that fits the terminal: where its columns do not fit side by side without cutting a number, they
+    are shown as several tables, one under the other, each with the name columns. ``caption`` goes under the
+    last."""
+
+    NAME_WIDTH = 20  # the most a name column is given when parts are measured: longer names wrap
+    BORDER = 3  # a column's padding and rule
+
+    def __init__(self, title: str, columns: list[str], rows: list[list[str]], left: int = 1):
+        self.title, self.caption = title, None
+        self._columns, self._rows, self._left = columns, rows, left
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        parts = self._parts(options.max_width)
+        for i, part in enumerate(parts):
+            t = Table(title=self.title if i == 0 else None, caption=self.caption if i == len(parts) - 1 else None)
+            for c in range(self._left):  # a name longer than its column folds onto the next line, never cut
+                t.add_column(self._columns[c], justify="left", overflow="fold")
+            for c in part:
+                t.add_column(self._columns[c], justify="right")
+            for row in self._rows:
+                t.add_row(*(row[c] for c in [*range(self._left), *part]))
+            yield t
+
+    def _parts(self, width: int) -> list[list[int]]:
+        """The value columns in groups that fit ``width`` beside the name columns (each at least one column)."""
+        names = sum(min(self._width(c), self.NAME_WIDTH) + self.BORDER for c in range(self._left)) + 1
+        parts: list[list[int]] = [[]]
+        used = names
+        for c in range(self._left, len(self._columns)):
+            need = self._width(c) + self.BORDER
+            if parts[-1] and used + need > width:
+                parts.append([])
+                used = names
+            parts[-1].append(c)
+            used += need
+        return parts
+
+    def _width(self, c: int) -> int:
+        """What column ``c`` needs: its widest cell, and its header's longest word (headers wrap)."""
+        words = self._columns[c].split() or [""]
+        return max([len(w) for w in words] + [Text.from_markup(row[c]).cell_len for row in self._rows])
+
+
+def metrics_table(title: str, rows: dict[str, dict]) -> FittedTable:
     """Rows of {name: SegmentationMetrics.to_dict()} (columns follow the classes present)."""
     classes = next(iter(rows.values()))["class_names"] if rows else []
     return table(title, ["", "pixel acc", "mIoU", "fg IoU", *(f"IoU {c}" for c in classes)], [
@@ -33,7 +74,7 @@ MASK_COLUMNS = {"pet_iou": "{} IoU (border ignored)", "fg_iou": "fg IoU ({}+bord
                 "background_alpha": "bg alpha", "background_leak": "bg leak", "semi_transparent": "semi-transparent"}
 
 
-def mask_table(title: str, rows: dict[str, dict], subject: str = "pet") -> Table:
+def mask_table(title: str, rows: dict[str, dict], subject: str = "pet") -> FittedTable:
     """Rows of {name: MaskQuality.to_dict()}; ``subject`` names what the mask shows (the pet IoU's subject)."""
     return table(title, ["", *(c.format(subject) for c in MASK_COLUMNS.values())],
                  [[name, *(f"{m[k]:.4f}" for k in MASK_COLUMNS)] for name, m in rows.items()])
@@ -47,7 +88,7 @@ def by_source(by_source: dict, overall) -> dict[str, dict]:
     return rows
 
 
-def export_table(report) -> Table:
+def export_table(report) -> FittedTable:
     title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, pet IoU "
              f"{report.keras_mask.get('pet_iou', float('nan')):.4f}, {plural(report.eval_images, 'image')})")
     rows = []
@@ -61,7 +102,7 @@ def export_table(report) -> Table:
                          "pet IoU", "boundary F"], rows, left=2)
 
 
-def bench_table(result: dict) -> Table:
+def bench_table(result: dict) -> FittedTable:
     from edgeseg.benchmarks.report import COLUMNS, cells
 
     device = result["device"]
@@ -70,7 +111,7 @@ def bench_table(result: dict) -> Table:
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/] {escape(r.get('error', '')[:60])}"
         rows.append([r["model"], status, str(r["threads"]), *cells(r)])
     flags = ", ".join(device.get("cpu_flags") or [])
-    t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores; {flags})",
+    t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores{'; ' + flags if flags else ''})",
               ["model", "status", "thr", *(h for h, _, _ in COLUMNS)], rows, left=2)
     size = "x".join(map(str, result.get("options", {}).get("frame_size") or FRAME_SIZE))
     t.caption = ("x floor: p50 over the time the model's multiply-adds take at this CPU's measured fp32 peak; "
@@ -81,7 +122,7 @@ def bench_table(result: dict) -> Table:
     return t
 
 
-def stage_table(result: dict) -> Table:
+def stage_table(result: dict) -> FittedTable:
     """The live step per model and thread count: each stage's median, the work around the model, CPU use."""
     stages = ("preprocess", "inference", "postprocess", "effect")
     rows = []
