@@ -242,6 +242,15 @@ def test_a_mask_of_black_and_one_colour_is_a_binary_mask(tmp_path):
         load_folder(colour, "train", 32, val_fraction=0.0, progress=False)
 
 
+def test_a_split_too_small_to_hold_an_image_says_what_to_change(tmp_path):
+    # "has no images in its val split", with nothing on why or what to do
+    root = write_mask_folder(tmp_path / "cats", n=3)
+    with pytest.raises(DataError, match=r"cats has no images in its val split: --val-fraction 0.1 of its training "
+                                        r"images rounds to none; raise it, or add images"):
+        load_folder(root, "val", 32, val_fraction=0.1, progress=False)
+    assert len(load_folder(root, "val", 32, val_fraction=0.5, progress=False)) >= 1
+
+
 def test_a_16_bit_mask_of_0_and_65535_is_a_binary_mask(tmp_path):
     # 16-bit label exports (0 and the type's maximum) were refused: "has values [0, 65535]; expected 0/1 or 0/255"
     grey = write_mask_folder(tmp_path / "grey", n=6)

@@ -125,6 +125,14 @@ def test_settings_that_cannot_train_are_refused_before_the_data_is_read(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_too_few_images_for_a_batch_says_what_to_change(tmp_path):
+    # "8 training images, fewer than one batch of 32", with nothing on what to do
+    data = write_mask_folder(tmp_path / "cats", n=10)
+    with pytest.raises(ValueError, match=r"cats: 8 training images, fewer than one batch of 32: pass --batch-size 8 "
+                                         r"or less, or add images"):
+        train(tiny_config(data, tmp_path / "run", batch_size=32, val_fraction=0.1), progress=False)
+
+
 def test_input_sizes_are_a_side_or_width_x_height():
     assert parse_img_size("128") == 128 and parse_img_size(128) == 128
     assert parse_img_size("256x160") == (160, 256)  # written as frames are, width first; kept as (height, width)
