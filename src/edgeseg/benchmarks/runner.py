@@ -14,6 +14,7 @@ from edgeseg.benchmarks.flops import compute_peak_gflops
 from edgeseg.contract import format_of
 from edgeseg.runs import RunFolder, keras_runnable
 from edgeseg.runtime.composite import FramePath
+from edgeseg.runtime.cores import usable_cores
 from edgeseg.runtime.effects import Effect
 
 SCHEMA_VERSION = 1
@@ -25,7 +26,7 @@ EFFECT = Effect.GRAYSCALE_BG
 
 @dataclass
 class BenchOptions:
-    threads: list[int] = field(default_factory=lambda: [1, os.cpu_count() or 1])
+    threads: list[int] = field(default_factory=lambda: sorted({1, usable_cores()}))
     warmup: int = 10
     runs: int = 50
     min_seconds: float = 0.0

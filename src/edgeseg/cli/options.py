@@ -29,7 +29,7 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     help="A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default).",
     rich_help_panel=MODEL_PANEL)]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
-    min=1, max=MAX_THREADS, help="Interpreter threads (default: all cores).", rich_help_panel=MODEL_PANEL)]
+    min=1, max=MAX_THREADS, help="Interpreter threads (default: every core this process may use: its CPU quota in a container).", rich_help_panel=MODEL_PANEL)]
 ProviderOpt = Annotated[Optional[list[str]], typer.Option(
     "--provider", help="ONNX Runtime execution provider to try first, e.g. CUDAExecutionProvider (repeatable; "
     "CPU is always the fallback).", rich_help_panel=MODEL_PANEL)]

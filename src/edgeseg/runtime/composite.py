@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -21,6 +20,7 @@ import numpy as np
 
 from edgeseg.choice import Choice
 from edgeseg.progress import status
+from edgeseg.runtime.cores import usable_cores
 from edgeseg.runtime.effects import (
     BLUR, KEY_COLOR, MIN_WEIGHT, OVERLAY_COLOR, OVERLAY_OPACITY, QUARTER, Effect, blur_bg, quarter_taps,
 )
@@ -72,7 +72,7 @@ class Compositor:
     """
 
     def __init__(self, threads: int | None = None):
-        self._threads = max(1, threads or min(os.cpu_count() or 1, 4))
+        self._threads = max(1, threads or min(usable_cores(), 4))
         self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
         self._scratch = Scratch()
         self._tables: dict[tuple, np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

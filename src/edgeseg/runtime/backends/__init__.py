@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 from edgeseg.contract import format_of
 from edgeseg.runtime.backends.base import Backend, BackendError, TensorSpec
+from edgeseg.runtime.cores import usable_cores
 
 # Format.backend -> the class that runs it, imported only when a model of that format is opened.
 BACKENDS = {
@@ -18,8 +18,9 @@ BACKENDS = {
 
 
 def default_threads() -> int:
-    """Every core: LiteRT alone would use one thread, half the speed on two cores."""
-    return os.cpu_count() or 1
+    """Every core the process may use (:func:`~edgeseg.runtime.cores.usable_cores`): LiteRT alone would use one
+    thread, half the speed on two cores."""
+    return usable_cores()
 
 
 def open_backend(path: str | Path, threads: int | None = None, **options) -> Backend:
