@@ -40,7 +40,8 @@ def bench(
     models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names such as edge or "
                                        "person."),
     data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
-    threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and every core this process may use: its CPU quota in a container)."),
+    threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and every core this process may use: "
+                                "its CPU quota in a container)."),
     warmup: int = typer.Option(B.warmup, min=0, max=MAX_RUNS, help="Untimed runs first."),
     runs: int = typer.Option(B.runs, min=1, max=MAX_RUNS, help="Timed runs (at least)."),
     min_seconds: float = typer.Option(B.min_seconds, min=0.0, max=3600.0, help="Keep timing for at least this long."),

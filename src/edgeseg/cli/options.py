@@ -16,6 +16,12 @@ from edgeseg.runtime.segmenter import LIMITS, Edges
 MAX_THREADS = 256
 
 
+def bounds(setting: str) -> dict:
+    """A mask setting's range (:data:`~edgeseg.runtime.segmenter.LIMITS`) as an option's ``min`` and ``max``."""
+    least, most = LIMITS[setting]
+    return {"min": least, "max": most}
+
+
 def choices(enum: type) -> str:
     """An Enum's choices for help text, which wraps between words (Typer's own ``<a|b|c>`` metavar is one
     long word that a narrow terminal splits mid-choice)."""
@@ -29,7 +35,8 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     help="A .tflite or .onnx file, or a shipped model's name or alias such as 'edge' (default: the shipped default).",
     rich_help_panel=MODEL_PANEL)]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
-    min=1, max=MAX_THREADS, help="Interpreter threads (default: every core this process may use: its CPU quota in a container).", rich_help_panel=MODEL_PANEL)]
+    min=1, max=MAX_THREADS, help="Interpreter threads (default: every core this process may use: its CPU quota in a "
+    "container).", rich_help_panel=MODEL_PANEL)]
 ProviderOpt = Annotated[Optional[list[str]], typer.Option(
     "--provider", help="ONNX Runtime execution provider to try first, e.g. CUDAExecutionProvider (repeatable; "
     "CPU is always the fallback).", rich_help_panel=MODEL_PANEL)]
@@ -42,10 +49,10 @@ BlurOpt = Annotated[Optional[int], typer.Option(
     min=MIN_BLUR, max=MAX_BLUR, metavar="PX",
     help=f"blur-bg: how strongly the background is blurred, a Gaussian this many pixels wide (default {BLUR}).")]
 ThresholdOpt = Annotated[float, typer.Option(
-    min=LIMITS["threshold"][0], max=LIMITS["threshold"][1], help="Centre of the soft threshold that turns the mask probability into opacity.",
+    **bounds("threshold"), help="Centre of the soft threshold that turns the mask probability into opacity.",
     rich_help_panel=MASK_PANEL)]
 SoftnessOpt = Annotated[float, typer.Option(
-    min=LIMITS["softness"][0], max=LIMITS["softness"][1], help="Half-width of that ramp: transparent below threshold - softness, opaque above "
+    **bounds("softness"), help="Half-width of that ramp: transparent below threshold - softness, opaque above "
     "threshold + softness (0.5: the raw probability).", rich_help_panel=MASK_PANEL)]
 EdgesOpt = Annotated[Edges, typer.Option(
     metavar="EDGES", help="guided: the mask's edges follow the image's; bilinear: a plain resize (about 0.6 ms cheaper per "
@@ -53,13 +60,13 @@ EdgesOpt = Annotated[Edges, typer.Option(
 FramePathOpt = Annotated[Optional[FramePath], typer.Option(
     metavar="PATH", help="How the frame-sized work is done: fused (compiled loops, one pass per effect; needs numba) "
     "or opencv (portable). Default: fused when numba is installed.", rich_help_panel=MASK_PANEL)]
-FeatherOpt = Annotated[int, typer.Option(min=LIMITS["feather"][0], max=LIMITS["feather"][1], help="Edge feathering radius in pixels (at most "
-                                         "half the frame's shorter side is used).", rich_help_panel=MASK_PANEL)]
+FeatherOpt = Annotated[int, typer.Option(**bounds("feather"), help="Edge feathering radius in pixels (at most half "
+                                         "the frame's shorter side is used).", rich_help_panel=MASK_PANEL)]
 MinBlobOpt = Annotated[float, typer.Option(
-    min=LIMITS["min_blob"][0], max=LIMITS["min_blob"][1], help="Drop visible parts of the mask smaller than this share of the frame, except the largest "
-    "(patterned cushions, blobs beside the subject); 0 keeps every part.", rich_help_panel=MASK_PANEL)]
+    **bounds("min_blob"), help="Drop visible parts of the mask smaller than this share of the frame, except the "
+    "largest (patterned cushions, blobs beside the subject); 0 keeps every part.", rich_help_panel=MASK_PANEL)]
 SmoothingOpt = Annotated[float, typer.Option(
-    min=LIMITS["smoothing"][0], max=LIMITS["smoothing"][1], help="Video: weight of the newest mask in a running average (1 = no smoothing).",
+    **bounds("smoothing"), help="Video: weight of the newest mask in a running average (1 = no smoothing).",
     rich_help_panel=MASK_PANEL)]
 ForegroundOpt = Annotated[Optional[str], typer.Option(
     help="Classes that make the mask, with optional weights: 8,12 (cat, dog in PASCAL VOC) or 0,2:0.5 (pet, half "

@@ -93,8 +93,8 @@ def webcam(
     if token is not None and no_token:
         raise typer.BadParameter("--no-token serves without a token; give --token or --no-token, not both",
                                  param_hint="--token")
-    server_options = {"--token": token is not None, "--no-token": no_token, "--max-clients": max_clients != P.max_clients,
-                      "--stream-fps": stream_fps != P.stream_fps}
+    server_options = {"--token": token is not None, "--no-token": no_token,
+                      "--max-clients": max_clients != P.max_clients, "--stream-fps": stream_fps != P.stream_fps}
     given = [name for name, is_set in server_options.items() if is_set]
     if given and not serve:
         raise typer.BadParameter("it is for the stream server: give --serve HOST:PORT too", param_hint=given[0])

@@ -28,7 +28,6 @@ from edgeseg.runtime.image_io import (
 from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
 
 
-
 class Layout(Choice):
     """The dataset folder ``label`` writes."""
 

@@ -8,7 +8,6 @@ sources of the same run. :class:`Outline` says what a training mask's outline be
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

@@ -212,7 +212,8 @@ def load_folder(
     if limit:
         pairs = pairs[:limit]
     if not pairs:
-        why = {"val": f": --val-fraction {val_fraction:g} of its training images rounds to none; raise it, or add images",
+        why = {"val": f": --val-fraction {val_fraction:g} of its training images rounds to none; raise it, or add "
+                      "images",
                "test": ": its test list is empty, or the tenth held out of a small folder rounds to none; add images"}
         raise DataError(f"{root} has no images in its {split} split{why.get(split, '')}")
     images, masks, names, skipped = [], [], [], []

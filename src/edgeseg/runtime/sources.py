@@ -53,8 +53,9 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
                 camera: CameraMode | None = None) -> "Source":
     """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder.
 
-    Files (videos, images) can ``loop`` until stopped (a SourceError for a camera or stream) and be paced in ``realtime`` at their frame rate
-    (for live outputs: a window, a stream server); otherwise they are read as fast as they are processed.
+    Files (videos, images) can ``loop`` until stopped (a SourceError for a camera or stream) and be paced in
+    ``realtime`` at their frame rate (for live outputs: a window, a stream server); otherwise they are read as fast
+    as they are processed.
     ``camera``: the frame size and rate to ask a camera for (a SourceError for any other source).
     """
     spec = str(spec)

@@ -389,8 +389,8 @@ def _load(config: TrainConfig, progress: bool) -> _Splits:
     train_data = load_sources(sources, "train", stored, outline=outline, **load)
     total = sum(len(p) for p in train_data)
     if total < config.batch_size:
-        raise DataError(f"{', '.join(config.data)}: {total} training images, fewer than one batch of {config.batch_size}: "
-                        f"pass --batch-size {total} or less, or add images")
+        raise DataError(f"{', '.join(config.data)}: {total} training images, fewer than one batch of "
+                        f"{config.batch_size}: pass --batch-size {total} or less, or add images")
     val_data = load_sources(sources, "val", size, outline=outline, **load)
     test_data = load_sources(sources, "test", size, **load)  # scored against the labels as drawn
     backgrounds = load_backgrounds(config.backgrounds, stored) if config.backgrounds else None
