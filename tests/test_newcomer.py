@@ -433,6 +433,8 @@ def test_evaluate_names_its_split_as_the_command_line_does(tmp_path):
 
 
 def test_every_choice_prints_as_the_command_line_spells_it():
+    from enum import Enum
+
     from edgeseg.choice import Choice
     from edgeseg.data import Split
     from edgeseg.runtime.effects import Effect
@@ -445,7 +447,7 @@ def test_every_choice_prints_as_the_command_line_spells_it():
     def subclasses(cls):
         return {cls} | {s for c in cls.__subclasses__() for s in subclasses(c)}
 
-    enums = {c for c in subclasses(__import__("enum").Enum) if c.__module__.startswith("edgeseg")}
+    enums = {c for c in subclasses(Enum) if c.__module__.startswith("edgeseg")}
     assert enums and all(issubclass(c, Choice) for c in enums), [c for c in enums if not issubclass(c, Choice)]
 
 
