@@ -117,6 +117,24 @@ def test_webcam_on_an_unexported_run_says_what_the_folder_lacks(tmp_path, withou
     assert "No module named" not in text
 
 
+@pytest.mark.parametrize("command", ["predict", "webcam"])
+def test_a_keras_model_without_tensorflow_says_how_to_run_it(tmp_path, without_tensorflow, command):
+    # the runtime-only install said "error: No module named 'tensorflow'"
+    import cv2
+    import numpy as np
+
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not opened without TensorFlow")
+    photo = tmp_path / "x.png"
+    cv2.imwrite(str(photo), np.zeros((48, 64, 3), np.uint8))
+    args = {"predict": ["predict", str(photo), "--out", str(tmp_path / "o.png")],
+            "webcam": ["webcam", "--source", str(photo), "--output", str(tmp_path / "o.mp4")]}[command]
+    result = runner.invoke(app, [*args, "--model", str(model)])
+    text = one_line(result.output)
+    assert result.exit_code == 1 and f"{model} is a Keras model, which needs TensorFlow" in text, text
+    assert f"edgeseg export {model}" in text and 'pip install "edgeseg[train]"' in text and "No module" not in text
+
+
 def test_evaluate_scores_a_runs_exported_artifact_without_tensorflow(tmp_path, without_tensorflow):
     from tests.helpers import write_oxford
 

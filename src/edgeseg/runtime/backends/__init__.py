@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 
 from edgeseg.contract import format_of
+from edgeseg.runs import keras_runnable
 from edgeseg.runtime.backends.base import Backend, BackendError, TensorSpec
 from edgeseg.runtime.cores import usable_cores
 
@@ -36,6 +37,9 @@ def open_backend(path: str | Path, threads: int | None = None, **options) -> Bac
         fmt = format_of(path)
     except ValueError as exc:
         raise BackendError(str(exc)) from None
+    if fmt.backend == "keras" and not keras_runnable():  # the runtime-only install of an edge device
+        raise BackendError(f"{path} is a Keras model, which needs TensorFlow: export it with `edgeseg export {path} "
+                           '--int8` where the training stack is installed, or install it here: pip install "edgeseg[train]"')
     module, _, cls = BACKENDS[fmt.backend].partition(":")
     backend_class = getattr(importlib.import_module(module), cls)
     return backend_class(path, threads=threads or default_threads(), **options)
