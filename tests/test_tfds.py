@@ -62,3 +62,15 @@ def test_tfds_masks_outside_the_trimap_values_are_refused(tmp_path, reachable):
     with tfds.testing.mock_data(as_dataset_fn=fake_pets(trimap_offset=5)):
         with pytest.raises(readers.DataError, match="expected 1 \\(pet\\), 2 \\(background\\), 3 \\(border\\)"):
             readers.load_split("oxford_iiit_pet", "test", 32, data_dir=str(tmp_path), progress=False)
+
+
+def test_scoring_the_runtime_mask_on_tfds_downloads_it_first_or_says_why_not(tmp_path, monkeypatch):
+    # `edgeseg evaluate MODEL --data oxford_iiit_pet` read the dataset at full resolution without preparing it: on
+    # a machine that had not downloaded it, a traceback ("AssertionError: ... could not find data"), online or not
+    monkeypatch.setattr(readers, "_can_reach", lambda host, timeout=3.0: False)
+    with pytest.raises(readers.DataError, match="is not downloaded and .* cannot be reached"):
+        next(readers.iter_full_resolution("oxford_iiit_pet", "test", data_dir=str(tmp_path)))
+    monkeypatch.setattr(readers, "_can_reach", lambda host, timeout=3.0: True)
+    with tfds.testing.mock_data(as_dataset_fn=fake_pets()):
+        name, image, labels = next(readers.iter_full_resolution("oxford_iiit_pet", "test", data_dir=str(tmp_path)))
+    assert image.shape == (48, 48, 3) and labels.shape == (48, 48) and name.startswith("Pet_")

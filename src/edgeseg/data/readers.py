@@ -263,15 +263,9 @@ def _own_temp_folder():
             tempfile.tempdir = previous
 
 
-def load_tfds(
-    split: str, size: int | tuple[int, int], data_dir: str | None = None, val_fraction: float = 0.1,
-    limit: int | None = None, progress: bool = True,
-):
-    """Oxford-IIIT Pet from tensorflow-datasets (downloads on first use), as :class:`SegmentationData`.
-
-    Fails within seconds, not minutes of retries, when the dataset is not prepared and its host cannot
-    be reached.
-    """
+def _tfds_prepared(data_dir: str | None):
+    """tfds's Oxford-IIIT Pet builder, downloaded and prepared on first use; fails within seconds, not minutes of
+    retries, when it is not prepared and its host cannot be reached."""
     import tensorflow_datasets as tfds
 
     with _own_temp_folder():
@@ -284,7 +278,18 @@ def load_tfds(
                     "annotations/trainval.txt, annotations/test.txt) or at a folder with images/ and masks/."
                 )
             builder.download_and_prepare()
-    ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
+    return builder
+
+
+def load_tfds(
+    split: str, size: int | tuple[int, int], data_dir: str | None = None, val_fraction: float = 0.1,
+    limit: int | None = None, progress: bool = True,
+):
+    """Oxford-IIIT Pet from tensorflow-datasets (downloads on first use: :func:`_tfds_prepared`), as
+    :class:`SegmentationData`."""
+    import tensorflow_datasets as tfds
+
+    ds = _tfds_prepared(data_dir).as_dataset(split=_tfds_split(split, val_fraction))
     if limit:
         ds = ds.take(limit)
     images, masks, names = [], [], []
@@ -337,8 +342,7 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
     if source == TFDS_NAME:
         import tensorflow_datasets as tfds
 
-        builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
-        ds = builder.as_dataset(split=_tfds_split(split, val_fraction))
+        ds = _tfds_prepared(data_dir).as_dataset(split=_tfds_split(split, val_fraction))
         for item in tfds.as_numpy(ds.take(limit) if limit else ds):
             name = item["file_name"].decode()
             labels = _convert_mask(item["segmentation_mask"], "oxford", Path(f"tfds:{TFDS_NAME}/{name}"))
