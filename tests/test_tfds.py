@@ -74,3 +74,38 @@ def test_scoring_the_runtime_mask_on_tfds_downloads_it_first_or_says_why_not(tmp
     with tfds.testing.mock_data(as_dataset_fn=fake_pets()):
         name, image, labels = next(readers.iter_full_resolution("oxford_iiit_pet", "test", data_dir=str(tmp_path)))
     assert image.shape == (48, 48, 3) and labels.shape == (48, 48) and name.startswith("Pet_")
+
+
+@pytest.fixture
+def tfds_dirs(monkeypatch):
+    """Where each tfds read looked for its data (train --data-dir), and a stop once it has."""
+    asked = []
+
+    def prepared(data_dir):
+        asked.append(data_dir)
+        raise readers.DataError("stopped here")
+    monkeypatch.setattr(readers, "_tfds_prepared", prepared)
+    return asked
+
+
+def test_a_runs_tfds_folder_is_where_export_evaluate_and_bench_read_it(trained_run, tmp_path, tfds_dirs):
+    # `train --data oxford_iiit_pet --data-dir /big/disk/tfds` then `edgeseg export RUN` read tfds's default folder
+    # (~/tensorflow_datasets): a second download of the dataset there, or an error offline; evaluate and bench had
+    # no --data-dir at all
+    import shutil
+
+    from edgeseg.benchmarks.runner import BenchOptions, with_run_data
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["config"].update(data=["oxford_iiit_pet"], data_dir=str(tmp_path / "tfds"))
+    info.pop("sources", None)
+    (run / "run.json").write_text(json.dumps(info))
+    result = CliRunner().invoke(app, ["export", str(run), "--formats", "tflite"])
+    assert result.exit_code == 1 and "stopped here" in result.output, result.output
+    result = CliRunner().invoke(app, ["evaluate", "edge", "--data", "oxford_iiit_pet", "--data-dir", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "stopped here" in result.output, result.output
+    assert tfds_dirs == [str(tmp_path / "tfds"), str(tmp_path / "x")]
+    options = with_run_data([str(run)], BenchOptions())  # its first source and its tfds folder, as export's
+    assert (options.data, options.data_dir) == ("oxford_iiit_pet", str(tmp_path / "tfds"))

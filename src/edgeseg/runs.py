@@ -70,6 +70,12 @@ def training_sources(info: dict) -> list[str]:
     return [source] if isinstance(source, str) else list(source or [])
 
 
+def tfds_dir(info: dict) -> str | None:
+    """Where the run kept its tfds datasets (``train --data-dir``), from its run.json; None: tfds's default."""
+    config = info.get("config")
+    return config.get("data_dir") if isinstance(config, dict) else None
+
+
 @dataclass(frozen=True)
 class RunFolder:
     path: Path
@@ -111,6 +117,10 @@ class RunFolder:
     def training_data(self) -> list[str]:
         """The datasets the run was trained on (:func:`training_sources`)."""
         return training_sources(self.info())
+
+    def tfds_dir(self) -> str | None:
+        """Where the run kept its tfds datasets (:func:`tfds_dir`)."""
+        return tfds_dir(self.info())
 
     def export_verdicts(self) -> dict[str, bool]:
         """{artifact file name: passed its export check} from export_report.json."""

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgeseg.benchmarks.device import device_info
@@ -31,6 +31,7 @@ class BenchOptions:
     runs: int = 50
     min_seconds: float = 0.0
     data: str | None = None
+    data_dir: str | None = None  # where tfds keeps its datasets (None: its default)
     eval_size: int = 100
     foreground: dict[int, float] | None = None  # for third-party class models (e.g. {8: 1, 12: 1}: cat, dog in VOC)
     device: str | None = None
@@ -136,11 +137,22 @@ def _macs(path: str) -> int | None:
     return meta.macs if meta else None
 
 
+def with_run_data(models: list[str], options: BenchOptions) -> BenchOptions:
+    """``options`` with the first run folder's training data where no data was given: its first source, and where
+    the run kept tfds's datasets."""
+    if options.data is not None:
+        return options
+    for run in filter(None, map(RunFolder.at, models)):
+        if run.training_data():
+            return replace(options, data=run.training_data()[0], data_dir=options.data_dir or run.tfds_dir())
+    return options
+
+
 def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: bool = True) -> dict:
     """One row: run the worker in a subprocess; a crash or timeout becomes a 'failed' row."""
     request = {"model": entry.path, "threads": threads, "warmup": options.warmup, "runs": options.runs,
                "min_seconds": options.min_seconds, "data": options.data if accuracy else None,
-               "eval_size": options.eval_size,
+               "data_dir": options.data_dir, "eval_size": options.eval_size,
                "foreground": options.foreground, "parent": os.getpid(), "frame_size": list(options.frame_size),
                "effect": options.effect, "frame_path": options.frame_path}
     row = {"model": entry.label, "path": entry.path, "format": entry.format, "precision": entry.precision,

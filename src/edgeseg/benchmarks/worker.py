@@ -42,7 +42,7 @@ def _timed(fn, warmup: int, runs: int, min_seconds: float) -> tuple[list[float],
     return times, 100 * (time.process_time() - cpu) / max(time.perf_counter() - start, 1e-9)
 
 
-def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict:
+def _accuracy(path: str, data: str, data_dir: str | None, eval_size: int, threads, foreground) -> dict:
     """Accuracy on the data's test split.
 
     ``fg_iou_256``: foreground IoU of the soft mask (> 0.5) through the segmenter, at 256 x 256 for every
@@ -59,11 +59,11 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     with open_backend(path, threads=threads) as backend:
         if backend.metadata:
             size = backend.input.shape[1]
-            test = load_split(data, "test", size, limit=eval_size, progress=False)
+            test = load_split(data, "test", size, limit=eval_size, progress=False, data_dir=data_dir)
             batch = test.images if backend.input.dtype == np.uint8 else test.images.astype(np.float32)
             m = segmentation_metrics(test.masks, backend.run(batch).argmax(-1))
             result = {"miou": round(m.mean_iou, 4), "fg_iou": round(m.foreground_iou, 4)}
-    test = load_split(data, "test", 256, limit=eval_size, progress=False)
+    test = load_split(data, "test", 256, limit=eval_size, progress=False, data_dir=data_dir)
     truth = np.isin(test.masks, FOREGROUND_CLASSES)
     inter = union = 0
     with Segmenter(SegmenterOptions(path, threads=threads, foreground=foreground)) as seg:
@@ -74,7 +74,7 @@ def _accuracy(path: str, data: str, eval_size: int, threads, foreground) -> dict
     result["fg_iou_256"] = round(inter / union, 4) if union else None  # its own column: never fg_iou's
     # The headline: the runtime's mask at each image's own resolution, border pixels ignored.
     quality = mask_quality(path, data, "test", limit=eval_size, progress=False,
-                           options={"threads": threads, "foreground": foreground})
+                           options={"threads": threads, "foreground": foreground}, data_dir=data_dir)
     result.update(pet_iou=quality.pet_iou, boundary_f=quality.boundary_f)
     return result
 
@@ -113,7 +113,7 @@ def measure(req: dict) -> dict:
     # Peak memory of loading and running the model, before the evaluation data is read.
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if req.get("data"):
-        row.update(_accuracy(path, req["data"], req["eval_size"], threads, foreground))
+        row.update(_accuracy(path, req["data"], req.get("data_dir"), req["eval_size"], threads, foreground))
     return row
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from edgeseg.benchmarks.runner import BenchOptions
+from edgeseg.benchmarks.runner import BenchOptions, with_run_data
 from edgeseg.cli.app import HELP_OPTIONS, app, console, err, fail, split_list, writable
 from edgeseg.cli.options import MAX_THREADS, EffectOpt, FramePathOpt, JsonOpt, foreground_option
 from edgeseg.cli.tables import bench_table, stage_table
@@ -40,6 +40,8 @@ def bench(
     models: list[str] = typer.Argument(..., help="Run folders, model files or shipped model names such as edge or "
                                        "person."),
     data: Optional[str] = typer.Option(None, help="Dataset for accuracy (default: a run folder's training data)."),
+    data_dir: Optional[str] = typer.Option(None, help="Where tfds keeps its datasets (default: a run folder's, as "
+                                           "train --data-dir, else tfds's)."),
     threads: str = typer.Option("", help="Thread counts, e.g. 1,2,4 (default: 1 and every core this process may use: "
                                 "its CPU quota in a container)."),
     warmup: int = typer.Option(B.warmup, min=0, max=MAX_RUNS, help="Untimed runs first."),
@@ -78,14 +80,10 @@ def bench(
             raise typer.BadParameter(str(exc), param_hint="--data") from None
     if out:
         writable(out, "--out")
-    if data is None:
-        from edgeseg.runs import RunFolder
-
-        found = [run for run in map(RunFolder.at, models) if run]
-        data = next((d[0] for d in (run.training_data() for run in found) if d), None)  # its first source
-    options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, eval_size=eval_size,
-                           foreground=foreground_option(foreground), device=device, frame_size=size,
-                           effect=effect, frame_path=frame_path)
+    options = with_run_data(models, BenchOptions(
+        warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, data_dir=data_dir, eval_size=eval_size,
+        foreground=foreground_option(foreground), device=device, frame_size=size, effect=effect,
+        frame_path=frame_path))
     if thread_counts:
         options.threads = [int(t) for t in thread_counts]
     result = run_bench(models, options, progress=not as_json)

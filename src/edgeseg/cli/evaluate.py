@@ -35,6 +35,7 @@ def evaluate(
     smoothing: SmoothingOpt = S.smoothing,
     sweep: list[str] = typer.Option([], help="Score every combination of settings, one row each: NAME=V1,V2 with NAME "
                                     "threshold, softness, edges, min_blob or smoothing (repeatable)."),
+    data_dir: Optional[str] = typer.Option(None, help="Where tfds keeps its datasets (as train --data-dir)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Score the mask a user sees against a dataset's labels, at each image's own resolution.
@@ -60,8 +61,9 @@ def evaluate(
     if flicker:
         settings["smoothing"] = smoothing
     if sweep:
-        return _sweep(model, data, split.value, limit, settings, parse_sweep(sweep), flicker, out, as_json)
-    report = run_eval(model, data, split.value, limit, progress=not as_json, options=settings, flicker_clips=flicker)
+        return _sweep(model, data, split.value, limit, settings, parse_sweep(sweep), flicker, out, as_json, data_dir)
+    report = run_eval(model, data, split.value, limit, progress=not as_json, options=settings, flicker_clips=flicker,
+                      data_dir=data_dir)
     result = report.to_dict()
     if out:
         atomic_write_text(out, json.dumps(result, indent=2))
@@ -80,10 +82,10 @@ def evaluate(
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {model.name: metrics}))
 
 
-def _sweep(model, data, split, limit, settings, grid, flicker, out, as_json) -> None:
+def _sweep(model, data, split, limit, settings, grid, flicker, out, as_json, data_dir) -> None:
     from edgeseg.evaluation.sweep import sweep
 
-    rows = sweep(model, data, split, limit, settings, grid, flicker, progress=not as_json)
+    rows = sweep(model, data, split, limit, settings, grid, flicker, progress=not as_json, data_dir=data_dir)
     result = {"model": str(model), "data": data, "split": split, "settings": settings,
               "sweep": [row.to_dict() for row in rows]}
     if out:

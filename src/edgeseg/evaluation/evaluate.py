@@ -77,12 +77,13 @@ def needs_tensorflow(model: str | Path, data: str | list[str]) -> bool:
 
 
 def mask_quality(model: str | Path, data: str, split: str = "test", limit: int | None = None,
-                 options: dict | None = None, progress: bool = True) -> MaskQuality:
-    """Mask quality of ``model`` through the runtime (default settings unless ``options`` says otherwise)."""
+                 options: dict | None = None, progress: bool = True, data_dir: str | None = None) -> MaskQuality:
+    """Mask quality of ``model`` through the runtime (default settings unless ``options`` says otherwise);
+    ``data_dir``: where tfds keeps its datasets (None: its default)."""
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 
     meter = MaskQualityMeter()
-    items = iter_full_resolution(data, split, limit=limit)
+    items = iter_full_resolution(data, split, limit=limit, data_dir=data_dir)
     if progress:
         from edgeseg.progress import track
 
@@ -96,10 +97,10 @@ def mask_quality(model: str | Path, data: str, split: str = "test", limit: int |
 
 
 def mask_quality_by_source(model: str | Path, data: list[str], split: str = "test", limit: int | None = None,
-                           options: dict | None = None, progress: bool = True
+                           options: dict | None = None, progress: bool = True, data_dir: str | None = None
                            ) -> tuple[MaskQuality, dict[str, MaskQuality]]:
     """:func:`mask_quality` on each source, and their mean (each source counting once)."""
-    by_source = {DataSource(d).name: mask_quality(model, d, split, limit, options, progress) for d in data}
+    by_source = {DataSource(d).name: mask_quality(model, d, split, limit, options, progress, data_dir) for d in data}
     return mean_quality(list(by_source.values())), by_source
 
 
@@ -116,8 +117,8 @@ def subject_of(model: str | Path) -> str:
         return backend.metadata.subject if backend.metadata else "foreground"
 
 
-def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int, options: dict | None = None
-                      ) -> dict[str, FlickerReport]:
+def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int, options: dict | None = None,
+                      data_dir: str | None = None) -> dict[str, FlickerReport]:
     """The video mask's flicker (VIDEO mode, ``options`` such as smoothing) on shaken clips of the first
     ``clips`` photos of each source's ``split``."""
     from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
@@ -129,17 +130,19 @@ def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int
             return segmenter.segment(frame)
 
         return {DataSource(d).name: measure_flicker(
-            segment, [image for _, image, _ in islice(iter_full_resolution(d, split), clips)]) for d in data}
+            segment, [image for _, image, _ in islice(iter_full_resolution(d, split, data_dir=data_dir), clips)])
+            for d in data}
 
 
 def evaluate(model_path: str | Path, data: str | list[str], split: str = "test", limit: int | None = None,
              batch_size: int = 32, progress: bool = True, options: dict | None = None,
-             flicker_clips: int = 0, argmax: bool = True) -> EvalReport:
+             flicker_clips: int = 0, argmax: bool = True, data_dir: str | None = None) -> EvalReport:
     """Mask quality of any model on ``split`` of each source in ``data``; Keras models also get argmax metrics
     (unless ``argmax`` is False: they do not depend on the runtime settings, so a sweep leaves them out).
 
     ``flicker_clips``: also measure the video mask's flicker on that many shaken photos per source
     (:mod:`edgeseg.evaluation.flicker`); ``options`` may then hold ``smoothing``, which single images ignore.
+    ``data_dir``: where tfds keeps its datasets (None: its default).
     """
     from edgeseg.runtime.packaged import resolve_model
 
@@ -157,10 +160,11 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
             return model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
 
         for d in data:
-            split_data = load_split(d, split, tuple(model.input_shape[1:3]), limit=limit, progress=progress)
+            split_data = load_split(d, split, tuple(model.input_shape[1:3]), limit=limit, progress=progress,
+                                    data_dir=data_dir)
             metrics[DataSource(d).name] = argmax_metrics(logits_of, split_data.images, split_data.masks,
                                                          split_data.binary)
-    quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress)
-    flicker = flicker_by_source(path, data, split, flicker_clips, options) if flicker_clips else {}
+    quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress, data_dir)
+    flicker = flicker_by_source(path, data, split, flicker_clips, options, data_dir) if flicker_clips else {}
     return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}),
                       subject_of(path), flicker)

@@ -54,7 +54,7 @@ class SweepRow:
 
 
 def sweep(model, data: list[str], split: str, limit: int | None, options: dict, grid: dict[str, list],
-          flicker_clips: int = 0, progress: bool = True) -> list[SweepRow]:
+          flicker_clips: int = 0, progress: bool = True, data_dir: str | None = None) -> list[SweepRow]:
     """:func:`~edgeseg.evaluation.evaluate.evaluate` at every combination of ``grid``'s values over ``options``."""
     rows = []
     combos = list(itertools.product(*grid.values()))
@@ -65,7 +65,7 @@ def sweep(model, data: list[str], split: str, limit: int | None, options: dict, 
     for combo in combos:
         swept = {name: value.value if isinstance(value, Edges) else value for name, value in zip(grid, combo)}
         report = evaluate(model, data, split, limit, progress=False, options={**options, **swept},
-                          flicker_clips=flicker_clips, argmax=False)
+                          flicker_clips=flicker_clips, argmax=False, data_dir=data_dir)
         rows.append(SweepRow(swept, report))
     return rows
 

@@ -19,14 +19,14 @@ RECOMMENDED_IMAGES = 300
 
 
 def load_calibration(sources: str | Path | list, size: int | tuple[int, int], count: int = RECOMMENDED_IMAGES,
-                     force: bool = False, progress: bool = True) -> np.ndarray:
+                     force: bool = False, progress: bool = True, data_dir: str | None = None) -> np.ndarray:
     """Up to ``count`` RGB uint8 images (N, height, width, 3) at ``size`` (a side or (height, width)) from
     datasets (their train splits), folders of images, or ``.npy`` arrays; several sources give an equal share
     each. Fewer than 300 warns; fewer than 32 is refused unless ``force``: a tiny calibration set silently
-    ruins int8 accuracy."""
+    ruins int8 accuracy. ``data_dir``: where tfds keeps its datasets (None: its default)."""
     sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     share = -(-count // len(sources))
-    images = np.concatenate([_load_one(source, size, share, progress) for source in sources])[:count]
+    images = np.concatenate([_load_one(source, size, share, progress, data_dir) for source in sources])[:count]
     n = len(images)
     named = ", ".join(str(s) for s in sources)
     if n < MIN_IMAGES and not force:
@@ -37,7 +37,8 @@ def load_calibration(sources: str | Path | list, size: int | tuple[int, int], co
     return images.astype(np.uint8)
 
 
-def _load_one(source: str | Path, size: int | tuple[int, int], count: int, progress: bool) -> np.ndarray:
+def _load_one(source: str | Path, size: int | tuple[int, int], count: int, progress: bool,
+              data_dir: str | None) -> np.ndarray:
     path = Path(str(source))
     if path.suffix == ".npy":
         if not path.is_file():
@@ -57,7 +58,7 @@ def _load_one(source: str | Path, size: int | tuple[int, int], count: int, progr
         images = read_photos(image_files(path)[:count], size, "calibration")
     else:
         try:
-            images = load_split(str(source), "train", size, limit=count, progress=progress).images
+            images = load_split(str(source), "train", size, limit=count, progress=progress, data_dir=data_dir).images
         except DataError as exc:
             raise ExportError(f"calibration data: {exc}") from exc
     return images

@@ -37,7 +37,7 @@ from edgeseg.io import (
     remove_stale,
     temporary_directory,
 )
-from edgeseg.runs import RunFolder, training_sources
+from edgeseg.runs import RunFolder, tfds_dir, training_sources
 from edgeseg.runtime.packaged import shipped_formats
 from edgeseg.data import DataError, concatenate, load_split
 from edgeseg.evaluation.evaluate import mask_quality_by_source
@@ -138,12 +138,13 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     model = _load_model(model_path)
     size = (int(model.input_shape[1]), int(model.input_shape[2]))  # (height, width)
     train_data = training_sources(run_info)
+    data_dir = tfds_dir(run_info)  # where training found tfds's datasets
     eval_sources = options.eval_data or train_data
     if not eval_sources:
         raise ExportError(f"{model_path} has no run.json naming its data: pass --eval-data for the accuracy checks")
     try:
-        evaluation = concatenate([load_split(s, "test", size, limit=options.eval_size, progress=progress)
-                                  for s in eval_sources])
+        evaluation = concatenate([load_split(s, "test", size, limit=options.eval_size, progress=progress,
+                                             data_dir=data_dir) for s in eval_sources])
     except DataError as exc:
         raise ExportError(f"evaluation data: {exc}") from exc
 
@@ -152,7 +153,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         calib_source = options.calib_data or train_data
         if not calib_source:
             raise ExportError(f"{model_path} has no run.json naming its training data: pass --calib-data for int8")
-        calibration = load_calibration(calib_source, size, options.calib_size, options.force, progress)
+        calibration = load_calibration(calib_source, size, options.calib_size, options.force, progress, data_dir)
 
     reference = keras_reference(model, evaluation.images, evaluation.masks)
     report = ExportReport(str(model_path), str(out), len(evaluation), 0 if calibration is None else len(calibration),
