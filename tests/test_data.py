@@ -242,6 +242,20 @@ def test_a_mask_of_black_and_one_colour_is_a_binary_mask(tmp_path):
         load_folder(colour, "train", 32, val_fraction=0.0, progress=False)
 
 
+def test_a_folders_held_out_test_split_is_the_same_whatever_seed_a_run_trained_with(tmp_path):
+    # a folder without split lists held out a tenth drawn with the run's --seed; export, evaluate and bench read the
+    # test split with seed 0, so a run trained with --seed 5 was scored on photos it had trained on
+    root = write_mask_folder(tmp_path / "cats", n=40)
+    tests = [set(load_folder(root, "test", 32, seed=seed, progress=False).names) for seed in (0, 5)]
+    assert tests[0] == tests[1] and len(tests[0]) == 4
+    for seed in (0, 5):
+        trained = set(load_folder(root, "train", 32, seed=seed, progress=False).names)
+        validated = set(load_folder(root, "val", 32, seed=seed, progress=False).names)
+        assert not (trained | validated) & tests[0] and len(trained | validated | tests[0]) == 40
+    vals = [set(load_folder(root, "val", 32, seed=seed, progress=False).names) for seed in (0, 5)]
+    assert vals[0] != vals[1]  # the validation split is the run's own draw
+
+
 def test_a_split_too_small_to_hold_an_image_says_what_to_change(tmp_path):
     # "has no images in its val split", with nothing on why or what to do
     root = write_mask_folder(tmp_path / "cats", n=3)

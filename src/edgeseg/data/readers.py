@@ -85,6 +85,9 @@ def _check_split(split: str) -> None:
         raise DataError(f"split must be one of {SPLITS}, received {split!r}")
 
 
+TEST_FRACTION, TEST_SEED = 0.1, 0  # the test split of a folder without trainval.txt / test.txt
+
+
 def _split_names(names: list[str], split: str, val_fraction: float, seed: int) -> list[str]:
     """Deterministic train/val split of a trainval list (val = the last ``val_fraction`` of a shuffle)."""
     order = np.random.default_rng(seed).permutation(len(names))
@@ -120,8 +123,9 @@ def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -
                             f"image in {root / 'images'}, e.g. {missing[0]!r}")
         if split != "test":
             names = _split_names(names, split, val_fraction, seed)
-    else:  # no split lists: test = a seeded 10%, then val = val_fraction of the rest
-        test = set(_split_names(sorted(images), "val", 0.1, seed))
+    else:  # no split lists: test = a fixed tenth (every command and every run's --seed hold out the same), then
+        # val = the run's seeded val_fraction of the rest
+        test = set(_split_names(sorted(images), "val", TEST_FRACTION, TEST_SEED))
         names = sorted(test) if split == "test" else _split_names(sorted(set(images) - test), split, val_fraction, seed)
     pairs = []
     for name in names:
