@@ -188,6 +188,28 @@ def test_bad_input_gives_clear_errors_and_no_files(trained_run, tmp_path):
     assert not out.exists() or not any(p.suffix in (".tflite", ".onnx") for p in out.iterdir())
 
 
+def test_a_run_copied_from_another_machine_says_to_pass_its_data(trained_run, tmp_path, monkeypatch):
+    # a run folder whose training data is not on this machine said "evaluation data: dataset '/elsewhere/pets' not
+    # found: give 'oxford_iiit_pet' (tfds) or an existing folder", after loading the model, nothing on --eval-data
+    import shutil
+
+    from edgeseg.export import exporter
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["config"]["data"] = ["/elsewhere/pets"]
+    for source in info.get("sources", []):
+        source["location"] = "/elsewhere/pets"
+    (run / "run.json").write_text(json.dumps(info))
+    monkeypatch.setattr(exporter, "_load_model", lambda path: pytest.fail("the model was loaded before the data check"))
+    for flags, names in (([], "--eval-data"), (["--int8"], "--eval-data and --calib-data")):
+        result = CliRunner().invoke(app, ["export", str(run), *flags])
+        text = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 1 and "was trained on /elsewhere/pets, which is not on this machine" in text, text
+        assert f"pass {names}" in text, text
+
+
 def test_failed_conversion_leaves_no_partial_artifact(trained_run, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")

@@ -39,7 +39,7 @@ from edgeseg.io import (
 )
 from edgeseg.runs import RunFolder, tfds_dir, training_sources
 from edgeseg.runtime.packaged import shipped_formats
-from edgeseg.data import DataError, concatenate, load_split
+from edgeseg.data import TFDS_NAME, DataError, concatenate, load_split
 from edgeseg.evaluation.evaluate import mask_quality_by_source
 from edgeseg.trainer.macs import keras_macs
 
@@ -83,6 +83,18 @@ def resolve_source(source: str | Path) -> tuple[Path, dict]:
         return model_path, RunFolder(model_path.parent).info()
     except ValueError as exc:
         raise ExportError(str(exc)) from None
+
+
+def _check_run_data(model_path: Path, train_data: list[str], options: ExportOptions, int8: bool) -> None:
+    """Before the model loads: the run's training data, where the checks (and int8's calibration) default to it,
+    is on this machine; else what to pass instead (a run folder copied from the machine that trained it)."""
+    options_for = [name for name, given, used in (("--eval-data", options.eval_data, True),
+                                                  ("--calib-data", options.calib_data, int8)) if used and not given]
+    missing = [s for s in train_data if s != TFDS_NAME and not Path(s).exists()]
+    if options_for and missing:
+        raise ExportError(f"{model_path.parent} was trained on {', '.join(missing)}, which is not on this machine "
+                          f"(a run folder copied from another?): pass {' and '.join(options_for)} with a copy of "
+                          "its data")
 
 
 STAGING_PREFIX = ".unchecked."  # OUT/.unchecked.PID.d holds the artifacts being written and checked
@@ -135,10 +147,12 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     model_path, run_info = resolve_source(source)
     out = Path(options.out) if options.out else model_path.parent / "export"
     _check_writable(out)
+    int8 = any(p is Precision.INT8 for _, p in pairs)  # dynamic-range quantization needs no calibration
+    train_data = training_sources(run_info)
+    _check_run_data(model_path, train_data, options, int8)
+    data_dir = tfds_dir(run_info)  # where training found tfds's datasets
     model = _load_model(model_path)
     size = (int(model.input_shape[1]), int(model.input_shape[2]))  # (height, width)
-    train_data = training_sources(run_info)
-    data_dir = tfds_dir(run_info)  # where training found tfds's datasets
     eval_sources = options.eval_data or train_data
     if not eval_sources:
         raise ExportError(f"{model_path} has no run.json naming its data: pass --eval-data for the accuracy checks")
@@ -149,7 +163,7 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         raise ExportError(f"evaluation data: {exc}") from exc
 
     calibration = None
-    if any(p is Precision.INT8 for _, p in pairs):  # dynamic-range quantization needs no calibration
+    if int8:
         calib_source = options.calib_data or train_data
         if not calib_source:
             raise ExportError(f"{model_path} has no run.json naming its training data: pass --calib-data for int8")
