@@ -42,7 +42,7 @@ def _timed(fn, warmup: int, runs: int, min_seconds: float) -> tuple[list[float],
     return times, 100 * (time.process_time() - cpu) / max(time.perf_counter() - start, 1e-9)
 
 
-def _accuracy(path: str, data: str, data_dir: str | None, eval_size: int, threads, foreground) -> dict:
+def _accuracy(path: str, data: str, eval_size: int, threads, foreground, data_dir: str | None = None) -> dict:
     """Accuracy on the data's test split.
 
     ``fg_iou_256``: foreground IoU of the soft mask (> 0.5) through the segmenter, at 256 x 256 for every
@@ -113,7 +113,7 @@ def measure(req: dict) -> dict:
     # Peak memory of loading and running the model, before the evaluation data is read.
     row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if req.get("data"):
-        row.update(_accuracy(path, req["data"], req.get("data_dir"), req["eval_size"], threads, foreground))
+        row.update(_accuracy(path, req["data"], req["eval_size"], threads, foreground, req.get("data_dir")))
     return row
 
 
