@@ -164,6 +164,23 @@ def test_bench_of_a_run_folder_without_tensorflow_leaves_the_keras_row_out(tmp_p
 
 
 @pytest.mark.slow
+def test_bench_of_a_run_whose_data_is_elsewhere_measures_speed_and_says_why_not_accuracy(tmp_path, without_tensorflow):
+    # a run folder copied from the machine that trained it: every row failed ("DataError: dataset '/elsewhere/pets'
+    # not found"), its speed unmeasured for want of the accuracy data it defaults to
+    import json
+
+    run = _run_folder(tmp_path / "edge", exported=True)
+    (run / "run.json").write_text(json.dumps({"config": {"data": ["/elsewhere/pets"]}}))
+    result = runner.invoke(app, ["bench", str(run), "--threads", "1", "--runs", "3", "--warmup", "1",
+                                 "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["rows"] and all(r["status"] == "ok" and r["latency_ms"]["p50"] > 0 for r in doc["rows"])
+    note = one_line(" ".join(doc["notes"]))
+    assert "was trained on /elsewhere/pets, which is not on this machine" in note and "--data" in note, note
+
+
+@pytest.mark.slow
 def test_the_keras_path_of_predict_prints_no_tensorflow_start_up_lines(tmp_path):
     keras = pytest.importorskip("keras")
     import cv2

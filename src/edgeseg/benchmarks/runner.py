@@ -12,6 +12,7 @@ from pathlib import Path
 from edgeseg.benchmarks.device import device_info
 from edgeseg.benchmarks.flops import compute_peak_gflops
 from edgeseg.contract import format_of
+from edgeseg.data import TFDS_NAME
 from edgeseg.runs import RunFolder, keras_runnable
 from edgeseg.runtime.composite import FramePath
 from edgeseg.runtime.cores import usable_cores
@@ -137,14 +138,21 @@ def _macs(path: str) -> int | None:
     return meta.macs if meta else None
 
 
-def with_run_data(models: list[str], options: BenchOptions) -> BenchOptions:
+def with_run_data(models: list[str], options: BenchOptions, notes: list[str] | None = None) -> BenchOptions:
     """``options`` with the first run folder's training data where no data was given: its first source, and where
-    the run kept tfds's datasets."""
+    the run kept tfds's datasets. A source not on this machine (a run folder copied from another) leaves accuracy
+    unmeasured, and ``notes`` says so."""
     if options.data is not None:
         return options
     for run in filter(None, map(RunFolder.at, models)):
         if run.training_data():
-            return replace(options, data=run.training_data()[0], data_dir=options.data_dir or run.tfds_dir())
+            source = run.training_data()[0]
+            if source != TFDS_NAME and not Path(source).exists():
+                if notes is not None:
+                    notes.append(f"accuracy not measured: {run.path} was trained on {source}, which is not on this "
+                                 "machine; pass --data with a copy of it")
+                return options
+            return replace(options, data=source, data_dir=options.data_dir or run.tfds_dir())
     return options
 
 
@@ -174,8 +182,8 @@ def bench_one(entry: ModelEntry, threads: int, options: BenchOptions, accuracy: 
 
 def run_bench(inputs: list[str], options: BenchOptions | None = None, progress: bool = True) -> dict:
     """Benchmark every model of ``inputs`` at every thread count; returns the result document."""
-    options = options or BenchOptions()
     notes: list[str] = []
+    options = with_run_data(inputs, options or BenchOptions(), notes)
     entries = collect_models(inputs, notes)
     peaks = {str(t): compute_peak_gflops(t) for t in options.threads}
     # Most threads first: accuracy (thread-independent) is measured there and copied to the other rows.

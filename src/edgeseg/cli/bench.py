@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from edgeseg.benchmarks.runner import BenchOptions, with_run_data
+from edgeseg.benchmarks.runner import BenchOptions
 from edgeseg.cli.app import HELP_OPTIONS, app, console, err, fail, split_list, writable
 from edgeseg.cli.options import MAX_THREADS, EffectOpt, FramePathOpt, JsonOpt, foreground_option
 from edgeseg.cli.tables import bench_table, stage_table
@@ -80,10 +80,9 @@ def bench(
             raise typer.BadParameter(str(exc), param_hint="--data") from None
     if out:
         writable(out, "--out")
-    options = with_run_data(models, BenchOptions(
-        warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, data_dir=data_dir, eval_size=eval_size,
-        foreground=foreground_option(foreground), device=device, frame_size=size, effect=effect,
-        frame_path=frame_path))
+    options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, data_dir=data_dir,
+                           eval_size=eval_size, foreground=foreground_option(foreground), device=device,
+                           frame_size=size, effect=effect, frame_path=frame_path)
     if thread_counts:
         options.threads = [int(t) for t in thread_counts]
     result = run_bench(models, options, progress=not as_json)
