@@ -106,6 +106,8 @@ def test_a_runs_tfds_folder_is_where_export_evaluate_and_bench_read_it(trained_r
     assert result.exit_code == 1 and "stopped here" in result.output, result.output
     result = CliRunner().invoke(app, ["evaluate", "edge", "--data", "oxford_iiit_pet", "--data-dir", str(tmp_path / "x")])
     assert result.exit_code == 1 and "stopped here" in result.output, result.output
-    assert tfds_dirs == [str(tmp_path / "tfds"), str(tmp_path / "x")]
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--data", "oxford_iiit_pet"])  # the run's own folder
+    assert result.exit_code == 1 and "stopped here" in result.output, result.output
+    assert tfds_dirs == [str(tmp_path / "tfds"), str(tmp_path / "x"), str(tmp_path / "tfds")]
     options = with_run_data([str(run)], BenchOptions())  # its first source and its tfds folder, as export's
     assert (options.data, options.data_dir) == ("oxford_iiit_pet", str(tmp_path / "tfds"))

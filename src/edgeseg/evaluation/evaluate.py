@@ -142,12 +142,14 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
 
     ``flicker_clips``: also measure the video mask's flicker on that many shaken photos per source
     (:mod:`edgeseg.evaluation.flicker`); ``options`` may then hold ``smoothing``, which single images ignore.
-    ``data_dir``: where tfds keeps its datasets (None: its default).
+    ``data_dir``: where tfds keeps its datasets (None: a run folder's, as its training kept them, else tfds's).
     """
     from edgeseg.runtime.packaged import resolve_model
 
     data = [data] if isinstance(data, str) else list(data)
     path = Path(model_path)
+    run = RunFolder.at(path)
+    data_dir = data_dir or (run.tfds_dir() if run else None)
     metrics = {}
     if is_keras_model(path):
         path = path / "model.keras" if path.is_dir() else path
