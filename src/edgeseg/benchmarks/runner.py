@@ -12,7 +12,7 @@ from pathlib import Path
 from edgeseg.benchmarks.device import device_info
 from edgeseg.benchmarks.flops import compute_peak_gflops
 from edgeseg.contract import format_of
-from edgeseg.data import TFDS_NAME
+from edgeseg.data import source_here
 from edgeseg.runs import RunFolder, keras_runnable
 from edgeseg.runtime.composite import FramePath
 from edgeseg.runtime.cores import usable_cores
@@ -145,14 +145,15 @@ def with_run_data(models: list[str], options: BenchOptions, notes: list[str] | N
     if options.data is not None:
         return options
     for run in filter(None, map(RunFolder.at, models)):
-        if run.training_data():
-            source = run.training_data()[0]
-            if source != TFDS_NAME and not Path(source).exists():
-                if notes is not None:
-                    notes.append(f"accuracy not measured: {run.path} was trained on {source}, which is not on this "
-                                 "machine; pass --data with a copy of it")
-                return options
-            return replace(options, data=source, data_dir=options.data_dir or run.tfds_dir())
+        sources = run.training_data()
+        if not sources:
+            continue
+        if not source_here(sources[0]):
+            if notes is not None:
+                notes.append(f"accuracy not measured: {run.path} was trained on {sources[0]}, which is not on this "
+                             "machine; pass --data with a copy of it")
+            return options
+        return replace(options, data=sources[0], data_dir=options.data_dir or run.tfds_dir())
     return options
 
 

@@ -313,9 +313,14 @@ def load_tfds(
     return SegmentationData(np.stack(images), np.stack(masks), names, f"tfds:{TFDS_NAME}", split)
 
 
+def source_here(source: str) -> bool:
+    """Whether a dataset can be read here: tfds's Oxford-IIIT Pet (downloaded on first use), or a folder that exists."""
+    return source == TFDS_NAME or Path(source).exists()
+
+
 def check_source(source: str) -> None:
     """Refuse a dataset that is neither tfds's Oxford-IIIT Pet nor an existing folder (:class:`DataError`)."""
-    if source != TFDS_NAME and not Path(source).exists():
+    if not source_here(source):
         raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
 
 

@@ -39,7 +39,7 @@ from edgeseg.io import (
 )
 from edgeseg.runs import RunFolder, tfds_dir, training_sources
 from edgeseg.runtime.packaged import shipped_formats
-from edgeseg.data import TFDS_NAME, DataError, concatenate, load_split
+from edgeseg.data import DataError, concatenate, load_split, source_here
 from edgeseg.evaluation.evaluate import mask_quality_by_source
 from edgeseg.trainer.macs import keras_macs
 
@@ -90,7 +90,7 @@ def _check_run_data(model_path: Path, train_data: list[str], options: ExportOpti
     is on this machine; else what to pass instead (a run folder copied from the machine that trained it)."""
     options_for = [name for name, given, used in (("--eval-data", options.eval_data, True),
                                                   ("--calib-data", options.calib_data, int8)) if used and not given]
-    missing = [s for s in train_data if s != TFDS_NAME and not Path(s).exists()]
+    missing = [s for s in train_data if not source_here(s)]
     if options_for and missing:
         raise ExportError(f"{model_path.parent} was trained on {', '.join(missing)}, which is not on this machine "
                           f"(a run folder copied from another?): pass {' and '.join(options_for)} with a copy of "
