@@ -61,6 +61,17 @@ def test_mask_size_mismatch_names_the_file(oxford_dir):
     cv2.imwrite(str(oxford_dir / "annotations" / "trimaps" / "Pet_26.png"), np.ones((10, 12), np.uint8))
     with pytest.raises(DataError, match=r"Pet_26\.png is 12x10 but its image .*Pet_26\.jpg is 64x64"):
         load_folder(oxford_dir, "test", 32, progress=False)
+    # what evaluate scores said only "alpha (64, 64) and labels (10, 12) differ", naming no file
+    with pytest.raises(DataError, match=r"Pet_26\.png is 12x10 but its image .*Pet_26\.jpg is 64x64"):
+        list(readers.iter_full_resolution(str(oxford_dir), "test"))
+
+
+def test_a_missing_mask_is_an_error_in_training_and_evaluation_alike(oxford_dir):
+    (oxford_dir / "annotations" / "trimaps" / "Pet_26.png").unlink()
+    with pytest.raises(DataError, match=r"mask .*Pet_26\.png for image .*Pet_26\.jpg is missing"):
+        load_folder(oxford_dir, "test", 32, progress=False)
+    with pytest.raises(DataError, match=r"mask .*Pet_26\.png for image .*Pet_26\.jpg is missing"):
+        list(readers.iter_full_resolution(str(oxford_dir), "test"))  # evaluate scored the others, with a warning
 
 
 def test_missing_and_empty_datasets(tmp_path, oxford_dir):

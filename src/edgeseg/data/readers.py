@@ -170,13 +170,10 @@ def as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
 
 
-def _read_pair(pair, layout: str, size: int | tuple[int, int], outline: Outline):
-    """(name, image, labels, None) at ``size``, or (name, None, None, why the image cannot be used)."""
-    name, image_path, mask_path = pair
-    try:
-        image = read_image(image_path)
-    except ImageError as exc:
-        return name, None, None, str(exc)
+def _read_labelled(image_path: Path, mask_path: Path, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """A BGR image and its 0-based labels at the image's own size. An unreadable image raises ImageError (the
+    callers skip it); a missing, unreadable or differently sized mask is a DataError naming it."""
+    image = read_image(image_path)
     mask = read_label(mask_path)
     if mask is None:
         raise DataError(f"mask {mask_path} for image {image_path} is missing or unreadable")
@@ -185,7 +182,16 @@ def _read_pair(pair, layout: str, size: int | tuple[int, int], outline: Outline)
             f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
             f"{image.shape[1]}x{image.shape[0]}; they must match"
         )
-    mask = _convert_mask(mask, layout, mask_path)
+    return image, _convert_mask(mask, layout, mask_path)
+
+
+def _read_pair(pair, layout: str, size: int | tuple[int, int], outline: Outline):
+    """(name, image, labels, None) at ``size``, or (name, None, None, why the image cannot be used)."""
+    name, image_path, mask_path = pair
+    try:
+        image, mask = _read_labelled(image_path, mask_path, layout)
+    except ImageError as exc:
+        return name, None, None, str(exc)
     if layout == "masks":
         mask = mark_outline(mask, outline)  # at the label's own size, where the band's width is defined
     h, w = as_hw(size)
@@ -345,7 +351,7 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
     """Yield ``(name, BGR image, 0-based labels)`` of ``split`` at each image's own resolution.
 
     The same splits as :func:`load_split`; for measuring the mask a user sees (the runtime resizes its
-    mask to the frame). Unreadable images are skipped with a warning.
+    mask to the frame). Unreadable images are skipped with a warning; a bad mask is a DataError, as there.
     """
     _check_split(split)
     if source == TFDS_NAME:
@@ -362,15 +368,11 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
     pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
     for name, image_path, mask_path in pairs[:limit] if limit else pairs:
         try:
-            image = read_image(image_path)
+            image, labels = _read_labelled(image_path, mask_path, layout)
         except ImageError as exc:
             log.warning("skipping %s", exc)
             continue
-        mask = read_label(mask_path)
-        if mask is None:
-            log.warning("skipping %s: its mask %s is missing or unreadable", image_path, mask_path)
-            continue
-        yield name, image, _convert_mask(mask, layout, mask_path)
+        yield name, image, labels
 
 
 def load_backgrounds(folders: list[str | Path], size: int | tuple[int, int], limit: int | None = None) -> np.ndarray:
