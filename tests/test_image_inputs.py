@@ -208,7 +208,7 @@ def test_file_names_that_are_not_utf8_never_crash(tmp_path):
     assert sorted(os.listdir(out)) == [b"caf\xe9_grayscale-bg.png", b"plain_grayscale-bg.png"]
     video = subprocess.run([sys.executable, "-m", "edgeseg", "webcam", "--source", folder + b"/plain.png",
                             "--output", root + b"/caf\xe9.mp4"], capture_output=True, timeout=120)
-    assert video.returncode == 1 and b"not valid UTF-8" in video.stderr, video.stderr
+    assert video.returncode == 2 and b"not valid UTF-8" in video.stderr, video.stderr
     assert not [n for n in os.listdir(root) if n.startswith(b".")]  # no hidden temporary file left
     onnx = root + b"/m\xe9.onnx"
     shutil.copy(os.fsencode(packaged_model("unet_mobilenetv2_edge_int8.onnx")), onnx)

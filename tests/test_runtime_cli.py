@@ -161,16 +161,17 @@ def test_webcam_on_images_none_of_which_can_be_read_fails(tmp_path, loop):
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_unsupported_video_type_is_named(tmp_path):
-    from tests.helpers import write_video
-
-    video = write_video(tmp_path / "v.avi", frames=3)
-    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+def test_unsupported_video_type_is_a_command_line_error(tmp_path):
+    # exit 1 once the model had loaded and the source opened; a bad command line exits 2, before any work
+    missing = str(tmp_path / "no-such-clip.avi")
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", missing, "--output",
                                  str(tmp_path / "o.txt"), "--no-window"])
-    assert result.exit_code == 1 and "unsupported video type '.txt'" in result.output
-    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", str(video), "--output",
+    assert result.exit_code == 2 and "--output" in result.output, result.output
+    assert "unsupported video type '.txt'; use .mp4, .avi, .mkv" in one_line(result.output)
+    result = runner.invoke(app, ["webcam", "--model", "edge", "--source", missing, "--output",
                                  str(tmp_path / "recording"), "--no-window"])  # said "unsupported video type ''"
-    assert result.exit_code == 1 and "has no file type" in one_line(result.output), result.output
+    assert result.exit_code == 2 and "has no file type" in one_line(result.output), result.output
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path, capfd):

@@ -19,6 +19,7 @@ from edgeseg.cli.options import (
 )
 from edgeseg.runtime.effects import Effect
 from edgeseg.runtime.image_io import MAX_PIXELS
+from edgeseg.runtime.outputs import VIDEO_CODECS
 from edgeseg.runtime.pipeline import PipelineOptions
 from edgeseg.runtime.segmenter import SegmenterOptions
 from edgeseg.runtime.server import DEFAULT_PORT
@@ -36,7 +37,7 @@ def webcam(
     effect: EffectOpt = P.effect,
     background: BackgroundOpt = None,
     blur: BlurOpt = None,
-    output: Optional[Path] = typer.Option(None, help="Write the result to a video file (.mp4 or .avi)."),
+    output: Optional[Path] = typer.Option(None, help=f"Write the result to a video file ({', '.join(VIDEO_CODECS)})."),
     serve: Optional[str] = typer.Option(
         None, help=f"Serve an MJPEG stream and page on HOST:PORT, or HOST on port {DEFAULT_PORT} (loopback unless you "
         "name another address).",
@@ -75,7 +76,7 @@ def webcam(
     """Live background effects on a camera or stream (q quits, e cycles effects, h toggles the HUD)."""
     from dataclasses import asdict
 
-    from edgeseg.runtime.outputs import display_available
+    from edgeseg.runtime.outputs import display_available, video_codecs
     from edgeseg.runtime.pipeline import EndReason, PipelineOptions, run_pipeline
     from edgeseg.runtime.segmenter import RunningMode, Segmenter
     from edgeseg.runtime.server import ServeError, check_token, parse_address
@@ -101,6 +102,10 @@ def webcam(
     background_value = background_option(effect, background, max_pixels)
     blur_px = blur_option(effect, blur)
     if output:
+        try:
+            video_codecs(output)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--output") from None
         writable(output, "--output")
         if Path(source).exists() and output.resolve() == Path(source).resolve():
             raise typer.BadParameter(f"{output} is the source itself: writing it would replace the video being "

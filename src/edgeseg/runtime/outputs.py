@@ -40,6 +40,21 @@ def letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def video_codecs(path: str | Path) -> tuple[str, ...]:
+    """The codecs to try for a video file named ``path``; a ValueError naming it when no encoder here can write
+    it, which the command line checks before any work starts."""
+    path = Path(path)
+    if not valid_utf8(path):  # OpenCV's video writer crashes the process on such a name
+        raise ValueError(f"{path!s}: the name is not valid UTF-8, which the video encoder cannot open; choose "
+                         "another name")
+    codecs = VIDEO_CODECS.get(path.suffix.lower())
+    if codecs is None and not path.suffix:
+        raise ValueError(f"{path} has no file type; name it {', '.join(f'*{s}' for s in VIDEO_CODECS)}")
+    if codecs is None:
+        raise ValueError(f"{path}: unsupported video type {path.suffix!r}; use {', '.join(VIDEO_CODECS)}")
+    return codecs
+
+
 class VideoOutput:
     """A video file written under a hidden temporary name and renamed on close, so a stopped run (Ctrl-C,
     SIGTERM, SIGHUP, end of input) leaves a playable file and a crashed one none under the requested name.
@@ -52,15 +67,7 @@ class VideoOutput:
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
-        if not valid_utf8(self.path):  # OpenCV's video writer crashes the process on such a name
-            raise ValueError(f"--output {self.path!s}: the name is not valid UTF-8, which the video encoder "
-                             "cannot open; choose another name")
-        codecs = VIDEO_CODECS.get(self.path.suffix.lower())
-        if codecs is None and not self.path.suffix:
-            raise ValueError(f"--output {self.path} has no file type; name it {', '.join(f'*{s}' for s in VIDEO_CODECS)}")
-        if codecs is None:
-            raise ValueError(f"--output {self.path}: unsupported video type {self.path.suffix!r}; "
-                             f"use {', '.join(VIDEO_CODECS)}")
+        codecs = video_codecs(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in remove_stale(self.path.parent, f".{self.path.stem}.", self.path.suffix):
             log.info("removed %s, left by a run that was killed", stale)
