@@ -194,3 +194,15 @@ def test_a_background_image_is_read_as_safely_and_quietly_as_any_input(tmp_path,
     with pytest.raises(ValueError, match="'#zz' is not a #RRGGBB colour"):
         parse_background("#zz")
     assert "imread" not in capfd.readouterr().err  # no OpenCV warning beside our error
+
+
+def test_a_foreground_class_the_model_lacks_is_a_command_line_error(tmp_path):
+    # found once the model had loaded: it exited 1 without naming the option
+    image = tmp_path / "pet.jpg"
+    cv2.imwrite(str(image), np.full((50, 70, 3), 100, np.uint8))
+    result = runner.invoke(app, ["predict", str(image), "--model", "edge", "--foreground", "7",
+                                 "--out", str(tmp_path / "out.png")])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --foreground: foreground classes [7] do not exist in" in one_line(result.output)
+    assert "it has classes 0 to 2" in one_line(result.output)
+    assert not (tmp_path / "out.png").exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgeseg.contract import ArtifactMetadata
+from edgeseg.errors import SettingError
 from edgeseg.runtime.backends.base import TensorSpec
 from edgeseg.runtime.segmenter import Edges, RunningMode, Segmenter, SegmenterOptions
 from edgeseg.runtime.sources import open_source
@@ -240,5 +241,36 @@ def test_runtime_never_imports_tensorflow(shipped, tmp_path):
 
 
 def test_foreground_override_is_checked(shipped):
-    with pytest.raises(ValueError, match=r"foreground classes \[8, 12\] do not exist in a model with 3 classes"):
+    with pytest.raises(SettingError, match=r"foreground classes \[8, 12\] do not exist in .*: it has classes 0 to 2"):
         Segmenter(SegmenterOptions(shipped("tflite", "int8"), foreground=[8, 12]))
+
+
+def _probability_backend(probabilities: np.ndarray) -> _LogitsBackend:
+    """A model without metadata whose output holds probabilities (a sigmoid or a softmax in the graph)."""
+    backend = _LogitsBackend(probabilities, [0])
+    backend.metadata = None
+    return backend
+
+
+def test_class_probabilities_are_weighted_as_the_foreground_says(monkeypatch):
+    # a softmax in the graph (--output-kind probability): the mask was channel 0, the background, whatever
+    # --foreground said
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (8, 8, 4))
+    probabilities = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32)
+    backend = _probability_backend(probabilities)
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
+    raw = {"softness": 0.5, "edges": Edges.BILINEAR}  # the probability: no ramp, no guided filter
+    options = SegmenterOptions("fixed.onnx", output_kind="probability", foreground={1: 1.0, 3: 0.5}, **raw)
+    with Segmenter(options) as seg:
+        alpha = seg.segment(np.zeros((8, 8, 3), np.uint8))
+    np.testing.assert_allclose(alpha, probabilities[..., 1] + 0.5 * probabilities[..., 3], atol=1e-6)
+
+
+def test_a_one_channel_probability_has_no_other_foreground_class(monkeypatch):
+    backend = _probability_backend(np.full((8, 8, 1), 0.8, np.float32))
+    monkeypatch.setattr("edgeseg.runtime.segmenter.open_backend", lambda *a, **k: backend)
+    with pytest.raises(SettingError, match=r"foreground classes \[1\] do not exist in .*: it has class 0, its one"):
+        Segmenter(SegmenterOptions("fixed.tflite", foreground=[1]))  # the mask ignored it: channel 0 all the same
+    with Segmenter(SegmenterOptions("fixed.tflite", foreground=[0], softness=0.5, edges=Edges.BILINEAR)) as seg:
+        np.testing.assert_allclose(seg.segment(np.zeros((8, 8, 3), np.uint8)), 0.8, atol=1e-6)

@@ -57,7 +57,9 @@ class Precision(Choice):
 
 class OutputKind(Choice):
     LOGITS = "logits"  # (N, H, W, C) class scores: softmax, alpha = sum of weighted class probabilities
-    PROBABILITY = "probability"  # (N, H, W, 1) foreground probability (a sigmoid is applied if it is not)
+    # (N, H, W, 1) foreground probability (a sigmoid is applied if it is not), or (N, H, W, C) class probabilities:
+    # alpha = their weighted sum
+    PROBABILITY = "probability"
     CLASS_INDEX = "class-index"  # (N, H, W) class ids: alpha = the weight of the pixel's class
 
 

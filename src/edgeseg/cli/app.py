@@ -1,8 +1,9 @@
 """The ``edgeseg`` Typer app, its consoles and the helpers every command shares.
 
 Errors: a command lets the library's errors rise. :class:`EdgesegGroup` is the one place that turns them into
-one ``error:`` line and an exit code: :class:`~edgeseg.errors.UsageError` 2, any other edgeseg error (and the
-operating system's refusals, OSError) 1. Bad options found by the command itself are ``typer.BadParameter`` (2).
+one ``error:`` line and an exit code: :class:`~edgeseg.errors.UsageError` 2 (a
+:class:`~edgeseg.errors.SettingError` naming its option), any other edgeseg error (and the operating system's
+refusals, OSError) 1. Bad options found by the command itself are ``typer.BadParameter`` (2).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, SettingError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 # What a command may fail with for reasons its message explains: edgeseg's own errors, and the standard ones that
@@ -31,8 +32,16 @@ class EdgesegGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except SettingError as exc:  # found once the work began (a model's classes): named as its option
+            command = ctx.command.get_command(ctx, ctx.invoked_subcommand)
+            raise option_error(exc, typer.Context(command, parent=ctx, info_name=ctx.invoked_subcommand)) from None
         except USER_ERRORS as exc:
             raise fail(str(exc), getattr(exc, "exit_code", 1)) from None
+
+
+def option_error(exc: SettingError, ctx: typer.Context | None = None) -> typer.BadParameter:
+    """A refused setting as the command line's usage error, naming its option (exit 2)."""
+    return typer.BadParameter(str(exc), ctx=ctx, param_hint=exc.option)
 
 
 app = typer.Typer(cls=EdgesegGroup, help="Train, export, run and benchmark segmentation models for edge devices.",

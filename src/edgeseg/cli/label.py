@@ -11,7 +11,6 @@ import typer
 from edgeseg.cli.app import app, console, split_list, writable
 from edgeseg.cli.options import MODEL_PANEL, ForegroundOpt, JsonOpt, MaxPixelsOpt, ModelOpt, ThreadsOpt, segmenter_options
 from edgeseg.data.label import LabelOptions, Layout
-from edgeseg.errors import SettingError
 from edgeseg.runtime.image_io import MAX_PIXELS
 
 L = LabelOptions  # the defaults: one home
@@ -60,12 +59,9 @@ def label(
     except ValueError:
         raise typer.BadParameter(f"{scales!r}: expected numbers, e.g. 0.75,1,1.25", param_hint="--scales") from None
     writable(out, "--out", folder=True)
-    try:
-        options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout,
-                               border_px=border_px, min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
-                               min_agreement=min_agreement, max_pixels=max_pixels)
-    except SettingError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout, border_px=border_px,
+                           min_fg=min_fg, max_fg=max_fg, min_largest=min_largest, min_agreement=min_agreement,
+                           max_pixels=max_pixels)  # a SettingError names its option
     report = label_folder(images, out, options, progress=not as_json)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))

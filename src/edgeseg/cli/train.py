@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from edgeseg.cli.app import app, console, default, need_train_extra, plural, writable
+from edgeseg.cli.app import app, console, default, need_train_extra, option_error, plural, writable
 from edgeseg.cli.options import JsonOpt, choices
 from edgeseg.cli.tables import by_source, mask_table, metrics_table
 from edgeseg.data import Outline
@@ -113,7 +113,7 @@ def train(
     try:
         validate(config)
     except SettingError as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+        raise option_error(exc) from None
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
     report = run_training(config, progress=not as_json)

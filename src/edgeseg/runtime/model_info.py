@@ -13,8 +13,8 @@ import numpy as np
 
 from edgeseg.choice import Choice
 from edgeseg.contract import OutputKind
+from edgeseg.errors import EdgesegError, SettingError
 from edgeseg.runtime.backends.base import Backend
-from edgeseg.errors import EdgesegError
 
 class InputRange(Choice):
     """The pixel range a model without metadata expects."""
@@ -112,9 +112,12 @@ def resolve_model_info(backend: Backend, input_range: str | None = None, output_
     if foreground is not None:
         weights = dict(foreground) if isinstance(foreground, dict) else dict.fromkeys(foreground, 1.0)
         source = "overrides"
-    if kind is OutputKind.LOGITS and any(not 0 <= c < out.shape[-1] for c in weights):
-        raise ValueError(f"foreground classes {sorted(weights)} do not exist in a model with {out.shape[-1]} classes")
     _check_agreement(backend, meta, kind)
+    channels = out.shape[-1] if len(out.shape) == 4 else 0  # a class index holds any id
+    if channels and any(not 0 <= c < channels for c in weights):
+        kinds = "class 0, its one output channel" if channels == 1 else f"classes 0 to {channels - 1}"
+        raise SettingError("foreground", f"foreground classes {sorted(weights)} do not exist in "
+                                         f"{getattr(backend, 'path', 'the model')}: it has {kinds}")
     return ModelInfo(size, rng, kind, weights, tuple(names), source)
 
 

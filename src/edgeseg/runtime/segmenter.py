@@ -251,11 +251,15 @@ class Segmenter:
                 return (labels != 0).astype(np.float32)
             lut = self._class_alpha
             return np.where(labels < lut.size, lut[np.clip(labels, 0, lut.size - 1)], np.float32(0))
+        if kind is OutputKind.PROBABILITY and out.ndim == 3 and out.shape[-1] > 1:  # softmax already applied
+            alpha = np.tensordot(out.astype(np.float32, copy=False), np.float32(self._weights), axes=1)
+            return np.clip(alpha, 0, 1, out=alpha)
         if kind is OutputKind.PROBABILITY:
             p = out[..., 0] if out.ndim == 3 else out
             if p.min() < 0 or p.max() > 1:
                 p = 1 / (1 + np.exp(-p))
-            return np.ascontiguousarray(p, dtype=np.float32)
+            p = np.ascontiguousarray(p, dtype=np.float32)
+            return p if self._weights == [1.0] else p * np.float32(self._weights[0])
         out = np.asarray(out, dtype=np.float32)
         return self._weighted_softmax(out)
 
