@@ -90,14 +90,27 @@ def test_an_output_over_an_input_is_refused(tmp_path):
     cv2.imwrite(str(inout / "a.png"), np.full((30, 30, 3), 90, np.uint8))
     mine = np.full((30, 30, 3), 7, np.uint8)  # the user's own photo, named like an output
     cv2.imwrite(str(inout / "a_grayscale-bg.png"), mine)
-    result = runner.invoke(app, ["predict", str(inout), "--out", str(inout)])
-    assert result.exit_code == 1 and "would replace an input" in one_line(result.output)
+    result = runner.invoke(app, ["predict", str(inout / "*.png"), "--out", str(inout)])
+    assert result.exit_code == 2 and "would replace an input" in one_line(result.output)
     assert np.array_equal(cv2.imread(str(inout / "a_grayscale-bg.png")), mine)
     video = write_video(tmp_path / "clip.avi", frames=3)
     before = video.read_bytes()
     result = runner.invoke(app, ["webcam", "--source", str(video), "--output", str(tmp_path / "." / "clip.avi")])
     assert result.exit_code == 2 and "is the source itself" in one_line(result.output)
     assert video.read_bytes() == before
+
+
+def test_results_never_go_into_the_folder_of_input_photos(tmp_path):
+    # run again, predict read its own results as photos: a_grayscale-bg_grayscale-bg.png, and so on each run
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    for out in (photos, tmp_path / "." / "photos"):
+        result = runner.invoke(app, ["predict", str(photos), "--out", str(out)])
+        assert result.exit_code == 2 and "is the folder of input images" in one_line(result.output), result.output
+        assert [p.name for p in photos.iterdir()] == ["a.png"]
+    result = runner.invoke(app, ["predict", str(photos / "a.png"), "--out", str(photos)])  # one photo named: as asked
+    assert result.exit_code == 0 and (photos / "a_grayscale-bg.png").is_file(), result.output
 
 
 def test_what_an_rgba_photo_hides_stays_hidden_in_the_cutout(tmp_path):

@@ -380,14 +380,14 @@ def test_predict_to_an_image_file_name_writes_that_file_not_a_folder_of_that_nam
     assert cv2.imread(str(tmp_path / "cut.webp"), cv2.IMREAD_UNCHANGED).shape == (40, 60, 4)
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
                                  "--out", str(tmp_path / "two.png")])
-    assert result.exit_code == 1 and "2 images" in one_line(result.output) and "folder" in one_line(result.output)
+    assert result.exit_code == 2 and "2 images" in one_line(result.output) and "folder" in one_line(result.output)
     assert not (tmp_path / "two.png").exists()
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--effect", "remove-bg",
                                  "--out", str(tmp_path / "cut.jpg")])  # JPEG would drop the transparency silently
-    assert result.exit_code == 1 and "transparency" in one_line(result.output), result.output
+    assert result.exit_code == 2 and "transparency" in one_line(result.output), result.output
     assert not (tmp_path / "cut.jpg").exists()
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "a.png")])
-    assert result.exit_code == 1 and "would replace an input" in one_line(result.output)
+    assert result.exit_code == 2 and "would replace an input" in one_line(result.output)
     (tmp_path / "shots.png").mkdir()  # a folder that happens to be named like an image stays a folder
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "shots.png")])
     assert result.exit_code == 0 and (tmp_path / "shots.png" / "a_grayscale-bg.png").is_file(), result.output

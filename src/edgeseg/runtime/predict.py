@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.errors import UsageError
 from edgeseg.io import atomic_path
 from edgeseg.runtime.effects import BLUR, EFFECTS, Effect
 from edgeseg.runtime.image_io import (
@@ -75,23 +76,28 @@ def names_an_image(out: str | Path) -> bool:
     return out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
 
 
-def output_paths(files: list[Path], effect: Effect, out: Path, transparent: bool) -> list[Path]:
+def output_paths(files: list[Path], effect: Effect, out: Path, transparent: bool,
+                 folders: tuple[Path, ...] = ()) -> list[Path]:
     """Where each input's result goes: ``out`` itself when it names an image file (one input only), else a PNG
     per input in the folder ``out``. ``transparent``: the results have an alpha channel, which ``out``'s format
-    must keep. Nothing may land on an input."""
+    must keep. Nothing may land on an input, nor in a folder of input images (``folders``), where the next run
+    would read the results as photos."""
     if not names_an_image(out):
+        if out.resolve() in {f.resolve() for f in folders}:
+            raise UsageError(f"--out {out} is the folder of input images: run again, predict would take its results "
+                             "for photos; choose another folder")
         targets = [out / name for name in output_names(files, Effect(effect).value)]
     elif len(files) > 1:
-        raise ValueError(f"--out {out} names one image file, but {len(files)} images were given: give a folder")
+        raise UsageError(f"--out {out} names one image file, but {len(files)} images were given: give a folder")
     elif transparent and out.suffix.lower() not in ALPHA_SUFFIXES:
-        raise ValueError(f"--out {out}: {out.suffix} cannot keep remove-bg's transparency; use "
+        raise UsageError(f"--out {out}: {out.suffix} cannot keep remove-bg's transparency; use "
                          f"{', '.join(ALPHA_SUFFIXES)}, or --background #RRGGBB to key the background to a colour")
     else:
         targets = [out] * len(files)
     inputs = {f.resolve() for f in files}
     clash = next((t for t in targets if t.resolve() in inputs), None)
     if clash is not None:  # writing it would replace a photo of the user's, then read it back as an input
-        raise ValueError(f"the output {clash} would replace an input of the same name; choose another --out")
+        raise UsageError(f"the output {clash} would replace an input of the same name; choose another --out")
     return targets
 
 
@@ -109,7 +115,8 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     files, failed = expand_inputs(images)
     # an effect that video must key to a colour is transparent in a photo, unless given a colour
     transparent = EFFECTS[Effect(effect)].keyed_in_video and not isinstance(background, tuple)
-    targets = output_paths(files, effect, Path(out), transparent)
+    folders = tuple(Path(spec) for spec in images if Path(spec).is_dir())
+    targets = output_paths(files, effect, Path(out), transparent, folders)
     outputs, history = {}, {k: [] for k in STEP_STAGES}
     with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
         process = FrameProcessor(segmenter, effect, background, blur, video=False)
