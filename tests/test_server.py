@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import re
+import socket
 import threading
 import time
 
@@ -61,6 +62,24 @@ def test_token_and_routes(server):
     _, resp = http_get(server, "/frame.jpg", {"Authorization": f"Bearer {TOKEN}"})
     assert resp.status == 200 and resp.getheader("Content-Type") == "image/jpeg"
     assert cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
+
+
+def test_head_requests_get_the_headers_of_the_same_answers(server):
+    # curl -I and uptime monitors ask with HEAD: every path was 501 "Unsupported method"
+    host, port = server.httpd.server_address[:2]
+    for path, status, kind in (("/", 403, None), (f"/?token={TOKEN}", 200, "text/html; charset=utf-8"),
+                               (f"/frame.jpg?token={TOKEN}", 200, "image/jpeg"),
+                               (f"/stream.mjpg?token={TOKEN}", 200, "multipart/x-mixed-replace; boundary=frame"),
+                               (f"/admin?token={TOKEN}", 404, None)):
+        with socket.create_connection((host, port), timeout=5) as conn:
+            conn.sendall(f"HEAD {path} HTTP/1.0\r\n\r\n".encode())
+            answer = b""
+            while chunk := conn.recv(65536):  # to the end: the server closes after the headers
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split()[1] == str(status).encode(), (path, head)
+        assert kind is None or f"Content-Type: {kind}".encode() in head, head
+        assert body == b"", path
 
 
 def test_stream_delivers_changing_frames(server):

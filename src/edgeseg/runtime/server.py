@@ -204,19 +204,24 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "image/jpeg", jpeg) if jpeg else self.send_error(503, "no frame yet")
         self._stream()
 
+    do_HEAD = do_GET  # the same answers without their bodies (curl -I, uptime monitors)
+
     def _send(self, code: int, ctype: str, body: bytes):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _stream(self):
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
+        if self.command == "HEAD":
+            return
         seen = -1
         try:
             while not self.server.mjpeg._closed:
