@@ -184,3 +184,20 @@ def test_heic_photos_are_listed_as_unreadable_not_left_out(photos, tmp_path):
     report = json.loads(result.stdout)
     assert "HEIC photo" in report["rejected"]["IMG_0001"] and "convert it to JPEG" in report["rejected"]["IMG_0001"]
     assert "pet0" in report["kept"] and report["reasons"]["unreadable"] == 2  # IMG_0001 and broken
+
+
+def test_two_labellings_into_one_dataset_the_second_refused_at_once(photos, tmp_path):
+    # each wrote the summary and lists of its own decisions over the other's: the last one's stood
+    import fcntl
+
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    with open(tmp_path / ".data.lock", "w") as f:  # another process holds it (flock locks are per open file)
+        f.write("4242")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "data"), "--model", str(teacher)])
+    assert result.exit_code == 1 and "in use by another labelling (pid 4242)" in one_line(result.output), result.output
+    assert not (tmp_path / "data").exists()
+    result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "data"), "--model", str(teacher)])
+    assert result.exit_code == 0, result.output  # released: labelled, and no lock left behind
+    assert not list(tmp_path.glob(".*.lock"))

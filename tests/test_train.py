@@ -310,13 +310,13 @@ def test_a_diverging_run_stops_with_a_clear_error_and_saves_no_model(oxford_sess
 
 
 def test_a_second_training_into_one_run_folder_is_refused_at_once(tmp_path):
-    from edgeseg.runs import RunInUse, run_lock
+    from edgeseg.io import FolderInUse, folder_lock
 
-    with run_lock(tmp_path / "run"):  # what the first training holds while it runs
-        with pytest.raises(RunInUse, match=rf"run is in use by another training \(pid {os.getpid()}\)"):
-            with run_lock(tmp_path / "run"):
+    with folder_lock(tmp_path / "run", "training"):  # what the first training holds while it runs
+        with pytest.raises(FolderInUse, match=rf"run is in use by another training \(pid {os.getpid()}\)"):
+            with folder_lock(tmp_path / "run", "training"):
                 pass
-    with run_lock(tmp_path / "run"):  # released: the next run may take it
+    with folder_lock(tmp_path / "run", "training"):  # released: the next run may take it
         pass
     assert not list(tmp_path.glob(".*.lock"))
 

@@ -1,7 +1,8 @@
 """Atomic file writes: outputs appear whole or not at all, and what a killed run left half-made is cleared.
 
 Temporary names carry the writing process's id, so a later run can tell a dead process's leftovers
-(kill -9 allows no clean-up) from a live writer's work in progress.
+(kill -9 allows no clean-up) from a live writer's work in progress. A folder that a process writes for a
+long time (a training run, a labelled dataset) is held by one process at a time (:func:`folder_lock`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from edgeseg.errors import EdgesegError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -105,3 +108,38 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+class FolderInUse(EdgesegError, FileExistsError):
+    """Another process writes into the same folder."""
+
+
+@contextmanager
+def folder_lock(folder: str | Path, work: str) -> Iterator[None]:
+    """Hold ``folder`` for this process's ``work`` ("training"): a second process is refused at once, naming
+    the first's pid. The lock (``.FOLDER.lock`` beside the folder, which may not exist yet) is the kernel's, so a
+    process killed with -9 leaves no stale lock behind."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    path = folder.parent / f".{folder.name}.lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise FolderInUse(f"{folder} is in use by another {work} (pid {holder}); wait for it to end, or choose "
+                              "another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)

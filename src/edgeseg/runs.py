@@ -8,52 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from edgeseg.contract import CLASS_NAMES, EXPORT_FORMATS, FORMATS
-from edgeseg.errors import EdgesegError
 
 # Which exported artifact a run folder stands for at run time: the fastest that passed its check.
 RUNTIME_PREFERENCE = ("int8.tflite", "fp16.tflite", "fp32.tflite", "int8.onnx", "fp32.onnx")
-
-
-class RunInUse(EdgesegError, FileExistsError):
-    """Another process trains into the same run folder."""
-
-
-@contextmanager
-def run_lock(run: str | Path) -> Iterator[None]:
-    """Hold the run folder ``run`` for one training process: a second one is refused at once, naming the
-    first's pid. The lock (``.RUN.lock`` beside the folder, which may not exist yet) is the kernel's, so a
-    process killed with -9 leaves no stale lock behind."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    run = Path(run)
-    run.parent.mkdir(parents=True, exist_ok=True)
-    path = run.parent / f".{run.name}.lock"
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise RunInUse(f"{run} is in use by another training (pid {holder}); wait for it to end, or choose "
-                           "another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
 
 
 def keras_runnable() -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeseg.choice import Choice
 from edgeseg.errors import SettingError
-from edgeseg.io import atomic_path, atomic_write_text
+from edgeseg.io import atomic_path, atomic_write_text, folder_lock
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images, read_image, write_image,
 )
@@ -252,6 +252,12 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     names = [p.stem for p in files]
     if len(set(names)) != len(names):
         raise ValueError(f"{images} has images that share a name with different suffixes; rename them first")
+    with folder_lock(out, "labelling"):  # two at once would each write the lists of its own decisions
+        return _label(images, files, names, out, options, progress, save_every)
+
+
+def _label(images: Path, files: list[Path], names: list[str], out: Path, options: LabelOptions, progress: bool,
+           save_every: int) -> LabelReport:
     report = LabelReport(str(out), str(images.resolve()))
     rejected = _previous(images, out, options)
     label_dir = out / ("annotations/trimaps" if options.layout == "oxford" else "masks")

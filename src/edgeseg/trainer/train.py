@@ -30,9 +30,9 @@ from edgeseg.data import (
     load_sources, parse_sources,
 )
 from edgeseg.errors import SettingError, setting
-from edgeseg.io import atomic_write_text
+from edgeseg.io import atomic_write_text, folder_lock
 from edgeseg.runtime.alpha import softmax
-from edgeseg.runs import RunFolder, run_lock
+from edgeseg.runs import RunFolder
 from edgeseg.evaluation.mask_quality import MaskQuality, mean_quality
 from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
 from edgeseg.trainer import Augment, Loss, LrSchedule, Strategy, Upsampling, choice
@@ -326,7 +326,7 @@ def train(config: TrainConfig, progress: bool = True) -> TrainReport:
 
     policy = keras.mixed_precision.dtype_policy()
     try:
-        with run_lock(config.out) if _is_chief() else nullcontext():
+        with folder_lock(config.out, "training") if _is_chief() else nullcontext():
             return _train(config, progress)
     finally:
         keras.mixed_precision.set_dtype_policy(policy)  # --mixed-precision must not outlive the run
