@@ -148,6 +148,23 @@ def test_evaluate_scores_a_runs_exported_artifact_without_tensorflow(tmp_path, w
     assert report["images"] == 3 and report["metrics"] == {}  # the artifact webcam runs, not model.keras
 
 
+def test_evaluate_of_a_run_scores_the_validation_split_its_training_drew(tmp_path):
+    # it drew the split with --val-fraction 0.1 and --seed 0 whatever the run trained with: some of the photos it
+    # scored as "val" were ones the run had trained on
+    import json
+
+    from edgeseg.data import iter_full_resolution
+    from tests.helpers import write_mask_folder
+
+    run = _run_folder(tmp_path / "edge", exported=True)
+    data = write_mask_folder(tmp_path / "pets", n=20, size=48)
+    (run / "run.json").write_text(json.dumps({"config": {"val_fraction": 0.5, "seed": 3}}))
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(data), "--split", "val", "--json"])
+    assert result.exit_code == 0, result.output
+    drawn = [name for name, _, _ in iter_full_resolution(str(data), "val", val_fraction=0.5, seed=3)]
+    assert json.loads(result.stdout)["images"] == len(drawn) == 9  # the default draw holds 2
+
+
 @pytest.mark.slow
 def test_bench_of_a_run_folder_without_tensorflow_leaves_the_keras_row_out(tmp_path, without_tensorflow):
     run = _run_folder(tmp_path / "edge", exported=True)

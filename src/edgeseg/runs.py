@@ -83,6 +83,12 @@ class RunFolder:
         """Where the run kept its tfds datasets (:func:`tfds_dir`)."""
         return tfds_dir(self.info())
 
+    def split_draw(self) -> dict:
+        """How the run drew its validation split from each source's training images (``train --val-fraction`` and
+        ``--seed``, from its run.json): keyword arguments of the data readers, {} for their defaults."""
+        config = self.info().get("config")
+        return {k: config[k] for k in ("val_fraction", "seed") if k in config} if isinstance(config, dict) else {}
+
     def export_verdicts(self) -> dict[str, bool]:
         """{artifact file name: passed its export check} from export_report.json."""
         report = self.export_dir / "export_report.json"

@@ -77,13 +77,15 @@ def needs_tensorflow(model: str | Path, data: str | list[str]) -> bool:
 
 
 def mask_quality(model: str | Path, data: str, split: str = "test", limit: int | None = None,
-                 options: dict | None = None, progress: bool = True, data_dir: str | None = None) -> MaskQuality:
+                 options: dict | None = None, progress: bool = True, data_dir: str | None = None,
+                 draw: dict | None = None) -> MaskQuality:
     """Mask quality of ``model`` through the runtime (default settings unless ``options`` says otherwise);
-    ``data_dir``: where tfds keeps its datasets (None: its default)."""
+    ``data_dir``: where tfds keeps its datasets (None: its default); ``draw``: how the validation split is drawn
+    (:meth:`~edgeseg.runs.RunFolder.split_draw`)."""
     from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
 
     meter = MaskQualityMeter()
-    items = iter_full_resolution(data, split, limit=limit, data_dir=data_dir)
+    items = iter_full_resolution(data, split, limit=limit, data_dir=data_dir, **(draw or {}))
     if progress:
         from edgeseg.progress import track
 
@@ -97,10 +99,11 @@ def mask_quality(model: str | Path, data: str, split: str = "test", limit: int |
 
 
 def mask_quality_by_source(model: str | Path, data: list[str], split: str = "test", limit: int | None = None,
-                           options: dict | None = None, progress: bool = True, data_dir: str | None = None
-                           ) -> tuple[MaskQuality, dict[str, MaskQuality]]:
+                           options: dict | None = None, progress: bool = True, data_dir: str | None = None,
+                           draw: dict | None = None) -> tuple[MaskQuality, dict[str, MaskQuality]]:
     """:func:`mask_quality` on each source, and their mean (each source counting once)."""
-    by_source = {DataSource(d).name: mask_quality(model, d, split, limit, options, progress, data_dir) for d in data}
+    by_source = {DataSource(d).name: mask_quality(model, d, split, limit, options, progress, data_dir, draw)
+                 for d in data}
     return mean_quality(list(by_source.values())), by_source
 
 
@@ -118,7 +121,7 @@ def subject_of(model: str | Path) -> str:
 
 
 def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int, options: dict | None = None,
-                      data_dir: str | None = None) -> dict[str, FlickerReport]:
+                      data_dir: str | None = None, draw: dict | None = None) -> dict[str, FlickerReport]:
     """The video mask's flicker (VIDEO mode, ``options`` such as smoothing) on shaken clips of the first
     ``clips`` photos of each source's ``split``."""
     from edgeseg.runtime.segmenter import RunningMode, Segmenter, SegmenterOptions
@@ -130,7 +133,8 @@ def flicker_by_source(model: str | Path, data: list[str], split: str, clips: int
             return segmenter.segment(frame)
 
         return {DataSource(d).name: measure_flicker(
-            segment, [image for _, image, _ in islice(iter_full_resolution(d, split, data_dir=data_dir), clips)])
+            segment, [image for _, image, _ in islice(iter_full_resolution(d, split, data_dir=data_dir,
+                                                                            **(draw or {})), clips)])
             for d in data}
 
 
@@ -143,6 +147,7 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     ``flicker_clips``: also measure the video mask's flicker on that many shaken photos per source
     (:mod:`edgeseg.evaluation.flicker`); ``options`` may then hold ``smoothing``, which single images ignore.
     ``data_dir``: where tfds keeps its datasets (None: a run folder's, as its training kept them, else tfds's).
+    A run folder's validation split is the one its training drew (its ``--val-fraction`` and ``--seed``).
     """
     from edgeseg.runtime.packaged import resolve_model
 
@@ -150,6 +155,7 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     path = Path(model_path)
     run = RunFolder.at(path)
     data_dir = data_dir or (run.tfds_dir() if run else None)
+    draw = run.split_draw() if run else {}
     metrics = {}
     if is_keras_model(path):
         path = path / "model.keras" if path.is_dir() else path
@@ -163,10 +169,10 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
 
         for d in data:
             split_data = load_split(d, split, tuple(model.input_shape[1:3]), limit=limit, progress=progress,
-                                    data_dir=data_dir)
+                                    data_dir=data_dir, **draw)
             metrics[DataSource(d).name] = argmax_metrics(logits_of, split_data.images, split_data.masks,
                                                          split_data.binary)
-    quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress, data_dir)
-    flicker = flicker_by_source(path, data, split, flicker_clips, options, data_dir) if flicker_clips else {}
+    quality, by_source = mask_quality_by_source(path, data, split, limit, options, progress, data_dir, draw)
+    flicker = flicker_by_source(path, data, split, flicker_clips, options, data_dir, draw) if flicker_clips else {}
     return EvalReport(str(model_path), data, split, quality.images, quality, by_source, metrics, dict(options or {}),
                       subject_of(path), flicker)
