@@ -183,7 +183,8 @@ def test_camera_options_are_for_cameras(tmp_path):
     video = write_video(tmp_path / "v.avi", frames=2)
     result = CliRunner().invoke(app, ["webcam", "--source", str(video), "--camera-size", "1280x720", "--output",
                                       str(tmp_path / "o.mp4")])
-    assert result.exit_code == 1 and "--camera-size and --camera-fps are for cameras" in one_line(result.output)
+    # a setting that does not fit the source is a bad command line: it exited 1
+    assert result.exit_code == 2 and "--camera-size and --camera-fps are for cameras" in one_line(result.output)
     result = CliRunner().invoke(app, ["webcam", "--camera-size", "1280by720"])
     assert result.exit_code == 2 and "expected WIDTHxHEIGHT" in one_line(result.output)
 
@@ -197,7 +198,7 @@ def test_loop_is_for_files(tmp_path, live):
     from tests.helpers import one_line
 
     result = CliRunner().invoke(app, ["webcam", "--source", live, "--loop", "--output", str(tmp_path / "o.mp4")])
-    assert result.exit_code == 1 and "--loop is for video files and image folders" in one_line(result.output)
+    assert result.exit_code == 2 and "--loop is for video files and image folders" in one_line(result.output)
 
 
 def test_a_damaged_video_is_named_in_one_line(tmp_path, capfd):

@@ -22,7 +22,7 @@ from edgeseg.quiet import opencv_silenced
 from edgeseg.runtime.image_io import (
     ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, no_images, pattern_files, read_image,
 )
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, UsageError
 
 log = logging.getLogger("edgeseg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -53,18 +53,18 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
                 camera: CameraMode | None = None) -> "Source":
     """Open ``spec``: camera index or device path, video file, rtsp/http URL, image file or folder.
 
-    Files (videos, images) can ``loop`` until stopped (a SourceError for a camera or stream) and be paced in
+    Files (videos, images) can ``loop`` until stopped (a UsageError for a camera or stream) and be paced in
     ``realtime`` at their frame rate (for live outputs: a window, a stream server); otherwise they are read as fast
     as they are processed.
-    ``camera``: the frame size and rate to ask a camera for (a SourceError for any other source).
+    ``camera``: the frame size and rate to ask a camera for (a UsageError for any other source).
     """
     spec = str(spec)
     if _is_live(spec):
         if loop:
-            raise SourceError(f"--loop is for video files and image folders; {spec} is a camera or stream")
+            raise UsageError(f"--loop is for video files and image folders; {spec} is a camera or stream")
         return LiveSource(spec, reconnect_s, timeout_s, camera)
     if camera is not None:
-        raise SourceError(f"--camera-size and --camera-fps are for cameras; {spec} is a file or folder")
+        raise UsageError(f"--camera-size and --camera-fps are for cameras; {spec} is a file or folder")
     path = Path(spec)
     if path.is_dir():
         files = image_files(path)
