@@ -61,10 +61,10 @@ def write_mask_folder(root: Path, n: int = 20, size: int = 64, seed: int = 0, sc
     return root
 
 
-def write_video(path: Path, frames: int = 12, size=(160, 120), seed: int = 0) -> Path:
+def write_video(path: Path, frames: int = 12, size=(160, 120), seed: int = 0, fps: float = 10.0) -> Path:
     """A synthetic MJPG video of a moving bright ellipse on noise."""
     rng = np.random.default_rng(seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     for i in range(frames):
         frame = rng.integers(0, 80, (size[1], size[0], 3), dtype=np.uint8)
         cv2.ellipse(frame, (40 + 5 * i, size[1] // 2), (30, 40), 0, 0, 360, (200, 220, 240), -1)

@@ -167,6 +167,23 @@ def test_a_live_recording_keeps_real_time_when_fewer_frames_are_processed_than_t
     assert int(cv2.VideoCapture(str(tmp_path / "file.avi")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
 
 
+@pytest.mark.parametrize("fps,kept", [(0.5, 0.5), (25.0, 25.0), (600.0, 30.0)])
+def test_a_recording_keeps_the_videos_frame_rate_a_timelapses_too(tmp_path, fps, kept):
+    # a timelapse of one frame every 2 s was recorded at 30 fps, 60x faster than it plays; a rate no camera has (a
+    # stream's clock read as one) gives 30
+    import cv2
+    from typer.testing import CliRunner
+
+    from edgeseg.cli import app
+    from tests.helpers import write_video
+
+    clip = write_video(tmp_path / "clip.avi", frames=3, fps=fps)
+    assert cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) == pytest.approx(fps, rel=1e-3)
+    result = CliRunner().invoke(app, ["webcam", "--source", str(clip), "--output", str(tmp_path / "out.avi")])
+    assert result.exit_code == 0, result.output
+    assert cv2.VideoCapture(str(tmp_path / "out.avi")).get(cv2.CAP_PROP_FPS) == pytest.approx(kept, rel=1e-3)
+
+
 def test_frames_of_another_shape_are_letterboxed_into_the_video_not_stretched(tmp_path, caplog):
     # a folder of landscape and portrait photos as a video: the portrait ones were stretched to the first's shape
     import cv2

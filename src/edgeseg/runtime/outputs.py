@@ -24,8 +24,16 @@ log = logging.getLogger("edgeseg")
 # every build can write.
 VIDEO_CODECS = {".mp4": ("avc1", "mp4v"), ".avi": ("MJPG",), ".mkv": ("avc1", "MJPG")}
 CODEC_NAMES = {"avc1": "H.264", "mp4v": "MPEG-4 Part 2", "MJPG": "Motion JPEG"}
+# Frame rates a source may report and outputs keep: one frame a minute (a timelapse) to 240 a second; outside it a
+# reading is no rate (0 for unknown, 90000 for a stream's clock) and outputs use DEFAULT_FPS.
+FPS_RANGE, DEFAULT_FPS = (1 / 60, 240.0), 30.0
 MIN_FREE_BYTES = 256 * 1024  # below this the next frames cannot be stored: stop, with the OS's reason
 MAX_VIDEO_SIDE = 8192  # MPEG-4 Part 2 and H.264 levels, and OpenCV's MJPG writer, stop here
+
+
+def output_fps(fps: float) -> float:
+    """The frame rate an output keeps: the source's (:data:`FPS_RANGE`), else :data:`DEFAULT_FPS`."""
+    return fps if FPS_RANGE[0] <= fps <= FPS_RANGE[1] else DEFAULT_FPS
 
 
 def letterbox(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -74,7 +82,7 @@ class VideoOutput:
         self.tmp = self.path.with_name(f"{temp_prefix(self.path)}partial{self.path.suffix}")
         self.codecs = codecs
         self.codec: str | None = None  # the one that opened, at the first frame
-        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self.fps = output_fps(fps)
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -220,7 +228,7 @@ class VirtualCamera:
         except ImportError as exc:
             raise ImportError("--virtual-cam needs pyvirtualcam: pip install pyvirtualcam") from exc
         self._pyvirtualcam = pyvirtualcam
-        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self.fps = output_fps(fps)
         self.cam = None
 
     def write(self, frame: np.ndarray) -> None:

@@ -18,11 +18,12 @@ import cv2
 import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
+from edgeseg.errors import EdgesegError, UsageError
 from edgeseg.quiet import opencv_silenced
 from edgeseg.runtime.image_io import (
     ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, no_images, pattern_files, read_image,
 )
-from edgeseg.errors import EdgesegError, UsageError
+from edgeseg.runtime.outputs import DEFAULT_FPS, output_fps
 
 log = logging.getLogger("edgeseg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -86,7 +87,7 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
 
 class Source:
     live = False
-    fps: float = 30.0
+    fps: float = DEFAULT_FPS
 
     def _paced(self, frames: Iterator[Frame], realtime: bool) -> Iterator[Frame]:
         """``frames`` at ``fps`` when ``realtime`` (sleeping to each frame's due time, when a camera would deliver
@@ -167,7 +168,7 @@ class VideoFileSource(Source):
             self.cap.release()
             raise SourceError(f"video {path} has frames of {w}x{h} ({w * h:,} pixels), over the limit of "
                               f"{max_pixels:,} pixels; raise it with {MAX_PIXELS_OPTION} if you trust the file")
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self.fps = output_fps(self.cap.get(cv2.CAP_PROP_FPS))
         self.expected = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))  # from the container; 0 when unknown
         self.indexed = path.suffix.lower() in INDEXED_CONTAINERS
 
@@ -238,7 +239,7 @@ class LiveSource(Source):
         self.cap = self._open()
         if self.cap is None:
             raise SourceError(self._open_error())
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self.fps = output_fps(self.cap.get(cv2.CAP_PROP_FPS))
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
         self._seq = 0
