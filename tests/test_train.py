@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow  # trains or exports a model
 
+from edgeseg.errors import SettingError  # noqa: E402
 from edgeseg.trainer import train as train_mod  # noqa: E402
 from edgeseg.trainer.models import unet_mobilenetv2  # noqa: E402
 from edgeseg.trainer.train import TrainConfig, parse_class_weights, parse_img_size, train, validate  # noqa: E402
@@ -91,6 +93,23 @@ def test_init_from_continues_from_a_trained_model(oxford_session_dir, tmp_path):
     assert only(second.test_metrics).mean_iou == pytest.approx(only(first.test_metrics).mean_iou, abs=1e-3)
     with pytest.raises(FileNotFoundError, match="--init-from model"):
         train(tiny_config(oxford_session_dir, tmp_path / "c", init_from=str(tmp_path / "none.keras")), progress=False)
+
+
+def test_init_from_a_model_of_another_architecture_says_so_in_one_line(oxford_session_dir, tmp_path):
+    # Keras printed a warning per layer it skipped, then "A total of 8 objects could not be loaded" and a list
+    first = train(tiny_config(oxford_session_dir, tmp_path / "a", epochs=1), progress=False)
+    with pytest.raises(SettingError, match=r"a/model\.keras was trained with --model conv_deconv; this run builds "
+                                           r"--model unet_plain"):
+        validate(tiny_config(oxford_session_dir, tmp_path / "b", model="unet_plain", init_from=first.model_path))
+    loose = tmp_path / "downloaded.keras"  # no run.json beside it: found when the weights are loaded
+    shutil.copy(first.model_path, loose)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SettingError, match=r"downloaded\.keras does not fit a unet_plain model") as error:
+            train(tiny_config(oxford_session_dir, tmp_path / "c", model="unet_plain", init_from=str(loose)),
+                  progress=False)
+    assert error.value.option == "--init-from" and "\n" not in str(error.value)
+    assert not [w for w in caught if "could not be loaded" in str(w.message) or "Skipping" in str(w.message)]
 
 
 def test_mixed_precision_run_keeps_float32_logits(oxford_session_dir, tmp_path):

@@ -198,14 +198,50 @@ def validate(config: TrainConfig) -> None:
         raise SettingError("learning_rate", f"the learning rate must be positive, received {config.learning_rate}")
     if not (math.isfinite(config.alpha) and config.alpha > 0):
         raise SettingError("alpha", f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
-    if config.init_from and not Path(config.init_from).is_file():
-        raise FileNotFoundError(f"--init-from model {config.init_from} not found")
+    if config.init_from:
+        _check_init_from(config)
     if config.class_weights not in ("none", "balanced"):
         with setting("class_weights"):
             parse_class_weights(config.class_weights, np.zeros(1, np.uint8))
     if config.overwrite:
         _check_overwrite(config)
     _check_resume(config)
+
+
+# The settings that shape a network's weights: a model to start from must have been built with the same
+ARCHITECTURE = ("model", "alpha", "upsampling")
+
+
+def _check_init_from(config: TrainConfig) -> None:
+    """The model to start from exists and, where its run.json says how it was built, is built as this run's is."""
+    path = Path(config.init_from)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from model {config.init_from} not found")
+    built = (RunFolder(path.parent).info().get("config") or {}) if path.name == "model.keras" else {}
+    differ = [k for k in ARCHITECTURE if k in built and built[k] != getattr(config, k)]
+    if differ:
+        given = ", ".join(f"--{k.replace('_', '-')} {built[k]}" for k in differ)
+        wanted = ", ".join(f"--{k.replace('_', '-')} {getattr(config, k)}" for k in differ)
+        raise SettingError("init_from", f"{path} was trained with {given}; this run builds {wanted}, which its "
+                                        f"weights do not fit: train with {given}, or leave --init-from out")
+
+
+def _load_init_from(model, config: TrainConfig) -> None:
+    """``config.init_from``'s weights into ``model`` (matched by layer structure, whatever is trainable now); one
+    that does not fit is a SettingError, not Keras's warning per layer and its list of the layers it left."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(config.init_from)
+        except ValueError as exc:
+            lines = str(exc).splitlines() or [""]
+            detail = next((line for line in lines if line.startswith("Layer ")), lines[0])  # the first layer's
+            raise SettingError("init_from", f"{config.init_from} does not fit a {config.model} model built with "
+                                            f"these settings ({detail})") from None
+    for warning in caught:  # a load that worked: its warnings, as they were
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _check_overwrite(config: TrainConfig) -> None:
@@ -432,7 +468,7 @@ def _build(config: TrainConfig, splits: _Splits, class_weights):
             config.fine_tune, config.alpha, config.dropout, config.upsampling,
         )
         if config.init_from:
-            model.load_weights(config.init_from)  # matched by layer structure, whatever is trainable now
+            _load_init_from(model, config)
         _compile(keras, model, config, steps)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _multiworker_workarounds(tf, model, next(iter(train_ds)))
