@@ -1,6 +1,7 @@
 """Export round trips (every format x precision), accuracy gates that must fail, and bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +154,23 @@ def test_failed_artifact_is_moved_aside_and_keeps_its_numbers(trained_run, tmp_p
                                             out=str(tmp_path / "out"), gates=lenient), progress=False)
     assert (tmp_path / "out" / "conv_deconv_int8.tflite").is_file()
     assert not (tmp_path / "out" / "failed" / "conv_deconv_int8.tflite").exists()
+
+
+def test_exporting_one_more_precision_keeps_the_others_checks_on_record(trained_run, tmp_path):
+    # the report held only the last export's artifacts: the fp32 file beside it had no check on record
+    out = tmp_path / "out"
+
+    def export(precision):
+        export_model(trained_run, ExportOptions(formats=["tflite"], precisions=[precision], out=str(out)),
+                     progress=False)
+        return {Path(a["path"]).name: a["passed"] for a in json.loads((out / "export_report.json").read_text())[
+            "artifacts"]}
+
+    assert export(Precision.FP32) == {"conv_deconv_fp32.tflite": True}
+    assert export(Precision.FP16) == {"conv_deconv_fp32.tflite": True, "conv_deconv_fp16.tflite": True}
+    assert export(Precision.FP16) == {"conv_deconv_fp32.tflite": True, "conv_deconv_fp16.tflite": True}  # once each
+    (out / "conv_deconv_fp32.tflite").unlink()  # a file removed since: its entry goes with it
+    assert export(Precision.FP16) == {"conv_deconv_fp16.tflite": True}
 
 
 def test_fp16_and_int8_gate_logic():

@@ -15,6 +15,7 @@ from edgeseg.contract import CLASS_NAMES, EXPORT_FORMATS, FORMATS
 
 # Which exported artifact a run folder stands for at run time: the fastest that passed its check.
 RUNTIME_PREFERENCE = ("int8.tflite", "fp16.tflite", "fp32.tflite", "int8.onnx", "fp32.onnx")
+EXPORT_REPORT = "export_report.json"  # in export/: every artifact's check
 
 
 def keras_runnable() -> bool:
@@ -91,7 +92,7 @@ class RunFolder:
 
     def export_verdicts(self) -> dict[str, bool]:
         """{artifact file name: passed its export check} from export_report.json."""
-        report = self.export_dir / "export_report.json"
+        report = self.export_dir / EXPORT_REPORT
         if not report.is_file():
             return {}
         return {Path(a["path"]).name: a["passed"] for a in json.loads(report.read_text()).get("artifacts", [])}

@@ -37,7 +37,7 @@ from edgeseg.io import (
     remove_stale,
     temporary_directory,
 )
-from edgeseg.runs import RunFolder, tfds_dir, training_sources
+from edgeseg.runs import EXPORT_REPORT, RunFolder, tfds_dir, training_sources
 from edgeseg.runtime.packaged import shipped_formats
 from edgeseg.data import DataError, concatenate, load_split, source_here
 from edgeseg.evaluation.evaluate import mask_quality_by_source
@@ -186,8 +186,24 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         report.artifacts.extend(steps)
     finally:
         shutil.rmtree(job.stage, ignore_errors=True)
-    atomic_write_text(out / "export_report.json", json.dumps(report.to_dict(), indent=2))
+    document = report.to_dict()
+    document["artifacts"] = _still_there(out, report) + document["artifacts"]
+    document["passed"] = all(a.get("passed") for a in document["artifacts"])
+    atomic_write_text(out / EXPORT_REPORT, json.dumps(document, indent=2))
     return report
+
+
+def _still_there(out: Path, report: ExportReport) -> list[dict]:
+    """The entries of OUT's earlier report whose artifact this export did not write again and which are still in
+    OUT (or OUT/failed/): exporting one more precision keeps the checks of the others on record."""
+    try:
+        earlier = json.loads((out / EXPORT_REPORT).read_text()).get("artifacts", [])
+    except (OSError, ValueError, AttributeError):  # none, or damaged: this export's entries alone
+        return []
+    written = {Path(a.path).name for a in report.artifacts}
+    return [a for a in earlier if isinstance(a, dict) and isinstance(a.get("path"), str)
+            and (name := Path(a["path"]).name) not in written
+            and ((out / name).is_file() or (out / "failed" / name).is_file())]
 
 
 @dataclass
