@@ -173,6 +173,16 @@ def test_bench_report_prints_the_table_and_writes_files_only_with_out(tmp_path, 
     assert not list(tmp_path.iterdir())
 
 
+def test_bench_report_out_a_markdown_file_writes_that_file_with_its_charts_beside_it(tmp_path):
+    # --out report.md made a folder named report.md holding README.md
+    pytest.importorskip("matplotlib")
+    result = runner.invoke(app, ["bench", "report", str(Path(OLD_RESULT).resolve()), "--out", str(tmp_path / "report.md")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report-accuracy.png", "report-latency.png", "report.md"]
+    page = (tmp_path / "report.md").read_text()
+    assert "| pi5 | x tflite int8 | 4 | ok | 20.00 |" in page and "(report-latency.png)" in page
+
+
 def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_result):
     rows = [r for r in bench_result["rows"] if r["status"] == "ok"]
     assert accuracy_axis(rows)[0] == "pet_iou"  # fg IoU counts the border band: it rewards halos

@@ -147,8 +147,8 @@ def _runs_by_device(results: list[dict]) -> dict[str, list[dict]]:
     return runs
 
 
-def charts(results: list[dict], out: Path) -> list[Path]:
-    """latency.png: p50 per model and device (each device at its most threads, said in the legend; a device's
+def charts(results: list[dict], out: Path, prefix: str = "") -> list[Path]:
+    """Into the folder ``out``, each name after ``prefix``: latency.png: p50 per model and device (each device at its most threads, said in the legend; a device's
     repeated runs as one bar at their median, a line spanning their range); accuracy.png: accuracy
     (:func:`accuracy_axis`) vs latency, only when some row has one."""
     import matplotlib
@@ -183,10 +183,11 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.grid(axis="x", alpha=0.3)
     ax.legend()
     ax.invert_yaxis()
-    _save(fig, out / "latency.png")
+    latency_png, accuracy_png = out / f"{prefix}latency.png", out / f"{prefix}accuracy.png"
+    _save(fig, latency_png)
     axis = accuracy_axis([r for rows in best.values() for r in rows])
     if axis is None:
-        return [out / "latency.png"]  # no accuracy was measured: no empty chart
+        return [latency_png]  # no accuracy was measured: no empty chart
     key, axis_label = axis
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
@@ -204,8 +205,8 @@ def charts(results: list[dict], out: Path) -> list[Path]:
     ax.set_ylabel(axis_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    _save(fig, out / "accuracy.png")
-    return [out / "latency.png", out / "accuracy.png"]
+    _save(fig, accuracy_png)
+    return [latency_png, accuracy_png]
 
 
 def merged_table(paths: list[str | Path]) -> str:
@@ -221,16 +222,24 @@ def _load_all(paths: list[str | Path]) -> list[dict]:
 
 
 def write_report(paths: list[str | Path], out: str | Path) -> list[Path]:
-    """Merge result files into out/README.md (the table) and the charts; returns the written files."""
+    """Merge result files into the folder ``out``: README.md (the table) and the charts; or, for ``out`` a
+    Markdown file (``report.md``), into it with the charts beside it (``report-latency.png``). Returns the written
+    files."""
     out = Path(out)
+    page, folder, prefix = (out, out.parent, f"{out.stem}-") if is_markdown(out) else (out / "README.md", out, "")
     results = _load_all(paths)
-    out.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     table = markdown(results)
     try:
-        written = charts(results, out)
+        written = charts(results, folder, prefix)
     except ImportError:  # the runtime install of an edge device has no matplotlib: the table is what matters there
         log.warning("the charts need matplotlib (pip install matplotlib); wrote the table only")
         written = []
     images = "".join(f"\n![{p.stem}]({p.name})\n" for p in written)
-    atomic_write_text(out / "README.md", "# edgeseg benchmarks\n\n" + table + images)
-    return [out / "README.md", *written]
+    atomic_write_text(page, "# edgeseg benchmarks\n\n" + table + images)
+    return [page, *written]
+
+
+def is_markdown(path: str | Path) -> bool:
+    """``path`` names a Markdown file, not a folder: the report goes into it (:func:`write_report`)."""
+    return Path(path).suffix.lower() in (".md", ".markdown") and not Path(path).is_dir()

@@ -105,19 +105,19 @@ def bench(
 @bench_app.command("report")
 def bench_report(
     results: list[Path] = typer.Argument(..., help="Result files written by edgeseg bench --out."),
-    out: Optional[Path] = typer.Option(None, help="Write the table (README.md) and charts into this folder "
-                                       "instead of printing the table."),
+    out: Optional[Path] = typer.Option(None, help="Write the table (README.md) and charts into this folder, or "
+                                       "the table into this .md file with the charts beside it."),
 ):
     """Merge result files from several devices into one table (Markdown) and charts.
 
     Example: edgeseg bench report results/*.json --out report/
     """
-    from edgeseg.benchmarks.report import merged_table, write_report
+    from edgeseg.benchmarks.report import is_markdown, merged_table, write_report
 
     if out is None:
         typer.echo(merged_table(results), nl=False)
         return
-    writable(out, "--out", folder=True)
+    writable(out, "--out", folder=not is_markdown(out))
     written = write_report([str(r) for r in results], out)
     for path in written:
         console.print(str(path), soft_wrap=True)
