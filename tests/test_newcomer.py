@@ -5,7 +5,9 @@ import logging
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -549,3 +551,28 @@ def test_tables_on_an_80_column_terminal_cut_no_number():
         assert number in text, (number, text)
     assert text.count("x floor: p50 over the time") == 1  # the caption once, under the last part
     assert "pi5: Cortex-A76 (4 cores)" in text  # no flags recorded: not "(4 cores; )"
+
+
+def test_the_readmes_python_example_runs_as_written(monkeypatch):
+    # the library took only a file path ("model edge not found"), and its names lived in six modules
+    import re
+
+    import cv2
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", readme, re.S)
+    frames = [np.full((48, 64, 3), 90, np.uint8), np.full((48, 64, 3), 160, np.uint8)]
+    shown = []
+
+    class Camera:  # no camera here: two frames, then the end
+        def __init__(self, index):
+            assert index == 0
+
+        def read(self):
+            return (True, frames.pop(0)) if frames else (False, None)
+
+    monkeypatch.setattr(cv2, "VideoCapture", Camera)
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.copy()))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: -1)
+    exec(compile(example, "README.md", "exec"), {})
+    assert len(shown) == 2 and all(image.shape == (48, 64, 3) for image in shown)

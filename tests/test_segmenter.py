@@ -274,3 +274,20 @@ def test_a_one_channel_probability_has_no_other_foreground_class(monkeypatch):
         Segmenter(SegmenterOptions("fixed.tflite", foreground=[1]))  # the mask ignored it: channel 0 all the same
     with Segmenter(SegmenterOptions("fixed.tflite", foreground=[0], softness=0.5, edges=Edges.BILINEAR)) as seg:
         np.testing.assert_allclose(seg.segment(np.zeros((8, 8, 3), np.uint8)), 0.8, atol=1e-6)
+
+
+def test_the_library_takes_models_as_the_command_line_does(tmp_path):
+    # SegmenterOptions("edge") said "model edge not found"; a run folder, "is a folder; expected a .tflite"
+    import shutil
+
+    from edgeseg.runtime.packaged import packaged_model
+
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    shutil.copy(packaged_model("person"), run / "export" / "unet_mobilenetv2_person_int8.tflite")
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for model, subject in (("edge", "pet"), (None, "pet"), (str(run), "person"), (run, "person")):
+        with Segmenter(SegmenterOptions(model)) as seg:
+            assert seg.info.subject == subject and seg.segment(frame).shape == (48, 64), model
+    with pytest.raises(FileNotFoundError, match="model missing.tflite not found"):
+        Segmenter(SegmenterOptions("missing.tflite"))

@@ -135,7 +135,8 @@ def draw_hud(frame: np.ndarray, fps: float, stage_ms: dict[str, float], effect: 
 
 
 class FrameProcessor:
-    """The live loop's step: a BGR frame in, the composited frame and per-stage seconds out.
+    """The live loop's step: a BGR frame in, the composited frame and per-stage seconds out (a context manager:
+    closing it stops the fused frame path's threads).
 
     Every frame-sized array (mask, effect work arrays, result) is reused from frame to frame, so the
     returned image is overwritten by the next call: copy it to keep it. ``effect`` may change between
@@ -158,6 +159,12 @@ class FrameProcessor:
     def close(self) -> None:
         if self._compositor is not None:
             self._compositor.close()
+
+    def __enter__(self) -> "FrameProcessor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         h, w = image.shape[:2]

@@ -17,6 +17,7 @@ from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.composite import fused_available
 from edgeseg.runtime.guided import GuidedUpsampler, MaskField
 from edgeseg.runtime.model_info import ModelInfo, resolve_model_info
+from edgeseg.runtime.packaged import resolve_model
 from edgeseg.runtime.scratch import Scratch
 from edgeseg.runtime.shrink import halve
 
@@ -38,7 +39,8 @@ class SegmenterOptions:
     """How to run a model and shape its mask.
 
     Args:
-        model: ``.tflite`` or ``.onnx`` file.
+        model: ``.tflite`` or ``.onnx`` file, run folder (its best exported artifact), or a shipped model's name
+            (``"edge"``, ``"person"``); None: the shipped default, as on the command line.
         running_mode: image or video (smoothing and ``mask_every`` apply to video).
         threads: interpreter threads (None: the backend's default).
         smoothing: weight of the newest mask in the exponential moving average (1 disables it).
@@ -56,7 +58,7 @@ class SegmenterOptions:
             (a cushion's pattern, a blob below the pet); 0 keeps every part.
     """
 
-    model: str | Path
+    model: str | Path | None = None
     running_mode: RunningMode = RunningMode.IMAGE
     threads: int | None = None
     smoothing: float = 0.6
@@ -100,7 +102,7 @@ class Segmenter:
         still = mode is RunningMode.IMAGE  # temporal settings mean nothing for independent images
         self._smoothing = 1.0 if still else options.smoothing
         self.mask_every = 1 if still else options.mask_every  # a new mask every this many frames
-        self.backend = open_backend(options.model, threads=options.threads, **options.backend_options)
+        self.backend = open_backend(_model_file(options.model), threads=options.threads, **options.backend_options)
         try:
             self.info: ModelInfo = resolve_model_info(
                 self.backend, options.input_range, options.output_kind, options.foreground)
@@ -322,6 +324,15 @@ class Segmenter:
         elif self._ramped:
             soft_threshold(alpha, self.options.threshold, self.options.softness)
         return alpha
+
+
+def _model_file(model: str | Path | None) -> Path:
+    """The file to open for ``model``: a shipped name or a run folder resolved as the command line does; a file
+    name as it is (its backend says what is wrong with it)."""
+    path = Path(model) if model is not None else None
+    if path is None or path.is_dir() or (not path.suffix and not path.exists()):
+        return resolve_model(model)
+    return path
 
 
 def _check_frame(frame: np.ndarray) -> None:
