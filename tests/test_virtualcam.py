@@ -74,6 +74,7 @@ def test_missing_device_is_a_clear_error(shipped, video, monkeypatch):
     assert result.exit_code == 1
     assert "no virtual camera" in result.output and "modprobe v4l2loopback" in result.output
     assert "Traceback" not in result.output
+    assert result.output.count("modprobe v4l2loopback") == 1  # the run's summary said the reason too
 
 
 def test_missing_pyvirtualcam_is_a_clear_error(shipped, video, monkeypatch):

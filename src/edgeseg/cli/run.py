@@ -138,7 +138,8 @@ def webcam(
         typer.echo(json.dumps(asdict(report), indent=2))
     elif report.frames or not report.ended.failed:  # a run that saw no frame has only its error to say
         stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stage_ms.items())
-        ended = report.ended.value + (f" ({report.detail})" if report.detail else "")
+        # a failure's reason is the error line's, said once
+        ended = report.ended.value + (f" ({report.detail})" if report.detail and not report.ended.failed else "")
         latency = (f"; glass-to-glass p50 {report.latency_ms['p50']:.1f} ms" if report.latency_ms else "") + (
             f", {plural(report.dropped, 'stale frame')} dropped" if report.dropped else "")
         console.print(f"{plural(report.frames, 'frame')} in {report.seconds:.1f} s ({report.fps:.1f} FPS"
