@@ -18,6 +18,7 @@ def test_train_then_evaluate(oxford_session_dir, tmp_path):
                                  "--encoder-weights", "none", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "pixel acc" in result.output and "pet IoU (border ignored)" in result.output and (out / "model.keras").is_file()
+    assert "unreadable" not in result.output  # it said "0 unreadable images skipped"
 
     metrics_json = tmp_path / "eval.json"
     result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--out", str(metrics_json)])

@@ -126,5 +126,6 @@ def train(
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {"best model": metrics.to_dict()}))
     skipped = sum(len(d["skipped"]) for d in report.data.values())
     console.print(f"{plural(report.epochs_run, 'epoch')} in {report.wall_time_s:.0f} s "
-                  f"({report.train_images_per_s:.1f} images/s); {plural(skipped, 'unreadable image')} skipped; "
-                  f"run folder: {report.run_dir}")
+                  f"({report.train_images_per_s:.1f} images/s); "
+                  + (f"{plural(skipped, 'unreadable image')} skipped; " if skipped else "")
+                  + f"run folder: {report.run_dir}")
