@@ -201,3 +201,17 @@ def test_two_labellings_into_one_dataset_the_second_refused_at_once(photos, tmp_
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "data"), "--model", str(teacher)])
     assert result.exit_code == 0, result.output  # released: labelled, and no lock left behind
     assert not list(tmp_path.glob(".*.lock"))
+
+
+def test_the_summary_says_what_happened_and_leaves_out_what_did_not(photos, tmp_path):
+    # it said "rejected 0 (none); 0 decided by an earlier run" on every first run
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    args = ["label", str(photos), "--out", str(tmp_path / "dataset"), "--model", str(teacher)]
+    first = one_line(runner.invoke(app, args).output)
+    assert "kept 6, rejected 4 (" in first and "decided by an earlier run" not in first, first
+    again = one_line(runner.invoke(app, args).output)
+    assert "9 decided by an earlier run" in again, again
+    for name in ("empty.png", "full.png", "two.png", "broken.jpg"):
+        (photos / name).unlink()
+    clean = one_line(runner.invoke(app, [*args[:3], str(tmp_path / "clean"), *args[4:]]).output)
+    assert "kept 6, rejected none; dataset:" in clean, clean

@@ -66,6 +66,7 @@ def label(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
-    reasons = ", ".join(f"{n} {r}" for r, n in report.reasons().items()) or "none"
-    console.print(f"kept {len(report.kept)}, rejected {len(report.rejected)} ({reasons}); "
-                  f"{report.resumed} decided by an earlier run; dataset: {out}", soft_wrap=True)
+    reasons = ", ".join(f"{n} {r}" for r, n in report.reasons().items())
+    rejected = f"rejected {len(report.rejected)} ({reasons})" if reasons else "rejected none"
+    resumed = f"{report.resumed} decided by an earlier run; " if report.resumed else ""
+    console.print(f"kept {len(report.kept)}, {rejected}; {resumed}dataset: {out}", soft_wrap=True)
