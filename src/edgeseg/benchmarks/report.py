@@ -148,9 +148,9 @@ def _runs_by_device(results: list[dict]) -> dict[str, list[dict]]:
 
 
 def charts(results: list[dict], out: Path, prefix: str = "") -> list[Path]:
-    """Into the folder ``out``, each name after ``prefix``: latency.png: p50 per model and device (each device at its most threads, said in the legend; a device's
-    repeated runs as one bar at their median, a line spanning their range); accuracy.png: accuracy
-    (:func:`accuracy_axis`) vs latency, only when some row has one."""
+    """Into the folder ``out``, each file's name after ``prefix``: latency.png: p50 per model and device (each
+    device at its most threads, said in the legend; a device's repeated runs as one bar at their median, a line
+    spanning their range); accuracy.png: accuracy (:func:`accuracy_axis`) vs latency, only when some row has one."""
     import matplotlib
 
     matplotlib.use("Agg")

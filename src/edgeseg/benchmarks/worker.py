@@ -128,8 +128,8 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
     coarse = (max(1, height // 4), max(1, width // 4), 3)  # at least a pixel: frames from 1x1 up are measured
     frame = cv2.resize(np.random.default_rng(0).integers(0, 256, coarse, dtype=np.uint8), (width, height))
     stages: dict[str, list[float]] = {k: [] for k in STEP_STAGES}
-    with Segmenter(SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)) as seg:
-        process = FrameProcessor(seg, req["effect"], frame_path=req["frame_path"])
+    with Segmenter(SegmenterOptions(path, RunningMode.VIDEO, threads=threads, foreground=foreground)) as seg, \
+            FrameProcessor(seg, req["effect"], frame_path=req["frame_path"]) as process:
 
         def step():
             for k, v in process(frame)[1].items():
@@ -138,7 +138,6 @@ def _live_step(path: str, threads: int, foreground, req: dict) -> dict:
 
         times, cpu = _timed(step, req["warmup"], req["runs"], req["min_seconds"])
         subject = seg.info.subject
-        process.close()
     skip = req["warmup"]  # the warm-up runs' stages are not the steady state
     return {"subject": subject, "pipeline_ms": _stats(times, cpu), "pipeline_fps": round(1000 / float(np.median(times)), 2),
             "pipeline_stage_ms": {k: round(float(np.median(v[skip:] or v)), 3) for k, v in stages.items() if v},

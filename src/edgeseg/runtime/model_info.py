@@ -16,6 +16,7 @@ from edgeseg.contract import OutputKind
 from edgeseg.errors import EdgesegError, SettingError
 from edgeseg.runtime.backends.base import Backend
 
+
 class InputRange(Choice):
     """The pixel range a model without metadata expects."""
 

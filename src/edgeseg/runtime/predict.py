@@ -118,8 +118,8 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
     folders = tuple(Path(spec) for spec in images if Path(spec).is_dir())
     targets = output_paths(files, effect, Path(out), transparent, folders)
     outputs, history = {}, {k: [] for k in STEP_STAGES}
-    with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter:
-        process = FrameProcessor(segmenter, effect, background, blur, video=False)
+    with Segmenter(replace(options, running_mode=RunningMode.IMAGE)) as segmenter, \
+            FrameProcessor(segmenter, effect, background, blur, video=False) as process:
         todo = jobs = list(zip(files, targets))
         if progress:
             from edgeseg.progress import track
@@ -149,5 +149,4 @@ def predict_images(images: list[str], options: SegmenterOptions, effect: Effect,
                 break
             outputs[str(path)] = str(target)
         delegate = segmenter.backend.details
-        process.close()
     return PredictReport(outputs, failed, {k: round(statistics.median(v), 3) for k, v in history.items() if v}, delegate)
