@@ -208,7 +208,7 @@ def validate(config: TrainConfig) -> None:
     _check_resume(config)
 
 
-# The settings that shape a network's weights: a model to start from must have been built with the same
+# The settings that shape a network's weights: --init-from takes a model built with the same ones
 ARCHITECTURE = ("model", "alpha", "upsampling")
 
 
