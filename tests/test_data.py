@@ -66,6 +66,21 @@ def test_mask_size_mismatch_names_the_file(oxford_dir):
         list(readers.iter_full_resolution(str(oxford_dir), "test"))
 
 
+def test_an_oxford_layout_folder_of_png_photos_reads_and_a_listed_name_needs_a_photo(oxford_dir):
+    # the reader took every photo to be NAME.jpg: PNG photos were each "cannot read ...jpg: No such file", and a
+    # name listed without a photo was skipped as unreadable, where the masks layout refuses it
+    for jpeg in (oxford_dir / "images").glob("Pet_2*.jpg"):
+        cv2.imwrite(str(jpeg.with_suffix(".png")), cv2.imread(str(jpeg)))
+        jpeg.unlink()
+    test = load_folder(oxford_dir, "test", 32, progress=False)
+    assert len(test) == 8 and not test.skipped
+    (oxford_dir / "images" / "Pet_25.png").unlink()
+    for read in (lambda: load_folder(oxford_dir, "test", 32, progress=False),
+                 lambda: list(readers.iter_full_resolution(str(oxford_dir), "test"))):
+        with pytest.raises(DataError, match=r"1 names in .*test\.txt have no image in .*images, e\.g\. 'Pet_25'"):
+            read()
+
+
 def test_a_missing_mask_is_an_error_in_training_and_evaluation_alike(oxford_dir):
     (oxford_dir / "annotations" / "trimaps" / "Pet_26.png").unlink()
     with pytest.raises(DataError, match=r"mask .*Pet_26\.png for image .*Pet_26\.jpg is missing"):

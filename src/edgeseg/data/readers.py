@@ -105,10 +105,21 @@ def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> lis
     list_file = root / "annotations" / ("test.txt" if split == "test" else "trainval.txt")
     if not list_file.is_file():
         raise DataError(f"{list_file} not found: the Oxford-IIIT Pet layout needs annotations/trainval.txt and test.txt")
-    names = oxford_list(list_file)
+    images = {p.stem: p for p in image_files(root / "images")}  # Oxford's are JPEGs; a folder made alike may not be
+    names = _listed(list_file, images, root / "images")
     if split != "test":
         names = _split_names(names, split, val_fraction, seed)
-    return [(n, root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
+    return [(n, images[n], root / "annotations" / "trimaps" / f"{n}.png") for n in names]
+
+
+def _listed(list_file: Path, images: dict[str, Path], folder: Path) -> list[str]:
+    """The names of a split list, each of which must have one of ``images`` (of ``folder``): a DataError says how
+    many have none, and names one."""
+    names = oxford_list(list_file)
+    missing = [n for n in names if n not in images]
+    if missing:
+        raise DataError(f"{len(missing)} names in {list_file} have no image in {folder}, e.g. {missing[0]!r}")
+    return names
 
 
 def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
@@ -116,11 +127,7 @@ def _mask_folder_pairs(root: Path, split: str, val_fraction: float, seed: int) -
     images = {p.stem: p for p in image_files(root / "images")}
     lists = {name: root / f"{name}.txt" for name in ("trainval", "test")}
     if all(f.is_file() for f in lists.values()):  # the folder's own split
-        names = oxford_list(lists["test"] if split == "test" else lists["trainval"])
-        missing = [n for n in names if n not in images]
-        if missing:
-            raise DataError(f"{len(missing)} names in {lists['test' if split == 'test' else 'trainval']} have no "
-                            f"image in {root / 'images'}, e.g. {missing[0]!r}")
+        names = _listed(lists["test" if split == "test" else "trainval"], images, root / "images")
         if split != "test":
             names = _split_names(names, split, val_fraction, seed)
     else:  # no split lists: test = a fixed tenth (every command and every run's --seed hold out the same), then
