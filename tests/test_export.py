@@ -273,3 +273,7 @@ def test_cli_exit_code_follows_the_gates(trained_run, tmp_path):
     assert result.exit_code == 1 and "accuracy check failed" in result.output and "onnx fp32" in result.output
     result = runner.invoke(app, ["export", str(trained_run), "--gate", "nope=1"])
     assert result.exit_code == 2 and "unknown gate 'nope'" in result.output
+    # formats and precisions that never meet are a bad command line: it exited 1
+    result = runner.invoke(app, ["export", str(trained_run), "--formats", "onnx", "--fp16", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "nothing to export: onnx has no fp16 export" in " ".join(result.output.split())
+    assert not (tmp_path / "c").exists()

@@ -30,6 +30,7 @@ from edgeseg.export.base import (
 )
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.validate import compare, keras_reference
+from edgeseg.errors import UsageError
 from edgeseg.io import (
     atomic_write_bytes,
     atomic_write_text,
@@ -128,8 +129,8 @@ def plan(options: ExportOptions) -> tuple[list[tuple[Format, Precision]], list[s
             else:
                 notes.append(f"{fmt.name} has no {precision.value} export (supported: "
                              f"{', '.join(p.value for p in fmt.precisions)}); skipped")
-    if not pairs:
-        raise ExportError("nothing to export: " + "; ".join(notes))
+    if not pairs:  # formats and precisions that never meet: a bad command line
+        raise UsageError("nothing to export: " + "; ".join(notes))
     return pairs, notes
 
 
