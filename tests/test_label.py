@@ -123,6 +123,17 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed_in(photos, tmp_path):
     assert (out / "label_summary.json").read_text() == summary  # which still describes what is there
 
 
+def test_a_rerun_with_other_foreground_classes_is_refused_not_mixed_in(photos, tmp_path):
+    # the teachers' foreground classes were not among the settings compared: labels of class 0 were added to class 1's
+    teacher = brightness_teacher(tmp_path / "teacher.onnx")
+    out = tmp_path / "dataset"
+    args = ["label", str(photos), "--out", str(out), "--model", str(teacher)]
+    assert runner.invoke(app, [*args, "--foreground", "1"]).exit_code == 0
+    result = runner.invoke(app, [*args, "--foreground", "0"])
+    assert result.exit_code == 1 and "holds labels made with other settings (foreground" in one_line(result.output)
+    assert runner.invoke(app, [*args, "--foreground", "1:1"]).exit_code == 0  # the same classes resume
+
+
 def test_another_photo_folder_into_the_same_dataset_is_refused_not_mixed_in(photos, tmp_path):
     # labelling more/ into the dataset of photos/ dropped photos/' labels from its lists, and more/'s pet0.jpg (another
     # photo) counted as "decided by an earlier run": photos/' pet0 and its mask stood in for it
@@ -215,3 +226,32 @@ def test_the_summary_says_what_happened_and_leaves_out_what_did_not(photos, tmp_
         (photos / name).unlink()
     clean = one_line(runner.invoke(app, [*args[:3], str(tmp_path / "clean"), *args[4:]]).output)
     assert "kept 6, rejected none; dataset:" in clean, clean
+
+
+def test_a_teacher_is_scored_with_the_settings_it_labels_with(tmp_path):
+    """evaluate takes a third-party model's settings as label, predict and webcam do: its foreground classes and,
+    without metadata, its input range and output kind (it had none: a PASCAL teacher was scored on every
+    non-background class)."""
+    from tests.helpers import write_mask_folder
+
+    teacher, data = brightness_teacher(tmp_path / "teacher.onnx"), write_mask_folder(tmp_path / "cats", n=12)
+
+    def iou(*args):
+        result = runner.invoke(app, ["evaluate", str(teacher), "--data", str(data), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    bright, dark, raw = iou(), iou("--foreground", "0"), iou("--input-range", "0-255")
+    assert bright["mask"]["pet_iou"] > 0.7  # the bright ellipse is class 1, the default foreground
+    assert dark["mask"]["pet_iou"] < 0.1 and dark["settings"]["foreground"] == {"0": 1.0}
+    assert raw["mask"]["pet_iou"] < 0.6 and raw["settings"]["input_range"] == "0-255"  # 0-255: all of it bright
+    result = runner.invoke(app, ["evaluate", str(teacher), "--data", str(data), "--foreground", "2"])
+    assert result.exit_code == 2 and "--foreground" in one_line(result.output)
+
+
+def test_photos_sharing_a_name_are_named(photos, tmp_path):
+    # it said "photos has images that share a name with different suffixes", leaving the user to find them
+    cv2.imwrite(str(photos / "pet1.png"), np.full((96, 96, 3), 200, np.uint8))
+    result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), "--model", str(
+        brightness_teacher(tmp_path / "teacher.onnx")), "--foreground", "1"])
+    assert result.exit_code == 1 and "pet1.jpg and pet1.png share the name pet1" in one_line(result.output)

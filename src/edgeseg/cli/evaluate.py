@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from edgeseg.cli.app import app, console, need_train_extra, plural, writable
-from edgeseg.cli.options import EdgesOpt, choices, MinBlobOpt, SmoothingOpt, SoftnessOpt, ThresholdOpt
+from edgeseg.cli.options import (EdgesOpt, ForegroundOpt, InputRangeOpt, MinBlobOpt, OutputKindOpt, SmoothingOpt,
+                                 SoftnessOpt, ThresholdOpt, choices, foreground_option)
 from edgeseg.cli.tables import by_source, mask_table, metrics_table, table
 from edgeseg.io import atomic_write_text
 from edgeseg.data import Split
@@ -30,6 +31,9 @@ def evaluate(
     softness: SoftnessOpt = S.softness,
     edges: EdgesOpt = S.edges,
     min_blob: MinBlobOpt = S.min_blob,
+    foreground: ForegroundOpt = None,
+    input_range: InputRangeOpt = None,
+    output_kind: OutputKindOpt = None,
     flicker: int = typer.Option(0, min=0, max=10000, help="Also measure the video mask's flicker on shaken, noisy "
                                 "clips made from the first N photos of each dataset (0: off)."),
     smoothing: SmoothingOpt = S.smoothing,
@@ -58,6 +62,9 @@ def evaluate(
         raise typer.BadParameter(str(exc), param_hint="--data") from None
 
     settings = {"threshold": threshold, "softness": softness, "edges": edges.value, "min_blob": min_blob}
+    overrides = {"foreground": foreground_option(foreground), "input_range": input_range and input_range.value,
+                 "output_kind": output_kind and output_kind.value}  # a third-party model's, as predict takes them
+    settings.update({k: v for k, v in overrides.items() if v is not None})
     if flicker:
         settings["smoothing"] = smoothing
     if sweep:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
@@ -88,8 +89,12 @@ class LabelOptions:
     def decisive(self) -> dict:
         """The settings a kept or rejected image depends on, as its summary stores them."""
         names = ("flip", "scales", "layout", "border_px", "min_fg", "max_fg", "min_largest", "min_agreement")
-        settings = {n: getattr(self, n) for n in names} | {"teachers": [str(t.model) for t in self.teachers]}
+        settings = {n: getattr(self, n) for n in names} | self.teacher_record()
         return json.loads(json.dumps(settings))  # tuples as lists, as read back
+
+    def teacher_record(self) -> dict:
+        """The teachers as the summary stores them: each one's model and foreground classes."""
+        return {"teachers": [str(t.model) for t in self.teachers], "foreground": [t.foreground for t in self.teachers]}
 
 
 @dataclass
@@ -213,7 +218,7 @@ def _write_lists(report: LabelReport, out: Path, options: LabelOptions) -> None:
                              ("trainval", [n for n in kept if not _in_test(n, options.test_fraction)])):
             atomic_write_text(out / "annotations" / f"{split}.txt", "".join(f"{n} 0 0 0\n" for n in names))
     summary = {**report.to_dict(), "options": {k: v for k, v in asdict(options).items() if k != "teachers"},
-               "teachers": [str(t.model) for t in options.teachers]}
+               **options.teacher_record()}
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2))
 
 
@@ -226,14 +231,15 @@ def _previous(images: Path, out: Path, options: LabelOptions) -> dict[str, str]:
     try:
         summary = json.loads(path.read_text())
         rejected = dict(summary.get("rejected", {}))
-        was = {**summary.get("options", {}), "teachers": summary.get("teachers")}
+        was = {**summary.get("options", {}), **{k: summary[k] for k in options.teacher_record() if k in summary}}
         labelled = summary.get("images")
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
         return {}  # damaged: decide those images again
     if labelled and labelled != str(images.resolve()):  # its lists and names are those photos': not to be mixed
         raise ValueError(f"{out} holds the labels of {labelled}: a rerun resumes that folder. Label {images} into "
                          f"a new folder and train on both: edgeseg train --data {out} --data NEW_FOLDER")
-    changed = [f"{k} {was.get(k)} -> {v}" for k, v in options.decisive().items() if was.get(k) != v]
+    # a setting an older edgeseg did not record is taken as it is now
+    changed = [f"{k} {was[k]} -> {v}" for k, v in options.decisive().items() if k in was and was[k] != v]
     if changed:
         raise ValueError(f"{out} holds labels made with other settings ({', '.join(changed)}): a rerun resumes, "
                          "it does not redo. Label into a new folder, or delete this one to start again")
@@ -250,8 +256,13 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     if not files:
         raise FileNotFoundError(no_images(images))
     names = [p.stem for p in files]
-    if len(set(names)) != len(names):
-        raise ValueError(f"{images} has images that share a name with different suffixes; rename them first")
+    if len(set(names)) != len(names):  # a label is named by its photo's name
+        twice = sorted(n for n, count in Counter(names).items() if count > 1)
+        shared = [[p.name for p in files if p.stem == n] for n in twice[:3]]
+        said = "; ".join(f"{', '.join(group[:-1])} and {group[-1]} share the name {Path(group[0]).stem}"
+                         for group in shared)
+        more = f" (and {len(twice) - 3} more names)" if len(twice) > 3 else ""
+        raise ValueError(f"{images}: {said}{more}; a label is named by its photo's name: rename them first")
     with folder_lock(out, "labelling"):  # two at once would each write the lists of its own decisions
         return _label(images, files, names, out, options, progress, save_every)
 
