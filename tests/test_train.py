@@ -434,7 +434,7 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     (["--loss", "dice"], "Invalid value for '--loss': 'dice' is not one of 'ce', 'ce+dice'"),
     # these said "Invalid value: ..." without the option
     (["--model", "unet"], "Invalid value for --model: unknown model 'unet'"),
-    (["--lr", "0"], "Invalid value for --learning-rate: the learning rate must be positive"),
+    (["--lr", "0"], "Invalid value for --lr: the learning rate must be positive"),  # was named --learning-rate
     (["--img-size", "100"], "Invalid value for --img-size: input height and width must be multiples of 32"),
     (["--subject", "background"], "Invalid value for --subject: subject 'background'"),
     (["--data", "{tmp}/missing"], "Invalid value for --data: dataset"),

@@ -39,9 +39,11 @@ class EdgesegGroup(TyperGroup):
             raise fail(str(exc), getattr(exc, "exit_code", 1)) from None
 
 
-def option_error(exc: SettingError, ctx: typer.Context | None = None) -> typer.BadParameter:
-    """A refused setting as the command line's usage error, naming its option (exit 2)."""
-    return typer.BadParameter(str(exc), ctx=ctx, param_hint=exc.option)
+def option_error(exc: SettingError, ctx: typer.Context) -> typer.BadParameter:
+    """A refused setting as the command line's usage error, naming its option (exit 2): the option of the
+    command's parameter of the setting's name, however it is spelt (``learning_rate`` is ``--lr``)."""
+    spelt = [p.opts[0] for p in ctx.command.params if p.name == exc.setting and p.opts[0].startswith("-")]
+    return typer.BadParameter(str(exc), ctx=ctx, param_hint=spelt[0] if spelt else exc.option)
 
 
 app = typer.Typer(cls=EdgesegGroup, help="Train, export, run and benchmark segmentation models for edge devices.",

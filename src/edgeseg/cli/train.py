@@ -22,6 +22,7 @@ C = TrainConfig  # every default below is the dataclass's: one home
 
 @app.command()
 def train(
+    ctx: typer.Context,
     model: str = typer.Option(C.model, help=f"Architecture: {', '.join(MODEL_NAMES)}.", rich_help_panel="Model"),
     data: list[str] = typer.Option(default(C, "data"), help="'oxford_iiit_pet' (tfds download) or a dataset "
                                    "folder (Oxford layout, or images/ + masks/), with an optional weight: PATH:3 draws "
@@ -113,7 +114,7 @@ def train(
     try:
         validate(config)
     except SettingError as exc:
-        raise option_error(exc) from None
+        raise option_error(exc, ctx) from None
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
     report = run_training(config, progress=not as_json)
