@@ -95,8 +95,8 @@ def test_schema_versions(tmp_path):
     assert "| pi5 | x tflite int8 | 4 | ok | 20.00 |" in markdown([old])
     future = tmp_path / "future.json"
     future.write_text(json.dumps({**old, "schema_version": 99}))
-    with pytest.raises(ResultsError, match="schema_version 99"):
-        load_results(future)
+    with pytest.raises(ResultsError, match=re.escape("schema_version 99; this edgeseg reads schema_version 1")):
+        load_results(future)  # said "reads (1,)"
     (tmp_path / "junk.json").write_text("{")
     with pytest.raises(ResultsError, match="not a readable benchmark result"):
         load_results(tmp_path / "junk.json")
@@ -104,6 +104,8 @@ def test_schema_versions(tmp_path):
     with pytest.raises(ResultsError, match="photo.png is not a readable benchmark result"):
         load_results(tmp_path / "photo.png")
     for doc, says in (([], "is a JSON list, not a benchmark result"),
+                      ({"model": "edge", "mask": {}}, "is not a benchmark result (edgeseg bench --out): it has no "
+                                                      "schema_version"),  # an evaluate --out: "schema_version None"
                       ({"schema_version": 1, "rows": []}, "lacks device, peak_gflops"),
                       ({**old, "rows": [{"model": "x"}]}, "lacks rows[].status, rows[].threads"),
                       ({**old, "device": {"name": "pi"}}, "lacks device.cores, device.cpu")):

@@ -27,9 +27,12 @@ def load_results(path: str | Path) -> dict:
         raise ResultsError(f"{path} is not a readable benchmark result ({exc})") from exc
     if not isinstance(doc, dict):
         raise ResultsError(f"{path} is a JSON {type(doc).__name__}, not a benchmark result (edgeseg bench --out)")
-    version = doc.get("schema_version")
+    if "schema_version" not in doc:
+        raise ResultsError(f"{path} is not a benchmark result (edgeseg bench --out): it has no schema_version")
+    version = doc["schema_version"]
     if version not in SUPPORTED_SCHEMAS:
-        raise ResultsError(f"{path} has schema_version {version!r}; this edgeseg reads {SUPPORTED_SCHEMAS}")
+        readable = " or ".join(str(v) for v in SUPPORTED_SCHEMAS)
+        raise ResultsError(f"{path} has schema_version {version!r}; this edgeseg reads schema_version {readable}")
     missing = _missing(doc)
     if missing:
         raise ResultsError(f"{path} lacks {', '.join(missing)}: not a whole benchmark result (edgeseg bench --out)")
