@@ -82,6 +82,14 @@ def test_pipes_and_devices_in_a_folder_are_left_out(tmp_path):
         read_image(photos / "pipe.png")  # named directly (a list file, say): refused, not read
 
 
+def test_a_folder_given_for_an_image_is_called_a_folder(tmp_path):
+    # 'predict x.png --background photos/' said "photos is not a regular file (a pipe, a device or a link to one)"
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--effect", "replace-bg", "--background",
+                                 str(tmp_path), "--out", str(tmp_path / "b.png")])
+    assert result.exit_code == 2 and f"{tmp_path} is a folder, not a file" in one_line(result.output), result.output
+
+
 def test_an_output_over_an_input_is_refused(tmp_path):
     from tests.helpers import write_video
 

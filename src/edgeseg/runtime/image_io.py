@@ -335,11 +335,13 @@ def no_images(folder: str | Path) -> str:
 
 
 def regular_file(path: Path, error: type[Exception]) -> None:
-    """Refuse a pipe, a device or a link to one (reading it hangs or never ends) with ``error``."""
+    """Refuse a folder, a pipe, a device or a link to one (reading it hangs or never ends) with ``error``."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return  # missing: the read says so
+    if stat.S_ISDIR(mode):
+        raise error(f"{path} is a folder, not a file")
     if not stat.S_ISREG(mode):
         raise error(f"{path} is not a regular file (a pipe, a device or a link to one)")
 
