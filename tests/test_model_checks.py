@@ -160,8 +160,17 @@ def test_a_run_folder_is_a_model_and_other_folders_say_what_they_lack(tmp_path):
         {"path": "unet_mobilenetv2_edge_int8.tflite", "passed": False},
         {"path": "unet_mobilenetv2_edge_fp32.tflite", "passed": True}]}))
     assert resolve_model(run).name == "unet_mobilenetv2_edge_fp32.tflite"  # the int8 one failed its check
+    # the folder export reports (RUN/export) is the run: it was "a folder but not an edgeseg run"
+    assert resolve_model(run / "export") == resolve_model(run)
+    (run / "model.keras").write_bytes(b"")
+    from edgeseg.export.exporter import resolve_source
+
+    assert resolve_source(run / "export")[0] == run / "model.keras"  # exported again into the same export/
     result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(tmp_path / "runs")])
-    assert result.exit_code == 1 and "is a folder but not an edgeseg run" in " ".join(result.output.split())
+    assert result.exit_code == 1 and f"is a folder of runs, not a run: give one of them ({run})" in one_line(
+        result.output)  # it said only "is a folder but not an edgeseg run"
+    result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "is a folder but not an edgeseg run" in one_line(result.output)
     (run / "run.json").write_text("{garbage")
     from edgeseg.runs import RunFolder
 

@@ -451,18 +451,23 @@ def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("out", ["photos", "photos/pets", "."])
+@pytest.mark.parametrize("out", ["photos", "photos/pets", ".", "done/export"])
 def test_overwrite_deletes_only_run_folders(oxford_dir, tmp_path, monkeypatch, out):
     # --overwrite removed whatever --out named: a folder of photos, the dataset inside it, the working directory
+    # (a run's export/ stands for its run where a model is read, never where one is written)
     pytest.importorskip("keras")
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "photos" / "pets"
     shutil.copytree(oxford_dir, data)
     (tmp_path / "photos" / "holiday.jpg").write_bytes(b"a photo of the user's")
+    (tmp_path / "done" / "export").mkdir(parents=True)
+    (tmp_path / "done" / "run.json").write_text("{}")
+    (tmp_path / "done" / "export" / "model_int8.tflite").write_bytes(b"an exported model")
     result = runner.invoke(app, ["train", "--data", str(data), "--out", out, "--overwrite", "--epochs", "1"])
     output = one_line(result.output)
     assert result.exit_code == 2 and "Invalid value for --out" in output and "--overwrite" in output, output
     assert (tmp_path / "photos" / "holiday.jpg").is_file() and (data / "annotations").is_dir()
+    assert (tmp_path / "done" / "export" / "model_int8.tflite").is_file()
 
 
 def test_overwrite_starts_a_run_folder_again(oxford_dir, tmp_path):

@@ -48,6 +48,8 @@ class RunFolder:
         p = Path(path)
         if p.is_dir() and ((p / "model.keras").is_file() or (p / "run.json").is_file() or (p / "export").is_dir()):
             return cls(p)
+        if p.name == "export" and p.is_dir() and p.resolve() != p.resolve().parent:  # the folder export reports
+            return cls.at(p.parent)
         return None
 
     @property

@@ -158,7 +158,7 @@ def evaluate(model_path: str | Path, data: str | list[str], split: str = "test",
     draw = run.split_draw() if run else {}
     metrics = {}
     if is_keras_model(path):
-        path = path / "model.keras" if path.is_dir() else path
+        path = run.model if run else path
     else:
         path = resolve_model(str(model_path))
     if argmax and path.suffix == ".keras":

@@ -69,6 +69,8 @@ def resolve_source(source: str | Path) -> tuple[Path, dict]:
     """The Keras model of a run folder or .keras file, and its run's record; an ExportError naming what
     ``source`` lacks (it needs no TensorFlow: the command line checks it first)."""
     path = Path(source)
+    run = RunFolder.at(path)
+    path = run.path if run else path  # RUN/export stands for RUN
     model_path = path / "model.keras" if path.is_dir() else path
     if path.is_dir() and not model_path.is_file():
         raise ExportError(f"{path} is not an edgeseg run: it has no model.keras; expected a training run folder "

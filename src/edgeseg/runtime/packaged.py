@@ -54,6 +54,10 @@ def resolve_model(model: str | Path | None) -> Path:
     if run:
         return run.runtime_model()
     if Path(model).is_dir():
+        runs = sorted(str(p) for p in Path(model).iterdir() if RunFolder.at(p))
+        if runs:
+            listed = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+            raise FileNotFoundError(f"{model} is a folder of runs, not a run: give one of them ({listed})")
         raise FileNotFoundError(f"{model} is a folder but not an edgeseg run (no model.keras, run.json or export/)")
     if Path(model).exists():
         return Path(model)

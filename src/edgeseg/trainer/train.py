@@ -247,7 +247,8 @@ def _load_init_from(model, config: TrainConfig) -> None:
 def _check_overwrite(config: TrainConfig) -> None:
     """--overwrite removes the run folder: refuse any other folder, and one that holds a dataset to train on."""
     run = Path(config.out).resolve()
-    if run.is_dir() and any(run.iterdir()) and not RunFolder.at(run):
+    found = RunFolder.at(run)  # the run itself: RUN/export stands for its run only where a model is read
+    if run.is_dir() and any(run.iterdir()) and not (found and found.path.resolve() == run):
         raise SettingError("out", f"{config.out} holds files but is no edgeseg run (no run.json or model.keras): "
                            "--overwrite removes only run folders; choose another --out")
     inside = [s.location for s in parse_sources(config.data)
