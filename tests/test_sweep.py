@@ -43,3 +43,10 @@ def test_bad_sweeps_are_usage_errors(spec, message, tmp_path):
 def test_a_setting_named_twice_is_refused():
     with pytest.raises(UsageError, match="twice"):
         parse_sweep(["softness=0.1", "softness=0.2"])
+
+
+def test_sweeping_smoothing_needs_flicker(tmp_path):
+    # without --flicker every row was the same: single photos have no earlier mask to smooth with
+    data = write_mask_folder(tmp_path / "d", n=10, size=32)
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(data), "--sweep", "smoothing=0.3,0.9"])
+    assert result.exit_code == 2 and "smoothing changes only the video mask" in " ".join(result.output.split())

@@ -56,6 +56,9 @@ class SweepRow:
 def sweep(model, data: list[str], split: str, limit: int | None, options: dict, grid: dict[str, list],
           flicker_clips: int = 0, progress: bool = True, data_dir: str | None = None) -> list[SweepRow]:
     """:func:`~edgeseg.evaluation.evaluate.evaluate` at every combination of ``grid``'s values over ``options``."""
+    if "smoothing" in grid and not flicker_clips:
+        raise UsageError("--sweep smoothing: smoothing changes only the video mask, whose flicker --flicker N "
+                         "measures; single photos have no earlier mask to smooth with")
     rows = []
     combos = list(itertools.product(*grid.values()))
     if progress:
