@@ -291,3 +291,15 @@ def test_the_library_takes_models_as_the_command_line_does(tmp_path):
             assert seg.info.subject == subject and seg.segment(frame).shape == (48, 64), model
     with pytest.raises(FileNotFoundError, match="model missing.tflite not found"):
         Segmenter(SegmenterOptions("missing.tflite"))
+
+
+@pytest.mark.parametrize("frame", [np.zeros((0, 64, 3), np.uint8), np.zeros((48, 0, 3), np.uint8),
+                                   np.zeros((48, 64), np.uint8), np.zeros((48, 64, 3), np.float32)])
+def test_a_frame_that_is_no_image_is_refused_by_what_it_is(frame):
+    # an empty frame (a crop of zero rows) reached OpenCV: "(-215:Assertion failed) !ssize.empty() in 'resize'"
+    from edgeseg.runtime.pipeline import FrameProcessor
+
+    with Segmenter(SegmenterOptions("edge")) as segmenter, FrameProcessor(segmenter, "grayscale-bg") as step:
+        for run in (segmenter.segment, segmenter.field, step):
+            with pytest.raises(ValueError, match=r"expected a BGR uint8 frame \(H, W, 3\) of at least 1 x 1 pixel"):
+                run(frame)

@@ -336,8 +336,9 @@ def _model_file(model: str | Path | None) -> Path:
 
 
 def _check_frame(frame: np.ndarray) -> None:
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f"expected a BGR uint8 frame (H, W, 3), received {frame.dtype} {frame.shape}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or not frame.size:
+        raise ValueError(f"expected a BGR uint8 frame (H, W, 3) of at least 1 x 1 pixel, received {frame.dtype} "
+                         f"{frame.shape}")
 
 
 def drop_small_parts(mask: np.ndarray, min_share: float, visible: float) -> np.ndarray:
