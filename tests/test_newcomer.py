@@ -576,3 +576,30 @@ def test_the_readmes_python_example_runs_as_written(monkeypatch):
     monkeypatch.setattr(cv2, "waitKey", lambda ms: -1)
     exec(compile(example, "README.md", "exec"), {})
     assert len(shown) == 2 and all(image.shape == (48, 64, 3) for image in shown)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["predict", "", "--out", "{tmp}/out"], "an argument"),  # read every image of the working directory
+    (["predict", "{tmp}/a.png", "--out", ""], "--out"),  # wrote into the working directory
+    (["predict", "{tmp}/a.png", "--out="], "--out"),
+    (["webcam", "--source", ""], "--source"),  # played the working directory's images
+    (["webcam", "--source", "{tmp}/a.png", "--serve", ""], "--serve"),  # served nothing, without a word
+    (["label", "{tmp}", "--out", ""], "--out"),  # labelled into the working directory
+    (["train", "--data", "{tmp}", "--out", ""], "--out"),
+    (["evaluate", "edge", "--data", ""], "--data"),  # ". is not a dataset folder"
+    (["bench", ""], "an argument"),  # "error:  is a folder but not an edgeseg run"
+    (["bench", "report", "--json", ""], "an argument"),  # --json is a flag: "" is the argument after it
+])
+def test_an_empty_value_is_refused_by_what_it_names_not_taken_for_the_working_directory(tmp_path, monkeypatch,
+                                                                                        args, named):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    work = tmp_path / "work"
+    work.mkdir()
+    cv2.imwrite(str(work / "photo.png"), np.full((30, 30, 3), 90, np.uint8))
+    monkeypatch.chdir(work)
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    output = one_line(result.output)
+    assert result.exit_code == 2 and f"{named} is empty" in output, output
+    assert sorted(p.name for p in work.iterdir()) == ["photo.png"]  # nothing written there

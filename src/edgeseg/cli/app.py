@@ -29,6 +29,15 @@ USER_ERRORS = (EdgesegError, OSError, ValueError, ImportError)
 class EdgesegGroup(TyperGroup):
     """The command group that maps every user error of every sub-command to its message and exit code."""
 
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        empty = _first_empty(command, rest)
+        if empty:  # Path("") is the working directory: a script's unset variable would read or write there
+            sub = typer.Context(command, parent=ctx, info_name=name)
+            raise typer.BadParameter(f"{empty} is empty (an unset variable?): it names no file, folder or value",
+                                     ctx=sub)
+        return name, command, rest
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -37,6 +46,19 @@ class EdgesegGroup(TyperGroup):
             raise option_error(exc, typer.Context(command, parent=ctx, info_name=ctx.invoked_subcommand)) from None
         except USER_ERRORS as exc:
             raise fail(str(exc), getattr(exc, "exit_code", 1)) from None
+
+
+def _first_empty(command, args: list[str]) -> str | None:
+    """What the first empty word of ``args`` is given for, an option (``--out``) or "an argument"; None when
+    there is none. Options of ``command``'s sub-commands count too (``bench report``)."""
+    params = [*command.params, *(p for sub in getattr(command, "commands", {}).values() for p in sub.params)]
+    taking = {o for p in params if p.param_type_name == "option" and not p.is_flag for o in p.opts}
+    for i, arg in enumerate(args):
+        if arg.startswith("--") and arg.endswith("=") and arg[:-1] in taking:
+            return arg[:-1]
+        if arg == "":
+            return args[i - 1] if i and args[i - 1] in taking else "an argument"
+    return None
 
 
 def option_error(exc: SettingError, ctx: typer.Context) -> typer.BadParameter:
