@@ -267,3 +267,11 @@ def test_a_pattern_source_takes_the_files_it_matches_not_the_folders(tmp_path):
         source.close()
     with pytest.raises(SourceError, match="matches no image files"):
         open_source(f"{tmp_path}/photos/*")  # only a folder
+
+
+def test_an_empty_source_is_no_folder(tmp_path, monkeypatch):
+    # open_source("") played the working directory's images: Path("") is "."
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((30, 30, 3), 90, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match="the source is empty"):
+        open_source("")

@@ -47,6 +47,7 @@ def _is_live(spec: str) -> bool:
 
 
 STREAM_TIMEOUT_S = 10.0  # a stream URL that does not answer within this is reported as timed out
+SOURCE_KINDS = "a camera index, a device, a video or image file, a folder of images or a stream URL"
 
 
 def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MAX_PIXELS,
@@ -60,6 +61,8 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
     ``camera``: the frame size and rate to ask a camera for (a UsageError for any other source).
     """
     spec = str(spec)
+    if not spec.strip():  # not Path(""), which is the working directory
+        raise SourceError(f"the source is empty: give {SOURCE_KINDS}")
     if _is_live(spec):
         if loop:
             raise UsageError(f"--loop is for video files and image folders; {spec} is a camera or stream")
@@ -78,8 +81,7 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
             return ImageSource(files, max_pixels, loop, realtime)
         if matches:
             raise SourceError(f"source {spec!r} matches no image files, only folders or special files")
-        raise SourceError(f"source {spec!r} not found: give a camera index, a device, a video or image file, "
-                          "a folder of images or a stream URL")
+        raise SourceError(f"source {spec!r} not found: give {SOURCE_KINDS}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([path], max_pixels, loop, realtime)
     return VideoFileSource(path, loop, realtime, max_pixels)
