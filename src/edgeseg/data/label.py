@@ -82,6 +82,9 @@ class LabelOptions:
         if not self.scales or not all(0 < s <= MAX_SCALE for s in self.scales):
             raise SettingError("scales", f"scales must lie in (0, {MAX_SCALE}], received "
                                f"{', '.join(map(str, self.scales)) or 'none'}")
+        twice = next((s for i, s in enumerate(self.scales) if s in self.scales[:i]), None)
+        if twice is not None:  # run twice, it would weigh twice in the average
+            raise SettingError("scales", f"{twice} is named twice: give each scale once")
         if self.min_fg >= self.max_fg:
             raise SettingError("min_fg", f"the least foreground ({self.min_fg}) must be below the most (--max-fg "
                                f"{self.max_fg}): no mask could be kept")
