@@ -173,6 +173,23 @@ def test_exporting_one_more_precision_keeps_the_others_checks_on_record(trained_
     assert export(Precision.FP16) == {"conv_deconv_fp16.tflite": True}
 
 
+def test_a_static_batch_of_several_images_exports_checks_and_runs(trained_run, tmp_path):
+    # --batch-size 4: the int8 calibration fed single images to a model of 4 (TFLite: "RESHAPE failed to prepare",
+    # ONNX: "Got: 1 Expected: 4"), and the ONNX check recursed until "maximum recursion depth exceeded"
+    from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
+
+    gates = Gates(int8_min_agreement=0.90, int8_min_delta_miou=-5.0)  # the toy model's, as in ``exported``
+    options = ExportOptions(precisions=[Precision.FP32, Precision.INT8], batch_size=3, calib_size=34, eval_size=7,
+                            gates=gates, out=str(tmp_path / "out"))  # neither 34 nor 7 images is a multiple of 3
+    report = export_model(trained_run, options, progress=False)
+    assert [a.passed for a in report.artifacts] == [True] * 4, [a.failures for a in report.artifacts]
+    for artifact in report.artifacts:
+        with open_backend(artifact.path) as backend:
+            assert backend.input.shape[0] == 3
+        with Segmenter(SegmenterOptions(artifact.path)) as segmenter:  # the runtime's one frame in a batch of 3
+            assert segmenter.segment(np.zeros((40, 50, 3), np.uint8)).shape == (40, 50)
+
+
 def test_fp16_and_int8_gate_logic():
     gates = Gates()
     assert gates.check(Precision.FP16, 1.0, 0.0, -0.1) == []

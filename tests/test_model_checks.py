@@ -183,3 +183,39 @@ def test_evaluate_names_a_damaged_model_in_one_line(oxford_dir, tmp_path):
     result = runner.invoke(app, ["evaluate", str(damaged), "--data", str(oxford_dir)])
     assert isinstance(result.exception, SystemExit), result.exception  # an error line, not a traceback
     assert result.exit_code == 1 and "cannot load" in result.output and "damaged.tflite" in result.output
+
+
+def _fixed_batch_models(tmp_path, batch: int | None) -> list:
+    """An ONNX and a TFLite model of a fixed batch of ``batch`` 8x8 images (None: any batch): each output pixel is
+    its input pixel's mean over the channels, minus its image's mean (so a padded image cannot leak into another)."""
+    helper = pytest.importorskip("onnx.helper")
+    tmp_path.mkdir(exist_ok=True)
+    onnx_path = _onnx_model(tmp_path / "b.onnx", [("x", [batch or "n", 8, 8, 3])], [("y", [batch or "n", 8, 8, 1])], [
+        helper.make_node("ReduceMean", ["x"], ["p"], axes=[3], keepdims=1),
+        helper.make_node("ReduceMean", ["p"], ["m"], axes=[1, 2], keepdims=1),
+        helper.make_node("Sub", ["p", "m"], ["y"])])
+    tf = pytest.importorskip("tensorflow")
+
+    @tf.function(input_signature=[tf.TensorSpec([batch, 8, 8, 3], tf.float32)])
+    def centred(x):
+        p = tf.reduce_mean(x, axis=3, keepdims=True)
+        return p - tf.reduce_mean(p, axis=[1, 2], keepdims=True)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([centred.get_concrete_function()], centred)
+    tflite_path = tmp_path / "b.tflite"
+    tflite_path.write_bytes(converter.convert())
+    return [onnx_path, tflite_path]
+
+
+def test_a_model_of_a_fixed_batch_runs_any_number_of_images(tmp_path):
+    # export --batch-size 4 --formats onnx ended in "RecursionError: maximum recursion depth exceeded" when the
+    # check's images were not a multiple of 4 (and the runtime's one frame never ran); LiteRT refused the shape
+    from edgeseg.runtime.backends import open_backend
+
+    images = np.random.default_rng(0).random((6, 8, 8, 3), np.float32)
+    p = images.mean(axis=3, keepdims=True)
+    expected = p - p.mean(axis=(1, 2), keepdims=True)
+    for path in [*_fixed_batch_models(tmp_path, 4), *_fixed_batch_models(tmp_path / "any", None)]:  # None: dynamic
+        with open_backend(path) as backend:
+            for n in (6, 4, 1):
+                np.testing.assert_allclose(backend.run(images[:n]), expected[:n], atol=1e-5, err_msg=f"{path} {n}")

@@ -71,42 +71,46 @@ def _load_array(path: Path) -> np.ndarray:
         raise ExportError(f"calibration array {path} is not a readable .npy array ({exc})") from None
 
 
-def calibration_batches(images: np.ndarray) -> Iterator[np.ndarray]:
-    """Float32 batches of one image in the model's input range [0, 255].
+def calibration_batches(images: np.ndarray, size: int = 1) -> Iterator[np.ndarray]:
+    """Float32 batches of ``size`` images (the model's fixed batch; the last filled up with copies of its last
+    image, which leave the observed ranges as they are) in the model's input range [0, 255].
 
     The first batch has one pixel set to 0 and one to 255, pinning the observed input range to
     [0, 255]: the int8 model's uint8 input then has scale 1 and zero point 0, so camera pixels go in
     unchanged.
     """
-    for i, image in enumerate(images):
-        batch = image[None].astype(np.float32)
-        if i == 0:
+    size = max(size, 1)
+    for start in range(0, len(images), size):
+        batch = images[start:start + size].astype(np.float32)
+        if len(batch) < size:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), axis=0)])
+        if start == 0:
             batch[0, 0, 0, :] = 0.0
             batch[0, -1, -1, :] = 255.0
         yield batch
 
 
-def tflite_representative_dataset(images: np.ndarray):
+def tflite_representative_dataset(images: np.ndarray, size: int = 1):
     """TFLiteConverter.representative_dataset over :func:`calibration_batches`."""
     def generator():
-        for batch in calibration_batches(images):
+        for batch in calibration_batches(images, size):
             yield [batch]
     return generator
 
 
-def ort_calibration_reader(images: np.ndarray, input_name: str):
+def ort_calibration_reader(images: np.ndarray, input_name: str, size: int = 1):
     """onnxruntime.quantization CalibrationDataReader over :func:`calibration_batches`."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._it = calibration_batches(images)
+            self._it = calibration_batches(images, size)
 
         def get_next(self):
             batch = next(self._it, None)
             return None if batch is None else {input_name: batch}
 
         def rewind(self):
-            self._it = calibration_batches(images)
+            self._it = calibration_batches(images, size)
 
     return Reader()

@@ -56,12 +56,13 @@ def quantize_int8(fp32_path: Path, calibration: np.ndarray, reduce_range: bool, 
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+    model_input = onnx.load(str(fp32_path), load_external_data=False).graph.input[0]
+    input_name, batch = model_input.name, model_input.type.tensor_type.shape.dim[0].dim_value  # 0: dynamic
     with temporary_directory("onnx") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(fp32_path), str(pre))
         quantize_static(
-            str(pre), str(out), ort_calibration_reader(calibration, input_name),
+            str(pre), str(out), ort_calibration_reader(calibration, input_name, batch),
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,

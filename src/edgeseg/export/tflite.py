@@ -28,8 +28,8 @@ def export_saved_model(model, directory: Path, batch_size: int = 1) -> Path:
 
 
 def convert(saved_model: Path, precision: Precision, calibration: np.ndarray | None = None,
-            uint8_output: bool = False) -> bytes:
-    """Convert a SavedModel to TFLite bytes at ``precision``.
+            uint8_output: bool = False, batch_size: int = 1) -> bytes:
+    """Convert a SavedModel (of a ``batch_size`` input, 0: dynamic) to TFLite bytes at ``precision``.
 
     int8 is full-integer (int8 weights and activations) with a uint8 input, so a camera frame goes in
     without a float conversion; the output is float32 unless ``uint8_output``.
@@ -46,7 +46,7 @@ def convert(saved_model: Path, precision: Precision, calibration: np.ndarray | N
         if calibration is None:
             raise ValueError("int8 conversion needs calibration images")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = tflite_representative_dataset(calibration)
+        converter.representative_dataset = tflite_representative_dataset(calibration, batch_size)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8 if uint8_output else tf.float32
@@ -77,4 +77,4 @@ def export_tflite(model, precisions: list[Precision], metadata_for, calibration=
     """TFLite bytes (metadata included) for each precision, from one SavedModel export."""
     with temporary_directory("savedmodel") as tmp:
         saved = export_saved_model(model, Path(tmp) / "saved_model", batch_size)
-        return {p: add_metadata(convert(saved, p, calibration, uint8_output), metadata_for(p)) for p in precisions}
+        return {p: add_metadata(convert(saved, p, calibration, uint8_output, batch_size), metadata_for(p)) for p in precisions}

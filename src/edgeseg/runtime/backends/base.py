@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -91,3 +91,16 @@ def dequantize_output(out: np.ndarray, spec: TensorSpec) -> np.ndarray:
     if spec.quantized:
         return (out.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
     return out.astype(np.float32, copy=False)
+
+
+def in_batches(batch: np.ndarray, size: int, run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``run`` over ``batch`` in batches of the model's fixed batch ``size`` (< 1: any size, one call), the last
+    one filled up with copies of its last image and its outputs for them dropped."""
+    if size < 1 or batch.shape[0] == size:
+        return run(batch)
+    outputs = []
+    for start in range(0, batch.shape[0], size):
+        part = batch[start:start + size]
+        filled = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)]) if len(part) < size else part
+        outputs.append(run(filled)[:len(part)])
+    return np.concatenate(outputs)

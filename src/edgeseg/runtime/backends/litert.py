@@ -16,6 +16,7 @@ from edgeseg.runtime.backends.base import (
     ClosingBackend,
     TensorSpec,
     dequantize_output,
+    in_batches,
     parse_metadata,
     quantize_input,
 )
@@ -100,10 +101,8 @@ class LiteRTBackend(ClosingBackend):
         self.details = {"delegate": kind, "threads": threads, "fallback_errors": errors}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        batch = quantize_input(batch, self.input)
-        if batch.shape[0] == self.input.shape[0]:
-            return self._invoke(batch)
-        return np.concatenate([self._invoke(batch[i:i + 1]) for i in range(batch.shape[0])])
+        # a dynamic batch (-1) is allocated as 1: one image per call, without reallocating the interpreter
+        return in_batches(quantize_input(batch, self.input), max(self.input.shape[0], 1), self._invoke)
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
         try:

@@ -14,6 +14,7 @@ from edgeseg.runtime.backends.base import (
     BackendError,
     ClosingBackend,
     TensorSpec,
+    in_batches,
     parse_metadata,
 )
 
@@ -66,9 +67,9 @@ class OnnxRuntimeBackend(ClosingBackend):
     def run(self, batch: np.ndarray) -> np.ndarray:
         if batch.dtype != self.input.dtype:
             batch = batch.astype(self.input.dtype)
-        fixed = self.input.shape[0]
-        if fixed > 0 and batch.shape[0] != fixed:
-            return np.concatenate([self.run(batch[i:i + fixed]) for i in range(0, batch.shape[0], fixed)])
+        return in_batches(batch, self.input.shape[0], self._run)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         out = self._session.run([self.output.name], {self.input.name: batch})[0]
         return out.astype(np.float32, copy=False)
 
