@@ -198,6 +198,20 @@ def test_fp16_and_int8_gate_logic():
     assert len(gates.check(Precision.INT8, 0.96, 0.5, -1.1)) == 2
 
 
+def test_a_failed_conversion_is_not_offered_a_gate_to_override():
+    # it read "tflite fp32 (): conversion failed: ... (to accept them, override the gate named in brackets)"
+    from edgeseg.export.base import ExportReport
+
+    failed = ArtifactReport("tflite", "fp32", "", failures=["conversion failed: RuntimeError: no"])
+    with pytest.raises(ToleranceError) as caught:
+        ExportReport("m.keras", "out", 8, 0, 0.5, 0.5, artifacts=[failed]).raise_for_failures()
+    assert "tflite fp32: conversion failed" in str(caught.value) and "gate" not in str(caught.value)
+    gated = ArtifactReport("tflite", "int8", "out/m_int8.tflite", failures=Gates().check(Precision.INT8, 0.5, 0, 0))
+    with pytest.raises(ToleranceError, match=r"(?s)tflite int8 \(out/m_int8.tflite\): agreement .*\(int8_min_agreement\)"
+                                             r".*override the gate named in parentheses: --gate NAME=VALUE"):
+        ExportReport("m.keras", "out", 8, 8, 0.5, 0.5, artifacts=[gated]).raise_for_failures()
+
+
 def test_bad_input_gives_clear_errors_and_no_files(trained_run, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ExportError, match="missing.keras not found"):

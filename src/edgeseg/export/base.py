@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from edgeseg import contract
 from edgeseg.contract import Format, Precision
@@ -103,12 +103,14 @@ class ExportReport:
         return all(a.passed for a in self.artifacts)
 
     def failures(self) -> list[str]:
-        return [f"{a.name} ({a.path}): {f}" for a in self.artifacts for f in a.failures]
+        return [f"{a.name} ({a.path}): {f}" if a.path else f"{a.name}: {f}" for a in self.artifacts for f in a.failures]
 
     def raise_for_failures(self) -> None:
         if not self.passed:
-            raise ToleranceError("accuracy check failed:\n  " + "\n  ".join(self.failures()) + "\n  (to accept "
-                                 "them, override the gate named in brackets: --gate NAME=VALUE)")
+            failures = self.failures()
+            gated = any(f.endswith(f"({gate.name})") for f in failures for gate in fields(Gates))
+            hint = "\n  (to accept them, override the gate named in parentheses: --gate NAME=VALUE)" if gated else ""
+            raise ToleranceError("accuracy check failed:\n  " + "\n  ".join(failures) + hint)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
