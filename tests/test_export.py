@@ -28,7 +28,7 @@ from edgeseg.export.exporter import ExportOptions, export_model  # noqa: E402
 from edgeseg.export.validate import compare, keras_reference  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
 from edgeseg.data import load_folder  # noqa: E402
-from tests.helpers import ALL_PRECISIONS  # noqa: E402
+from tests.helpers import ALL_PRECISIONS, one_line  # noqa: E402
 
 ALL = [Precision(p) for p in ALL_PRECISIONS]
 EXPECTED = [("tflite", Precision.FP32), ("tflite", Precision.FP16), ("tflite", Precision.INT8),
@@ -308,3 +308,5 @@ def test_cli_exit_code_follows_the_gates(trained_run, tmp_path):
     result = runner.invoke(app, ["export", str(trained_run), "--formats", "onnx", "--fp16", "--out", str(tmp_path / "c")])
     assert result.exit_code == 2 and "nothing to export: onnx has no fp16 export" in " ".join(result.output.split())
     assert not (tmp_path / "c").exists()
+    result = runner.invoke(app, ["export", str(trained_run), "--formats", ","])  # said "nothing to export: "
+    assert result.exit_code == 2 and "',' names no format; choose from tflite, onnx" in one_line(result.output)

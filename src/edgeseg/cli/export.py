@@ -38,12 +38,15 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ):
     """Export to TFLite / ONNX and check every artifact against the Keras model; exit 1 if a check fails."""
-    from edgeseg.contract import get_format
+    from edgeseg.contract import EXPORT_FORMATS, get_format
 
     try:
         format_names = [get_format(name).name for name in split_list(formats)]
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--formats") from None
+    if not format_names:
+        raise typer.BadParameter(f"{formats!r} names no format; choose from {', '.join(EXPORT_FORMATS)}",
+                                 param_hint="--formats")
     resolve_source(source)  # a shipped model or a folder that is no run: said before TensorFlow is asked for
     need_train_extra()
     from edgeseg.export.base import Precision
