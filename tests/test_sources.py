@@ -275,3 +275,13 @@ def test_an_empty_source_is_no_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SourceError, match="the source is empty"):
         open_source("")
+
+
+@pytest.mark.parametrize("spec, says", [("1280by720", "expected WIDTHxHEIGHT, e.g. 1280x720"),
+                                        ("20000x20000", "at most 16384 pixels a side"),  # said "expected WIDTHxHEIGHT"
+                                        ("0x480", "at least 1 pixel a side")])
+def test_a_frame_size_says_what_is_wrong_with_it(spec, says):
+    from edgeseg.runtime.sources import CameraMode
+
+    with pytest.raises(ValueError, match=f"'{spec}': {says}"):
+        CameraMode.parse_size(spec)

@@ -211,9 +211,16 @@ class CameraMode:
     def parse_size(cls, spec: str) -> tuple[int, int]:
         """``1280x720`` as (1280, 720); a ValueError says what was expected."""
         w, sep, h = spec.lower().partition("x")
-        if not (sep and w.isdigit() and h.isdigit() and 0 < int(w) <= 16384 and 0 < int(h) <= 16384):
+        if not (sep and w.isdigit() and h.isdigit()):
             raise ValueError(f"{spec!r}: expected WIDTHxHEIGHT, e.g. 1280x720")
-        return int(w), int(h)
+        size = int(w), int(h)
+        if min(size) < 1 or max(size) > MAX_SIDE:
+            limit = "at least 1 pixel a side" if min(size) < 1 else f"at most {MAX_SIDE} pixels a side"
+            raise ValueError(f"{spec!r}: {limit}")
+        return size
+
+
+MAX_SIDE = 16384  # the longest side of a frame size asked of a camera or the bench, in pixels
 
 
 # USB 2 webcams send frames larger than this (720p, 1080p) at full rate only compressed (MJPG); uncompressed,
