@@ -258,6 +258,7 @@ def test_bench_finishes_every_row_then_exits_1_naming_the_models_that_failed(tmp
 @pytest.mark.parametrize("args, message", [
     (["--threads", "a"], "'a': expected thread counts from 1 to 256, e.g. 1,2,4"),
     (["--threads", "2,0"], "'2,0': expected thread counts from 1 to 256, e.g. 1,2,4"),
+    (["--threads", "1,2,1"], "'1,2,1' names 1 twice"),  # each model was measured twice on one thread
     (["--data", "{tmp}/nowhere"], "nowhere' not found: give 'oxford_iiit_pet' (tfds) or an existing folder"),
 ])
 def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, message):

@@ -73,6 +73,9 @@ def bench(
     if not all(t.isdigit() and 0 < int(t) <= MAX_THREADS for t in thread_counts):
         raise typer.BadParameter(f"{threads!r}: expected thread counts from 1 to {MAX_THREADS}, e.g. 1,2,4",
                                  param_hint="--threads")
+    twice = next((t for i, t in enumerate(thread_counts) if int(t) in map(int, thread_counts[:i])), None)
+    if twice is not None:
+        raise typer.BadParameter(f"{threads!r} names {twice} twice", param_hint="--threads")
     if data is not None:
         try:
             check_source(data)
