@@ -19,6 +19,12 @@ def test_train_then_evaluate(oxford_session_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "pixel acc" in result.output and "pet IoU (border ignored)" in result.output and (out / "model.keras").is_file()
     assert "unreadable" not in result.output  # it said "0 unreadable images skipped"
+    again = runner.invoke(app, ["train", "--data", str(oxford_session_dir), "--model", "conv_deconv",
+                                "--img-size", "32", "--batch-size", "8", "--epochs", "1", "--augment", "strong",
+                                "--encoder-weights", "none", "--out", str(out)])  # the same command, run again
+    assert again.exit_code == 0 and "trained with these settings already; nothing to do" in one_line(again.output)
+    tables = again.output.strip().split("\n")[:-1]
+    assert tables and set(tables) <= set(result.output.split("\n"))  # its report: the same tables, the same scores
 
     metrics_json = tmp_path / "eval.json"
     result = runner.invoke(app, ["evaluate", str(out), "--data", str(oxford_session_dir), "--out", str(metrics_json)])

@@ -68,9 +68,17 @@ def test_train_writes_the_run_folder(oxford_session_dir, tmp_path):
                                        "val_boundary_f"}
     assert all(0 <= v <= 1 for v in metrics["history"]["val_pet_iou"])
     assert metrics["test_mask"]["pet_iou"] == report.test_mask.pet_iou
+    # the same command again (a pipeline script run twice) finds the run done: its report, nothing trained (it
+    # was "already holds a finished run", exit 1); its JSON says so
+    again = train(tiny_config(oxford_session_dir, run, class_weights="balanced"), progress=False)
+    assert again.already_finished and not report.already_finished and metrics["already_finished"] is False
+    assert again.test_mask == report.test_mask and again.test_metrics == report.test_metrics
+    assert again.to_dict() == {**report.to_dict(), "already_finished": True}
     # more epochs on a finished run: its backup is gone, so the way on is a new run from its weights
     with pytest.raises(FileExistsError, match=r"already holds a finished run.*--init-from .*model\.keras"):
         train(tiny_config(oxford_session_dir, run, epochs=4), progress=False)
+    with pytest.raises(FileExistsError, match=r"already holds a finished run"):  # other settings likewise
+        train(tiny_config(oxford_session_dir, run), progress=False)
 
 
 def test_interrupted_run_resumes(oxford_session_dir, tmp_path, monkeypatch, caplog):

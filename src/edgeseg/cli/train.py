@@ -125,6 +125,10 @@ def train(
                              by_source(report.test_mask_by_source, report.test_mask), report.subject))
     for name, metrics in report.test_metrics.items():
         console.print(metrics_table(f"{name}: class argmax at the model's input size", {"best model": metrics.to_dict()}))
+    if report.already_finished:  # the same command again: the run's own report, read back
+        console.print(f"{report.run_dir} was trained with these settings already; nothing to do (--overwrite "
+                      "trains it again)", soft_wrap=True)
+        return
     skipped = sum(len(d["skipped"]) for d in report.data.values())
     console.print(f"{plural(report.epochs_run, 'epoch')} in {report.wall_time_s:.0f} s "
                   f"({report.train_images_per_s:.1f} images/s); "

@@ -125,11 +125,21 @@ class TrainReport:
     data: dict
     history: dict = field(default_factory=dict)
     subject: str = "pet"  # what the masks show: "pet IoU" is this subject's IoU
+    already_finished: bool = False  # the run was done with these settings: nothing trained, its report read back
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["test_metrics"] = {name: m.to_dict() for name, m in self.test_metrics.items()}
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainReport":
+        """The report a run wrote (its metrics.json)."""
+        metrics = {name: SegmentationMetrics(**{**m, "class_names": tuple(m["class_names"])})
+                   for name, m in d["test_metrics"].items()}
+        masks = {name: MaskQuality(**m) for name, m in d["test_mask_by_source"].items()}
+        return cls(**{**d, "test_metrics": metrics, "test_mask": MaskQuality(**d["test_mask"]),
+                      "test_mask_by_source": masks})
 
 
 def choose_strategy(name: str):
@@ -269,19 +279,41 @@ def _check_resume(config: TrainConfig) -> None:
     run = Path(config.out)
     if config.overwrite or not (run / "backup").is_dir():
         return
-    try:
-        recorded = json.loads((run / "run.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # no record to compare with; the backup's own checks still apply
-    if not isinstance(recorded, dict):
-        return
-    if isinstance(recorded.get("data"), str):  # runs of one source recorded it as a string
-        recorded["data"] = [recorded["data"]]
-    changed = [f"{name} {recorded[name]} (now {value})" for name, value in asdict(config).items()
-               if name not in _FREE_ON_RESUME and name in recorded and not _same(recorded[name], value)]
+    changed = _changed_settings(config, _FREE_ON_RESUME)
     if changed:
         raise ValueError(f"{run} holds an interrupted run with other settings: {', '.join(changed)}; "
                          "rerun with its settings (run.json) to resume it, or pass --overwrite to start again")
+
+
+def _changed_settings(config: TrainConfig, free: tuple[str, ...]) -> list[str] | None:
+    """The settings of ``config`` other than ``free`` that differ from those the run folder recorded, as
+    "NAME RECORDED (now VALUE)"; None when it has no readable record."""
+    try:
+        recorded = json.loads((Path(config.out) / "run.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(recorded, dict):
+        return None
+    if isinstance(recorded.get("data"), str):  # runs of one source recorded it as a string
+        recorded["data"] = [recorded["data"]]
+    return [f"{name} {recorded[name]} (now {value})" for name, value in asdict(config).items()
+            if name not in free and name in recorded and not _same(recorded[name], value)]
+
+
+def _finished(config: TrainConfig) -> TrainReport:
+    """The report of the finished run in ``config.out`` when ``config`` is the command that made it (run again,
+    a pipeline script finds it done); else an error that says how to train on."""
+    run = Path(config.out)
+    changed = _changed_settings(config, ("out", "strategy", "overwrite"))  # epochs and early stopping too
+    if changed == []:
+        try:
+            return TrainReport.from_dict({**json.loads((run / "metrics.json").read_text()), "already_finished": True})
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no readable report: said as for other settings
+    differ = f" with other settings ({', '.join(changed)})" if changed else ""
+    raise FileExistsError(f"{run} already holds a finished run{differ}. To train it further, start a new run from its "
+                          f"weights: --init-from {run / 'model.keras'} --out ANOTHER_FOLDER; or pass --overwrite "
+                          "to start over")
 
 
 def _same(recorded, value) -> bool:
@@ -398,9 +430,7 @@ def _train(config: TrainConfig, progress: bool) -> TrainReport:
     validate(config)
     run = Path(config.out)
     if (run / "model.keras").exists() and not (run / "backup").exists() and not config.overwrite:
-        raise FileExistsError(f"{run} already holds a finished run. To train it further, start a new run from its "
-                              f"weights: --init-from {run / 'model.keras'} --out ANOTHER_FOLDER; or pass --overwrite "
-                              "to start over")
+        return _finished(config)
     if config.overwrite and _is_chief():
         shutil.rmtree(run, ignore_errors=True)
     splits = _load(config, progress)  # before TensorFlow starts: bad data fails fast, with the file named
