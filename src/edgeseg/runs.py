@@ -48,7 +48,7 @@ class RunFolder:
         p = Path(path)
         if p.is_dir() and ((p / "model.keras").is_file() or (p / "run.json").is_file() or (p / "export").is_dir()):
             return cls(p)
-        if p.name == "export" and p.is_dir() and p.resolve() != p.resolve().parent:  # the folder export reports
+        if p.name == "export" and p.is_dir():  # a run's export/, the folder export reports: the run
             return cls.at(p.parent)
         return None
 

@@ -11,6 +11,7 @@ import numpy as np
 from edgeseg.export.base import ExportError, ShapeMismatchError
 from edgeseg.data import DataError, as_hw, load_split
 from edgeseg.data.readers import read_photos
+from edgeseg.runtime.backends.base import filled
 from edgeseg.runtime.image_io import image_files
 
 log = logging.getLogger("edgeseg")
@@ -81,9 +82,7 @@ def calibration_batches(images: np.ndarray, size: int = 1) -> Iterator[np.ndarra
     """
     size = max(size, 1)
     for start in range(0, len(images), size):
-        batch = images[start:start + size].astype(np.float32)
-        if len(batch) < size:
-            batch = np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), axis=0)])
+        batch = filled(images[start:start + size].astype(np.float32), size)
         if start == 0:
             batch[0, 0, 0, :] = 0.0
             batch[0, -1, -1, :] = 255.0

@@ -47,6 +47,7 @@ def _is_live(spec: str) -> bool:
 
 
 STREAM_TIMEOUT_S = 10.0  # a stream URL that does not answer within this is reported as timed out
+MAX_SIDE = 16384  # the longest side of a frame size asked of a camera or the bench, in pixels
 SOURCE_KINDS = "a camera index, a device, a video or image file, a folder of images or a stream URL"
 
 
@@ -218,9 +219,6 @@ class CameraMode:
             limit = "at least 1 pixel a side" if min(size) < 1 else f"at most {MAX_SIDE} pixels a side"
             raise ValueError(f"{spec!r}: {limit}")
         return size
-
-
-MAX_SIDE = 16384  # the longest side of a frame size asked of a camera or the bench, in pixels
 
 
 # USB 2 webcams send frames larger than this (720p, 1080p) at full rate only compressed (MJPG); uncompressed,

@@ -304,7 +304,7 @@ def _finished(config: TrainConfig) -> TrainReport:
     """The report of the finished run in ``config.out`` when ``config`` is the command that made it (run again,
     a pipeline script finds it done); else an error that says how to train on."""
     run = Path(config.out)
-    changed = _changed_settings(config, ("out", "strategy", "overwrite"))  # epochs and early stopping too
+    changed = _changed_settings(config, ("out", "strategy", "overwrite"))  # the same epochs and early stopping
     if changed == []:
         try:
             return TrainReport.from_dict({**json.loads((run / "metrics.json").read_text()), "already_finished": True})

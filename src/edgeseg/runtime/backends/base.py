@@ -101,6 +101,12 @@ def in_batches(batch: np.ndarray, size: int, run: Callable[[np.ndarray], np.ndar
     outputs = []
     for start in range(0, batch.shape[0], size):
         part = batch[start:start + size]
-        filled = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)]) if len(part) < size else part
-        outputs.append(run(filled)[:len(part)])
+        outputs.append(run(filled(part, size))[:len(part)])
     return np.concatenate(outputs)
+
+
+def filled(part: np.ndarray, size: int) -> np.ndarray:
+    """``part``, a batch of ``size`` images or fewer, filled up to ``size`` with copies of its last image."""
+    if len(part) >= size:
+        return part
+    return np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
