@@ -407,6 +407,9 @@ def test_predict_to_an_image_file_name_writes_that_file_not_a_folder_of_that_nam
     assert not (tmp_path / "cut.jpg").exists()
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "a.png")])
     assert result.exit_code == 2 and "would replace an input" in one_line(result.output)
+    result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "a.gif")])
+    assert result.exit_code == 2 and "predict writes .jpg, .jpeg, .png" in one_line(result.output), result.output
+    assert not (tmp_path / "a.gif").exists()  # it made a folder "a.gif" and said "1 image written to a.gif"
     (tmp_path / "shots.png").mkdir()  # a folder that happens to be named like an image stays a folder
     result = runner.invoke(app, ["predict", str(tmp_path / "a.png"), "--out", str(tmp_path / "shots.png")])
     assert result.exit_code == 0 and (tmp_path / "shots.png" / "a_grayscale-bg.png").is_file(), result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import mimetypes
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,9 @@ def output_paths(files: list[Path], effect: Effect, out: Path, transparent: bool
     must keep. Nothing may land on an input, nor in a folder of input images (``folders``), where the next run
     would read the results as photos."""
     if not names_an_image(out):
+        if not out.is_dir() and (mimetypes.guess_type(out.name)[0] or "").startswith("image/"):  # x.gif: no folder
+            raise UsageError(f"--out {out}: predict writes {', '.join(IMAGE_SUFFIXES)} images; name one of those, "
+                             "or a folder")
         if out.resolve() in {f.resolve() for f in folders}:
             raise UsageError(f"--out {out} is the folder of input images: run again, predict would take its results "
                              "for photos; choose another folder")
