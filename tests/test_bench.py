@@ -259,14 +259,15 @@ def test_bench_finishes_every_row_then_exits_1_naming_the_models_that_failed(tmp
     (["--threads", "a"], "'a': expected thread counts from 1 to 256, e.g. 1,2,4"),
     (["--threads", "2,0"], "'2,0': expected thread counts from 1 to 256, e.g. 1,2,4"),
     (["--threads", "1,2,1"], "'1,2,1' names 1 twice"),  # each model was measured twice on one thread
+    (["--out", "{tmp}/report.md"], "report.md: the results are written as JSON; name the file *.json"),  # JSON in report.md
     (["--data", "{tmp}/nowhere"], "nowhere' not found: give 'oxford_iiit_pet' (tfds) or an existing folder"),
 ])
 def test_bench_refuses_bad_options_before_measuring_anything(tmp_path, args, message):
     out = tmp_path / "results.json"
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    result = runner.invoke(app, ["bench", "edge", *args, "--runs", "1", "--out", str(out)])
+    result = runner.invoke(app, ["bench", "edge", "--runs", "1", "--out", str(out), *args])
     assert result.exit_code == 2 and message in one_line(result.output), result.output
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "report.md").exists()
 
 
 def test_the_live_step_is_measured_at_the_frame_size_and_effect_asked_for(shipped, tmp_path):

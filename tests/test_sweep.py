@@ -50,3 +50,10 @@ def test_sweeping_smoothing_needs_flicker(tmp_path):
     data = write_mask_folder(tmp_path / "d", n=10, size=32)
     result = runner.invoke(app, ["evaluate", "edge", "--data", str(data), "--sweep", "smoothing=0.3,0.9"])
     assert result.exit_code == 2 and "smoothing changes only the video mask" in " ".join(result.output.split())
+
+
+def test_evaluate_writes_json_to_a_json_file_name(tmp_path):
+    data = write_mask_folder(tmp_path / "d", n=10, size=32)
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(data), "--out", str(tmp_path / "scores.csv")])
+    assert result.exit_code == 2 and "name the file *.json" in " ".join(result.output.split())  # JSON in a .csv
+    assert not (tmp_path / "scores.csv").exists()

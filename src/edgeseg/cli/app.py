@@ -113,10 +113,14 @@ def need_train_extra() -> None:
         import tensorflow  # noqa: F401
 
 
-def writable(path: Path, param: str, folder: bool = False) -> Path:
-    """Refuse an output that cannot be written (exit 2) before any long work starts."""
+def writable(path: Path, param: str, folder: bool = False, suffix: str | None = None) -> Path:
+    """Refuse an output that cannot be written (exit 2) before any long work starts; ``suffix``: the type of file
+    written (".json"), which a name with another suffix would belie (``--out report.md``)."""
     from edgeseg.io import check_writable_dir
 
+    if suffix and path.suffix and path.suffix.lower() != suffix:
+        raise typer.BadParameter(f"{path}: the results are written as {suffix[1:].upper()}; name the file *{suffix}",
+                                 param_hint=param)
     try:
         if not folder and path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; expected a file name")

@@ -82,7 +82,7 @@ def bench(
         except DataError as exc:
             raise typer.BadParameter(str(exc), param_hint="--data") from None
     if out:
-        writable(out, "--out")
+        writable(out, "--out", suffix=".json")  # the Markdown report is bench report's
     options = BenchOptions(warmup=warmup, runs=runs, min_seconds=min_seconds, data=data, data_dir=data_dir,
                            eval_size=eval_size, foreground=foreground_option(foreground), device=device,
                            frame_size=size, effect=effect, frame_path=frame_path)

@@ -53,7 +53,7 @@ def evaluate(
     from edgeseg.evaluation.sweep import parse_sweep
 
     if out:
-        writable(out, "--out")
+        writable(out, "--out", suffix=".json")
     if needs_tensorflow(model, data):
         need_train_extra()
     try:
