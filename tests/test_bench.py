@@ -183,6 +183,10 @@ def test_bench_report_out_a_markdown_file_writes_that_file_with_its_charts_besid
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report-accuracy.png", "report-latency.png", "report.md"]
     page = (tmp_path / "report.md").read_text()
     assert "| pi5 | x tflite int8 | 4 | ok | 20.00 |" in page and "(report-latency.png)" in page
+    for name in ("report.html", "report.json"):  # each made a folder of that name
+        result = runner.invoke(app, ["bench", "report", str(Path(OLD_RESULT).resolve()), "--out", str(tmp_path / name)])
+        assert result.exit_code == 2 and "name a folder or a .md file" in one_line(result.output), result.output
+        assert not (tmp_path / name).exists()
 
 
 def test_the_accuracy_chart_plots_the_headline_pet_iou_where_measured(bench_result):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 from pathlib import Path
 from typing import Optional
 
@@ -120,6 +121,9 @@ def bench_report(
     if out is None:
         typer.echo(merged_table(results), nl=False)
         return
+    if not is_markdown(out) and not out.is_dir() and mimetypes.guess_type(out.name)[0]:  # report.html: no folder
+        raise typer.BadParameter(f"{out}: the report is Markdown with charts: name a folder or a .md file",
+                                 param_hint="--out")
     writable(out, "--out", folder=not is_markdown(out))
     written = write_report([str(r) for r in results], out)
     for path in written:
