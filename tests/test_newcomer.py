@@ -606,3 +606,19 @@ def test_an_empty_value_is_refused_by_what_it_names_not_taken_for_the_working_di
     output = one_line(result.output)
     assert result.exit_code == 2 and f"{named} is empty" in output, output
     assert sorted(p.name for p in work.iterdir()) == ["photo.png"]  # nothing written there
+
+
+@pytest.mark.parametrize("args", [
+    ["export", "runs/pets", "--out", "{tmp}/model.tflite"],  # made a folder model.tflite holding the artifacts
+    ["train", "--data", "{tmp}", "--out", "{tmp}/pets.keras"],  # made a run folder pets.keras
+    ["label", "{tmp}", "--out", "{tmp}/labels.onnx"],
+    ["predict", "{tmp}/a.png", "--out", "{tmp}/cutout.tflite"],
+])
+def test_a_folder_named_as_a_model_file_is_refused(tmp_path, args):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2 and "is named as a model file, but --out is a folder" in one_line(result.output), \
+        result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

@@ -18,9 +18,11 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from edgeseg.contract import FORMATS
 from edgeseg.errors import EdgesegError, SettingError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+MODEL_SUFFIXES = {f.suffix for f in FORMATS.values()}
 # What a command may fail with for reasons its message explains: edgeseg's own errors, and the standard ones that
 # library code and the libraries under it raise for a user's files and values.
 USER_ERRORS = (EdgesegError, OSError, ValueError, ImportError)
@@ -121,6 +123,9 @@ def writable(path: Path, param: str, folder: bool = False, suffix: str | None = 
     if suffix and path.suffix and path.suffix.lower() != suffix:
         raise typer.BadParameter(f"{path}: the results are written as {suffix[1:].upper()}; name the file *{suffix}",
                                  param_hint=param)
+    if folder and not path.is_dir() and path.suffix.lower() in MODEL_SUFFIXES:  # export --out model.tflite
+        raise typer.BadParameter(f"{path} is named as a model file, but {param} is a folder (the files in it are "
+                                 "named for you); name a folder", param_hint=param)
     try:
         if not folder and path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; expected a file name")

@@ -121,10 +121,17 @@ def bench_report(
     if out is None:
         typer.echo(merged_table(results), nl=False)
         return
-    if not is_markdown(out) and not out.is_dir() and mimetypes.guess_type(out.name)[0]:  # report.html: no folder
+    if not is_markdown(out) and not out.is_dir() and _a_document(out):  # report.html: not a folder's name
         raise typer.BadParameter(f"{out}: the report is Markdown with charts: name a folder or a .md file",
                                  param_hint="--out")
     writable(out, "--out", folder=not is_markdown(out))
     written = write_report([str(r) for r in results], out)
     for path in written:
         console.print(str(path), soft_wrap=True)
+
+
+def _a_document(path: Path) -> bool:
+    """``path`` is named as a document or picture would be (report.html, report.json, report.png)."""
+    kind = mimetypes.guess_type(path.name)[0] or ""
+    return kind.startswith("image/") or kind in ("text/html", "text/plain", "text/csv", "application/json",
+                                                 "application/pdf")

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from edgeseg.cli.app import app, console, err, need_train_extra, split_list
+from edgeseg.cli.app import app, console, err, need_train_extra, split_list, writable
 from edgeseg.cli.tables import export_table
 from edgeseg.export.exporter import ExportOptions, resolve_source
 
@@ -47,6 +47,8 @@ def export_cmd(
     if not format_names:
         raise typer.BadParameter(f"{formats!r} names no format; choose from {', '.join(EXPORT_FORMATS)}",
                                  param_hint="--formats")
+    if out:
+        writable(out, "--out", folder=True)
     resolve_source(source)  # a shipped model or a folder that is no run: said before TensorFlow is asked for
     need_train_extra()
     from edgeseg.export.base import Precision
