@@ -219,3 +219,11 @@ def test_a_model_of_a_fixed_batch_runs_any_number_of_images(tmp_path):
         with open_backend(path) as backend:
             for n in (6, 4, 1):
                 np.testing.assert_allclose(backend.run(images[:n]), expected[:n], atol=1e-5, err_msg=f"{path} {n}")
+
+
+def test_bench_measures_a_model_of_any_batch_on_one_image(tmp_path):
+    # a dynamic batch (export --batch-size 0) failed its bench row: "negative dimensions are not allowed"
+    models = [str(p) for p in _fixed_batch_models(tmp_path, None)]
+    result = runner.invoke(app, ["bench", *models, "--threads", "1", "--warmup", "0", "--runs", "2", "--json"])
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok"], [r.get("error") for r in rows]

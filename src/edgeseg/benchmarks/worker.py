@@ -95,7 +95,7 @@ def measure(req: dict) -> dict:
     row["details"] = {k: v for k, v in backend.details.items() if k != "fallback_errors"}
     spec = backend.input
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, spec.shape).astype(np.uint8 if spec.dtype == np.uint8 else np.float32)
+    x = rng.integers(0, 256, (spec.batch, *spec.shape[1:])).astype(np.uint8 if spec.dtype == np.uint8 else np.float32)
     if spec.dtype != np.uint8 and not backend.metadata:
         x = x.astype(np.float32) / 255.0  # models without metadata take [0, 1] floats by default
     t = time.perf_counter()

@@ -30,6 +30,11 @@ class TensorSpec:
     def quantized(self) -> bool:
         return self.scale > 0 and np.issubdtype(self.dtype, np.integer)
 
+    @property
+    def batch(self) -> int:
+        """Images per run: the fixed batch, or one for a dynamic batch (-1)."""
+        return max(self.shape[0], 1)
+
 
 class Backend(Protocol):
     """What the segmenter, the export checks and the benchmarks need from an interpreter."""

@@ -101,8 +101,8 @@ class LiteRTBackend(ClosingBackend):
         self.details = {"delegate": kind, "threads": threads, "fallback_errors": errors}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        # a dynamic batch (-1) is allocated as 1: one image per call, without reallocating the interpreter
-        return in_batches(quantize_input(batch, self.input), max(self.input.shape[0], 1), self._invoke)
+        # a dynamic batch is allocated as one image: one per call, without reallocating the interpreter
+        return in_batches(quantize_input(batch, self.input), self.input.batch, self._invoke)
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
         try:
