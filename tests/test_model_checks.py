@@ -223,7 +223,9 @@ def test_a_model_of_a_fixed_batch_runs_any_number_of_images(tmp_path):
 
 def test_bench_measures_a_model_of_any_batch_on_one_image(tmp_path):
     # a dynamic batch (export --batch-size 0) failed its bench row: "negative dimensions are not allowed"
-    models = [str(p) for p in _fixed_batch_models(tmp_path, None)]
+    models = [str(p) for p in [*_fixed_batch_models(tmp_path, None), *_fixed_batch_models(tmp_path / "4", 4)]]
     result = runner.invoke(app, ["bench", *models, "--threads", "1", "--warmup", "0", "--runs", "2", "--json"])
     rows = json.loads(result.stdout)["rows"]
-    assert [r["status"] for r in rows] == ["ok", "ok"], [r.get("error") for r in rows]
+    assert [r["status"] for r in rows] == ["ok"] * 4, [r.get("error") for r in rows]
+    assert [r["batch"] for r in rows] == [1, 1, 4, 4]  # a batch of 4: 4 frames a run, in its FPS too
+    assert all(r["fps"] == pytest.approx(1000 * r["batch"] / r["latency_ms"]["p50"], rel=0.01) for r in rows)

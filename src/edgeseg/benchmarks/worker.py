@@ -102,7 +102,8 @@ def measure(req: dict) -> dict:
     backend.run(x)
     row["first_inference_ms"] = round((time.perf_counter() - t) * 1000, 2)
     row["latency_ms"] = _stats(*_timed(lambda: backend.run(x), req["warmup"], req["runs"], req["min_seconds"]))
-    row["fps"] = round(1000 / row["latency_ms"]["p50"], 2)
+    row["batch"] = spec.batch  # images per run: a model exported with --batch-size 4 segments 4 per latency
+    row["fps"] = round(1000 * spec.batch / row["latency_ms"]["p50"], 2)
     if backend.name == "keras":
         from edgeseg.trainer.macs import keras_macs
 
