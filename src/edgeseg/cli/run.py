@@ -37,7 +37,8 @@ def webcam(
     effect: EffectOpt = P.effect,
     background: BackgroundOpt = None,
     blur: BlurOpt = None,
-    output: Optional[Path] = typer.Option(None, help=f"Write the result to a video file ({', '.join(VIDEO_CODECS)})."),
+    output: Optional[Path] = typer.Option(None, help=f"Write the result to a video file ({', '.join(VIDEO_CODECS)}; "
+                                          "video only, no sound)."),
     serve: Optional[str] = typer.Option(
         None, help=f"Serve an MJPEG stream and page on HOST:PORT, or HOST on port {DEFAULT_PORT} (loopback unless you "
         "name another address).",
