@@ -289,6 +289,10 @@ def test_a_split_too_small_to_hold_an_image_says_what_to_change(tmp_path):
                                         r"images rounds to none; raise it, or add images"):
         load_folder(root, "val", 32, val_fraction=0.1, progress=False)
     assert len(load_folder(root, "val", 32, val_fraction=0.5, progress=False)) >= 1
+    # evaluate's reader said only "cats has no readable images in its test split" (and none was unreadable)
+    with pytest.raises(DataError, match=r"cats has no images in its test split: .*the tenth held out of a small "
+                                        r"folder rounds to none"):
+        list(readers.iter_full_resolution(str(root), "test"))
 
 
 def test_a_16_bit_mask_of_0_and_65535_is_a_binary_mask(tmp_path):

@@ -213,6 +213,17 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+def _split_pairs(root: Path, layout: str, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
+    """The (name, image, mask) of each image of ``split``; a DataError says why a split is empty."""
+    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
+    if not pairs:
+        why = {"val": f": --val-fraction {val_fraction:g} of its training images rounds to none; raise it, or add "
+                      "images",
+               "test": ": its test list is empty, or the tenth held out of a small folder rounds to none; add images"}
+        raise DataError(f"{root} has no images in its {split} split{why.get(split, '')}")
+    return pairs
+
+
 def load_folder(
     root: str | Path, split: str, size: int | tuple[int, int], val_fraction: float = 0.1, seed: int = 0,
     limit: int | None = None, progress: bool = True, outline: Outline = Outline.NONE,
@@ -225,14 +236,9 @@ def load_folder(
     _check_split(split)
     root = Path(root)
     layout = detect_layout(root)
-    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
+    pairs = _split_pairs(root, layout, split, val_fraction, seed)
     if limit:
         pairs = pairs[:limit]
-    if not pairs:
-        why = {"val": f": --val-fraction {val_fraction:g} of its training images rounds to none; raise it, or add "
-                      "images",
-               "test": ": its test list is empty, or the tenth held out of a small folder rounds to none; add images"}
-        raise DataError(f"{root} has no images in its {split} split{why.get(split, '')}")
     images, masks, names, skipped = [], [], [], []
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = pool.map(lambda p: _read_pair(p, layout, size, outline), pairs)
@@ -372,7 +378,7 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
         return
     root = Path(source)
     layout = detect_layout(root)
-    pairs = (_oxford_pairs if layout == "oxford" else _mask_folder_pairs)(root, split, val_fraction, seed)
+    pairs = _split_pairs(root, layout, split, val_fraction, seed)
     for name, image_path, mask_path in pairs[:limit] if limit else pairs:
         try:
             image, labels = _read_labelled(image_path, mask_path, layout)
