@@ -104,6 +104,13 @@ def test_label_masks_layout_and_two_teacher_agreement(photos, tmp_path):
     assert result.exit_code == 0, result.output
     mask = cv2.imread(str(out / "masks" / "pet1.png"), cv2.IMREAD_UNCHANGED)
     assert set(np.unique(mask)) == {0, 255}
+    # its split lists, as the Oxford layout's: without them a tenth was drawn anew whenever photos were added
+    kept = json.loads(result.stdout)["kept"]
+    listed = {split: [line.split()[0] for line in (out / f"{split}.txt").read_text().splitlines()]
+              for split in ("trainval", "test")}
+    assert sorted(listed["trainval"] + listed["test"]) == sorted(kept) and listed["trainval"]
+    read = [load_folder(out, split, 32, progress=False).names for split in ("train", "val")]
+    assert sorted(read[0] + read[1]) == listed["trainval"]  # the reader takes its split from them
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "agree"), "--model", str(teacher),
                                  "--foreground", "1", "--teacher2", str(contrary), "--teacher2-foreground", "1",
                                  "--json"])

@@ -215,11 +215,13 @@ def _in_test(name: str, fraction: float) -> bool:
 
 
 def _write_lists(report: LabelReport, out: Path, options: LabelOptions) -> None:
-    if options.layout == "oxford":
-        kept = sorted(report.kept)
-        for split, names in (("test", [n for n in kept if _in_test(n, options.test_fraction)]),
-                             ("trainval", [n for n in kept if not _in_test(n, options.test_fraction)])):
-            atomic_write_text(out / "annotations" / f"{split}.txt", "".join(f"{n} 0 0 0\n" for n in names))
+    """The split lists (by a hash of each name: labelling more photos never moves one between splits) where the
+    layout's reader looks for them, and the summary."""
+    kept = sorted(report.kept)
+    lists = out / "annotations" if options.layout == "oxford" else out
+    for split, names in (("test", [n for n in kept if _in_test(n, options.test_fraction)]),
+                         ("trainval", [n for n in kept if not _in_test(n, options.test_fraction)])):
+        atomic_write_text(lists / f"{split}.txt", "".join(f"{n} 0 0 0\n" for n in names))
     summary = {**report.to_dict(), "options": {k: v for k, v in asdict(options).items() if k != "teachers"},
                **options.teacher_record()}
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2))
