@@ -168,6 +168,8 @@ def test_another_photo_folder_into_the_same_dataset_is_refused_not_mixed_in(phot
     (["--scales", "0"], "Invalid value for --scales: scales must lie in (0, 4.0], received 0.0"),
     (["--scales", "1,100"], "Invalid value for --scales: scales must lie in (0, 4.0], received 1.0, 100.0"),
     (["--scales", "1,0.75,1.0"], "Invalid value for --scales: 1.0 is named twice"),  # ran twice, weighed double
+    (["--layout", "masks", "--border-px", "9"], "Invalid value for --border-px: it is the width of the Oxford "
+                                                "layout's trimap band"),  # was ignored without a word
 ])
 def test_label_refuses_settings_that_cannot_work(photos, tmp_path, args, message):
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), *args])

@@ -82,6 +82,9 @@ class LabelOptions:
         if not self.scales or not all(0 < s <= MAX_SCALE for s in self.scales):
             raise SettingError("scales", f"scales must lie in (0, {MAX_SCALE}], received "
                                f"{', '.join(map(str, self.scales)) or 'none'}")
+        if self.layout == Layout.MASKS and self.border_px is not None:
+            raise SettingError("border_px", "it is the width of the Oxford layout's trimap band; the masks layout has "
+                               "none (leave --border-px out, or use --layout oxford)")
         twice = next((s for i, s in enumerate(self.scales) if s in self.scales[:i]), None)
         if twice is not None:  # run twice, it would weigh twice in the average
             raise SettingError("scales", f"{twice} is named twice: give each scale once")
