@@ -168,6 +168,8 @@ def test_another_photo_folder_into_the_same_dataset_is_refused_not_mixed_in(phot
     (["--scales", "0"], "Invalid value for --scales: scales must lie in (0, 4.0], received 0.0"),
     (["--scales", "1,100"], "Invalid value for --scales: scales must lie in (0, 4.0], received 1.0, 100.0"),
     (["--scales", "1,0.75,1.0"], "Invalid value for --scales: 1.0 is named twice"),  # ran twice, weighed double
+    (["--teacher2-foreground", "1"], "Invalid value for --teacher2-foreground: it is for a second teacher"),
+    (["--min-agreement", "0.9"], "Invalid value for --min-agreement: it is for a second teacher: give --teacher2"),
     (["--layout", "masks", "--border-px", "9"], "Invalid value for --border-px: it is the width of the Oxford "
                                                 "layout's trimap band"),  # was ignored without a word
 ])

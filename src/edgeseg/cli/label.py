@@ -40,8 +40,9 @@ def label(
                                  rich_help_panel="Filters"),
     min_largest: float = typer.Option(L.min_largest, min=0.0, max=1.0, help="Reject masks whose largest part holds less of "
                                       "the foreground.", rich_help_panel="Filters"),
-    min_agreement: float = typer.Option(L.min_agreement, min=0.0, max=1.0, help="With two teachers: reject below this mask "
-                                        "IoU.", rich_help_panel="Filters"),
+    min_agreement: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0, help=f"With two teachers: reject below this mask IoU (default {L.min_agreement}).",
+        rich_help_panel="Filters"),
     max_pixels: MaxPixelsOpt = MAX_PIXELS,
     as_json: JsonOpt = False,
 ):
@@ -51,6 +52,9 @@ def label(
     """
     from edgeseg.data.label import label_folder
 
+    for given, option in ((teacher2_foreground, "--teacher2-foreground"), (min_agreement, "--min-agreement")):
+        if given is not None and not teacher2:  # it would be ignored without a word
+            raise typer.BadParameter("it is for a second teacher: give --teacher2 MODEL too", param_hint=option)
     teachers = [segmenter_options(model, "image", None, foreground, threads=threads)]
     if teacher2:
         teachers.append(segmenter_options(teacher2, "image", None, teacher2_foreground, threads=threads))
@@ -60,7 +64,7 @@ def label(
         raise typer.BadParameter(f"{scales!r}: expected numbers, e.g. 0.75,1,1.25", param_hint="--scales") from None
     writable(out, "--out", folder=True)
     options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout, border_px=border_px,
-                           min_fg=min_fg, max_fg=max_fg, min_largest=min_largest, min_agreement=min_agreement,
+                           min_fg=min_fg, max_fg=max_fg, min_largest=min_largest, min_agreement=L.min_agreement if min_agreement is None else min_agreement,
                            max_pixels=max_pixels)  # a SettingError names its option
     report = label_folder(images, out, options, progress=not as_json)
     if as_json:
