@@ -622,3 +622,16 @@ def test_a_folder_named_as_a_model_file_is_refused(tmp_path, args):
     assert result.exit_code == 2 and "is named as a model file, but --out is a folder" in one_line(result.output), \
         result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("args, option, says", [
+    (["--calib-data", "photos/"], "--calib-data", "it is for int8 artifacts: add --int8"),
+    (["--calib-size", "50"], "--calib-size", "it is for int8 artifacts: add --int8"),
+    (["--force"], "--force", "it is for int8 artifacts: add --int8"),
+    (["--fp16", "--uint8-output"], "--uint8-output", "it is for int8 artifacts: add --int8"),
+    (["--int8", "--formats", "onnx", "--uint8-output"], "--uint8-output", "it is for int8 TFLite artifacts"),
+])
+def test_export_refuses_int8_options_it_would_ignore(args, option, says):
+    # exporting fp32 with --calib-data or --force, or onnx with --uint8-output, ignored them without a word
+    result = runner.invoke(app, ["export", "runs/pets", *args])
+    assert result.exit_code == 2 and f"Invalid value for {option}: {says}" in one_line(result.output), result.output

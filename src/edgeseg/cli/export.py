@@ -27,7 +27,7 @@ def export_cmd(
     out: Optional[Path] = typer.Option(None, help="Output folder (default: RUN/export)."),
     calib_data: list[str] = typer.Option([], help="Dataset, image folder or .npy for int8 calibration (repeatable; "
                                          "default: the training sources)."),
-    calib_size: int = typer.Option(E.calib_size, min=1, help="Calibration images."),
+    calib_size: Optional[int] = typer.Option(None, min=1, help=f"Calibration images (default {E.calib_size})."),
     eval_data: list[str] = typer.Option([], help="Dataset for the accuracy checks (repeatable; default: the "
                                         "training sources)."),
     eval_size: Optional[int] = typer.Option(E.eval_size, min=1, help="Evaluation images (default: the whole test split)."),
@@ -47,6 +47,13 @@ def export_cmd(
     if not format_names:
         raise typer.BadParameter(f"{formats!r} names no format; choose from {', '.join(EXPORT_FORMATS)}",
                                  param_hint="--formats")
+    int8_only = {"--calib-data": bool(calib_data), "--calib-size": calib_size is not None, "--force": force,
+                 "--uint8-output": uint8_output}
+    given = next((option for option, used in int8_only.items() if used), None)
+    if given and not int8:  # it would be ignored without a word
+        raise typer.BadParameter("it is for int8 artifacts: add --int8", param_hint=given)
+    if uint8_output and "tflite" not in format_names:
+        raise typer.BadParameter("it is for int8 TFLite artifacts: add tflite to --formats", param_hint="--uint8-output")
     if out:
         writable(out, "--out", folder=True)
     resolve_source(source)  # a shipped model or a folder that is no run: said before TensorFlow is asked for
@@ -57,7 +64,7 @@ def export_cmd(
     chosen = [p for flag, p in ((fp32, Precision.FP32), (fp16, Precision.FP16), (int8, Precision.INT8),
                                 (dynamic, Precision.DYNAMIC)) if flag] or [Precision.FP32]
     options = ExportOptions(formats=format_names, precisions=chosen, out=str(out) if out else None,
-                            calib_data=calib_data or None, calib_size=calib_size, eval_data=eval_data or None,
+                            calib_data=calib_data or None, calib_size=E.calib_size if calib_size is None else calib_size, eval_data=eval_data or None,
                             eval_size=eval_size,
                             batch_size=batch_size, uint8_output=uint8_output, force=force,
                             gates=_parse_gates(gate))
