@@ -448,6 +448,7 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     (["--data", "{tmp}/missing"], "Invalid value for --data: dataset"),
     (["--class-weights", "1,2"], "Invalid value for --class-weights: class weights must be"),
     (["--augment", "webcam"], "Invalid value for --augment: webcam pastes the subjects onto other photos"),
+    (["--backgrounds", "{tmp}"], "Invalid value for --backgrounds: they are the photos --augment webcam pastes"),
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
 ])
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):

@@ -195,9 +195,13 @@ def validate(config: TrainConfig) -> None:
         trimap_classes(config.subject)
     with setting("data"):
         parse_sources(config.data)
-    if get_augmentation(config.augment) and get_augmentation(config.augment).zoom_out and not config.backgrounds:
+    pastes = bool(get_augmentation(config.augment) and get_augmentation(config.augment).zoom_out)
+    if pastes and not config.backgrounds:
         raise SettingError("augment", f"{config.augment} pastes the subjects onto other photos: give --backgrounds "
                            "FOLDER")
+    if config.backgrounds and not pastes:  # they would be read and never used
+        raise SettingError("backgrounds", f"they are the photos --augment webcam pastes subjects onto; --augment "
+                           f"{config.augment} pastes none")
     for folder in config.backgrounds:
         if not Path(folder).is_dir():
             raise SettingError("backgrounds", f"{folder}: not a folder")
