@@ -37,6 +37,7 @@ OWN_DEFAULTS = {
     ("bench run", "frame_size"),  # WIDTHxHEIGHT, written from the dataclass's default
     ("webcam", "hud"), ("webcam", "window"),  # None: decided from the display at run time
     ("webcam", "blur"), ("predict", "blur"),  # None: not given, so other effects refuse it only when it is
+    ("export", "calib_size"), ("label", "min_agreement"),  # None likewise: refused without --int8 / --teacher2
     ("label", "scales"),  # a comma list: "1" is (1.0,)
     ("train", "out"),  # a Path option: the same path
 }
