@@ -64,8 +64,9 @@ def export_cmd(
     chosen = [p for flag, p in ((fp32, Precision.FP32), (fp16, Precision.FP16), (int8, Precision.INT8),
                                 (dynamic, Precision.DYNAMIC)) if flag] or [Precision.FP32]
     options = ExportOptions(formats=format_names, precisions=chosen, out=str(out) if out else None,
-                            calib_data=calib_data or None, calib_size=E.calib_size if calib_size is None else calib_size, eval_data=eval_data or None,
-                            eval_size=eval_size,
+                            calib_data=calib_data or None,
+                            calib_size=E.calib_size if calib_size is None else calib_size,
+                            eval_data=eval_data or None, eval_size=eval_size,
                             batch_size=batch_size, uint8_output=uint8_output, force=force,
                             gates=_parse_gates(gate))
     report = export_model(source, options, progress=not as_json)

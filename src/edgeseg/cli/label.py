@@ -64,7 +64,8 @@ def label(
         raise typer.BadParameter(f"{scales!r}: expected numbers, e.g. 0.75,1,1.25", param_hint="--scales") from None
     writable(out, "--out", folder=True)
     options = LabelOptions(teachers, flip=flip, scales=scale_values, layout=layout, border_px=border_px,
-                           min_fg=min_fg, max_fg=max_fg, min_largest=min_largest, min_agreement=L.min_agreement if min_agreement is None else min_agreement,
+                           min_fg=min_fg, max_fg=max_fg, min_largest=min_largest,
+                           min_agreement=L.min_agreement if min_agreement is None else min_agreement,
                            max_pixels=max_pixels)  # a SettingError names its option
     report = label_folder(images, out, options, progress=not as_json)
     if as_json:
