@@ -56,7 +56,7 @@ def test_clear_errors_and_exit_codes(tmp_path, oxford_dir):
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--model", "unet", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "unknown model 'unet'" in one_line(result.output)
     result = runner.invoke(app, ["evaluate", str(tmp_path / "nope.keras"), "--data", str(oxford_dir)])
-    assert result.exit_code == 1 and "nope.keras not found" in one_line(result.output)
+    assert result.exit_code == 2 and "nope.keras not found" in one_line(result.output)
     (tmp_path / "bad.keras").write_text("not a model")
     result = runner.invoke(app, ["evaluate", str(tmp_path / "bad.keras"), "--data", str(oxford_dir)])
     assert result.exit_code == 1 and "is not a Keras model" in one_line(result.output)

@@ -167,10 +167,10 @@ def test_a_run_folder_is_a_model_and_other_folders_say_what_they_lack(tmp_path):
 
     assert resolve_source(run / "export")[0] == run / "model.keras"  # exported again into the same export/
     result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(tmp_path / "runs")])
-    assert result.exit_code == 1 and f"is a folder of runs, not a run: give one of them ({run})" in one_line(
+    assert result.exit_code == 2 and f"is a folder of runs, not a run: give one of them ({run})" in one_line(
         result.output)  # it said only "is a folder but not an edgeseg run"
     result = runner.invoke(app, ["predict", str(tmp_path / "none.jpg"), "--model", str(tmp_path)])
-    assert result.exit_code == 1 and "is a folder but not an edgeseg run" in one_line(result.output)
+    assert result.exit_code == 2 and "is a folder but not an edgeseg run" in one_line(result.output)
     (run / "run.json").write_text("{garbage")
     from edgeseg.runs import RunFolder
 

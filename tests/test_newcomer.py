@@ -448,14 +448,14 @@ def test_exporting_a_shipped_model_says_it_ships_exported(either_install):
     # without TensorFlow it said to install the training stack, which then said the model ships exported
     result = runner.invoke(app, ["export", "edge"])
     text = one_line(result.output)
-    assert result.exit_code == 1 and "shipped model" in text and "already exported" in text, text
+    assert result.exit_code == 2 and "shipped model" in text and "already exported" in text, text
     assert "unet_mobilenetv2_edge_int8.tflite" in text, text
 
 
 def test_exporting_a_folder_that_is_no_run_says_what_it_lacks(tmp_path, either_install):
     result = runner.invoke(app, ["export", str(tmp_path)])
     text = one_line(result.output)
-    assert result.exit_code == 1 and "is not an edgeseg run" in text and "model.keras" in text, text
+    assert result.exit_code == 2 and "is not an edgeseg run" in text and "model.keras" in text, text
 
 
 def test_blur_bg_takes_a_blur_strength_and_other_effects_refuse_it(tmp_path):
@@ -635,3 +635,52 @@ def test_export_refuses_int8_options_it_would_ignore(args, option, says):
     # exporting fp32 with --calib-data or --force, or onnx with --uint8-output, ignored them without a word
     result = runner.invoke(app, ["export", "runs/pets", *args])
     assert result.exit_code == 2 and f"Invalid value for {option}: {says}" in one_line(result.output), result.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["predict", "{tmp}/a.png", "--model", "nosuch"], "no shipped model 'nosuch'"),
+    (["predict", "{tmp}/a.png", "--model", "{tmp}/nosuch.tflite"], "nosuch.tflite not found"),
+    (["predict", "{tmp}/a.png", "--model", "{tmp}/a.png"], "a.png: unknown model type '.png'"),
+    (["predict", "{tmp}/a.png", "--model", "{tmp}"], "is a folder but not an edgeseg run"),
+    (["webcam", "--source", "{tmp}/nosuch.mp4"], "source '{tmp}/nosuch.mp4' not found"),
+    (["evaluate", "nosuch", "--data", "{tmp}"], "no shipped model 'nosuch'"),
+    (["evaluate", "edge", "--data", "{tmp}"], "is not a dataset folder"),
+    (["evaluate", "edge", "--data", "{tmp}/a.png"], "a.png is a file; expected a dataset folder"),
+    (["bench", "nosuch"], "no shipped model 'nosuch'"),
+    (["bench", "{tmp}/a.png"], "a.png: unknown model type '.png'"),
+    (["bench", "report", "{tmp}/nosuch.json"], "nosuch.json not found: expected a benchmark result file"),
+    (["bench", "report", "{tmp}"], "is a folder: expected a benchmark result file"),
+    (["label", "{tmp}/nosuch", "--out", "{tmp}/labels"], "image folder {tmp}/nosuch not found"),
+    (["label", "{tmp}", "--out", "{tmp}/labels", "--model", "{tmp}/nosuch.onnx"], "nosuch.onnx not found"),
+    (["export", "{tmp}/nosuch.keras"], "nosuch.keras not found"),
+    (["export", "{tmp}/a.png"], "a.png is not a Keras model file (.png); export reads a training run folder"),
+    (["export", "{tmp}"], "is not an edgeseg run"),
+    (["export", "edge"], "is a shipped model"),
+])
+def test_a_name_that_names_nothing_exits_2_in_every_command(tmp_path, args, says):
+    # A missing --data exited 2 (a bad command line) but a missing model, source, image folder or results file 1,
+    # as if something had failed while working: a script could not tell a typo from a failure.
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((30, 30, 3), 90, np.uint8))
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2 and says.replace("{tmp}", str(tmp_path)) in one_line(result.output), result.output
+
+
+def test_a_damaged_keras_file_says_so_and_a_failed_export_leaves_no_export_folder(tmp_path):
+    # Keras said "File not found: filepath=bad.keras" of a file that was there; and the export/ folder, made before
+    # the model loaded, stayed behind empty: the folder then passed for a run ("run folder ... holds no exported
+    # model") wherever a model was asked for.
+    pytest.importorskip("keras")
+    (tmp_path / "bad.keras").write_text("not a model")
+    result = runner.invoke(app, ["export", str(tmp_path / "bad.keras")])
+    assert result.exit_code == 1 and "bad.keras is not a Keras model: a .keras file is a zip archive and this one is " \
+        "not" in one_line(result.output), result.output
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_text("x")
+    (run / "run.json").write_text('{"sources": [{"location": "/elsewhere/pets"}]}')
+    result = runner.invoke(app, ["export", str(run)])
+    assert result.exit_code == 1 and "not on this machine" in one_line(result.output), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.keras", "run"]
+    assert sorted(p.name for p in run.iterdir()) == ["model.keras", "run.json"]

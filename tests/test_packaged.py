@@ -39,7 +39,7 @@ def test_predict_defaults_to_the_shipped_model(tmp_path):
 def test_missing_shipped_model_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(packaged, "MODELS_DIR", tmp_path)
     result = CliRunner().invoke(app, ["predict", str(tmp_path)])
-    assert result.exit_code == 1 and "ships no model: pass --model PATH" in result.output
+    assert result.exit_code == 2 and "ships no model: pass --model PATH" in result.output
 
 
 def test_shipped_models_by_alias_and_clear_errors(tmp_path):

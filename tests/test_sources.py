@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeseg.cli import app
+from edgeseg.errors import NotFound
 from edgeseg.runtime.sources import LiveSource, SourceError, open_source
 from tests.helpers import one_line
 
@@ -15,14 +16,14 @@ runner = CliRunner()
 
 
 def test_bad_sources_and_models(tmp_path):
-    with pytest.raises(SourceError, match="not found"):
+    with pytest.raises(NotFound, match="not found"):
         open_source(str(tmp_path / "nothing.mp4"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="holds no images"):
         open_source(str(tmp_path / "empty"))
     (tmp_path / "model.txt").write_text("x")
     result = CliRunner().invoke(app, ["predict", str(tmp_path), "--model", str(tmp_path / "model.txt")])
-    assert result.exit_code == 1 and "unknown model type '.txt'" in result.output
+    assert result.exit_code == 2 and "unknown model type '.txt'" in result.output
 
 
 def test_lost_live_source_is_retried_then_reported(video, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgeseg import __version__
 from edgeseg.choice import Choice
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, UsageError
 
 METADATA_KEY = "edgeseg"  # the metadata entry's name in a .tflite, its metadata_props key in an .onnx
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -98,7 +98,7 @@ def format_of(path: str | Path) -> Format:
         if fmt.suffix == suffix:
             return fmt
     known = ", ".join(f"{f.suffix} ({f.backend})" for f in FORMATS.values())
-    raise ValueError(f"{path}: unknown model type {suffix!r}; expected {known}")
+    raise UsageError(f"{path}: unknown model type {suffix!r}; expected {known}")
 
 
 def artifact_name(model: str, fmt: Format, precision: Precision) -> str:

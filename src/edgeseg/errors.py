@@ -20,6 +20,11 @@ class UsageError(EdgesegError, ValueError):
     exit_code = 2
 
 
+class NotFound(UsageError, FileNotFoundError):
+    """A file, folder or name given that names nothing, or nothing of the kind expected (a photo given for a
+    model): exit code 2, as for a bad command line. What fails once it is read (a damaged file) is exit code 1."""
+
+
 class SettingError(UsageError):
     """A setting's value refused: ``setting`` is its name in the library (``img_size``), which the command line
     shows as its option (``--img-size``)."""

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from edgeseg.io import atomic_path, atomic_write_text
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, NotFound
 
 SUPPORTED_SCHEMAS = (1,)
 log = logging.getLogger("edgeseg")
@@ -21,6 +21,9 @@ class ResultsError(EdgesegError, ValueError):
 def load_results(path: str | Path) -> dict:
     """A results file of any supported schema version, upgraded to the current one."""
     path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"{path} {'is a folder' if path.is_dir() else 'not found'}: expected a benchmark result file "
+                       "(edgeseg bench --out)")
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)

@@ -95,10 +95,7 @@ def collect_models(inputs: list[str], notes: list[str] | None = None) -> list[Mo
         elif shipped := shipped_formats(item):
             entries += [_artifact_entry(path, item) for path in shipped]
         else:
-            try:
-                entries.append(_artifact_entry(resolve_model(item)))
-            except ValueError as exc:
-                raise FileNotFoundError(str(exc)) from None
+            entries.append(_artifact_entry(resolve_model(item)))
     seen: set[Path] = set()  # a file named twice (an alias and its file name) is measured once, as first named
     entries = [e for e in entries if not (Path(e.path).resolve() in seen or seen.add(Path(e.path).resolve()))]
     labels = [e.label for e in entries]

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edgeseg.choice import Choice
-from edgeseg.errors import SettingError
+from edgeseg.errors import NotFound, SettingError
 from edgeseg.io import atomic_path, atomic_write_text, folder_lock
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images, read_image, write_image,
@@ -259,7 +259,7 @@ def label_folder(images: str | Path, out: str | Path, options: LabelOptions, pro
     """Label every image in ``images`` into the dataset folder ``out``; rerunning resumes."""
     images, out = Path(images), Path(out)
     if not images.is_dir():
-        raise FileNotFoundError(f"image folder {images} not found")
+        raise NotFound(f"image folder {images} not found")
     files = image_files(images)
     if not files:
         raise FileNotFoundError(no_images(images))

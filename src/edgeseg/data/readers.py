@@ -21,7 +21,7 @@ import numpy as np
 from edgeseg.choice import Choice
 from edgeseg.data.outline import Outline, mark_outline
 from edgeseg.runtime.image_io import ImageError, image_files, read_image, read_label
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, NotFound
 
 log = logging.getLogger("edgeseg")
 
@@ -41,6 +41,10 @@ SPLITS = tuple(s.value for s in Split)
 
 class DataError(EdgesegError, ValueError):
     """A dataset that cannot be used: missing, empty, or with a bad mask (the message names the file)."""
+
+
+class NotADataset(DataError, NotFound):
+    """A dataset named that is not there, or a folder in neither layout (exit code 2)."""
 
 
 @dataclass
@@ -70,14 +74,14 @@ DATASET_LAYOUTS = ("images/ with annotations/trimaps/ (Oxford-IIIT Pet layout) o
 def detect_layout(root: Path) -> str:
     """'oxford' (images/ + annotations/trimaps/) or 'masks' (images/ + masks/)."""
     if root.exists() and not root.is_dir():
-        raise DataError(f"{root} is a file; expected a dataset folder: {DATASET_LAYOUTS}")
+        raise NotADataset(f"{root} is a file; expected a dataset folder: {DATASET_LAYOUTS}")
     if not root.is_dir():
-        raise DataError(f"dataset folder {root} does not exist")
+        raise NotADataset(f"dataset folder {root} does not exist")
     if (root / "images").is_dir() and (root / "annotations" / "trimaps").is_dir():
         return "oxford"
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return "masks"
-    raise DataError(f"{root} is not a dataset folder: expected {DATASET_LAYOUTS}")
+    raise NotADataset(f"{root} is not a dataset folder: expected {DATASET_LAYOUTS}")
 
 
 def _check_split(split: str) -> None:
@@ -338,9 +342,9 @@ def source_here(source: str) -> bool:
 
 
 def check_source(source: str) -> None:
-    """Refuse a dataset that is neither tfds's Oxford-IIIT Pet nor an existing folder (:class:`DataError`)."""
+    """Refuse a dataset that is neither tfds's Oxford-IIIT Pet nor an existing folder (:class:`NotADataset`)."""
     if not source_here(source):
-        raise DataError(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
+        raise NotADataset(f"dataset {source!r} not found: give 'oxford_iiit_pet' (tfds) or an existing folder")
 
 
 def load_split(

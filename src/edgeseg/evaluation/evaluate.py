@@ -8,6 +8,7 @@ also get the class-argmax metrics at their input size, as during training.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from edgeseg.contract import CLASS_NAMES, is_trimap
 from edgeseg.data import TFDS_NAME, DataSource, iter_full_resolution, load_split
 from edgeseg.evaluation.flicker import FlickerReport, measure_flicker
+from edgeseg.errors import NotFound
 from edgeseg.runs import RunFolder
 from edgeseg.evaluation.mask_quality import MaskQuality, MaskQualityMeter, mean_quality
 from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
@@ -47,7 +49,10 @@ def load_keras_model(path: str | Path):
     if path.is_dir():
         path = path / "model.keras"
     if not path.is_file():
-        raise FileNotFoundError(f"model {path} not found; expected a .keras file or a run folder holding model.keras")
+        raise NotFound(f"model {path} not found; expected a .keras file or a run folder holding model.keras")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found" of it
+        raise ValueError(f"{path} is not a Keras model: a .keras file is a zip archive and this one is not (damaged, "
+                         "or another kind of file)")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # keras raises ValueError, OSError, zipfile errors... for a bad file

@@ -30,7 +30,7 @@ from edgeseg.export.base import (
 )
 from edgeseg.export.calibration import RECOMMENDED_IMAGES, load_calibration
 from edgeseg.export.validate import compare, keras_reference
-from edgeseg.errors import UsageError
+from edgeseg.errors import NotFound, UsageError
 from edgeseg.io import (
     atomic_write_bytes,
     atomic_write_text,
@@ -73,15 +73,18 @@ def resolve_source(source: str | Path) -> tuple[Path, dict]:
     path = run.path if run else path  # RUN/export stands for RUN
     model_path = path / "model.keras" if path.is_dir() else path
     if path.is_dir() and not model_path.is_file():
-        raise ExportError(f"{path} is not an edgeseg run: it has no model.keras; expected a training run folder "
-                          "(edgeseg train --out) or a .keras file")
+        raise NotFound(f"{path} is not an edgeseg run: it has no model.keras; expected a training run folder "
+                       "(edgeseg train --out) or a .keras file")
     if not model_path.is_file():
         shipped = [] if path.exists() else shipped_formats(str(source))
         if shipped:
-            raise ExportError(f"{source} is a shipped model: it ships already exported "
-                              f"({', '.join(p.name for p in shipped)}), without its Keras model; run it with "
-                              f"--model {source}, or export a run of your own (edgeseg train)")
-        raise ExportError(f"model {model_path} not found; expected a run folder or a .keras file")
+            raise NotFound(f"{source} is a shipped model: it ships already exported "
+                           f"({', '.join(p.name for p in shipped)}), without its Keras model; run it with "
+                           f"--model {source}, or export a run of your own (edgeseg train)")
+        raise NotFound(f"model {model_path} not found; expected a run folder or a .keras file")
+    if model_path.suffix.lower() != FORMATS["keras"].suffix:  # Keras's own message is about SavedModels
+        raise NotFound(f"{model_path} is not a Keras model file ({model_path.suffix or 'no suffix'}); export reads a "
+                       "training run folder or a .keras file")
     try:
         return model_path, RunFolder(model_path.parent).info()
     except ValueError as exc:
@@ -104,9 +107,11 @@ STAGING_PREFIX = ".unchecked."  # OUT/.unchecked.PID.d holds the artifacts being
 
 
 def _check_writable(out: Path) -> None:
+    """Before any work; the folder itself is made only when its first artifact is staged, so that an export that
+    fails before (a file that is no model, data not found) leaves no empty export/ behind, which would make the
+    folder it sits in look like a run."""
     try:
         check_writable_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"output folder: {exc}") from exc
 
@@ -179,8 +184,9 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     job = _Job(model, model_path, run_info, options, calibration, reference, eval_sources, out,
                out / f"{STAGING_PREFIX}{os.getpid()}.d")
     report.keras_mask = job.user_view(model_path)
-    job.stage.mkdir(exist_ok=True)
+    made = not out.exists()
     try:
+        job.stage.mkdir(parents=True, exist_ok=True)
         steps = (job.finish(artifact) for artifact in _steps(job, pairs))
         if progress:
             from edgeseg.progress import track
@@ -189,6 +195,8 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
         report.artifacts.extend(steps)
     finally:
         shutil.rmtree(job.stage, ignore_errors=True)
+        if made and out.is_dir() and not any(out.iterdir()):  # stopped before its first artifact
+            out.rmdir()
     document = report.to_dict()
     document["artifacts"] = _still_there(out, report) + document["artifacts"]
     document["passed"] = all(a.get("passed") for a in document["artifacts"])

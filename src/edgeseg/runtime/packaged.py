@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from edgeseg.runs import RunFolder
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import NotFound
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
-class NoPackagedModel(EdgesegError, FileNotFoundError):
+class NoPackagedModel(NotFound):
     pass
 
 
@@ -57,15 +57,15 @@ def resolve_model(model: str | Path | None) -> Path:
         runs = sorted(str(p) for p in Path(model).iterdir() if RunFolder.at(p))
         if runs:
             listed = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
-            raise FileNotFoundError(f"{model} is a folder of runs, not a run: give one of them ({listed})")
-        raise FileNotFoundError(f"{model} is a folder but not an edgeseg run (no model.keras, run.json or export/)")
+            raise NotFound(f"{model} is a folder of runs, not a run: give one of them ({listed})")
+        raise NotFound(f"{model} is a folder but not an edgeseg run (no model.keras, run.json or export/)")
     if Path(model).exists():
         return Path(model)
     try:
         return packaged_model(str(model))
     except NoPackagedModel:
         if Path(model).suffix in (".tflite", ".onnx", ".keras") or len(Path(model).parts) > 1:  # meant as a path
-            raise FileNotFoundError(f"model {model} not found") from None
+            raise NotFound(f"model {model} not found") from None
         raise
 
 

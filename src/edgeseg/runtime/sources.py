@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edgeseg.contract import IMAGE_SUFFIXES
-from edgeseg.errors import EdgesegError, UsageError
+from edgeseg.errors import EdgesegError, NotFound, UsageError
 from edgeseg.quiet import opencv_silenced
 from edgeseg.runtime.image_io import (
     ImageError, MAX_PIXELS, MAX_PIXELS_OPTION, image_files, no_images, pattern_files, read_image,
@@ -82,7 +82,7 @@ def open_source(spec: str | int, reconnect_s: float = 10.0, max_pixels: int = MA
             return ImageSource(files, max_pixels, loop, realtime)
         if matches:
             raise SourceError(f"source {spec!r} matches no image files, only folders or special files")
-        raise SourceError(f"source {spec!r} not found: give {SOURCE_KINDS}")
+        raise NotFound(f"source {spec!r} not found: give {SOURCE_KINDS}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([path], max_pixels, loop, realtime)
     return VideoFileSource(path, loop, realtime, max_pixels)

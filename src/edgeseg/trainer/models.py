@@ -20,7 +20,7 @@ import keras
 from keras import layers
 
 from edgeseg.data import as_hw
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, NotFound
 from edgeseg.trainer import Upsampling, choice
 
 # Skip connections of the tutorial model, from stride 2 to stride 16, then the bottleneck (stride 32).
@@ -113,7 +113,7 @@ def _mobilenetv2_base(input_size: int | tuple[int, int], alpha: float, encoder_w
             )
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"encoder weights {path} not found; expected {ENCODER_WEIGHTS_CHOICES}")
+        raise NotFound(f"encoder weights {path} not found; expected {ENCODER_WEIGHTS_CHOICES}")
     base = keras.applications.MobileNetV2((*as_hw(input_size), 3), alpha=alpha, include_top=False, weights=None)
     try:
         base.load_weights(path)
@@ -255,7 +255,7 @@ def unet_mobilenetv3(
         raise ValueError(f"variant must be one of {sorted(builders)}, received {variant!r}")
     weights = str(encoder_weights)
     if weights.lower() not in ("imagenet", "none") and not Path(weights).is_file():
-        raise FileNotFoundError(f"encoder weights {weights} not found; expected {ENCODER_WEIGHTS_CHOICES}")
+        raise NotFound(f"encoder weights {weights} not found; expected {ENCODER_WEIGHTS_CHOICES}")
     with _imagenet_download(f"MobileNetV3{variant.title()}"):
         base = builders[variant](
             input_shape=(*as_hw(input_size), 3), alpha=alpha, include_top=False,

@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 
 from edgeseg.contract import format_of
+from edgeseg.errors import NotFound
 from edgeseg.runs import keras_runnable
 from edgeseg.runtime.backends.base import Backend, BackendError, TensorSpec
 from edgeseg.runtime.cores import usable_cores
@@ -28,15 +29,12 @@ def open_backend(path: str | Path, threads: int | None = None, **options) -> Bac
     """Open ``path`` with the backend its format names; ``threads`` defaults to :func:`default_threads`."""
     path = Path(path)
     if path.is_dir():
-        raise BackendError(f"model {path} is a folder; expected a .tflite or .onnx file")
+        raise NotFound(f"model {path} is a folder; expected a .tflite or .onnx file")
     if not path.is_file():
-        raise FileNotFoundError(f"model {path} not found")
+        raise NotFound(f"model {path} not found")
+    fmt = format_of(path)  # a file of another kind: a usage error
     if path.stat().st_size == 0:
         raise BackendError(f"model {path} is empty (0 bytes): an interrupted download or copy?")
-    try:
-        fmt = format_of(path)
-    except ValueError as exc:
-        raise BackendError(str(exc)) from None
     if fmt.backend == "keras" and not keras_runnable():  # the runtime-only install of an edge device
         raise BackendError(f"{path} is a Keras model, which needs TensorFlow: export it with `edgeseg export {path} "
                            '--int8` where the training stack is installed, or install it here: pip install "edgeseg[train]"')
