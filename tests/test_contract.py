@@ -16,6 +16,7 @@ from edgeseg.contract import (
     format_of,
     parse_foreground,
 )
+from edgeseg.errors import NotFound
 from edgeseg.runtime.backends import BackendError, open_backend
 from edgeseg.runtime.packaged import packaged_model
 from edgeseg.runtime.segmenter import Segmenter, SegmenterOptions
@@ -102,5 +103,5 @@ def test_malformed_metadata_in_a_file_is_an_error_naming_it(tmp_path):
 
 def test_a_folder_is_not_a_model(tmp_path):
     shutil.copy(packaged_model("edge"), tmp_path / "m.tflite")
-    with pytest.raises(BackendError, match="is a folder"):
+    with pytest.raises(NotFound, match="is a folder"):  # the wrong kind of thing named: exit code 2
         open_backend(tmp_path)

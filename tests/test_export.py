@@ -28,6 +28,7 @@ from edgeseg.export.exporter import ExportOptions, export_model  # noqa: E402
 from edgeseg.export.validate import compare, keras_reference  # noqa: E402
 from edgeseg.runtime.backends import open_backend  # noqa: E402
 from edgeseg.data import load_folder  # noqa: E402
+from edgeseg.errors import NotFound  # noqa: E402
 from tests.helpers import ALL_PRECISIONS, one_line  # noqa: E402
 
 ALL = [Precision(p) for p in ALL_PRECISIONS]
@@ -214,7 +215,7 @@ def test_a_failed_conversion_is_not_offered_a_gate_to_override():
 
 def test_bad_input_gives_clear_errors_and_no_files(trained_run, tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(ExportError, match="missing.keras not found"):
+    with pytest.raises(NotFound, match="missing.keras not found"):
         export_model(tmp_path / "missing.keras", ExportOptions(out=str(out)), progress=False)
     junk = tmp_path / "junk.keras"
     junk.write_text("not a model")
@@ -285,9 +286,10 @@ def test_an_export_killed_before_its_check_leaves_no_artifact_to_run(trained_run
     with pytest.raises(KeyboardInterrupt):
         export_model(run, ExportOptions(formats=["tflite"]), progress=False)
     assert RunFolder(run).artifacts() == []  # `edgeseg webcam --model RUN` must not run an unchecked file
+    assert not (run / "export").exists()  # nor find an empty export/ it made
     monkeypatch.undo()
     dead = run / "export" / f".unchecked.{2**22 + 12345}.d"  # SIGTERM's default allows no clean-up: a dead pid's
-    dead.mkdir()
+    dead.mkdir(parents=True)
     (dead / "conv_deconv_fp32.tflite").write_bytes(b"half-checked")
     report = export_model(run, ExportOptions(formats=["tflite"]), progress=False)  # the rerun starts clean
     assert report.passed and [p.name for p in RunFolder(run).artifacts()] == ["conv_deconv_fp32.tflite"]
