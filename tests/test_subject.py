@@ -45,6 +45,9 @@ def test_a_person_model_trains_exports_and_runs_as_person(tmp_path, monkeypatch)
     report = export_model(run, ExportOptions(formats=["tflite"], precisions=[Precision.FP32],
                                              out=str(tmp_path / "export")), progress=False)
     artifact = report.artifacts[0].path
+    assert report.subject == "person"
+    table = CliRunner().invoke(app, ["export", str(run), "--formats", "tflite", "--out", str(tmp_path / "again")])
+    assert "person IoU" in table.output and "pet" not in table.output, table.output  # the table said "pet IoU"
     from edgeseg.runtime.backends import open_backend
 
     with open_backend(artifact) as backend:

@@ -89,7 +89,7 @@ def by_source(by_source: dict, overall) -> dict[str, dict]:
 
 
 def export_table(report) -> FittedTable:
-    title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, pet IoU "
+    title = (f"Export of {report.source} (Keras mIoU {report.keras_mean_iou:.4f}, {report.subject} IoU "
              f"{report.keras_mask.get('pet_iou', float('nan')):.4f}, {plural(report.eval_images, 'image')})")
     rows = []
     for a in report.artifacts:
@@ -99,7 +99,7 @@ def export_table(report) -> FittedTable:
                      f"{a.delta_miou_points:+.2f}", f"{a.mask.get('pet_iou', float('nan')):.4f}",
                      f"{a.mask.get('boundary_f', float('nan')):.4f}"])
     return table(title, ["artifact", "check", "MB", "agreement", "max |dp|", "mean |dp|", "mIoU", "dmIoU pts",
-                         "pet IoU", "boundary F"], rows, left=2)
+                         f"{report.subject} IoU", "boundary F"], rows, left=2)
 
 
 def bench_table(result: dict) -> FittedTable:

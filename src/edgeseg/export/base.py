@@ -97,6 +97,7 @@ class ExportReport:
     keras_mask: dict = field(default_factory=dict)  # MaskQuality of the Keras model through the runtime
     artifacts: list[ArtifactReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    subject: str = "pet"  # what the masks show: the subject of the "pet IoU" scores
 
     @property
     def passed(self) -> bool:

@@ -41,7 +41,7 @@ from edgeseg.io import (
 from edgeseg.runs import EXPORT_REPORT, RunFolder, tfds_dir, training_sources
 from edgeseg.runtime.packaged import shipped_formats
 from edgeseg.data import DataError, concatenate, load_split, source_here
-from edgeseg.evaluation.evaluate import mask_quality_by_source
+from edgeseg.evaluation.evaluate import mask_quality_by_source, subject_of
 from edgeseg.trainer.macs import keras_macs
 
 log = logging.getLogger("edgeseg")
@@ -179,7 +179,8 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
 
     reference = keras_reference(model, evaluation.images, evaluation.masks)
     report = ExportReport(str(model_path), str(out), len(evaluation), 0 if calibration is None else len(calibration),
-                          reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes)
+                          reference.metrics.mean_iou, reference.metrics.foreground_iou, notes=notes,
+                          subject=subject_of(model_path))
     remove_stale(out, STAGING_PREFIX)  # what an export killed by a signal left unchecked
     job = _Job(model, model_path, run_info, options, calibration, reference, eval_sources, out,
                out / f"{STAGING_PREFIX}{os.getpid()}.d")
