@@ -684,3 +684,20 @@ def test_a_damaged_keras_file_says_so_and_a_failed_export_leaves_no_export_folde
     assert result.exit_code == 1 and "not on this machine" in one_line(result.output), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.keras", "run"]
     assert sorted(p.name for p in run.iterdir()) == ["model.keras", "run.json"]
+
+
+def test_two_exports_into_one_folder_the_second_refused_at_once(tmp_path):
+    # each wrote export_report.json from what was there when it began: the last one's report lacked the other's
+    # artifacts, which then ran unchecked as far as the report could tell
+    import fcntl
+
+    pytest.importorskip("keras")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_text("x")
+    with open(run / ".export.lock", "w") as f:  # another process holds it (flock locks are per open file)
+        f.write("4242")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        result = runner.invoke(app, ["export", str(run), "--eval-data", str(tmp_path)])
+    assert result.exit_code == 1 and "in use by another export (pid 4242)" in one_line(result.output), result.output
