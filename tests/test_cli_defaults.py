@@ -38,6 +38,7 @@ OWN_DEFAULTS = {
     ("webcam", "hud"), ("webcam", "window"),  # None: decided from the display at run time
     ("webcam", "blur"), ("predict", "blur"),  # None: not given, so other effects refuse it only when it is
     ("export", "calib_size"), ("label", "min_agreement"),  # None likewise: refused without --int8 / --teacher2
+    ("evaluate", "smoothing"),  # None likewise: refused without --flicker
     ("label", "scales"),  # a comma list: "1" is (1.0,)
     ("train", "out"),  # a Path option: the same path
 }

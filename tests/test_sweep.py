@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from edgeseg.cli import app
 from edgeseg.errors import UsageError
 from edgeseg.evaluation.sweep import parse_sweep
-from tests.helpers import write_mask_folder
+from tests.helpers import one_line, write_mask_folder
 
 runner = CliRunner()
 
@@ -50,6 +50,9 @@ def test_sweeping_smoothing_needs_flicker(tmp_path):
     data = write_mask_folder(tmp_path / "d", n=10, size=32)
     result = runner.invoke(app, ["evaluate", "edge", "--data", str(data), "--sweep", "smoothing=0.3,0.9"])
     assert result.exit_code == 2 and "smoothing changes only the video mask" in " ".join(result.output.split())
+    result = runner.invoke(app, ["evaluate", "edge", "--data", str(data), "--smoothing", "0.3"])  # was ignored
+    assert result.exit_code == 2 and "Invalid value for --smoothing: it smooths the video mask, whose flicker " \
+        "--flicker N measures; add --flicker" in one_line(result.output), result.output
 
 
 def test_evaluate_writes_json_to_a_json_file_name(tmp_path):

@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 
 from edgeseg.cli.app import app, console, need_train_extra, plural, writable
-from edgeseg.cli.options import (EdgesOpt, ForegroundOpt, InputRangeOpt, MinBlobOpt, OutputKindOpt, SmoothingOpt,
-                                 SoftnessOpt, ThresholdOpt, choices, foreground_option)
+from edgeseg.cli.options import (MASK_PANEL, EdgesOpt, ForegroundOpt, InputRangeOpt, MinBlobOpt, OutputKindOpt,
+                                 SoftnessOpt, ThresholdOpt, bounds, choices, foreground_option)
 from edgeseg.cli.tables import by_source, mask_table, metrics_table, table
 from edgeseg.io import atomic_write_text
 from edgeseg.data import Split
@@ -36,7 +36,9 @@ def evaluate(
     output_kind: OutputKindOpt = None,
     flicker: int = typer.Option(0, min=0, max=10000, help="Also measure the video mask's flicker on shaken, noisy "
                                 "clips made from the first N photos of each dataset (0: off)."),
-    smoothing: SmoothingOpt = S.smoothing,
+    smoothing: Optional[float] = typer.Option(None, **bounds("smoothing"), help="With --flicker: weight of the "
+                                              f"newest mask in the video mask's running average (default {S.smoothing}).",
+                                              rich_help_panel=MASK_PANEL),
     sweep: list[str] = typer.Option([], help="Score every combination of settings, one row each: NAME=V1,V2 with NAME "
                                     "threshold, softness, edges, min_blob or smoothing (repeatable)."),
     data_dir: Optional[str] = typer.Option(None, help="Where tfds keeps its datasets (as train --data-dir)."),
@@ -65,8 +67,11 @@ def evaluate(
     overrides = {"foreground": foreground_option(foreground), "input_range": input_range and input_range.value,
                  "output_kind": output_kind and output_kind.value}  # a third-party model's, as predict takes them
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    if smoothing is not None and not flicker:  # single photos have no earlier mask: it would change nothing
+        raise typer.BadParameter("it smooths the video mask, whose flicker --flicker N measures; add --flicker",
+                                 param_hint="--smoothing")
     if flicker:
-        settings["smoothing"] = smoothing
+        settings["smoothing"] = smoothing = S.smoothing if smoothing is None else smoothing
     if sweep:
         return _sweep(model, data, split.value, limit, settings, parse_sweep(sweep), flicker, out, as_json, data_dir)
     report = run_eval(model, data, split.value, limit, progress=not as_json, options=settings, flicker_clips=flicker,
