@@ -302,7 +302,7 @@ def test_cli_exit_code_follows_the_gates(trained_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "conv_deconv_fp32.onnx" in result.output and "pass" in result.output
     result = runner.invoke(app, ["export", str(trained_run), "--formats", "onnx", "--out", str(tmp_path / "b"),
-                                 "--gate", "fp32_min_agreement=1.5"])
+                                 "--gate", "fp32_max_abs_prob=1e-12"])
     assert result.exit_code == 1 and "accuracy check failed" in result.output and "onnx fp32" in result.output
     result = runner.invoke(app, ["export", str(trained_run), "--gate", "nope=1"])
     assert result.exit_code == 2 and "unknown gate 'nope'" in result.output

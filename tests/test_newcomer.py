@@ -701,3 +701,15 @@ def test_two_exports_into_one_folder_the_second_refused_at_once(tmp_path):
         fcntl.flock(f, fcntl.LOCK_EX)
         result = runner.invoke(app, ["export", str(run), "--eval-data", str(tmp_path)])
     assert result.exit_code == 1 and "in use by another export (pid 4242)" in one_line(result.output), result.output
+
+
+@pytest.mark.parametrize("gate, says", [
+    ("int8_min_agreement=95", "int8_min_agreement takes a fraction from 0 to 1 (0.95 for 95%), received 95"),
+    ("fp32_min_agreement=nan", "fp32_min_agreement takes a fraction from 0 to 1 (0.95 for 95%), received nan"),
+    ("fp32_max_abs_prob=-1", "fp32_max_abs_prob takes a fraction from 0 to 1"),
+    ("int8_min_delta_miou=-500", "int8_min_delta_miou takes points of mIoU from -100 to 100, received -500"),
+])
+def test_a_gate_it_cannot_take_is_refused(gate, says):
+    # int8_min_agreement=95 (meant as 95%) failed every int8 artifact; nan passed every one
+    result = runner.invoke(app, ["export", "runs/pets", "--int8", "--gate", gate])
+    assert result.exit_code == 2 and f"Invalid value for --gate: {says}" in one_line(result.output), result.output

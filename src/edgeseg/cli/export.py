@@ -54,6 +54,7 @@ def export_cmd(
         raise typer.BadParameter("it is for int8 artifacts: add --int8", param_hint=given)
     if uint8_output and "tflite" not in format_names:
         raise typer.BadParameter("it is for int8 TFLite artifacts: add tflite to --formats", param_hint="--uint8-output")
+    gates = _parse_gates(gate)
     if out:
         writable(out, "--out", folder=True)
     resolve_source(source)  # a shipped model or a folder that is no run: said before TensorFlow is asked for
@@ -68,7 +69,7 @@ def export_cmd(
                             calib_size=E.calib_size if calib_size is None else calib_size,
                             eval_data=eval_data or None, eval_size=eval_size,
                             batch_size=batch_size, uint8_output=uint8_output, force=force,
-                            gates=_parse_gates(gate))
+                            gates=gates)
     report = export_model(source, options, progress=not as_json)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
@@ -95,4 +96,8 @@ def _parse_gates(specs: list[str]):
             values[name] = float(value)
         except ValueError:
             raise typer.BadParameter(f"{spec!r}: expected NAME=NUMBER", param_hint="--gate") from None
+        try:
+            Gates.check_value(name, values[name])
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--gate") from None
     return Gates(**values)

@@ -58,6 +58,15 @@ class Gates:
                 failures.append(f"agreement {agreement:.2%} < {self.int8_min_agreement:.0%} (int8_min_agreement)")
         return failures
 
+    @staticmethod
+    def check_value(name: str, value: float) -> None:
+        """Refuse a value gate ``name`` cannot take (a ValueError saying what it takes): agreements and
+        probability differences are fractions, mIoU deltas points."""
+        least, most, unit = (-100, 100, "points of mIoU") if "delta_miou" in name else (0, 1, "a fraction")
+        if not least <= value <= most:  # NaN too, which would pass every artifact
+            example = " (0.95 for 95%)" if unit == "a fraction" else ""
+            raise ValueError(f"{name} takes {unit} from {least} to {most}{example}, received {value:g}")
+
 
 @dataclass
 class ArtifactReport:
