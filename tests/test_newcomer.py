@@ -433,7 +433,7 @@ def test_report_titles_count_one_image_as_one_image():
     from edgeseg.cli.tables import export_table
 
     report = SimpleNamespace(source="run/model.keras", keras_mean_iou=0.5, keras_mask={"pet_iou": 0.6}, eval_images=1,
-                             artifacts=[])
+                             artifacts=[], subject="pet")
     assert export_table(report).title.endswith("0.6000, 1 image)")  # it said "1 images"
 
 
@@ -542,7 +542,7 @@ def test_tables_on_an_80_column_terminal_cut_no_number():
                                max_abs_prob_diff=0.1234, mean_abs_prob_diff=0.0123, mean_iou=0.9001,
                                delta_miou_points=-0.31, mask={"pet_iou": 0.9102, "boundary_f": 0.5103})
     report = SimpleNamespace(source="runs/pets/model.keras", keras_mean_iou=0.9, keras_mask={"pet_iou": 0.91},
-                             eval_images=148, artifacts=[artifact])
+                             eval_images=148, artifacts=[artifact], subject="pet")
     console = Console(width=80, record=True, color_system=None)
     for renderable in (bench_table(result), stage_table(result), export_table(report)):
         console.print(renderable)
