@@ -450,6 +450,9 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     (["--augment", "webcam"], "Invalid value for --augment: webcam pastes the subjects onto other photos"),
     (["--backgrounds", "{tmp}"], "Invalid value for --backgrounds: they are the photos --augment webcam pastes"),
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
+    # the range took 0, then the reader failed on an empty validation split (exit 1), after the data was read
+    (["--val-fraction", "0"], "Invalid value for --val-fraction: the share of training images held out for "
+                              "validation must be above 0"),
 ])
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
     pytest.importorskip("keras")  # train checks for the training stack first

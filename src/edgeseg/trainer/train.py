@@ -210,6 +210,9 @@ def validate(config: TrainConfig) -> None:
                            "times), received {}x{} (width x height)".format(*config.input_hw[::-1]))
     if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
         raise SettingError("learning_rate", f"the learning rate must be positive, received {config.learning_rate}")
+    if not 0 < config.val_fraction <= 0.5:  # the best checkpoint is chosen on the validation split
+        raise SettingError("val_fraction", "the share of training images held out for validation must be above 0 "
+                           f"(the best checkpoint is chosen on them) and at most 0.5, received {config.val_fraction:g}")
     if not (math.isfinite(config.alpha) and config.alpha > 0):
         raise SettingError("alpha", f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
     if config.init_from:
