@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from edgeseg.benchmarks.report import ResultsError, accuracy_axis, load_results, markdown, write_report
+from edgeseg.benchmarks.report import ResultsError, accuracy_axis, load_results, markdown, merged, write_report
 from edgeseg.benchmarks.runner import BenchOptions, collect_models, run_bench
 from tests.helpers import SHARED  # noqa: F401
 from pathlib import Path
@@ -173,6 +173,25 @@ def test_bench_report_prints_the_table_and_writes_files_only_with_out(tmp_path, 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("| device | model |") and "| pi5 | x tflite int8 | 4 | ok | 20.00 |" in result.stdout
     assert not list(tmp_path.iterdir())
+
+
+def test_bench_report_prints_json_a_script_can_read(tmp_path):
+    # every other command took --json; bench report said "No such option: --json"
+    docs = []
+    for i, (device, p50) in enumerate((("pi5", 20.0), ("pi5", 60.0), ("pi5", 30.0), ("jetson", 5.0))):
+        doc = load_results(OLD_RESULT)
+        doc["device"].update(name=device, commit=f"c{i}")
+        doc["rows"][0]["latency_ms"]["p50"] = p50
+        docs.append(tmp_path / f"{i}.json")
+        docs[-1].write_text(json.dumps(doc))
+    result = runner.invoke(app, ["bench", "report", *map(str, docs), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    pi5 = next(r for r in report["rows"] if r["device"] == "pi5")
+    assert pi5["model"] == "x tflite int8" and pi5["threads"] == 4 and pi5["p50_ms"] == 30.0 and pi5["runs"] == 3
+    assert [run["commit"] for run in report["devices"]["pi5"]["runs"]] == ["c0", "c1", "c2"]
+    assert report == merged([load_results(p) for p in docs])  # what the Markdown table shows, as data
+    assert "| pi5 | x tflite int8 | 4 | ok | 30.00 |" in markdown([load_results(p) for p in docs])
 
 
 def test_bench_report_out_a_markdown_file_writes_that_file_with_its_charts_beside_it(tmp_path):

@@ -6,6 +6,7 @@ import json
 import logging
 import statistics
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from edgeseg.io import atomic_path, atomic_write_text
 from edgeseg.errors import EdgesegError, NotFound
@@ -66,62 +67,94 @@ def _latency(key: str):
     return lambda r: (r.get("latency_ms") or {}).get(key)
 
 
-# The bench's columns, for the command's table and the report's alike: header, the row's value, its format.
+class Column(NamedTuple):
+    """One column of the bench's tables: its header, its key in the report's JSON, the row's value, its format."""
+
+    header: str
+    key: str
+    get: Callable[[dict], object]
+    spec: str
+
+
+# The bench's columns, for the command's table and the report's alike.
 # "IoU" is the subject's ("pet", "person": the subject column) at each test image's own resolution, border ignored.
-COLUMNS: tuple[tuple[str, object, str], ...] = (
-    ("p50 ms", _latency("p50"), ".2f"), ("p90 ms", _latency("p90"), ".2f"), ("p95 ms", _latency("p95"), ".2f"),
-    ("p99 ms", _latency("p99"), ".2f"), ("p99.9 ms", _latency("p99.9"), ".2f"), ("CPU %", _latency("cpu_percent"), ".0f"),
-    ("FPS", lambda r: r.get("fps"), ".1f"), ("pipeline FPS", lambda r: r.get("pipeline_fps"), ".1f"),
-    ("x floor", lambda r: r.get("x_floor"), ".1f"), ("subject", lambda r: r.get("subject"), "s"),
-    ("IoU", lambda r: r.get("pet_iou"), ".3f"), ("mIoU", lambda r: r.get("miou"), ".3f"),
-    ("fg IoU 256", lambda r: r.get("fg_iou_256"), ".3f"), ("MB", lambda r: r.get("size_mb"), ".2f"),
-    ("RSS MB", lambda r: r.get("peak_rss_mb"), ".0f"),
+COLUMNS: tuple[Column, ...] = (
+    Column("p50 ms", "p50_ms", _latency("p50"), ".2f"), Column("p90 ms", "p90_ms", _latency("p90"), ".2f"),
+    Column("p95 ms", "p95_ms", _latency("p95"), ".2f"), Column("p99 ms", "p99_ms", _latency("p99"), ".2f"),
+    Column("p99.9 ms", "p99.9_ms", _latency("p99.9"), ".2f"),
+    Column("CPU %", "cpu_percent", _latency("cpu_percent"), ".0f"),
+    Column("FPS", "fps", lambda r: r.get("fps"), ".1f"),
+    Column("pipeline FPS", "pipeline_fps", lambda r: r.get("pipeline_fps"), ".1f"),
+    Column("x floor", "x_floor", lambda r: r.get("x_floor"), ".1f"),
+    Column("subject", "subject", lambda r: r.get("subject"), "s"),
+    Column("IoU", "pet_iou", lambda r: r.get("pet_iou"), ".3f"), Column("mIoU", "miou", lambda r: r.get("miou"), ".3f"),
+    Column("fg IoU 256", "fg_iou_256", lambda r: r.get("fg_iou_256"), ".3f"),
+    Column("MB", "size_mb", lambda r: r.get("size_mb"), ".2f"),
+    Column("RSS MB", "peak_rss_mb", lambda r: r.get("peak_rss_mb"), ".0f"),
 )
 
 
-def cells(row: dict, *more: dict) -> list[str]:
-    """A result row's values, formatted, in :data:`COLUMNS`' order; with ``more`` rows (repeated runs of it),
-    each number is the median over the rows that have it."""
-    out = []
-    for _, get, spec in COLUMNS:
-        values = [v for v in map(get, (row, *more)) if v is not None]
-        value = (values[0] if spec == "s" else statistics.median(values)) if values else None
-        out.append(_fmt(value, spec))
+def values(row: dict, *more: dict) -> dict[str, object]:
+    """A result row's values by :data:`COLUMNS`' keys (None where it has none); with ``more`` rows (repeated runs
+    of it), each number is the median over the rows that have it."""
+    out = {}
+    for column in COLUMNS:
+        found = [v for v in map(column.get, (row, *more)) if v is not None]
+        out[column.key] = (found[0] if column.spec == "s" else statistics.median(found)) if found else None
     return out
 
 
-def markdown(results: list[dict]) -> str:
-    """One table over all devices, rows sorted by device, model and threads (deterministic); a device's repeated
-    runs are one row per model at their medians, the number of runs in the last column."""
-    headers = ["device", "model", "threads", "status", *(h for h, _, _ in COLUMNS), "runs"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    devices = ["", "Devices:"]
+def cells(row: dict, *more: dict) -> list[str]:
+    """:func:`values`, formatted, in :data:`COLUMNS`' order."""
+    return [_fmt(value, column.spec) for column, value in zip(COLUMNS, values(row, *more).values())]
+
+
+def merged(results: list[dict]) -> dict:
+    """Result files of any devices as one report: ``rows``, one per device, model, thread count and status, sorted
+    (deterministic), each value the median over the device's runs (``runs`` of them); ``devices``, each as its
+    first run describes it, with its runs and its peak GFLOP/s per thread count (medians over runs)."""
+    rows, devices = [], {}
     for name, docs in _runs_by_device(results).items():
-        rows: dict[tuple, list[dict]] = {}
+        same: dict[tuple, list[dict]] = {}
         for doc in docs:
             for r in doc["rows"]:
-                rows.setdefault((r["model"], r["threads"], r["status"]), []).append(r)
-        for (model, threads, status), same in sorted(rows.items(), key=lambda item: item[0]):
-            lines.append("| " + " | ".join([name, model, str(threads), status, *cells(*same), str(len(same))]) + " |")
-        devices.append(_device_line(name, docs))
+                same.setdefault((r["model"], r["threads"], r["status"]), []).append(r)
+        for (model, threads, status), repeated in sorted(same.items(), key=lambda item: item[0]):
+            rows.append({"device": name, "model": model, "threads": threads, "status": status,
+                         **values(*repeated), "runs": len(repeated)})
+        device = docs[0]["device"]
+        peaks = {t: statistics.median(doc["peak_gflops"][t] for doc in docs if t in doc["peak_gflops"])
+                 for t in sorted({t for doc in docs for t in doc["peak_gflops"]}, key=int)}
+        devices[name] = {**{k: device.get(k) for k in ("cpu", "cpu_flags", "cores", "os", "python", "edgeseg")},
+                         "runs": [{"commit": doc["device"].get("commit"), "date": doc["device"]["date"]}
+                                  for doc in docs], "peak_gflops": peaks}
+    return {"devices": devices, "rows": rows}
+
+
+def markdown(results: list[dict]) -> str:
+    """:func:`merged` as one Markdown table over all devices, then a line per device."""
+    report = merged(results)
+    headers = ["device", "model", "threads", "status", *(c.header for c in COLUMNS), "runs"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in report["rows"]:
+        lines.append("| " + " | ".join([row["device"], row["model"], str(row["threads"]), row["status"],
+                                        *(_fmt(row[c.key], c.spec) for c in COLUMNS), str(row["runs"])]) + " |")
+    devices = ["", "Devices:", *(_device_line(name, d) for name, d in report["devices"].items())]
     return "\n".join(lines + devices) + "\n"
 
 
-def _device_line(name: str, docs: list[dict]) -> str:
-    """The device as its first run describes it, then the runs' commits and dates (x N: as many runs), and the
-    peak GFLOP/s (the median over runs per thread count)."""
-    d = docs[0]["device"]
-    flags = ", ".join(d.get("cpu_flags") or []) or "flags not recorded"
+def _device_line(name: str, device: dict) -> str:
+    """The device, then its runs' commits and dates (x N: as many runs), and the peak GFLOP/s."""
+    flags = ", ".join(device.get("cpu_flags") or []) or "flags not recorded"
     counts: dict[str, int] = {}
-    for doc in docs:
-        run = f"{doc['device'].get('commit') or 'no commit'} ({doc['device']['date']})"
-        counts[run] = counts.get(run, 0) + 1
+    for run in device["runs"]:
+        said = f"{run['commit'] or 'no commit'} ({run['date']})"
+        counts[said] = counts.get(said, 0) + 1
     runs = ", ".join(run + (f" x{n}" if n > 1 else "") for run, n in counts.items())
-    peaks = {t: statistics.median(doc["peak_gflops"][t] for doc in docs if t in doc["peak_gflops"])
-             for t in sorted({t for doc in docs for t in doc["peak_gflops"]}, key=int)}
-    peak = ", ".join(f"{gflops:.2f} on {t} thread{'s' if t != '1' else ''}" for t, gflops in peaks.items())
-    return (f"- **{name}**: {d['cpu']} ({flags}), {d['cores']} cores, {d['os']}, Python {d['python']}, "
-            f"edgeseg {d['edgeseg']}; {len(docs)} run{'s' if len(docs) > 1 else ''}: {runs}; "
+    peak = ", ".join(f"{gflops:.2f} on {t} thread{'s' if t != '1' else ''}" for t, gflops in device["peak_gflops"].items())
+    n = len(device["runs"])
+    return (f"- **{name}**: {device['cpu']} ({flags}), {device['cores']} cores, {device['os']}, Python "
+            f"{device['python']}, edgeseg {device['edgeseg']}; {n} run{'s' if n > 1 else ''}: {runs}; "
             f"peak fp32 GFLOP/s: {peak}")
 
 
@@ -218,6 +251,11 @@ def charts(results: list[dict], out: Path, prefix: str = "") -> list[Path]:
 def merged_table(paths: list[str | Path]) -> str:
     """The result files' merged table (:func:`markdown`)."""
     return markdown(_load_all(paths))
+
+
+def merged_report(paths: list[str | Path]) -> dict:
+    """The result files' merged report (:func:`merged`)."""
+    return merged(_load_all(paths))
 
 
 def _load_all(paths: list[str | Path]) -> list[dict]:

@@ -111,13 +111,17 @@ def bench_report(
     results: list[Path] = typer.Argument(..., help="Result files written by edgeseg bench --out."),
     out: Optional[Path] = typer.Option(None, help="Write the table (README.md) and charts into this folder, or "
                                        "the table into this .md file with the charts beside it."),
+    as_json: JsonOpt = False,
 ):
     """Merge result files from several devices into one table (Markdown) and charts.
 
     Example: edgeseg bench report results/*.json --out report/
     """
-    from edgeseg.benchmarks.report import is_markdown, merged_table, write_report
+    from edgeseg.benchmarks.report import is_markdown, merged_report, merged_table, write_report
 
+    if out is None and as_json:
+        typer.echo(json.dumps(merged_report(results), indent=2))
+        return
     if out is None:
         typer.echo(merged_table(results), nl=False)
         return
@@ -126,6 +130,9 @@ def bench_report(
                                  param_hint="--out")
     writable(out, "--out", folder=not is_markdown(out))
     written = write_report([str(r) for r in results], out)
+    if as_json:
+        typer.echo(json.dumps({**merged_report(results), "written": [str(p) for p in written]}, indent=2))
+        return
     for path in written:
         console.print(str(path), soft_wrap=True)
 

@@ -112,7 +112,7 @@ def bench_table(result: dict) -> FittedTable:
         rows.append([r["model"], status, str(r["threads"]), *cells(r)])
     flags = ", ".join(device.get("cpu_flags") or [])
     t = table(f"{device['name']}: {device['cpu']} ({device['cores']} cores{'; ' + flags if flags else ''})",
-              ["model", "status", "thr", *(h for h, _, _ in COLUMNS)], rows, left=2)
+              ["model", "status", "thr", *(c.header for c in COLUMNS)], rows, left=2)
     size = "x".join(map(str, result.get("options", {}).get("frame_size") or FRAME_SIZE))
     t.caption = ("x floor: p50 over the time the model's multiply-adds take at this CPU's measured fp32 peak; "
                  f"below 1 is faster than that peak (int8 kernels do more per cycle). pipeline FPS: the whole {size} "
