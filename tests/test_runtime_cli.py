@@ -54,7 +54,14 @@ def test_execution_providers_are_asked_for_by_name(shipped, tmp_path):
     ok = runner.invoke(app, [*base, *onnx, "--provider", "CPUExecutionProvider"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["delegate"]["providers"] == ["CPUExecutionProvider"]
-    missing = runner.invoke(app, [*base, *onnx, "--provider", "NoSuchExecutionProvider"])
+    # a typo exited 1 as a provider this build lacks does: both said "not in this onnxruntime build"
+    typo = runner.invoke(app, [*base, *onnx, "--provider", "CudaExecutionProvider"])
+    assert typo.exit_code == 2 and "unknown execution provider 'CudaExecutionProvider' (did you mean " \
+        "'CUDAExecutionProvider'?); this onnxruntime build has" in one_line(typo.output), typo.output
+    import onnxruntime as ort
+
+    lacking = next(p for p in ort.get_all_providers() if p not in ort.get_available_providers())
+    missing = runner.invoke(app, [*base, *onnx, "--provider", lacking])
     assert missing.exit_code == 1 and "not in this onnxruntime build; available" in missing.output
     tflite = runner.invoke(app, [*base, "--model", shipped("tflite", "int8"), "--provider", "CUDAExecutionProvider"])
     assert tflite.exit_code == 2 and "execution providers are for .onnx models" in tflite.output

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 from pathlib import Path
 
 import numpy as np
 
 from edgeseg.contract import METADATA_KEY
+from edgeseg.errors import UsageError
 from edgeseg.io import valid_utf8
 from edgeseg.runtime.backends.base import (
     BackendError,
@@ -44,6 +46,13 @@ class OnnxRuntimeBackend(ClosingBackend):
         self.path = Path(path)
         available = ort.get_available_providers()
         wanted = list(providers or [])
+        known = ort.get_all_providers()  # every provider onnxruntime has a name for, built here or not
+        for name in wanted:
+            if name not in known:  # a typo, which no other build would take either
+                lower = {p.lower(): p for p in known}  # CUDA, not Cuda: the case that a typo most often gets wrong
+                hint = [lower[h] for h in difflib.get_close_matches(name.lower(), lower, n=1, cutoff=0.5)]
+                raise UsageError(f"unknown execution provider {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint
+                                 else "") + f"; this onnxruntime build has {', '.join(available)}")
         missing = [p for p in wanted if p not in available]
         if missing:
             raise BackendError(f"execution providers {missing} are not in this onnxruntime build; available: {available}")
