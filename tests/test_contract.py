@@ -54,6 +54,12 @@ def test_foreground_spec_with_weights():
     for bad in ("", "a", "1:2", "-1"):
         with pytest.raises(ValueError):
             parse_foreground(bad)
+    # taken without a word: the last weight of a class named twice won, and all-zero weights made an empty mask
+    with pytest.raises(ValueError, match="names class 0 twice"):
+        parse_foreground("0:0.5,0")
+    with pytest.raises(ValueError, match="every class weighs 0, so the mask would be empty"):
+        parse_foreground("0:0,2:0")
+    assert parse_foreground("0:0,2:0.5") == {0: 0.0, 2: 0.5}
 
 
 def test_format_table_picks_the_backend():

@@ -119,9 +119,13 @@ def parse_foreground(spec: str) -> dict[int, float]:
             raise ValueError(f"foreground {spec!r}: expected class ids with optional weights, e.g. 0,2:0.5") from None
         if c < 0 or not 0.0 <= w <= 1.0:
             raise ValueError(f"foreground {item!r}: class ids are >= 0 and weights in [0, 1]")
+        if c in weights:  # the last weight would win without a word
+            raise ValueError(f"foreground {spec!r} names class {c} twice: give each class once")
         weights[c] = w
     if not weights:
         raise ValueError(f"foreground {spec!r} names no class; expected e.g. 8,12 or 0,2:0.5")
+    if not any(weights.values()):
+        raise ValueError(f"foreground {spec!r}: every class weighs 0, so the mask would be empty")
     return weights
 
 
