@@ -43,6 +43,11 @@ def test_bad_sweeps_are_usage_errors(spec, message, tmp_path):
 def test_a_setting_named_twice_is_refused():
     with pytest.raises(UsageError, match="twice"):
         parse_sweep(["softness=0.1", "softness=0.2"])
+    # a value named twice scored the same rows twice
+    with pytest.raises(UsageError, match="'threshold=0.5,0.50' names 0.5 twice"):
+        parse_sweep(["threshold=0.5,0.50"])
+    with pytest.raises(UsageError, match="'edges=guided,guided' names guided twice"):
+        parse_sweep(["edges=guided,guided"])
 
 
 def test_sweeping_smoothing_needs_flicker(tmp_path):

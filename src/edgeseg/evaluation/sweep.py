@@ -36,6 +36,9 @@ def parse_sweep(specs: list[str]) -> dict[str, list]:
         outside = [f"{v:g}" for v in grid[name] if least is not None and not least <= v <= most]
         if outside:
             raise UsageError(f"--sweep {spec!r}: {name} takes {least:g} to {most:g}, received {', '.join(outside)}")
+        twice = next((v for i, v in enumerate(grid[name]) if v in grid[name][:i]), None)
+        if twice is not None:  # every row of it would be scored twice
+            raise UsageError(f"--sweep {spec!r} names {getattr(twice, 'value', twice)} twice")
     return grid
 
 
