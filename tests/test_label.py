@@ -267,3 +267,24 @@ def test_photos_sharing_a_name_are_named(photos, tmp_path):
     result = runner.invoke(app, ["label", str(photos), "--out", str(tmp_path / "o"), "--model", str(
         brightness_teacher(tmp_path / "teacher.onnx")), "--foreground", "1"])
     assert result.exit_code == 1 and "pet1.jpg and pet1.png share the name pet1" in one_line(result.output)
+
+
+@pytest.mark.parametrize("layout", ["oxford", "masks"])
+def test_photos_named_with_spaces_or_bytes_that_are_no_utf8_are_labelled_or_said_why(photos, tmp_path, layout):
+    # "IMG 0001.jpg" was listed as "IMG 0001 0 0 0", which the readers took for the photo "IMG": training and
+    # evaluating the dataset said "names in trainval.txt have no image, e.g. 'IMG'"; and a name that is no UTF-8
+    # ended the labelling with "'utf-8' codec can't encode character '\udcff'"
+    import os
+
+    (photos / "pet0.jpg").rename(photos / "IMG 0001.jpg")
+    os.rename(photos / "pet1.jpg", os.fsencode(photos) + b"/pet\xff.jpg")
+    out = tmp_path / "dataset"
+    result = runner.invoke(app, ["label", str(photos), "--out", str(out), "--model", str(
+        brightness_teacher(tmp_path / "teacher.onnx")), "--foreground", "1", "--layout", layout, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "IMG 0001" in report["kept"]
+    assert report["rejected"]["pet\udcff"] == ("unreadable: pet\\xff.jpg is not a valid UTF-8 name, which the split "
+                                               "lists need: rename it")
+    train = load_folder(out, "train", 32, val_fraction=0.0, progress=False)  # what edgeseg train reads
+    assert sorted(train.names) == sorted(report["kept"])  # these few all hash into the training split

@@ -10,6 +10,7 @@ rerun skips the images already decided. Needs no TensorFlow.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zlib
 from collections import Counter
@@ -22,7 +23,7 @@ import numpy as np
 
 from edgeseg.choice import Choice
 from edgeseg.errors import NotFound, SettingError
-from edgeseg.io import atomic_path, atomic_write_text, folder_lock
+from edgeseg.io import atomic_path, atomic_write_text, folder_lock, valid_utf8
 from edgeseg.runtime.image_io import (
     MAX_PIXELS, MAX_PIXELS_OPTION, ImageError, heic_error, heic_files, image_files, no_images, read_image, write_image,
 )
@@ -287,6 +288,10 @@ def _label(images: Path, files: list[Path], names: list[str], out: Path, options
     done = set(report.kept) | set(report.rejected)
     report.resumed = len(done)
     todo = [p for p in files if p.stem not in done]
+    for path in [p for p in todo if not valid_utf8(p.name)]:  # Linux allows any bytes; the split lists are UTF-8
+        shown = os.fsencode(path.name).decode(errors="backslashreplace")
+        report.rejected[path.stem] = f"{UNREADABLE}: {shown} is not a valid UTF-8 name, which the split lists need: rename it"
+        todo.remove(path)
     # HEIC photos OpenCV cannot read, unless a converted copy of the same name is among the images
     report.rejected.update({p.stem: f"{UNREADABLE}: {heic_error(p)}" for p in heic_files(images) if p.stem not in names})
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import tempfile
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,9 +101,19 @@ def _split_names(names: list[str], split: str, val_fraction: float, seed: int) -
     return [names[i] for i in sorted(keep)]
 
 
-def oxford_list(list_file: Path) -> list[str]:
-    """The image names of an Oxford-IIIT Pet split list ("NAME CLASS_ID SPECIES BREED_ID" lines)."""
-    return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+def oxford_list(list_file: Path, known: Collection[str] = ()) -> list[str]:
+    """The image names of a split list: "NAME CLASS_ID SPECIES BREED_ID" lines (Oxford-IIIT Pet's) or "NAME" lines.
+    A NAME may hold spaces, as photos' own names do ("IMG 0001"): it is the line less its three numbers, or the whole
+    line; where that is none of the ``known`` names but the line's first word is, the first word."""
+    names = []
+    for line in list_file.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        numbered = len(fields) >= 4 and all(f.isdigit() for f in fields[-3:])
+        name = line.rsplit(maxsplit=3)[0].strip() if numbered else line.strip()
+        names.append(fields[0] if name not in known and fields[0] in known else name)
+    return names
 
 
 def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> list[tuple[str, Path, Path]]:
@@ -119,7 +130,7 @@ def _oxford_pairs(root: Path, split: str, val_fraction: float, seed: int) -> lis
 def _listed(list_file: Path, images: dict[str, Path], folder: Path) -> list[str]:
     """The names of a split list, each of which must have one of ``images`` (of ``folder``): a DataError says how
     many have none, and names one."""
-    names = oxford_list(list_file)
+    names = oxford_list(list_file, images)
     missing = [n for n in names if n not in images]
     if missing:
         raise DataError(f"{len(missing)} names in {list_file} have no image in {folder}, e.g. {missing[0]!r}")
