@@ -186,7 +186,8 @@ def test_odd_sized_frames_are_cropped_to_even_and_it_is_said(tmp_path, caplog):
     ok, first = stored.read()
     assert ok and first.shape == (48, 64, 3)
     small = VideoOutput(tmp_path / "dot.mp4", 10)
-    with pytest.raises(OSError, match=r"frames of 0x4 \(cropped to even sizes\) are smaller than video encoders take"):
+    # it said "frames of 0x4 (cropped to even sizes)" of frames of 1x5
+    with pytest.raises(OSError, match=r"frames of 1x5 are smaller than video encoders take \(2x2 at least\)"):
         small.write(np.zeros((5, 1, 3), np.uint8))
     small.close(keep=False)
 

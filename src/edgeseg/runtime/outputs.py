@@ -109,6 +109,9 @@ class VideoOutput:
     def _append(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         if self.writer is None:
+            if min(w, h) < 2:  # cropped to even sizes they would be empty
+                raise OSError(f"cannot write video {self.path}: frames of {w}x{h} are smaller than video encoders "
+                              "take (2x2 at least)")
             self.size = (w - w % 2, h - h % 2)  # every encoder here takes even sizes (OpenCV would crop silently)
             if self.size != (w, h):
                 dropped = " and ".join(name for name, odd in (("column", w % 2), ("row", h % 2)) if odd)
@@ -129,9 +132,6 @@ class VideoOutput:
             self.frames += 1
 
     def _open(self) -> tuple[cv2.VideoWriter, str]:
-        if min(self.size) < 2:
-            raise OSError(f"cannot write video {self.path}: frames of {self.size[0]}x{self.size[1]} (cropped to even "
-                          "sizes) are smaller than video encoders take (2x2 at least)")
         for codec in self.codecs:
             with opencv_silenced():  # OpenCV and FFmpeg complain about a missing encoder; we try the next codec
                 writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
