@@ -160,14 +160,12 @@ def export_model(source: str | Path, options: ExportOptions | None = None, progr
     train_data = training_sources(run_info)
     _check_run_data(model_path, train_data, options, int8)
     with folder_lock(out, "export"):  # a second one at once would write its report without the first's artifacts
-        return _export(model_path, run_info, out, pairs, notes, options, progress)
+        return _export(model_path, run_info, train_data, out, pairs, int8, notes, options, progress)
 
 
-def _export(model_path: Path, run_info: dict, out: Path, pairs: list[tuple[Format, Precision]], notes: list[str],
-            options: ExportOptions, progress: bool) -> ExportReport:
+def _export(model_path: Path, run_info: dict, train_data: list[str], out: Path, pairs: list[tuple[Format, Precision]],
+            int8: bool, notes: list[str], options: ExportOptions, progress: bool) -> ExportReport:
     """:func:`export_model` once its settings are checked and ``out`` is held."""
-    int8 = any(p is Precision.INT8 for _, p in pairs)
-    train_data = training_sources(run_info)
     data_dir = tfds_dir(run_info)  # where training found tfds's datasets
     model = _load_model(model_path)
     size = (int(model.input_shape[1]), int(model.input_shape[2]))  # (height, width)
