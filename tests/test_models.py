@@ -54,7 +54,7 @@ def test_bad_arguments_say_what_was_expected(tmp_path):
         unet_mobilenetv2(64, encoder_weights=tmp_path / "missing.weights.h5")
     bad = tmp_path / "bad.weights.h5"
     bad.write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="do not fit MobileNetV2"):
+    with pytest.raises(ValueError, match="does not fit the encoder MobileNetV2"):
         unet_mobilenetv2(64, encoder_weights=bad)
     with pytest.raises(ValueError, match="between 0 and 16"):
         unet_mobilenetv2(64, encoder_weights="none", fine_tune=17)
@@ -103,3 +103,23 @@ def test_the_cli_lists_every_model_without_importing_keras():
     from edgeseg.trainer import MODEL_NAMES
 
     assert tuple(MODELS) == MODEL_NAMES
+
+
+@pytest.mark.parametrize("args", [["--alpha", "0.5"], ["--model", "unet_mobilenetv3_small"]])
+def test_encoder_weights_that_do_not_fit_say_so_in_one_line(oxford_dir, tmp_path, args):
+    # the message held Keras's list of every layer left and their weights (over 300 lines, exit 1); a file for a
+    # MobileNetV3 encoder was said to be "could not download the ImageNet weights (offline?)"
+    from typer.testing import CliRunner
+
+    from edgeseg.cli import app
+    from tests.helpers import one_line
+
+    weights = tmp_path / "v2.weights.h5"
+    keras.applications.MobileNetV2((32, 32, 3), alpha=0.35, include_top=False, weights=None).save_weights(weights)
+    result = CliRunner().invoke(app, ["train", "--data", str(oxford_dir), "--img-size", "32", "--encoder-weights",
+                                      str(weights), "--batch-size", "8", "--epochs", "1", "--out", str(tmp_path / "run"),
+                                      *args])
+    text = one_line(result.output)
+    assert result.exit_code == 2 and f"Invalid value for --encoder-weights: {weights} does not fit the encoder " \
+        "MobileNetV" in text and "download" not in text, text
+    assert len(text) < 1000, text  # one message, not the weights of every layer

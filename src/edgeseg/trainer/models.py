@@ -20,7 +20,7 @@ import keras
 from keras import layers
 
 from edgeseg.data import as_hw
-from edgeseg.errors import EdgesegError, NotFound
+from edgeseg.errors import EdgesegError, NotFound, SettingError
 from edgeseg.trainer import Upsampling, choice
 
 # Skip connections of the tutorial model, from stride 2 to stride 16, then the bottleneck (stride 32).
@@ -102,6 +102,26 @@ def _imagenet_download(encoder: str):
         ) from None
 
 
+def load_fitting_weights(model: keras.Model, path: str | Path, setting: str, what: str) -> None:
+    """``path``'s weights into ``model``; weights that do not fit are one :class:`SettingError` of ``setting``
+    naming ``what`` they do not fit, not Keras's warning per layer and its list of the layers it left (with
+    their weights: hundreds of lines)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except Exception as exc:  # Keras raises ValueError for layers that do not fit; h5py others for other files
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            detail = next((line for line in lines if line.startswith("Layer ")), lines[0])  # the first layer's
+            if detail.endswith(":") and len(lines) > 1:  # "... Example error message for object X:", then it
+                detail += " " + lines[1].split(" Target variable")[0]  # less the variable's values
+            raise SettingError(setting, f"{path} does not fit {what} ({detail})") from None
+    for warning in caught:  # a load that worked: its warnings, as they were
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def _mobilenetv2_base(input_size: int | tuple[int, int], alpha: float, encoder_weights: str | Path) -> keras.Model:
     weights = str(encoder_weights)
     if weights.lower() == "none":
@@ -115,12 +135,7 @@ def _mobilenetv2_base(input_size: int | tuple[int, int], alpha: float, encoder_w
     if not path.is_file():
         raise NotFound(f"encoder weights {path} not found; expected {ENCODER_WEIGHTS_CHOICES}")
     base = keras.applications.MobileNetV2((*as_hw(input_size), 3), alpha=alpha, include_top=False, weights=None)
-    try:
-        base.load_weights(path)
-    except Exception as exc:  # h5py/keras raise many types for a mismatched file
-        raise ValueError(
-            f"encoder weights {path} do not fit MobileNetV2(alpha={alpha}, include_top=False): {exc}"
-        ) from exc
+    load_fitting_weights(base, path, "encoder_weights", f"the encoder MobileNetV2(alpha={alpha}, include_top=False)")
     return base
 
 
@@ -259,8 +274,11 @@ def unet_mobilenetv3(
     with _imagenet_download(f"MobileNetV3{variant.title()}"):
         base = builders[variant](
             input_shape=(*as_hw(input_size), 3), alpha=alpha, include_top=False,
-            weights=None if weights.lower() == "none" else weights, include_preprocessing=False,
+            weights="imagenet" if weights.lower() == "imagenet" else None, include_preprocessing=False,
         )
+    if weights.lower() not in ("imagenet", "none"):  # a local file: not a download that failed
+        load_fitting_weights(base, weights, "encoder_weights", f"the encoder MobileNetV3{variant.title()}"
+                                                                f"(alpha={alpha}, include_top=False)")
     skip_names = _last_layer_per_stride(base, input_size)
     encoder = keras.Model(base.input, [base.get_layer(n).output for n in skip_names], name="encoder")
     encoder.trainable = fine_tune > 0

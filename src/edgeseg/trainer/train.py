@@ -244,21 +244,10 @@ def _check_init_from(config: TrainConfig) -> None:
 
 
 def _load_init_from(model, config: TrainConfig) -> None:
-    """``config.init_from``'s weights into ``model`` (matched by layer structure, whatever is trainable now); one
-    that does not fit is a SettingError, not Keras's warning per layer and its list of the layers it left."""
-    import warnings
+    """``config.init_from``'s weights into ``model`` (matched by layer structure, whatever is trainable now)."""
+    from edgeseg.trainer.models import load_fitting_weights
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.load_weights(config.init_from)
-        except ValueError as exc:
-            lines = str(exc).splitlines() or [""]
-            detail = next((line for line in lines if line.startswith("Layer ")), lines[0])  # the first layer's
-            raise SettingError("init_from", f"{config.init_from} does not fit a {config.model} model built with "
-                                            f"these settings ({detail})") from None
-    for warning in caught:  # a load that worked: its warnings, as they were
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    load_fitting_weights(model, config.init_from, "init_from", f"a {config.model} model built with these settings")
 
 
 def _check_overwrite(config: TrainConfig) -> None:
