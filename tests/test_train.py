@@ -453,6 +453,14 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     # the range took 0, then the reader failed on an empty validation split (exit 1), after the data was read
     (["--val-fraction", "0"], "Invalid value for --val-fraction: the share of training images held out for "
                               "validation must be above 0"),
+    # architecture options a model has no use for were ignored without a word
+    (["--model", "conv_deconv", "--alpha", "0.5"], "Invalid value for --alpha: conv_deconv has no encoder width "
+                                                   "multiplier, so it would be ignored; it is for unet_mobilenetv2,"),
+    (["--model", "unet_plain", "--encoder-weights", "{tmp}/v2.weights.h5"], "Invalid value for --encoder-weights: "
+                                                                           "unet_plain has no pretrained encoder"),
+    (["--model", "unet_mobilenetv3_small", "--upsampling", "bilinear"], "Invalid value for --upsampling: "
+     "unet_mobilenetv3_small has no choice of decoder upsampling, so it would be ignored; it is for unet_mobilenetv2, "
+     "unet_mobilenetv2_edge"),
 ])
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
     pytest.importorskip("keras")  # train checks for the training stack first
@@ -524,3 +532,9 @@ def test_resuming_may_extend_the_run_and_name_the_same_data_another_way(oxford_d
     _interrupted_run_folder(run, oxford_dir, epochs=20)
     monkeypatch.chdir(oxford_dir.parent)
     validate(TrainConfig(data=oxford_dir.name, out=str(run), strategy="default", epochs=30, early_stopping=0))
+
+
+def test_a_model_without_an_encoder_takes_encoder_weights_none():
+    from edgeseg.trainer.train import TrainConfig, validate
+
+    validate(TrainConfig(model="unet_plain", data="oxford_iiit_pet", encoder_weights="none", alpha=1.0))  # no error

@@ -341,7 +341,12 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "unet_plain": unet_plain,
     "conv_deconv": conv_deconv,
 }
-PRETRAINED_ENCODER = {"unet_mobilenetv2", "unet_mobilenetv2_edge", "unet_mobilenetv3_small", "unet_mobilenetv3_large"}
+# The options each architecture takes beyond its input size and classes (train refuses the others when given).
+_ENCODER = ("encoder_weights", "fine_tune", "alpha", "dropout")
+MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "unet_mobilenetv2": (*_ENCODER, "upsampling"), "unet_mobilenetv2_edge": (*_ENCODER, "upsampling"),
+    "unet_mobilenetv3_small": _ENCODER, "unet_mobilenetv3_large": _ENCODER, "unet_plain": (), "conv_deconv": (),
+}
 
 
 def check_model_name(name: str) -> None:
@@ -366,18 +371,11 @@ def build_model(
     dropout: float = 0.0,
     upsampling: str = "transpose",
 ) -> keras.Model:
-    """Build a model from :data:`MODELS` by name; encoder and decoder options are ignored by models
-    without them (``upsampling`` applies to the MobileNetV2 U-Nets)."""
+    """Build a model from :data:`MODELS` by name, with the options it takes (:data:`MODEL_OPTIONS`); the others
+    are ignored."""
     check_model_name(name)
     _check_upsampling(upsampling)
-    if name in ("unet_mobilenetv2", "unet_mobilenetv2_edge"):
-        return MODELS[name](
-            input_size=input_size, num_classes=num_classes, encoder_weights=encoder_weights,
-            fine_tune=fine_tune, alpha=alpha, dropout=dropout, upsampling=upsampling,
-        )
-    if name in PRETRAINED_ENCODER:
-        return MODELS[name](
-            input_size=input_size, num_classes=num_classes, encoder_weights=encoder_weights,
-            fine_tune=fine_tune, alpha=alpha, dropout=dropout,
-        )
-    return MODELS[name](input_size=input_size, num_classes=num_classes)
+    given = {"encoder_weights": encoder_weights, "fine_tune": fine_tune, "alpha": alpha, "dropout": dropout,
+             "upsampling": upsampling}
+    return MODELS[name](input_size=input_size, num_classes=num_classes,
+                        **{k: v for k, v in given.items() if k in MODEL_OPTIONS[name]})

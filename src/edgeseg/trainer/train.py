@@ -215,6 +215,7 @@ def validate(config: TrainConfig) -> None:
                            f"(the best checkpoint is chosen on them) and at most 0.5, received {config.val_fraction:g}")
     if not (math.isfinite(config.alpha) and config.alpha > 0):
         raise SettingError("alpha", f"alpha (the encoder's width multiplier) must be positive, received {config.alpha}")
+    _check_model_options(config)
     if config.init_from:
         _check_init_from(config)
     if config.class_weights not in ("none", "balanced"):
@@ -227,6 +228,25 @@ def validate(config: TrainConfig) -> None:
 
 # The settings that shape a network's weights: --init-from takes a model built with the same ones
 ARCHITECTURE = ("model", "alpha", "upsampling")
+
+
+# What an option sets, for a model that has none: the message that refuses it
+_HAS_NO = {"encoder_weights": "pretrained encoder", "fine_tune": "pretrained encoder to unfreeze",
+           "alpha": "encoder width multiplier", "dropout": "decoder dropout", "upsampling": "choice of decoder upsampling"}
+
+
+def _check_model_options(config: TrainConfig) -> None:
+    """Refuse an architecture option the model would ignore (given a value other than its default)."""
+    from edgeseg.trainer.models import MODEL_OPTIONS
+
+    defaults = TrainConfig(data=config.data)
+    for name, what in _HAS_NO.items():
+        value = getattr(config, name)
+        unused = name not in MODEL_OPTIONS[config.model] and value != getattr(defaults, name)
+        if unused and not (name == "encoder_weights" and str(value).lower() == "none"):  # none: what it has
+            takes = [m for m, options in MODEL_OPTIONS.items() if name in options]
+            raise SettingError(name, f"{config.model} has no {what}, so it would be ignored; it is for "
+                                     f"{', '.join(takes)}")
 
 
 def _check_init_from(config: TrainConfig) -> None:
