@@ -200,6 +200,19 @@ def test_two_worker_distributed_run(oxford_session_dir, tmp_path):
     assert (tmp_path / "run" / "model.keras").is_file()
 
 
+@pytest.mark.slow
+def test_multiworker_without_tf_config_trains_as_one_worker(oxford_session_dir, tmp_path):
+    # it failed in the first epoch with TensorBoard's "Expected scalar shape, saw shape: (1,)": the logs were made
+    # rank 1 for a cross-worker reduction that one worker does not do
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    cmd = [sys.executable, "-m", "edgeseg", "train", "--data", str(oxford_session_dir), "--model", "conv_deconv",
+           "--img-size", "32", "--batch-size", "8", "--epochs", "1", "--encoder-weights", "none",
+           "--strategy", "multiworker", "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, env={**env, "CUDA_VISIBLE_DEVICES": "-1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["device"]["replicas"] == 1
+
+
 def test_binary_mask_datasets_report_no_phantom_border_class(tmp_path):
     from edgeseg.data import load_folder
     from edgeseg.trainer.train import evaluate_model

@@ -518,7 +518,7 @@ def _build(config: TrainConfig, splits: _Splits, class_weights):
             _load_init_from(model, config)
         _compile(keras, model, config, steps)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _multiworker_workarounds(tf, model, next(iter(train_ds)))
+            _multiworker_workarounds(tf, model, next(iter(train_ds)), strategy.num_replicas_in_sync)
     return model, strategy, train_ds, val_ds, steps
 
 
@@ -589,16 +589,19 @@ def _finalise(model, config: TrainConfig, run: Path, work: Path, splits: _Splits
     return report
 
 
-def _multiworker_workarounds(tf, model, batch) -> None:
+def _multiworker_workarounds(tf, model, batch, replicas: int) -> None:
     """Make Keras 3 fit() work under MultiWorkerMirroredStrategy (keras-team/keras#20585), on this instance.
 
     1. fit() builds the model by reducing a distributed batch, which fails ("Attempt to convert a value
        (PerReplica...)"): build model, loss and metrics from a local batch instead.
     2. fit() reduces each step's scalar logs with ``strategy.reduce("MEAN", v, axis=0)``, which fails on
-       rank-0 tensors: return the logs as rank-1 tensors of one element.
+       rank-0 tensors: return the logs as rank-1 tensors of one element. One replica (no TF_CONFIG) is not
+       reduced, and its logs must stay scalars (TensorBoard writes them).
     """
     model._symbolic_build(data_batch=batch)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    if replicas == 1:
+        return
     for step in ("train_step", "test_step"):
         original = getattr(model, step)
         setattr(model, step, lambda data, f=original: {k: tf.reshape(v, [1]) for k, v in f(data).items()})
