@@ -312,3 +312,31 @@ def test_cli_exit_code_follows_the_gates(trained_run, tmp_path):
     assert not (tmp_path / "c").exists()
     result = runner.invoke(app, ["export", str(trained_run), "--formats", ","])  # said "nothing to export: "
     assert result.exit_code == 2 and "',' names no format; choose from tflite, onnx" in one_line(result.output)
+
+
+def test_a_mixed_precision_run_exports_as_float32(oxford_session_dir, tmp_path):
+    # its float16 casts failed TFLite's conversion (with the converter's graph dump as the message) and ONNX's
+    # quantization, whose model ONNX Runtime could not load: that ended the export with no report at all
+    from edgeseg.trainer.train import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(model="conv_deconv", data=str(oxford_session_dir), out=str(run), epochs=1, batch_size=8,
+                      img_size=32, encoder_weights="none", early_stopping=0, mixed_precision=True), progress=False)
+    report = export_model(run, ExportOptions(precisions=[Precision.FP32, Precision.INT8]), progress=False)
+    assert [(a.format, a.precision) for a in report.artifacts] == [("tflite", "fp32"), ("tflite", "int8"),
+                                                                  ("onnx", "fp32"), ("onnx", "int8")]
+    assert all(a.path and Path(a.path).is_file() for a in report.artifacts), report.failures()
+    assert not [f for f in report.failures() if "conversion failed" in f or "cannot run" in f]
+
+
+def test_an_artifact_its_runtime_cannot_run_fails_alone(trained_run, tmp_path, monkeypatch):
+    # ONNX Runtime's refusal of one artifact ended the export: no report, the other artifacts unrecorded
+    from edgeseg.export import onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "quantize_int8", lambda *args, **kwargs: b"not an onnx model")
+    report = export_model(trained_run, ExportOptions(formats=["onnx"], precisions=[Precision.FP32, Precision.INT8],
+                                                     out=str(tmp_path / "out")), progress=False)
+    fp32, int8 = report.artifacts
+    assert fp32.passed and not int8.passed and not int8.path
+    assert any(f.startswith("its runtime cannot run it: ONNX Runtime cannot load") for f in int8.failures), int8
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["conv_deconv_fp32.onnx", "export_report.json"]

@@ -118,10 +118,13 @@ def _check_writable(out: Path) -> None:
 
 
 def _load_model(path: Path):
+    """The Keras model at ``path``, computing in float32 (a mixed-precision one converted: its artifacts are
+    float32 graphs, checked against it)."""
     from edgeseg.evaluation.evaluate import load_keras_model
+    from edgeseg.trainer.models import float32_copy
 
     try:
-        return load_keras_model(path)
+        return float32_copy(load_keras_model(path))
     except (FileNotFoundError, ValueError) as exc:
         raise ExportError(str(exc)) from exc
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeseg.export.base import ArtifactReport, Gates, Precision
 from edgeseg.runtime.alpha import softmax
-from edgeseg.runtime.backends import open_backend
+from edgeseg.runtime.backends import BackendError, open_backend
 from edgeseg.evaluation.metrics import (
     CLASS_NAMES,
     SegmentationMetrics,
@@ -46,8 +46,15 @@ def artifact_probs(path: str | Path, images: np.ndarray, threads: int | None = N
 
 
 def compare(report: ArtifactReport, reference: Reference, gates: Gates, threads: int | None = None) -> ArtifactReport:
-    """Fill ``report`` with agreement, probability differences, metrics, deltas and the gate verdict."""
-    probs = artifact_probs(report.path, reference.images, threads)
+    """Fill ``report`` with agreement, probability differences, metrics, deltas and the gate verdict; an artifact
+    its runtime cannot run fails, and is dropped as a failed conversion is (``path`` emptied)."""
+    try:
+        probs = artifact_probs(report.path, reference.images, threads)
+    except BackendError as exc:  # one broken artifact must not end the export of the others
+        report.failures.append(f"its runtime cannot run it: {exc}")
+        Path(report.path).unlink(missing_ok=True)
+        report.path = ""
+        return report
     if probs.shape != reference.probs.shape:
         report.failures.append(f"output shape {probs.shape} differs from Keras {reference.probs.shape}")
         return report

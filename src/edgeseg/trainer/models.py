@@ -349,6 +349,26 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` computing in float32 throughout: a mixed-precision one (``train --mixed-precision``) rebuilt with
+    float32 layers and its weights (kept in float32 by mixed precision); a float32 model as it is. The exporters
+    take float32 graphs: a mixed one's float16 casts fail TFLite's conversion and ONNX's quantization."""
+    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+        return model
+
+    def float32(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy":  # mixed_float16, mixed_bfloat16
+                return {**config, "config": {**config["config"], "name": "float32"}}
+            return {k: "float32" if k == "dtype" and v in ("float16", "bfloat16") else float32(v)
+                    for k, v in config.items()}
+        return [float32(v) for v in config] if isinstance(config, list) else config
+
+    copy = model.__class__.from_config(float32(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def check_model_name(name: str) -> None:
     """Raise ValueError with the choices (and the closest one) for a name not in :data:`MODELS`."""
     if name not in MODELS:
