@@ -340,3 +340,15 @@ def test_an_artifact_its_runtime_cannot_run_fails_alone(trained_run, tmp_path, m
     assert fp32.passed and not int8.passed and not int8.path
     assert any(f.startswith("its runtime cannot run it: ONNX Runtime cannot load") for f in int8.failures), int8
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["conv_deconv_fp32.onnx", "export_report.json"]
+
+
+def test_a_failed_conversion_is_said_in_one_line(trained_run, tmp_path, monkeypatch):
+    # the TFLite converter's error holds its whole graph (hundreds of lines), all of it in the table and the report
+    from edgeseg.export import tflite as tflite_module
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("could not translate the graph\n" + "  %1 = tfl.cast(...)\n" * 500)
+
+    monkeypatch.setattr(tflite_module, "export_tflite", failing)
+    report = export_model(trained_run, ExportOptions(formats=["tflite"], out=str(tmp_path / "out")), progress=False)
+    assert report.artifacts[0].failures == ["conversion failed: RuntimeError: could not translate the graph"]

@@ -347,12 +347,15 @@ def _onnx_artifacts(job: _Job, precisions):
 
 
 WRITERS = {"tflite": _tflite_artifacts, "onnx": _onnx_artifacts}  # keyed like edgeseg.contract.FORMATS
+MESSAGE_CHARS = 300  # of a converter's error in the report and the table
 
 
 def _write(path: Path, fmt: Format, precision: Precision, blob, settings: dict | None = None) -> ArtifactReport:
     report = ArtifactReport(fmt.name, precision.value, str(path), settings=dict(settings or {}))
-    if isinstance(blob, Exception):
-        report.failures.append(f"conversion failed: {type(blob).__name__}: {blob}")
+    if isinstance(blob, Exception):  # its first line: the converters append their whole graph (--verbose shows it)
+        first = next((line.strip() for line in str(blob).splitlines() if line.strip()), "")
+        log.debug("%s %s conversion failed: %s", fmt.name, precision.value, blob)
+        report.failures.append(f"conversion failed: {type(blob).__name__}: {first[:MESSAGE_CHARS]}")
         report.path = ""
         return report
     remove_stale(path.parent, f".{path.stem}.", path.suffix)  # temp files of an export that was killed
