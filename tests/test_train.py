@@ -135,6 +135,8 @@ def test_class_weight_parsing():
     np.testing.assert_allclose(parse_class_weights("balanced", masks), [1, 1 / 3, 1])
     with pytest.raises(ValueError, match="3 non-negative numbers"):
         parse_class_weights("1,2", masks)
+    with pytest.raises(ValueError, match="every class weighs 0, so nothing would be learned"):  # it trained on
+        parse_class_weights("0,0,0", masks)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -180,6 +180,8 @@ def parse_class_weights(spec: str, train_masks: np.ndarray, num_classes: int = 3
         raise ValueError(
             f"class weights must be 'none', 'balanced' or {num_classes} non-negative numbers like 2,1,2; received {spec!r}"
         )
+    if not weights.any():  # a loss of 0 at every pixel: the run would end as it began
+        raise ValueError(f"class weights {spec!r}: every class weighs 0, so nothing would be learned")
     return weights
 
 
