@@ -99,6 +99,10 @@ def test_init_from_continues_from_a_trained_model(oxford_session_dir, tmp_path):
                                 init_from=first.model_path), progress=False)
     # with a learning rate of ~0, the second run is the first model: same test metrics
     assert only(second.test_metrics).mean_iou == pytest.approx(only(first.test_metrics).mean_iou, abs=1e-3)
+    # the run folder stands for its model.keras, as wherever a model is read (it said "model a not found")
+    third = train(tiny_config(oxford_session_dir, tmp_path / "d", epochs=1, learning_rate=1e-9,
+                              init_from=str(tmp_path / "a")), progress=False)
+    assert only(third.test_metrics).mean_iou == pytest.approx(only(first.test_metrics).mean_iou, abs=1e-3)
     with pytest.raises(FileNotFoundError, match="--init-from model"):
         train(tiny_config(oxford_session_dir, tmp_path / "c", init_from=str(tmp_path / "none.keras")), progress=False)
 
@@ -465,6 +469,8 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     (["--augment", "webcam"], "Invalid value for --augment: webcam pastes the subjects onto other photos"),
     (["--backgrounds", "{tmp}"], "Invalid value for --backgrounds: they are the photos --augment webcam pastes"),
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
+    (["--init-from", "{tmp}/model.tflite"], "Invalid value for --init-from: {tmp}/model.tflite is not a Keras model "
+                                            "(.tflite): --init-from takes a .keras model or a training run folder"),
     # the range took 0, then the reader failed on an empty validation split (exit 1), after the data was read
     (["--val-fraction", "0"], "Invalid value for --val-fraction: the share of training images held out for "
                               "validation must be above 0"),
@@ -480,9 +486,10 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
 def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp_path, option, message):
     pytest.importorskip("keras")  # train checks for the training stack first
     option = [o.replace("{tmp}", str(tmp_path)) for o in option]
+    (tmp_path / "model.tflite").write_bytes(b"an exported model")
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(tmp_path / "run"), *option])
     output = one_line(result.output)
-    assert result.exit_code == 2 and message in output, output
+    assert result.exit_code == 2 and message.replace("{tmp}", str(tmp_path)) in output, output
     assert not (tmp_path / "run").exists()
 
 

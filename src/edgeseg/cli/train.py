@@ -82,8 +82,8 @@ def train(
     limit: Optional[int] = typer.Option(C.limit, min=1, help="At most this many images per split (quick runs).",
                                         rich_help_panel="Data"),
     data_dir: Optional[str] = typer.Option(C.data_dir, help="Where tfds keeps its datasets.", rich_help_panel="Data"),
-    init_from: Optional[Path] = typer.Option(C.init_from, help="Start from this .keras model's weights (e.g. to "
-                                             "fine-tune).", rich_help_panel="Model"),
+    init_from: Optional[Path] = typer.Option(C.init_from, help="Start from this .keras model's (or run folder's) "
+                                             "weights, e.g. to fine-tune.", rich_help_panel="Model"),
     overwrite: bool = typer.Option(C.overwrite, "--overwrite", help="Replace a finished or damaged run in --out."),
     as_json: JsonOpt = False,
 ):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg import __version__
-from edgeseg.contract import CLASS_NAMES, FOREGROUND_CLASSES, trimap_classes
+from edgeseg.contract import CLASS_NAMES, FOREGROUND_CLASSES, FORMATS, trimap_classes
 from edgeseg.data import (
     DataError, DataSource, Outline, SegmentationData, as_hw, concatenate, iter_full_resolution, load_backgrounds,
     load_sources, parse_sources,
@@ -251,11 +251,26 @@ def _check_model_options(config: TrainConfig) -> None:
                                      f"{', '.join(takes)}")
 
 
-def _check_init_from(config: TrainConfig) -> None:
-    """The model to start from exists and, where its run.json says how it was built, is built as this run's is."""
+def _init_from_model(config: TrainConfig) -> Path:
+    """The .keras file ``--init-from`` names: itself, or a run folder's model.keras (as a run folder stands for its
+    model wherever one is read)."""
     path = Path(config.init_from)
+    run = RunFolder.at(path)
+    if run:
+        if not run.model.is_file():
+            raise SettingError("init_from", f"run folder {run.path} holds no model.keras to start from")
+        return run.model
     if not path.is_file():
         raise FileNotFoundError(f"--init-from model {config.init_from} not found")
+    if path.suffix.lower() != FORMATS["keras"].suffix:  # Keras's own message is about SavedModels
+        raise SettingError("init_from", f"{path} is not a Keras model ({path.suffix or 'no suffix'}): --init-from "
+                                        "takes a .keras model or a training run folder")
+    return path
+
+
+def _check_init_from(config: TrainConfig) -> None:
+    """The model to start from exists and, where its run.json says how it was built, is built as this run's is."""
+    path = _init_from_model(config)
     built = (RunFolder(path.parent).info().get("config") or {}) if path.name == "model.keras" else {}
     differ = [k for k in ARCHITECTURE if k in built and built[k] != getattr(config, k)]
     if differ:
@@ -269,7 +284,8 @@ def _load_init_from(model, config: TrainConfig) -> None:
     """``config.init_from``'s weights into ``model`` (matched by layer structure, whatever is trainable now)."""
     from edgeseg.trainer.models import load_fitting_weights
 
-    load_fitting_weights(model, config.init_from, "init_from", f"a {config.model} model built with these settings")
+    load_fitting_weights(model, _init_from_model(config), "init_from",
+                         f"a {config.model} model built with these settings")
 
 
 def _check_overwrite(config: TrainConfig) -> None:
