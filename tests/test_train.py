@@ -469,6 +469,9 @@ def test_every_backup_damaged_is_a_clear_error(oxford_session_dir, tmp_path, mon
     (["--augment", "webcam"], "Invalid value for --augment: webcam pastes the subjects onto other photos"),
     (["--backgrounds", "{tmp}"], "Invalid value for --backgrounds: they are the photos --augment webcam pastes"),
     (["--init-from", "{tmp}/missing.keras"], "--init-from model"),
+    # a folder without photos was found after the training data was read, and exited 1
+    (["--augment", "webcam", "--backgrounds", "{tmp}/empty"], "Invalid value for --backgrounds: {tmp}/empty holds no "
+                                                               "photos (JPEG, PNG, ...) to paste subjects onto"),
     (["--init-from", "{tmp}/model.tflite"], "Invalid value for --init-from: {tmp}/model.tflite is not a Keras model "
                                             "(.tflite): --init-from takes a .keras model or a training run folder"),
     # the range took 0, then the reader failed on an empty validation split (exit 1), after the data was read
@@ -487,6 +490,7 @@ def test_train_settings_that_cannot_work_are_command_line_errors(oxford_dir, tmp
     pytest.importorskip("keras")  # train checks for the training stack first
     option = [o.replace("{tmp}", str(tmp_path)) for o in option]
     (tmp_path / "model.tflite").write_bytes(b"an exported model")
+    (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["train", "--data", str(oxford_dir), "--out", str(tmp_path / "run"), *option])
     output = one_line(result.output)
     assert result.exit_code == 2 and message.replace("{tmp}", str(tmp_path)) in output, output

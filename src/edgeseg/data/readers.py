@@ -403,12 +403,18 @@ def iter_full_resolution(source: str, split: str, *, val_fraction: float = 0.1, 
         yield name, image, labels
 
 
+def backgrounds_root(folder: str | Path) -> Path:
+    """Where a backgrounds folder's photos are: its images/ subfolder (a dataset folder serves as it is), or itself."""
+    folder = Path(folder)
+    return folder / "images" if (folder / "images").is_dir() else folder
+
+
 def load_backgrounds(folders: list[str | Path], size: int | tuple[int, int], limit: int | None = None) -> np.ndarray:
     """Photos to paste training subjects onto, as (N, height, width, 3) uint8 RGB: every image of each folder (or
     of its images/ subfolder, so a dataset folder serves as it is). Unreadable photos are skipped."""
     parts = []
     for folder in map(Path, folders):
-        root = folder / "images" if (folder / "images").is_dir() else folder
+        root = backgrounds_root(folder)
         if not root.is_dir():
             raise DataError(f"backgrounds folder {folder} does not exist")
         parts.append(read_photos(image_files(root)[:limit], size, "backgrounds"))

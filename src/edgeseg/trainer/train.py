@@ -26,12 +26,13 @@ import numpy as np
 from edgeseg import __version__
 from edgeseg.contract import CLASS_NAMES, FOREGROUND_CLASSES, FORMATS, trimap_classes
 from edgeseg.data import (
-    DataError, DataSource, Outline, SegmentationData, as_hw, concatenate, iter_full_resolution, load_backgrounds,
-    load_sources, parse_sources,
+    DataError, DataSource, Outline, SegmentationData, as_hw, backgrounds_root, concatenate, iter_full_resolution,
+    load_backgrounds, load_sources, parse_sources,
 )
 from edgeseg.errors import SettingError, setting
 from edgeseg.io import atomic_write_text, folder_lock
 from edgeseg.runtime.alpha import softmax
+from edgeseg.runtime.image_io import image_files
 from edgeseg.runs import RunFolder
 from edgeseg.evaluation.mask_quality import MaskQuality, mean_quality
 from edgeseg.evaluation.metrics import SegmentationMetrics, argmax_metrics
@@ -207,6 +208,8 @@ def validate(config: TrainConfig) -> None:
     for folder in config.backgrounds:
         if not Path(folder).is_dir():
             raise SettingError("backgrounds", f"{folder}: not a folder")
+        if not image_files(backgrounds_root(folder)):  # found before the training data is read, not after
+            raise SettingError("backgrounds", f"{folder} holds no photos (JPEG, PNG, ...) to paste subjects onto")
     if any(side < 32 or side % 32 for side in config.input_hw):
         raise SettingError("img_size", "input height and width must be multiples of 32 (the encoder halves them 5 "
                            "times), received {}x{} (width x height)".format(*config.input_hw[::-1]))
