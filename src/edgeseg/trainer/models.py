@@ -353,7 +353,12 @@ def float32_copy(model: keras.Model) -> keras.Model:
     """``model`` computing in float32 throughout: a mixed-precision one (``train --mixed-precision``) rebuilt with
     float32 layers and its weights (kept in float32 by mixed precision); a float32 model as it is. The exporters
     take float32 graphs: a mixed one's float16 casts fail TFLite's conversion and ONNX's quantization."""
-    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+    def layers(m):  # nested models' layers too (the encoder is one)
+        for layer in m.layers:
+            yield layer
+            yield from layers(layer) if isinstance(layer, keras.Model) else ()
+
+    if all(layer.dtype_policy.name == "float32" for layer in layers(model)):
         return model
 
     def float32(config):
