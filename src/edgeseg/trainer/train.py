@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -244,10 +244,10 @@ def _check_model_options(config: TrainConfig) -> None:
     """Refuse an architecture option the model would ignore (given a value other than its default)."""
     from edgeseg.trainer.models import MODEL_OPTIONS
 
-    defaults = TrainConfig(data=config.data)
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, what in _HAS_NO.items():
         value = getattr(config, name)
-        unused = name not in MODEL_OPTIONS[config.model] and value != getattr(defaults, name)
+        unused = name not in MODEL_OPTIONS[config.model] and value != defaults[name]
         if unused and not (name == "encoder_weights" and str(value).lower() == "none"):  # none: what it has
             takes = [m for m, options in MODEL_OPTIONS.items() if name in options]
             raise SettingError(name, f"{config.model} has no {what}, so it would be ignored; it is for "
